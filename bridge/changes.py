@@ -1,0 +1,103 @@
+"""An intent as versioned per-field changes: what ingest merges into a conversation's pending
+state and what the worker composes into one PATCH.
+
+A change is a (name, entry) pair. Names: `f:<field>` a Convocore field, `t:<tag>` one tag
+added (1) or removed (0), `h:<version>` one handoff step. The entry string is
+
+    <version>\\n<source>\\n<event id>\\n<JSON payload>
+
+where `version` is 27 characters, 15 digits of occurred_at (epoch ms) then 12 hex digits of
+the event's identity, so "newer" is a plain string comparison in Redis Lua and ties between
+events of the same millisecond break the same way on every worker.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from bridge.intents import Intent
+
+VERSION_LEN = 27
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def safe_event_id(event_id: str) -> str:
+    """Event ids become part of Redis keys and entries: anything odd is hashed."""
+    if len(event_id) > 200 or _UNSAFE.search(event_id) or not event_id:
+        return "sha256:" + hashlib.sha256(event_id.encode("utf-8", "replace")).hexdigest()
+    return event_id
+
+
+def version(occurred_at: int, source: str, event_id: str) -> str:
+    digest = hashlib.sha1(f"{source}\n{event_id}".encode(), usedforsecurity=False).hexdigest()
+    return f"{occurred_at:015d}{digest[:12]}"
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One pending change as the worker reads it back."""
+
+    name: str
+    raw: str  # the whole entry string, compared verbatim when settling
+    version: str
+    source: str
+    event_id: str
+    payload: Any
+
+    @property
+    def occurred_at(self) -> int:
+        return int(self.version[:15])
+
+
+def encode(ver: str, source: str, event_id: str, payload: Any) -> str:
+    return f"{ver}\n{source}\n{event_id}\n{orjson.dumps(payload).decode()}"
+
+
+def decode(name: str, raw: str) -> Entry:
+    ver, source, event_id, payload = raw.split("\n", 3)
+    return Entry(name, raw, ver, source, event_id, orjson.loads(payload))
+
+
+def changes(
+    intent: Intent, source: str, event_id: str, completed_state: str
+) -> list[tuple[str, str]]:
+    """The (name, entry) pairs that carry `intent`, all at the intent's version."""
+    ver = version(intent.occurred_at, source, event_id)
+    fields: dict[str, Any] = {}
+    h = intent.handoff
+    if h is not None:
+        if h.event == "requested":
+            fields["state"] = "requested_chat"
+            if h.team_key is not None:
+                fields["requestedTeamKey"] = h.team_key
+        elif h.event == "accepted":
+            fields["state"] = "human-chatting"
+            if h.by is not None:
+                fields["chatAssignedTo"] = h.by
+        else:
+            fields["state"] = completed_state
+    fields.update(intent.set)  # an explicit `set` wins over what the handoff implies
+
+    out = [(f"f:{name}", encode(ver, source, event_id, value)) for name, value in fields.items()]
+    removed = set(intent.tags_remove)
+    out += [(f"t:{tag}", encode(ver, source, event_id, 0)) for tag in removed]
+    out += [(f"t:{tag}", encode(ver, source, event_id, 1)) for tag in dict.fromkeys(intent.tags_add)
+            if tag not in removed]
+    if h is not None:
+        step = {
+            "event": h.event,
+            "at": h.at if h.at is not None else intent.occurred_at,
+            "by": h.by,
+            "team_key": h.team_key,
+            "team_ids": list(h.team_ids) if h.team_ids is not None else None,
+            "team_keys": list(h.team_keys) if h.team_keys is not None else None,
+            "organization_id": h.organization_id,
+        }
+        step = {k: v for k, v in step.items() if v is not None}
+        out.append((f"h:{ver}", encode(ver, source, event_id, step)))
+    return out

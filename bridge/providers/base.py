@@ -1,0 +1,78 @@
+"""What every sender kind is: verify the raw request, then turn its payload into events.
+
+A kind is a module with two functions (and, for Front, a third):
+
+    verify(source, request, tolerance_s) -> None        raises SignatureError
+    normalize(source, request, payload) -> list[SourceEvent]   raises PayloadError
+    challenge(source, request) -> str | None            optional set-up handshake
+
+`verify` sees only the raw bytes and headers; `normalize` sees the parsed JSON. An event the
+kind does not map is a SourceEvent with `intent=None` (counted as ignored, answered 202).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from bridge.config import SourceSettings
+from bridge.errors import SignatureError
+from bridge.intents import Intent
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookRequest:
+    method: str
+    url: str  # the URL as the bridge sees it: scheme://host[:port]/path[?query]
+    headers: Mapping[str, str]  # names in lower case
+    body: bytes
+    received_at: float  # epoch seconds
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name.lower())
+
+
+@dataclass(frozen=True, slots=True)
+class SourceEvent:
+    event_id: str
+    intent: Intent | None  # None: the kind does not map this event (ignored)
+    raw: Any = None  # the payload element it came from, for JMESPath routing
+
+
+class Kind(Protocol):
+    def verify(self, source: SourceSettings, request: WebhookRequest, tolerance_s: int) -> None: ...
+
+    def normalize(
+        self, source: SourceSettings, request: WebhookRequest, payload: Any
+    ) -> list[SourceEvent]: ...
+
+
+def body_sha256(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
+
+
+def same(expected: bytes | str, given: bytes | str) -> bool:
+    """Constant-time comparison; every signature check goes through here."""
+    a = expected.encode() if isinstance(expected, str) else expected
+    b = given.encode() if isinstance(given, str) else given
+    return hmac.compare_digest(a, b)
+
+
+def mac(key: bytes, message: bytes, algorithm: str = "sha256") -> bytes:
+    return hmac.new(key, message, algorithm).digest()
+
+
+def require_header(request: WebhookRequest, name: str) -> str:
+    value = request.header(name)
+    if not value:
+        raise SignatureError(f"missing {name} header")
+    return value
+
+
+def check_window(sent_at: float, request: WebhookRequest, tolerance_s: int, header: str) -> None:
+    """A signed timestamp must be within the tolerance, in both directions."""
+    if abs(request.received_at - sent_at) > tolerance_s:
+        raise SignatureError(f"{header} is outside the {tolerance_s} s tolerance")
