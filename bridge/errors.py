@@ -6,6 +6,7 @@
     │   ├── PayloadError      400: not JSON, wrong shape, unknown field, wrong type
     │   ├── SignatureError    401: missing, wrong or stale signature
     │   ├── UnknownSource     404: no such source
+    │   ├── RequestTimeout    408: the body did not arrive within [ingest] read_timeout_s
     │   ├── BodyTooLarge      413: over [ingest] max_body_bytes
     │   └── UnsupportedMedia  415: not JSON where the sender sends JSON
     ├── StoreUnavailable      Redis cannot be reached (ingest answers 503)
@@ -57,6 +58,11 @@ class SignatureError(RequestError):
 class UnknownSource(RequestError):
     status = 404
     code = "unknown_source"
+
+
+class RequestTimeout(RequestError):
+    status = 408
+    code = "request_timeout"
 
 
 class BodyTooLarge(RequestError):

@@ -1,0 +1,1 @@
+"""convo-bridge ingest side: receive, verify, normalize and queue webhooks."""

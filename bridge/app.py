@@ -1,0 +1,171 @@
+"""The ingest HTTP server: every endpoint in one list of routes, handlers kept small."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from types import ModuleType
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from bridge.config import Settings
+from bridge.errors import (
+    BodyTooLarge,
+    PayloadError,
+    RequestError,
+    RequestTimeout,
+    StoreUnavailable,
+    UnknownSource,
+    UnsupportedMedia,
+)
+from bridge.ingest import ingest
+from bridge.logs import fields
+from bridge.providers import kind_module
+from bridge.providers.base import WebhookRequest
+from bridge.store import Store
+
+log = logging.getLogger("convo_bridge.ingest")
+
+
+def error(exc: RequestError) -> JSONResponse:
+    return JSONResponse({"error": exc.code, "detail": exc.detail}, status_code=exc.status)
+
+
+def unavailable() -> JSONResponse:
+    return JSONResponse(
+        {"error": "unavailable", "detail": "the queue (Redis) is unreachable; retry later"},
+        status_code=503,
+        headers={"Retry-After": "5"},
+    )
+
+
+async def read_body(request: Request, limit: int, timeout_s: float) -> bytes:
+    """The body, refused as soon as it passes `limit` bytes (never read whole first)."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            if int(declared) > limit:
+                raise BodyTooLarge(f"body is {declared} bytes; the limit is {limit}")
+        except ValueError:
+            raise PayloadError("content-length: expected a number of bytes") from None
+    chunks: list[bytes] = []
+    size = 0
+
+    async def collect() -> None:
+        nonlocal size
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise BodyTooLarge(f"body is over the limit of {limit} bytes")
+            chunks.append(chunk)
+
+    try:
+        await asyncio.wait_for(collect(), timeout_s)
+    except TimeoutError:
+        raise RequestTimeout(f"the body did not arrive within {timeout_s:g} s") from None
+    return b"".join(chunks)
+
+
+def is_json(content_type: str) -> bool:
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and
+                                           media.endswith("+json"))
+
+
+async def webhook(request: Request) -> Response:
+    settings: Settings = request.app.state.settings
+    name = request.path_params["source"]
+    started = time.perf_counter()
+    try:
+        source = settings.sources.get(name)
+        if source is None:
+            raise UnknownSource(f"no source named {name[:64]!r} in the config")
+        kind: ModuleType = request.app.state.kinds[name]
+        challenge = getattr(kind, "challenge", None)
+        if challenge is None and not is_json(request.headers.get("content-type", "")):
+            raise UnsupportedMedia("expected Content-Type: application/json")
+        body = await read_body(request, settings.ingest.max_body_bytes,
+                               settings.ingest.read_timeout_s)
+        hook = WebhookRequest(
+            method=request.method,
+            url=str(request.url),
+            headers={k.lower(): v for k, v in request.headers.items()},
+            body=body,
+            received_at=time.time(),
+        )
+        if challenge is not None:
+            answer = challenge(source, hook)
+            if answer is not None:
+                return answer if isinstance(answer, Response) else PlainTextResponse(str(answer))
+            if not is_json(request.headers.get("content-type", "")):
+                raise UnsupportedMedia("expected Content-Type: application/json")
+        receipt = await ingest(settings, request.app.state.store, source, kind, hook)
+    except RequestError as exc:
+        log.info("refused", extra=fields(source=name[:64], status=exc.status, detail=exc.detail))
+        return error(exc)
+    except StoreUnavailable as exc:
+        log.error("redis unavailable", extra=fields(source=name[:64], error=str(exc)))
+        return unavailable()
+    except ClientDisconnect:
+        return Response(status_code=400)
+    log.debug("request done", extra=fields(source=name, ms=(time.perf_counter() - started) * 1e3))
+    return JSONResponse(receipt.to_json(), status_code=202)
+
+
+async def healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    if await request.app.state.store.ping():
+        return JSONResponse({"status": "ready"})
+    return JSONResponse({"status": "redis unreachable"}, status_code=503)
+
+
+def routes() -> list[Route]:
+    from bridge import admin  # the admin surface lives in its own module
+
+    return [
+        Route("/webhooks/{source}", webhook, methods=["POST"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        *admin.routes(),
+    ]
+
+
+def build_app(settings: Settings) -> Starlette:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        app.state.store = Store(settings.redis_url)
+        try:
+            yield
+        finally:
+            await app.state.store.close()
+
+    app = Starlette(routes=routes(), lifespan=lifespan)
+    app.state.settings = settings
+    app.state.kinds = {name: kind_module(s.kind) for name, s in settings.sources.items()}
+    return app
+
+
+def serve(settings: Settings, host: str, port: int, **options: Any) -> None:
+    import uvicorn
+
+    uvicorn.run(
+        build_app(settings),
+        host=host,
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=15,
+        **options,
+    )

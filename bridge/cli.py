@@ -1,0 +1,282 @@
+"""`convo-bridge`: thin entry point; each command calls into the modules that do the work.
+
+Errors print one line to stderr and exit non-zero (2 for configuration), never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+import orjson
+from redis.exceptions import RedisError
+
+from bridge.config import Settings, load_settings
+from bridge.errors import BridgeError, ConfigError, NotFound, PayloadError
+from bridge.intents import check_id
+from bridge.store import Store
+
+T = TypeVar("T")
+
+
+def _settings(args: argparse.Namespace, **kw: Any) -> Settings:
+    settings = load_settings(args.config, **kw)
+    from bridge.logs import configure
+
+    configure(settings.log)
+    return settings
+
+
+def _with_store(settings: Settings, fn: Callable[[Store], Awaitable[T]]) -> T:
+    async def run() -> T:
+        store = Store(settings.redis_url)
+        try:
+            return await fn(store)
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
+
+
+def _print_json(value: Any) -> None:
+    sys.stdout.write(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
+# --- commands -----------------------------------------------------------------------------------
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from bridge.app import serve
+
+    serve(_settings(args), args.host, args.port)
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from workers.worker import run_worker
+
+    settings = _settings(args)
+    if settings.convocore.token is None and "127.0.0.1" not in settings.convocore.base_url \
+            and "localhost" not in settings.convocore.base_url:
+        raise ConfigError("convocore.token_env",
+                          f"environment variable {settings.convocore.token_env} is not set")
+    run_worker(settings, burst=args.burst)
+    return 0
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    from bridge import sandbox
+
+    sandbox.run(args.host, args.port, fail_rate=args.fail_rate, latency_ms=args.latency_ms,
+                retry_after=args.retry_after, auto_create=args.auto_create)
+    return 0
+
+
+def cmd_dev(args: argparse.Namespace) -> int:
+    from bridge.dev import run_dev
+
+    return run_dev(args)
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config)
+    names = ", ".join(f"{n} ({s.kind})" for n, s in settings.sources.items()) or "none"
+    print(f"config ok: {settings.path or 'defaults'}; sources: {names}")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from workers.worker import live_workers
+
+    settings = _settings(args)
+    report = _with_store(settings, lambda s: s.status())
+    report["workers_alive"] = live_workers(settings.redis_url)
+    if args.json:
+        _print_json(report)
+        return 0
+    c = report["circuit"]
+    rates = report["last_minute"]
+    lines = [
+        f"queue depth        {report['queue_depth']} conversations "
+        f"({report['conversations_waiting']} ready, {report['in_flight']} in flight, "
+        f"{report['scheduled_retries']} scheduled)",
+        f"next scheduled     {report['next_retry_at'] or '-'}",
+        f"dead letters       {report['dead_letters']} "
+        + " ".join(f"{k}={v}" for k, v in report["dead_letters_by_reason"].items()),
+        f"circuit            {c['state']}" + (f" until {c['until']}" if c["until"] else ""),
+        f"workers alive      {report['workers_alive']}",
+        "last minute        " + " ".join(f"{k}={v}" for k, v in rates.items()),
+    ]
+    print("\n".join(lines))
+    return 0
+
+
+def cmd_dlq(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    coalesce = settings.delivery.coalesce_ms
+    if args.dlq_cmd == "list":
+        letters = _with_store(settings, lambda s: s.dead_letters(100_000))
+        if args.json:
+            _print_json([d.summary() for d in letters])
+        elif not letters:
+            print("no dead letters")
+        else:
+            for d in letters:
+                s = d.summary()
+                where = f"{s['agent_id']}/{s['convo_id']}" if s["agent_id"] else \
+                    f"{s['source']}:{s['external_id']}"
+                print(f"{s['id']}  {s['reason']:<14} {where}  changes={s['changes']} "
+                      f"attempts={s['attempts']}  {s['last_answer'][:60]}")
+        return 0
+    if args.dlq_cmd == "show":
+        _print_json(_with_store(settings, lambda s: s.dead_letter(args.id)).to_json())
+        return 0
+    ids = list(args.ids)
+    if args.all == bool(ids):
+        raise PayloadError(f"dlq {args.dlq_cmd}: give dead-letter ids or --all (not both)")
+
+    async def chosen(store: Store) -> list[str]:
+        return await store.dead_letter_ids(1_000_000) if args.all else ids
+
+    if args.dlq_cmd == "replay":
+        async def replay(store: Store) -> dict[str, str]:
+            return await store.replay(await chosen(store), coalesce_ms=coalesce)
+
+        result = _with_store(settings, replay)
+        for dl_id, outcome in result.items():
+            print(f"{dl_id}: {outcome}")
+        missing = [i for i, o in result.items() if o == "missing"]
+        if missing:
+            raise NotFound(f"no dead letter {', '.join(missing)}")
+        return 0
+
+    async def purge(store: Store) -> int:
+        return await store.purge(await chosen(store))
+
+    n = _with_store(settings, purge)
+    print(f"purged {n}")
+    if not args.all and n < len(ids):
+        raise NotFound("some ids were not dead letters (see `convo-bridge dlq list`)")
+    return 0
+
+
+def cmd_links(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    if args.links_cmd == "list":
+        rows = _with_store(settings, lambda s: s.links(settings.sources))
+        for row in rows:
+            print(f"{row['source']}  {row['external_id']}  ->  {row['agent_id']} "
+                  f"{row['convo_id']}")
+        if not rows:
+            print("no links")
+        return 0
+    if args.source not in settings.sources:
+        raise ConfigError(f"sources.{args.source}", "no such source in the config")
+    ext = check_id(args.external_id, "EXTERNAL_ID")
+    if args.links_cmd == "set":
+        agent, convo = check_id(args.agent_id, "AGENT_ID"), check_id(args.convo_id, "CONVO_ID")
+        res = _with_store(settings, lambda s: s.link(args.source, ext, agent, convo,
+                                                     coalesce_ms=settings.delivery.coalesce_ms))
+        print(f"linked {args.source} {ext} -> {agent} {convo}"
+              + (" (waiting events replayed)" if res == "replayed" else ""))
+    elif args.links_cmd == "get":
+        agent, convo = _with_store(settings, lambda s: s.get_link(args.source, ext))
+        print(f"{agent} {convo}")
+    else:
+        if not _with_store(settings, lambda s: s.delete_link(args.source, ext)):
+            raise NotFound(f"no link for {args.source} {ext!r}")
+        print("deleted")
+    return 0
+
+
+# --- parser -------------------------------------------------------------------------------------
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="convo-bridge", description=__doc__.splitlines()[0])
+    p.add_argument("--config", help="config file (default: $BRIDGE_CONFIG)")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    s = sub.add_parser("serve", help="the ingest HTTP server")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8080)
+    s.set_defaults(fn=cmd_serve)
+
+    w = sub.add_parser("worker", help="a delivery worker")
+    w.add_argument("--burst", action="store_true", help="exit when nothing is left to do")
+    w.set_defaults(fn=cmd_worker)
+
+    d = sub.add_parser("dev", help="Redis, sandbox, ingest and a worker on this machine")
+    d.add_argument("--port", type=int, default=8080)
+    d.add_argument("--sandbox-port", type=int, default=8081)
+    d.add_argument("--dir", default="convo-bridge-dev", help="where config and data go")
+    d.set_defaults(fn=cmd_dev)
+
+    b = sub.add_parser("sandbox", help="a local stand-in for the Convocore API")
+    b.add_argument("--host", default="127.0.0.1")
+    b.add_argument("--port", type=int, default=8081)
+    b.add_argument("--fail-rate", type=float, default=0.0)
+    b.add_argument("--latency-ms", type=float, default=0.0)
+    b.add_argument("--retry-after", type=float, default=None)
+    b.add_argument("--auto-create", action="store_true",
+                   help="create unknown conversations on first PATCH instead of 404")
+    b.set_defaults(fn=cmd_sandbox)
+
+    q = sub.add_parser("dlq", help="dead letters")
+    qs = q.add_subparsers(dest="dlq_cmd", required=True)
+    ql = qs.add_parser("list")
+    ql.add_argument("--json", action="store_true")
+    qs.add_parser("show").add_argument("id")
+    for name in ("replay", "purge"):
+        x = qs.add_parser(name)
+        x.add_argument("ids", nargs="*")
+        x.add_argument("--all", action="store_true")
+    q.set_defaults(fn=cmd_dlq)
+
+    lk = sub.add_parser("links", help="the link registry")
+    ls = lk.add_subparsers(dest="links_cmd", required=True)
+    x = ls.add_parser("set")
+    for a in ("source", "external_id", "agent_id", "convo_id"):
+        x.add_argument(a)
+    for name in ("get", "delete"):
+        x = ls.add_parser(name)
+        x.add_argument("source")
+        x.add_argument("external_id")
+    ls.add_parser("list")
+    lk.set_defaults(fn=cmd_links)
+
+    st = sub.add_parser("status", help="queue, retries, dead letters, circuit, workers")
+    st.add_argument("--json", action="store_true")
+    st.set_defaults(fn=cmd_status)
+
+    c = sub.add_parser("config", help="configuration")
+    cs = c.add_subparsers(dest="config_cmd", required=True)
+    cs.add_parser("check")
+    c.set_defaults(fn=cmd_config_check)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        code = int(args.fn(args))
+    except ConfigError as exc:
+        print(f"convo-bridge: {exc}", file=sys.stderr)
+        return 2
+    except BridgeError as exc:
+        print(f"convo-bridge: {exc}", file=sys.stderr)
+        return 1
+    except (RedisError, OSError) as exc:
+        print(f"convo-bridge: Redis unreachable ({type(exc).__name__}); check REDIS_URL",
+              file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,133 @@
+"""From a raw webhook request to events in Redis: verify, parse, normalize, route, accept.
+
+Kept apart from the Starlette wiring (app.py) so the steps read top to bottom and the same
+function serves every sender kind.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+import orjson
+
+from bridge.changes import changes, safe_event_id
+from bridge.config import Settings, SourceSettings
+from bridge.errors import PayloadError
+from bridge.intents import check_id
+from bridge.logs import fields
+from bridge.providers.base import SourceEvent, WebhookRequest
+from bridge.store import AcceptResult, Routed, Store, conversation_key
+
+log = logging.getLogger("convo_bridge.ingest")
+MAX_NUMBER = 2**63  # "absurd numbers": integers beyond 64 bits, floats beyond this magnitude
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    accepted: int
+    duplicates: int
+    ignored: int
+
+    def to_json(self) -> dict[str, int]:
+        return {"accepted": self.accepted, "duplicates": self.duplicates, "ignored": self.ignored}
+
+
+def parse_json(body: bytes) -> Any:
+    """Strict JSON: valid UTF-8, no NaN/Infinity, no absurd numbers."""
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise PayloadError(f"body is not valid JSON: {str(exc).split(':')[0]}") from None
+    _check_numbers(payload, "")
+    return payload
+
+
+def _check_numbers(value: Any, path: str) -> None:
+    stack = [(value, path)]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, float):
+            if item != item or abs(item) >= MAX_NUMBER:
+                raise PayloadError(f"{where or 'body'}: number out of range")
+        elif isinstance(item, int) and not isinstance(item, bool):
+            if abs(item) >= MAX_NUMBER:
+                raise PayloadError(f"{where or 'body'}: number out of range")
+        elif isinstance(item, dict):
+            stack.extend((v, f"{where}.{k}" if where else str(k)) for k, v in item.items())
+        elif isinstance(item, list):
+            stack.extend((v, f"{where}[{i}]") for i, v in enumerate(item))
+
+
+def route(source: SourceSettings, ev: SourceEvent, index: str) -> Routed | None:
+    """Where an event goes: its own ids, the source's JMESPath, or the link registry."""
+    intent = ev.intent
+    if intent is None:
+        return None
+    event_id = safe_event_id(ev.event_id)
+    if intent.agent_id is not None and intent.convo_id is not None:
+        ck = conversation_key(intent.agent_id, intent.convo_id)
+        return Routed(source.name, event_id, [], ck=ck)
+    if source.agent_id is not None and source.convo_id is not None:
+        agent = source.agent_id.search(ev.raw)
+        convo = source.convo_id.search(ev.raw)
+        if agent is not None and convo is not None:
+            try:
+                ck = conversation_key(check_id(agent, "agent_id"), check_id(convo, "convo_id"))
+            except PayloadError as exc:
+                expr = source.agent_id.expression if "agent" in exc.detail else \
+                    source.convo_id.expression
+                raise PayloadError(f"{index}{exc.detail} (from JMESPath {expr!r})") from None
+            return Routed(source.name, event_id, [], ck=ck)
+    ext = intent.external_id
+    if ext is None:
+        raise PayloadError(f"{index}external_id: the event names no conversation to route to")
+    fallback = conversation_key(source.default_agent_id, ext) if source.default_agent_id else ""
+    return Routed(source.name, event_id, [], external_id=ext, fallback_ck=fallback)
+
+
+async def ingest(
+    settings: Settings, store: Store, source: SourceSettings, kind: ModuleType,
+    request: WebhookRequest,
+) -> Receipt:
+    """Verify and queue one request, all or nothing. Raises RequestError / StoreUnavailable."""
+    kind.verify(source, request, settings.ingest.signature_tolerance_s)
+    payload = parse_json(request.body)
+    try:
+        events: list[SourceEvent] = kind.normalize(source, request, payload)
+    except PayloadError:
+        raise
+    except Exception:  # a normalizer bug must not become a 500 with a traceback
+        log.exception("normalize failed", extra=fields(source=source.name))
+        raise PayloadError("the payload could not be read for this source") from None
+    routed: list[Routed] = []
+    ignored = 0
+    multi = len(events) > 1
+    for i, ev in enumerate(events):
+        index = f"[{i}]." if multi else ""
+        target = route(source, ev, index)
+        if target is None or ev.intent is None:
+            ignored += 1
+            continue
+        pairs = changes(ev.intent, source.name, target.event_id,
+                        settings.convocore.completed_state)
+        routed.append(Routed(target.source, target.event_id, pairs, target.ck,
+                             target.external_id, target.fallback_ck))
+    result = AcceptResult(0, 0, 0)
+    if routed:
+        result = await store.accept(
+            routed, dedup_ttl_s=settings.ingest.dedup_window_s,
+            coalesce_ms=settings.delivery.coalesce_ms,
+        )
+    log.info(
+        "accepted",
+        extra=fields(
+            source=source.name, accepted=result.accepted, duplicates=result.duplicates,
+            ignored=ignored, unroutable=result.unroutable,
+            event_ids=[r.event_id for r in routed][:20],
+            conversations=sorted({r.ck or f"ext:{r.external_id}" for r in routed})[:20],
+        ),
+    )
+    return Receipt(result.accepted, result.duplicates, ignored)

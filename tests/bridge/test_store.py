@@ -1,0 +1,214 @@
+"""The Redis layout's guarantees, script by script, against a real Redis server."""
+
+import asyncio
+
+import pytest
+
+from bridge.changes import changes, decode
+from bridge.config import DeliverySettings
+from bridge.intents import Handoff, Intent
+from bridge.store import Outcome, Routed, Store, conversation_key
+
+T0 = 1_764_000_000_000
+D = DeliverySettings(coalesce_ms=0)
+
+
+def routed(intent, event_id, source="demo"):
+    ck = conversation_key(intent.agent_id, intent.convo_id) if intent.agent_id else ""
+    return Routed(source, event_id, changes(intent, source, event_id, "ended_chat"), ck=ck,
+                  external_id=intent.external_id or "")
+
+
+async def accept(store, *events, ttl=60):
+    return await store.accept(list(events), dedup_ttl_s=ttl, coalesce_ms=0)
+
+
+async def take_one(store):
+    work, _ = await store.take(10, lease_ms=5000, rate_limit=0)
+    return work
+
+
+def values(work):
+    return {e.name: e.payload for e in work.entries}
+
+
+class Runner:
+    """Runs a test body with a fresh Store in its own event loop."""
+
+    def __init__(self, url):
+        self.url = url
+
+    def run(self, body):
+        async def main():
+            store = Store(self.url)
+            try:
+                return await body(store)
+            finally:
+                await store.close()
+
+        return asyncio.run(main())
+
+
+@pytest.fixture
+def store(redis_url):
+    return Runner(redis_url)
+
+
+def test_a_redelivered_event_is_a_duplicate(store):
+    async def go(store):
+        i = Intent(T0, "a", "c", set={"title": "x"})
+        first = await accept(store, routed(i, "e1"))
+        again = await accept(store, routed(i, "e1"))
+        return first, again
+
+    first, again = store.run(go)
+    assert (first.accepted, first.duplicates) == (1, 0)
+    assert (again.accepted, again.duplicates) == (0, 1)
+
+
+def test_older_event_never_overwrites_newer_pending_value(store):
+    async def go(store):
+        await accept(store, routed(Intent(T0 + 10, "a", "c", set={"title": "new"}), "e2"))
+        await accept(store, routed(Intent(T0, "a", "c", set={"title": "old"}), "e1"))
+        return await take_one(store)
+
+    [work] = store.run(go)
+    assert values(work) == {"f:title": "new"}
+
+
+def test_one_conversation_is_taken_by_one_worker_at_a_time(store):
+    async def go(store):
+        await accept(store, routed(Intent(T0, "a", "c", set={"title": "x"}), "e1"))
+        first = await take_one(store)
+        await accept(store, routed(Intent(T0 + 1, "a", "c", set={"title": "y"}), "e2"))
+        second = await take_one(store)
+        return first, second
+
+    first, second = store.run(go)
+    assert len(first) == 1 and second == []
+
+
+def test_settle_keeps_what_arrived_during_the_patch(store):
+    async def go(store):
+        await accept(store, routed(Intent(T0, "a", "c", set={"title": "x", "userName": "A"}),
+                                   "e1"))
+        [work] = await take_one(store)
+        await accept(store, routed(Intent(T0 + 1, "a", "c", set={"title": "y"}), "e2"))
+        await store.settle(work, Outcome("ok", sent=work.entries), settings=D)
+        return await take_one(store)
+
+    [again] = store.run(go)
+    assert values(again) == {"f:title": "y"}
+
+
+def test_an_event_older_than_the_applied_value_is_dropped(store):
+    async def go(store):
+        await accept(store, routed(Intent(T0 + 10, "a", "c", set={"title": "new"}), "e2"))
+        [work] = await take_one(store)
+        await store.settle(work, Outcome("ok", sent=work.entries), settings=D)
+        await accept(store, routed(Intent(T0, "a", "c", set={"title": "old"}), "e1"))
+        return await take_one(store)
+
+    assert store.run(go) == []
+
+
+def test_expired_lease_is_swept_back_to_due(store, rclient):
+    async def go(store):
+        await accept(store, routed(Intent(T0, "a", "c", set={"title": "x"}), "e1"))
+        work, _ = await store.take(1, lease_ms=50, rate_limit=0)
+        await asyncio.sleep(0.12)
+        swept = await store.sweep()
+        return work, swept, await take_one(store)
+
+    work, swept, again = store.run(go)
+    assert swept == 1 and len(again) == 1 and values(again[0]) == values(work[0])
+
+
+def test_dead_letter_keeps_changes_and_attempts_and_replay_loses_to_newer(store):
+    async def go(store):
+        await accept(store, routed(Intent(T0, "a", "c", set={"title": "old", "userName": "A"}),
+                                   "e1"))
+        [work] = await take_one(store)
+        attempt = {"at": T0, "status": 404, "answer": "not found"}
+        dl_id = await store.settle(work, Outcome("dead", attempt=attempt, reason="rejected_404",
+                                                 status="404", snippet="not found"), settings=D)
+        letter = await store.dead_letter(dl_id)
+        # a newer title is applied meanwhile
+        await accept(store, routed(Intent(T0 + 50, "a", "c", set={"title": "newer"}), "e2"))
+        [w2] = await take_one(store)
+        await store.settle(w2, Outcome("ok", sent=w2.entries), settings=D)
+        replayed = await store.replay([dl_id], coalesce_ms=0)
+        return letter, replayed, await take_one(store), await store.dead_letter_ids()
+
+    letter, replayed, [again], left = store.run(go)
+    assert letter.reason == "rejected_404" and letter.attempts[0]["status"] == 404
+    assert {e.event_id for e in letter.entries} == {"e1"}
+    assert replayed == {letter.id: "replayed"} and left == []
+    assert values(again) == {"f:userName": "A"}  # the old title lost to the newer one
+
+
+def test_unroutable_events_wait_for_their_link(store):
+    async def go(store):
+        i = Intent(T0, external_id="T-1", set={"title": "x"})
+        res = await accept(store, routed(i, "e1"))
+        ids = await store.dead_letter_ids()
+        letter = await store.dead_letter(ids[0])
+        linked = await store.link("demo", "T-1", "a", "c", coalesce_ms=0)
+        return res, letter, linked, await take_one(store), await store.dead_letter_ids()
+
+    res, letter, linked, [work], left = store.run(go)
+    assert res.unroutable == 1 and letter.reason == "unroutable"
+    assert letter.external_id == "T-1"
+    assert linked == "replayed" and left == []
+    assert work.ids == ("a", "c") and values(work) == {"f:title": "x"}
+
+
+def test_handoff_steps_are_entries_of_their_own(store):
+    async def go(store):
+        await accept(store, routed(Intent(T0, "a", "c", handoff=Handoff("requested")), "e1"),
+                     routed(Intent(T0 + 1, "a", "c", handoff=Handoff("accepted", by="x")), "e2"))
+        return await take_one(store)
+
+    [work] = store.run(go)
+    steps = [e for e in work.entries if e.name.startswith("h:")]
+    assert [s.payload["event"] for s in sorted(steps, key=lambda e: e.version)] == [
+        "requested", "accepted"]
+    assert values(work)["f:state"] == "human-chatting"
+
+
+def test_rate_limit_caps_takes_per_second(store):
+    async def go(store):
+        for n in range(5):
+            await accept(store, routed(Intent(T0, "a", f"c{n}", set={"title": "x"}), f"e{n}"))
+        work, _ = await store.take(10, lease_ms=5000, rate_limit=2)
+        more, nxt = await store.take(10, lease_ms=5000, rate_limit=2)
+        return work, more, nxt
+
+    work, more, nxt = store.run(go)
+    assert len(work) == 2 and more == [] and nxt is not None
+
+
+def test_circuit_opens_after_mostly_failures_and_probes_after_cooldown(store):
+    d = DeliverySettings(coalesce_ms=0, circuit_window=4, circuit_failure_ratio=0.75,
+                         circuit_cooldown_s=0.2)
+
+    async def go(store):
+        for n in range(6):
+            await accept(store, routed(Intent(T0, "a", f"c{n}", set={"title": "x"}), f"e{n}"))
+        work, _ = await store.take(4, lease_ms=5000, rate_limit=0)
+        for w in work:
+            await store.settle(w, Outcome("retry", attempt={"status": 503}, retry_at_ms=0,
+                                          circuit="fail"), settings=d)
+        blocked, _ = await store.take(10, lease_ms=5000, rate_limit=0)
+        state = (await store.status())["circuit"]["state"]
+        await asyncio.sleep(0.25)
+        probe, _ = await store.take(10, lease_ms=5000, rate_limit=0)
+        await store.settle(probe[0], Outcome("ok", sent=probe[0].entries, circuit="ok"),
+                           settings=d)
+        after, _ = await store.take(10, lease_ms=5000, rate_limit=0)
+        return blocked, state, probe, after
+
+    blocked, state, probe, after = store.run(go)
+    assert blocked == [] and state == "open"
+    assert len(probe) == 1
+    assert len(after) == 5

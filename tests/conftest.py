@@ -1,0 +1,157 @@
+"""Fixtures that start real servers: a private Redis (AOF, fsync always), the Convocore
+sandbox over a socket, the ingest app, and worker engines."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis
+
+from bridge.app import build_app
+from bridge.config import Settings, load_settings
+from bridge.redis_server import RedisServer
+from workers.worker import Engine
+
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path_factory.mktemp("redis"), appendfsync="always")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    if redis_server.proc is None:  # a test killed it
+        redis_server.start()
+    client = redis.Redis.from_url(redis_server.url)
+    client.flushall()
+    client.close()
+    return redis_server.url
+
+
+@pytest.fixture
+def rclient(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def sandbox_url() -> Iterator[str]:
+    from bridge import sandbox
+    from tests.servers import serve_app_in_thread
+
+    with serve_app_in_thread(sandbox.build_app(auto_create=True)) as url:
+        yield url
+
+
+def write_config(tmp_path: Path, extra: str = "") -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(
+        '[sources.demo]\nkind = "standard"\nsecret_env = "DEMO_SECRET"\n'
+        "[delivery]\nbackoff_initial_s = 0.05\nbackoff_max_s = 0.2\ncoalesce_ms = 20\n"
+        "lease_s = 3\n" + extra
+    )
+    return path
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path, redis_url: str, sandbox_url: str) -> Callable[..., Settings]:
+    def make(extra: str = "", env: dict[str, str] | None = None) -> Settings:
+        path = write_config(tmp_path, extra)
+        environ = {
+            "DEMO_SECRET": SECRET,
+            "REDIS_URL": redis_url,
+            "CONVOCORE_BASE_URL": sandbox_url,
+            "CONVOCORE_API_TOKEN": "test-token",
+            "BRIDGE_ADMIN_TOKEN": "admin-token",
+            **(env or {}),
+        }
+        return load_settings(path, environ)
+
+    return make
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings]) -> Settings:
+    return make_settings()
+
+
+@pytest.fixture
+def ingest_url(settings: Settings) -> Iterator[str]:
+    from tests.servers import serve_app_in_thread
+
+    with serve_app_in_thread(build_app(settings)) as url:
+        yield url
+
+
+class WorkerThread:
+    """An Engine running in its own thread and event loop, as a worker process would."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.engine: Engine | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.ready = threading.Event()
+
+    def _run(self) -> None:
+        async def main() -> None:
+            self.engine = Engine(self.settings)
+            self.loop = asyncio.get_running_loop()
+            self.ready.set()
+            await self.engine.run()
+
+        asyncio.run(main())
+
+    def start(self) -> WorkerThread:
+        self.thread.start()
+        self.ready.wait(10)
+        return self
+
+    def stop(self) -> None:
+        if self.loop is not None and self.engine is not None and self.thread.is_alive():
+            self.loop.call_soon_threadsafe(self.engine.stop)
+        self.thread.join(30)
+
+
+@pytest.fixture
+def start_worker(settings: Settings) -> Iterator[Callable[..., WorkerThread]]:
+    started: list[WorkerThread] = []
+
+    def start(custom: Settings | None = None) -> WorkerThread:
+        w = WorkerThread(custom or settings).start()
+        started.append(w)
+        return w
+
+    yield start
+    for w in started:
+        w.stop()
+
+
+def wait_until(check: Callable[[], Any], timeout_s: float = 10.0, every_s: float = 0.02) -> Any:
+    import time
+
+    deadline = time.time() + timeout_s
+    last: Any = None
+    while time.time() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(every_s)
+    raise AssertionError(f"condition not met within {timeout_s} s (last: {last!r})")
+
+
+def convo(sandbox_url: str, agent: str, convo_id: str) -> dict[str, Any] | None:
+    answer = httpx.get(f"{sandbox_url}/agents/{agent}/convos/{convo_id}")
+    return answer.json()["data"] if answer.status_code == 200 else None

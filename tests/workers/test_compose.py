@@ -1,0 +1,66 @@
+from bridge.changes import changes, decode
+from bridge.intents import Handoff, Intent
+from workers.compose import compose, needs_arrays
+
+T0 = 1_764_000_000_000
+
+
+def entries_of(*intents, source="s"):
+    latest = {}
+    for i, intent in enumerate(intents):
+        for name, raw in changes(intent, source, f"e{i}", "ended_chat"):
+            e = decode(name, raw)
+            if name not in latest or latest[name].version < e.version:
+                latest[name] = e
+    return list(latest.values())
+
+
+def test_fields_go_out_as_their_newest_values():
+    es = entries_of(Intent(T0, "a", "c", set={"title": "old"}),
+                    Intent(T0 + 5, "a", "c", set={"title": "new", "userName": "Ada"}))
+    out = compose(es, None, "s")
+    assert out.conversation == {"title": "new", "userName": "Ada"}
+    assert not needs_arrays(es)
+
+
+def test_tags_are_sent_whole_from_the_known_array():
+    es = entries_of(Intent(T0, "a", "c", tags_add=("vip", "new"), tags_remove=("bot",)))
+    out = compose(es, {"tags": ["bot", "x"], "handoffHistory": []}, "s")
+    assert out.conversation == {"tags": ["x", "vip", "new"]}
+
+
+def test_a_tag_removed_after_it_was_added_stays_removed():
+    es = entries_of(Intent(T0, "a", "c", tags_add=("vip",)),
+                    Intent(T0 + 1, "a", "c", tags_remove=("vip",)))
+    out = compose(es, {"tags": ["vip"], "handoffHistory": []}, "s")
+    assert out.conversation == {"tags": []}
+
+
+def test_handoff_steps_become_history_state_and_assignee():
+    es = entries_of(
+        Intent(T0, "a", "c", handoff=Handoff("requested", team_key="billing")),
+        Intent(T0 + 2000, "a", "c", handoff=Handoff("accepted", by="ann@acme.com")),
+    )
+    out = compose(es, {"tags": [], "handoffHistory": []}, "s")
+    assert out.conversation["state"] == "human-chatting"
+    assert out.conversation["chatAssignedTo"] == "ann@acme.com"
+    assert out.conversation["requestedTeamKey"] == "billing"
+    assert out.conversation["handoffHistory"] == [
+        {"requestedAt": T0 // 1000, "requestedTeamKey": "billing",
+         "acceptedAt": T0 // 1000 + 2, "acceptedBy": "ann@acme.com"}]
+
+
+def test_a_step_already_in_history_adds_nothing():
+    es = entries_of(Intent(T0, "a", "c", handoff=Handoff("requested")))
+    history = [{"requestedAt": T0 // 1000}]
+    out = compose(es, {"tags": [], "handoffHistory": history}, "s")
+    assert "handoffHistory" not in out.conversation
+    assert out.conversation["state"] == "requested_chat"
+
+
+def test_completed_closes_the_open_entry_in_milliseconds():
+    es = entries_of(Intent(T0 + 9, "a", "c", handoff=Handoff("completed")))
+    out = compose(es, {"tags": [], "handoffHistory": [{"requestedAt": 1, "acceptedAt": 2}]}, "ms")
+    assert out.conversation["handoffHistory"] == [
+        {"requestedAt": 1, "acceptedAt": 2, "completedAt": T0 + 9}]
+    assert out.conversation["state"] == "ended_chat"

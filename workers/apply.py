@@ -1,0 +1,91 @@
+"""One unit of delivery: a taken conversation's pending changes → one PATCH → an Outcome.
+
+The outcome goes back to the store's settle script, which removes exactly what was sent
+(unless overtaken meanwhile), schedules a retry, or dead-letters, as the retry policy says.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+
+from bridge.config import Settings
+from bridge.errors import DeliveryError, TargetRefused
+from bridge.logs import fields
+from bridge.store import Outcome, Work
+from workers import retry
+from workers.compose import arrays_of, compose, needs_arrays
+from workers.convocore import Convocore
+
+log = logging.getLogger("convo_bridge.worker")
+
+
+async def apply(work: Work, client: Convocore, settings: Settings, rng: random.Random) -> Outcome:
+    started = time.time()
+    attempt = work.attempts + 1
+    arrays = work.arrays
+    try:
+        if arrays is None and needs_arrays(work.entries):
+            arrays = arrays_of(await client.get(work.ck))
+        composed = compose(work.entries, arrays, settings.convocore.time_unit)
+        data = await client.patch(work.ck, composed.conversation) if composed.conversation else {}
+    except DeliveryError as exc:
+        return _failed(work, exc, attempt, started, settings, rng)
+    new_arrays = composed.arrays
+    if any(k in data for k in ("tags", "handoffHistory")):
+        new_arrays = arrays_of(data)
+    elapsed = time.time() - started
+    agent, convo = work.ids
+    log.info(
+        "patched",
+        extra=fields(
+            agent_id=agent, convo_id=convo, attempt=attempt, status="ok",
+            duration_ms=round(elapsed * 1000, 1), changes=len(work.entries),
+            event_ids=sorted({f"{e.source}:{e.event_id}" for e in work.entries})[:20],
+        ),
+    )
+    return Outcome("ok", sent=work.entries, arrays=new_arrays, circuit="ok")
+
+
+def _failed(
+    work: Work, exc: DeliveryError, attempt: int, started: float, settings: Settings,
+    rng: random.Random,
+) -> Outcome:
+    status = exc.status if isinstance(exc, TargetRefused) else None
+    answer = exc.snippet if isinstance(exc, TargetRefused) else str(exc)
+    now = time.time()
+    d = settings.delivery
+    decision = retry.decide(
+        status=status,
+        retry_after=exc.retry_after if isinstance(exc, TargetRefused) else None,
+        attempt=attempt,
+        max_attempts=d.max_attempts,
+        initial_s=d.backoff_initial_s,
+        max_s=d.backoff_max_s,
+        now_s=now,
+        rng=rng,
+    )
+    record = {
+        "at": int(started * 1000),
+        "status": status if status is not None else "no_answer",
+        "answer": answer,
+        "duration_ms": round((now - started) * 1000, 1),
+    }
+    agent, convo = work.ids
+    circuit = "fail" if retry.is_retryable(status) else "ok"
+    if isinstance(decision, retry.Retry):
+        log.warning(
+            "retry scheduled",
+            extra=fields(agent_id=agent, convo_id=convo, attempt=attempt, status=record["status"],
+                         retry_in_s=round(decision.delay_s, 3), answer=answer),
+        )
+        return Outcome("retry", attempt=record, retry_at_ms=int((now + decision.delay_s) * 1000),
+                       circuit=circuit)
+    log.error(
+        "dead-lettered",
+        extra=fields(agent_id=agent, convo_id=convo, attempt=attempt, status=record["status"],
+                     reason=decision.reason, answer=answer),
+    )
+    return Outcome("dead", attempt=record, reason=decision.reason, status=str(record["status"]),
+                   snippet=answer, circuit=circuit)
