@@ -1,0 +1,170 @@
+"""Every answer of POST /webhooks/{source}, over a real socket, with a real Redis."""
+
+import time
+
+import httpx
+import orjson
+import pytest
+
+from bridge.app import build_app
+from tests.conftest import SECRET
+from tests.servers import free_port, serve_app_in_thread
+from tests.signing import signed, standard_headers
+
+T0 = 1_764_000_000_000
+
+
+def intent(**over):
+    body = {"type": "conversation.update", "agent_id": "agent-1", "convo_id": "convo-1",
+            "occurred_at": T0, "set": {"title": "Refund question", "state": "requested_chat"}}
+    body.update(over)
+    return body
+
+
+def post(url, payload, secret=SECRET, **kw):
+    body, headers = signed(secret, payload, **kw)
+    return httpx.post(f"{url}/webhooks/demo", content=body, headers=headers)
+
+
+def test_signed_intent_is_queued_before_202(ingest_url, rclient):
+    answer = post(ingest_url, intent())
+    assert answer.status_code == 202
+    assert answer.json() == {"accepted": 1, "duplicates": 0, "ignored": 0}
+    pending = rclient.hgetall("cb:p:agent-1/convo-1")
+    assert set(pending) == {b"f:title", b"f:state"}
+
+
+def test_redelivery_is_answered_202_as_duplicate(ingest_url):
+    assert post(ingest_url, intent(), msg_id="msg_1").json()["accepted"] == 1
+    again = post(ingest_url, intent(), msg_id="msg_1")
+    assert again.status_code == 202
+    assert again.json() == {"accepted": 0, "duplicates": 1, "ignored": 0}
+
+
+def test_ids_that_would_change_the_url_are_percent_encoded(ingest_url, rclient):
+    assert post(ingest_url, intent(agent_id="a/../b", convo_id="c?x=1#f")).status_code == 202
+    assert rclient.exists("cb:p:a%2F..%2Fb/c%3Fx%3D1%23f")
+
+
+def test_an_array_of_intents_is_accepted_whole(ingest_url):
+    answer = post(ingest_url, [intent(), intent(convo_id="convo-2")])
+    assert answer.json() == {"accepted": 2, "duplicates": 0, "ignored": 0}
+
+
+@pytest.mark.parametrize(
+    ("payload", "names"),
+    [
+        (intent(set={"favouriteColour": "blue"}), "set.favouriteColour"),
+        (intent(set={"messagesNum": "three"}), "set.messagesNum"),
+        (intent(set={"state": "closed"}), "set.state"),
+        (intent(set={"lastModified": 1}), "set.lastModified"),
+        (intent(tags={"add": "vip"}), "tags.add"),
+        (intent(handoff={"event": "escalated"}), "handoff.event"),
+        (intent(occurred_at="yesterday"), "occurred_at"),
+        (intent(occurred_at=10**16), "occurred_at"),
+        (intent(convo_id=".."), "convo_id"),
+        (intent(agent_id="a\nb"), "agent_id"),
+        ([intent(), intent(set={"isBlocked": "yes"})], "[1].set.isBlocked"),
+    ],
+)
+def test_invalid_intent_is_400_naming_the_field_and_nothing_is_queued(
+    ingest_url, rclient, payload, names
+):
+    answer = post(ingest_url, payload)
+    assert answer.status_code == 400
+    body = answer.json()
+    assert body["error"] == "invalid_payload"
+    assert body["detail"].startswith(names), body["detail"]
+    assert rclient.keys("cb:p:*") == []
+
+
+@pytest.mark.parametrize("raw", [b"not json", b'{"a": NaN}', b"\xff\xfe{}", b"[1e999]",
+                                 b'{"n": 123456789012345678901234567890}'])
+def test_malformed_json_is_400(ingest_url, raw):
+    answer = httpx.post(f"{ingest_url}/webhooks/demo", content=raw,
+                        headers=standard_headers(SECRET, raw))
+    assert answer.status_code == 400
+    assert answer.json()["error"] == "invalid_payload"
+
+
+def test_missing_signature_is_401(ingest_url):
+    answer = httpx.post(f"{ingest_url}/webhooks/demo", json=intent())
+    assert answer.status_code == 401
+    assert answer.json()["error"] == "invalid_signature"
+
+
+def test_wrong_signature_is_401_and_never_echoes_the_secret(ingest_url):
+    answer = post(ingest_url, intent(), secret="whsec_" + "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFB")
+    assert answer.status_code == 401
+    assert SECRET not in answer.text and SECRET.removeprefix("whsec_") not in answer.text
+
+
+def test_stale_timestamp_is_401(ingest_url):
+    answer = post(ingest_url, intent(), ts=int(time.time()) - 301)
+    assert answer.status_code == 401
+    assert "tolerance" in answer.json()["detail"]
+
+
+def test_one_matching_signature_among_several_is_enough(ingest_url):
+    body, headers = signed(SECRET, intent())
+    headers["webhook-signature"] = "v1,Zm9yZ2Vk " + headers["webhook-signature"] + " v2,abc"
+    answer = httpx.post(f"{ingest_url}/webhooks/demo", content=body, headers=headers)
+    assert answer.status_code == 202
+
+
+def test_unknown_source_is_404(ingest_url):
+    body, headers = signed(SECRET, intent())
+    answer = httpx.post(f"{ingest_url}/webhooks/nope", content=body, headers=headers)
+    assert answer.status_code == 404
+
+
+def test_body_over_the_limit_is_413_by_content_length(make_settings):
+    settings = make_settings("[ingest]\nmax_body_bytes = 1000\n")
+    with serve_app_in_thread(build_app(settings)) as url:
+        big = orjson.dumps(intent(set={"notes": "x" * 3_000_000}))
+        answer = httpx.post(f"{url}/webhooks/demo", content=big,
+                            headers=standard_headers(SECRET, big))
+    assert answer.status_code == 413
+
+
+def test_chunked_body_over_the_limit_is_cut_off_while_streaming(make_settings, rclient):
+    settings = make_settings("[ingest]\nmax_body_bytes = 1000\n")
+    sent = []
+
+    def chunks():
+        for _ in range(3000):  # 3 MB in 1 kB chunks, no content-length
+            sent.append(1)
+            yield b"x" * 1024
+
+    with serve_app_in_thread(build_app(settings)) as url:
+        headers = standard_headers(SECRET, b"")
+        try:
+            answer = httpx.post(f"{url}/webhooks/demo", content=chunks(), headers=headers)
+            assert answer.status_code == 413
+        except httpx.HTTPError:
+            pass  # the server may close the connection before the client finishes sending
+    assert rclient.keys("cb:*") == []
+
+
+def test_not_json_content_type_is_415(ingest_url):
+    body, headers = signed(SECRET, intent())
+    headers["content-type"] = "text/plain"
+    answer = httpx.post(f"{ingest_url}/webhooks/demo", content=body, headers=headers)
+    assert answer.status_code == 415
+
+
+def test_redis_unreachable_is_503_never_2xx(make_settings):
+    settings = make_settings(env={"REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"})
+    with serve_app_in_thread(build_app(settings)) as url:
+        body, headers = signed(SECRET, intent())
+        answer = httpx.post(f"{url}/webhooks/demo", content=body, headers=headers)
+        ready = httpx.get(f"{url}/readyz")
+        health = httpx.get(f"{url}/healthz")
+    assert answer.status_code == 503
+    assert ready.status_code == 503
+    assert health.status_code == 200
+
+
+def test_health_and_readiness(ingest_url):
+    assert httpx.get(f"{ingest_url}/healthz").status_code == 200
+    assert httpx.get(f"{ingest_url}/readyz").json() == {"status": "ready"}
