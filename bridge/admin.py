@@ -40,7 +40,8 @@ def guarded(handler: Handler) -> Handler:
         if not authorized(request, settings):
             return JSONResponse(
                 {"error": "unauthorized", "detail": "send Authorization: Bearer <admin token>"},
-                status_code=401, headers={"WWW-Authenticate": "Bearer"},
+                status_code=401,
+                headers={"WWW-Authenticate": "Bearer"},
             )
         try:
             return await handler(request)
@@ -49,8 +50,9 @@ def guarded(handler: Handler) -> Handler:
         except PayloadError as exc:
             return JSONResponse({"error": exc.code, "detail": exc.detail}, status_code=400)
         except StoreUnavailable:
-            return JSONResponse({"error": "unavailable", "detail": "Redis is unreachable"},
-                                status_code=503)
+            return JSONResponse(
+                {"error": "unavailable", "detail": "Redis is unreachable"}, status_code=503
+            )
 
     return wrapper
 
@@ -81,7 +83,8 @@ async def status(request: Request) -> Response:
         import asyncio
 
         report["workers_alive"] = await asyncio.to_thread(
-            live_workers, request.app.state.settings.redis_url)
+            live_workers, request.app.state.settings.redis_url
+        )
     except Exception:  # the count is informative; its absence is not an error
         report["workers_alive"] = None
     return JSONResponse(report)
@@ -90,8 +93,13 @@ async def status(request: Request) -> Response:
 async def dlq_list(request: Request) -> Response:
     letters = await _store(request).dead_letters()
     source = request.query_params.get("source")
-    return JSONResponse([d.summary() for d in letters
-                         if source is None or source in d.summary()["source"].split(",")])
+    return JSONResponse(
+        [
+            d.summary()
+            for d in letters
+            if source is None or source in d.summary()["source"].split(",")
+        ]
+    )
 
 
 async def dlq_show(request: Request) -> Response:
@@ -106,8 +114,11 @@ async def _selected(request: Request) -> list[str]:
     if body.get("all") is True:
         return await store.dead_letter_ids(100_000)
     if isinstance(body.get("source"), str):
-        return [d.id for d in await store.dead_letters(100_000)
-                if body["source"] in d.summary()["source"].split(",")]
+        return [
+            d.id
+            for d in await store.dead_letters(100_000)
+            if body["source"] in d.summary()["source"].split(",")
+        ]
     ids = body.get("ids")
     if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
         raise PayloadError('expected {"ids": [...]}, {"all": true} or {"source": "NAME"}')
@@ -158,8 +169,9 @@ def _link_target(request: Request) -> tuple[str, str]:
 async def link_get(request: Request) -> Response:
     source, ext = _link_target(request)
     agent, convo = await _store(request).get_link(source, ext)
-    return JSONResponse({"source": source, "external_id": ext, "agent_id": agent,
-                         "convo_id": convo})
+    return JSONResponse(
+        {"source": source, "external_id": ext, "agent_id": agent, "convo_id": convo}
+    )
 
 
 async def link_put(request: Request) -> Response:
@@ -168,10 +180,18 @@ async def link_put(request: Request) -> Response:
     body = await _json_body(request)
     agent = check_id(body.get("agent_id"), "agent_id")
     convo = check_id(body.get("convo_id"), "convo_id")
-    result = await _store(request).link(source, ext, agent, convo,
-                                        coalesce_ms=settings.delivery.coalesce_ms)
-    return JSONResponse({"source": source, "external_id": ext, "agent_id": agent,
-                         "convo_id": convo, "waiting_events": result})
+    result = await _store(request).link(
+        source, ext, agent, convo, coalesce_ms=settings.delivery.coalesce_ms
+    )
+    return JSONResponse(
+        {
+            "source": source,
+            "external_id": ext,
+            "agent_id": agent,
+            "convo_id": convo,
+            "waiting_events": result,
+        }
+    )
 
 
 async def link_delete(request: Request) -> Response:
@@ -193,6 +213,5 @@ def routes() -> list[Route]:
         Route("/admin/links", guarded(links_list), methods=["GET"]),
         Route("/admin/links/{source}/{external_id:path}", guarded(link_get), methods=["GET"]),
         Route("/admin/links/{source}/{external_id:path}", guarded(link_put), methods=["PUT"]),
-        Route("/admin/links/{source}/{external_id:path}", guarded(link_delete),
-              methods=["DELETE"]),
+        Route("/admin/links/{source}/{external_id:path}", guarded(link_delete), methods=["DELETE"]),
     ]

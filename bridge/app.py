@@ -75,8 +75,9 @@ async def read_body(request: Request, limit: int, timeout_s: float) -> bytes:
 
 def is_json(content_type: str) -> bool:
     media = content_type.split(";", 1)[0].strip().lower()
-    return media == "application/json" or (media.startswith("application/") and
-                                           media.endswith("+json"))
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
 
 
 async def webhook(request: Request) -> Response:
@@ -91,8 +92,9 @@ async def webhook(request: Request) -> Response:
         challenge = getattr(kind, "challenge", None)
         if challenge is None and not is_json(request.headers.get("content-type", "")):
             raise UnsupportedMedia("expected Content-Type: application/json")
-        body = await read_body(request, settings.ingest.max_body_bytes,
-                               settings.ingest.read_timeout_s)
+        body = await read_body(
+            request, settings.ingest.max_body_bytes, settings.ingest.read_timeout_s
+        )
         hook = WebhookRequest(
             method=request.method,
             url=str(request.url),

@@ -12,24 +12,12 @@ from typing import Any
 
 STATES = ("requested_chat", "human-chatting", "ai-chatting", "ended_chat")
 
-_STRING = (
-    "userEmail userName userPhone userAddress userCompany userWebsite notes note userProfilePic "
-    "ID userID campaignId userImage socialHandle userOs userBrowser whatsappPhoneNumberId "
-    "whatsappBusinessNumber whatsappDisplayPhoneNumber whatsappBusinessAccountId userPlatform "
-    "chatAssignedTo lang endReason notifyToUserId summary requestedTeamKey delegatedBy "
-    "funnelSummary title lastMessage"
-).split()
-_NUMBER = (
-    "messagesNum interactionsNum ts convoTimeSeconds firstMessageTS lastMessageTS sessionsNum "
-    "ratingFrom5 totalUserInteractions averageLatency delegatedAt lastViewed leadScore "
-    "funnelLastEvaluated"
-).split()
-_BOOLEAN = (
-    "isFollowingBusiness socialVerified isTyping isBlocked isTest funnelNotificationSent"
-).split()
-_ARRAY = "campaignCalls sessions metrics funnelStepsMatched funnelScoreHistory".split()
-_OBJECT = "vapi nodesInfo voice detailedCost funnelExtractedData".split()
-_ANY = "origin capturedVariables".split()
+_STRING = ["userEmail", "userName", "userPhone", "userAddress", "userCompany", "userWebsite", "notes", "note", "userProfilePic", "ID", "userID", "campaignId", "userImage", "socialHandle", "userOs", "userBrowser", "whatsappPhoneNumberId", "whatsappBusinessNumber", "whatsappDisplayPhoneNumber", "whatsappBusinessAccountId", "userPlatform", "chatAssignedTo", "lang", "endReason", "notifyToUserId", "summary", "requestedTeamKey", "delegatedBy", "funnelSummary", "title", "lastMessage"]
+_NUMBER = ["messagesNum", "interactionsNum", "ts", "convoTimeSeconds", "firstMessageTS", "lastMessageTS", "sessionsNum", "ratingFrom5", "totalUserInteractions", "averageLatency", "delegatedAt", "lastViewed", "leadScore", "funnelLastEvaluated"]
+_BOOLEAN = ["isFollowingBusiness", "socialVerified", "isTyping", "isBlocked", "isTest", "funnelNotificationSent"]
+_ARRAY = ["campaignCalls", "sessions", "metrics", "funnelStepsMatched", "funnelScoreHistory"]
+_OBJECT = ["vapi", "nodesInfo", "voice", "detailedCost", "funnelExtractedData"]
+_ANY = ["origin", "capturedVariables"]
 
 SERVER_SET = frozenset({"lastModified"})
 HANDOFF_ENTRY_KEYS = {

@@ -86,8 +86,11 @@ def changes(
     out = [(f"f:{name}", encode(ver, source, event_id, value)) for name, value in fields.items()]
     removed = set(intent.tags_remove)
     out += [(f"t:{tag}", encode(ver, source, event_id, 0)) for tag in removed]
-    out += [(f"t:{tag}", encode(ver, source, event_id, 1)) for tag in dict.fromkeys(intent.tags_add)
-            if tag not in removed]
+    out += [
+        (f"t:{tag}", encode(ver, source, event_id, 1))
+        for tag in dict.fromkeys(intent.tags_add)
+        if tag not in removed
+    ]
     if h is not None:
         step = {
             "event": h.event,

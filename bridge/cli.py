@@ -59,10 +59,14 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from workers.worker import run_worker
 
     settings = _settings(args)
-    if settings.convocore.token is None and "127.0.0.1" not in settings.convocore.base_url \
-            and "localhost" not in settings.convocore.base_url:
-        raise ConfigError("convocore.token_env",
-                          f"environment variable {settings.convocore.token_env} is not set")
+    if (
+        settings.convocore.token is None
+        and "127.0.0.1" not in settings.convocore.base_url
+        and "localhost" not in settings.convocore.base_url
+    ):
+        raise ConfigError(
+            "convocore.token_env", f"environment variable {settings.convocore.token_env} is not set"
+        )
     run_worker(settings, burst=args.burst)
     return 0
 
@@ -70,8 +74,14 @@ def cmd_worker(args: argparse.Namespace) -> int:
 def cmd_sandbox(args: argparse.Namespace) -> int:
     from bridge import sandbox
 
-    sandbox.run(args.host, args.port, fail_rate=args.fail_rate, latency_ms=args.latency_ms,
-                retry_after=args.retry_after, auto_create=args.auto_create)
+    sandbox.run(
+        args.host,
+        args.port,
+        fail_rate=args.fail_rate,
+        latency_ms=args.latency_ms,
+        retry_after=args.retry_after,
+        auto_create=args.auto_create,
+    )
     return 0
 
 
@@ -126,10 +136,15 @@ def cmd_dlq(args: argparse.Namespace) -> int:
         else:
             for d in letters:
                 s = d.summary()
-                where = f"{s['agent_id']}/{s['convo_id']}" if s["agent_id"] else \
-                    f"{s['source']}:{s['external_id']}"
-                print(f"{s['id']}  {s['reason']:<14} {where}  changes={s['changes']} "
-                      f"attempts={s['attempts']}  {s['last_answer'][:60]}")
+                where = (
+                    f"{s['agent_id']}/{s['convo_id']}"
+                    if s["agent_id"]
+                    else f"{s['source']}:{s['external_id']}"
+                )
+                print(
+                    f"{s['id']}  {s['reason']:<14} {where}  changes={s['changes']} "
+                    f"attempts={s['attempts']}  {s['last_answer'][:60]}"
+                )
         return 0
     if args.dlq_cmd == "show":
         _print_json(_with_store(settings, lambda s: s.dead_letter(args.id)).to_json())
@@ -142,6 +157,7 @@ def cmd_dlq(args: argparse.Namespace) -> int:
         return await store.dead_letter_ids(1_000_000) if args.all else ids
 
     if args.dlq_cmd == "replay":
+
         async def replay(store: Store) -> dict[str, str]:
             return await store.replay(await chosen(store), coalesce_ms=coalesce)
 
@@ -168,8 +184,7 @@ def cmd_links(args: argparse.Namespace) -> int:
     if args.links_cmd == "list":
         rows = _with_store(settings, lambda s: s.links(settings.sources))
         for row in rows:
-            print(f"{row['source']}  {row['external_id']}  ->  {row['agent_id']} "
-                  f"{row['convo_id']}")
+            print(f"{row['source']}  {row['external_id']}  ->  {row['agent_id']} {row['convo_id']}")
         if not rows:
             print("no links")
         return 0
@@ -178,10 +193,16 @@ def cmd_links(args: argparse.Namespace) -> int:
     ext = check_id(args.external_id, "EXTERNAL_ID")
     if args.links_cmd == "set":
         agent, convo = check_id(args.agent_id, "AGENT_ID"), check_id(args.convo_id, "CONVO_ID")
-        res = _with_store(settings, lambda s: s.link(args.source, ext, agent, convo,
-                                                     coalesce_ms=settings.delivery.coalesce_ms))
-        print(f"linked {args.source} {ext} -> {agent} {convo}"
-              + (" (waiting events replayed)" if res == "replayed" else ""))
+        res = _with_store(
+            settings,
+            lambda s: s.link(
+                args.source, ext, agent, convo, coalesce_ms=settings.delivery.coalesce_ms
+            ),
+        )
+        print(
+            f"linked {args.source} {ext} -> {agent} {convo}"
+            + (" (waiting events replayed)" if res == "replayed" else "")
+        )
     elif args.links_cmd == "get":
         agent, convo = _with_store(settings, lambda s: s.get_link(args.source, ext))
         print(f"{agent} {convo}")
@@ -221,8 +242,11 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--fail-rate", type=float, default=0.0)
     b.add_argument("--latency-ms", type=float, default=0.0)
     b.add_argument("--retry-after", type=float, default=None)
-    b.add_argument("--auto-create", action="store_true",
-                   help="create unknown conversations on first PATCH instead of 404")
+    b.add_argument(
+        "--auto-create",
+        action="store_true",
+        help="create unknown conversations on first PATCH instead of 404",
+    )
     b.set_defaults(fn=cmd_sandbox)
 
     q = sub.add_parser("dlq", help="dead letters")
@@ -270,8 +294,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"convo-bridge: {exc}", file=sys.stderr)
         return 1
     except (RedisError, OSError) as exc:
-        print(f"convo-bridge: Redis unreachable ({type(exc).__name__}); check REDIS_URL",
-              file=sys.stderr)
+        print(
+            f"convo-bridge: Redis unreachable ({type(exc).__name__}); check REDIS_URL",
+            file=sys.stderr,
+        )
         return 1
     except KeyboardInterrupt:
         return 130

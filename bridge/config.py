@@ -156,12 +156,13 @@ class Settings:
 
 def _typed(section: str, key: str, value: Any) -> Any:
     types, _, low = _SECTIONS[section][key]
+    number: Any = value
     if isinstance(value, bool) or not isinstance(value, types):
         names = " or ".join("number" if t in _NUM else t.__name__ for t in types)
         raise ConfigError(f"{section}.{key}", f"expected {names}, got {value!r}")
-    if low is not None and value < low:
+    if low is not None and number < low:
         raise ConfigError(f"{section}.{key}", f"must be at least {low}")
-    return float(value) if float in types and not isinstance(value, bool) else value
+    return float(number) if float in types else value
 
 
 def _section(raw: Mapping[str, Any], section: str) -> dict[str, Any]:
@@ -210,8 +211,12 @@ def _source(name: str, table: Any, env: Mapping[str, str]) -> SourceSettings:
     options = {k: table[k] for k in KIND_KEYS.get(kind, set()) if k in table and k != "map"}
     for key, value in options.items():
         expect_bool = key == "trust_proxy"
-        if expect_bool != isinstance(value, bool) or (not expect_bool and not isinstance(value, str)):
-            raise ConfigError(f"{where}.{key}", "expected " + ("true or false" if expect_bool else "a string"))
+        if expect_bool != isinstance(value, bool) or (
+            not expect_bool and not isinstance(value, str)
+        ):
+            raise ConfigError(
+                f"{where}.{key}", "expected " + ("true or false" if expect_bool else "a string")
+            )
     _check_kind_options(where, kind, options)
     mapping: dict[str, Any] = {}
     if kind == "generic":
@@ -220,14 +225,20 @@ def _source(name: str, table: Any, env: Mapping[str, str]) -> SourceSettings:
             raise ConfigError(f"{where}.map", "a generic source needs a [map] table")
         for key, expr in raw_map.items():
             if key not in MAP_KEYS and not key.startswith("set."):
-                raise ConfigError(f"{where}.map.{key}", f"unknown; expected set.FIELD or one of {', '.join(MAP_KEYS)}")
+                raise ConfigError(
+                    f"{where}.map.{key}",
+                    f"unknown; expected set.FIELD or one of {', '.join(MAP_KEYS)}",
+                )
             mapping[key] = _compile(expr, f"{where}.map.{key}")
     default_agent = table.get("default_agent_id")
     if default_agent is not None and not isinstance(default_agent, str):
         raise ConfigError(f"{where}.default_agent_id", "expected a string")
     has_agent, has_convo = "agent_id" in table, "convo_id" in table
     if has_agent != has_convo:
-        raise ConfigError(f"{where}.{'convo_id' if has_agent else 'agent_id'}", "agent_id and convo_id go together")
+        raise ConfigError(
+            f"{where}.{'convo_id' if has_agent else 'agent_id'}",
+            "agent_id and convo_id go together",
+        )
     return SourceSettings(
         name=name,
         kind=kind,
@@ -248,7 +259,10 @@ def _check_kind_options(where: str, kind: str, options: Mapping[str, Any]) -> No
             raise ConfigError(f"{where}.{key}", f"expected one of {', '.join(allowed)}")
     url = options.get("public_url")
     if url is not None and not url.startswith(("http://", "https://")):
-        raise ConfigError(f"{where}.public_url", "expected a full URL, e.g. https://bridge.example.com/webhooks/hubspot")
+        raise ConfigError(
+            f"{where}.public_url",
+            "expected a full URL, e.g. https://bridge.example.com/webhooks/hubspot",
+        )
 
 
 def load_settings(
@@ -265,7 +279,9 @@ def load_settings(
         try:
             raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
         except FileNotFoundError:
-            raise ConfigError(str(path), "file not found (from --config or BRIDGE_CONFIG)") from None
+            raise ConfigError(
+                str(path), "file not found (from --config or BRIDGE_CONFIG)"
+            ) from None
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(str(path), f"not valid TOML: {exc}") from None
     for key in raw:
@@ -282,17 +298,26 @@ def load_settings(
         raise ConfigError("convocore.base_url", f"expected an http(s) URL, got {base_url!r}")
     token = env.get(cc["token_env"]) or None
     if require_token and token is None:
-        raise ConfigError("convocore.token_env", f"environment variable {cc['token_env']} is not set")
-    convocore = ConvocoreSettings(base_url=base_url, token_env=cc["token_env"], time_unit=cc["time_unit"],
-                                  completed_state=cc["completed_state"], token=token)
+        raise ConfigError(
+            "convocore.token_env", f"environment variable {cc['token_env']} is not set"
+        )
+    convocore = ConvocoreSettings(
+        base_url=base_url,
+        token_env=cc["token_env"],
+        time_unit=cc["time_unit"],
+        completed_state=cc["completed_state"],
+        token=token,
+    )
     delivery = DeliverySettings(**_section(raw, "delivery"))
     if delivery.backoff_max_s < delivery.backoff_initial_s:
         raise ConfigError("delivery.backoff_max_s", "must be at least backoff_initial_s")
     if delivery.circuit_failure_ratio > 1:
         raise ConfigError("delivery.circuit_failure_ratio", "must be at most 1")
     log = LogSettings(**_section(raw, "log"))
-    log = LogSettings(level=env.get("BRIDGE_LOG_LEVEL", log.level).upper(),
-                      format=env.get("BRIDGE_LOG_FORMAT", log.format))
+    log = LogSettings(
+        level=env.get("BRIDGE_LOG_LEVEL", log.level).upper(),
+        format=env.get("BRIDGE_LOG_FORMAT", log.format),
+    )
     if log.level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError("log.level", "expected DEBUG, INFO, WARNING or ERROR")
     if log.format not in ("json", "text"):
@@ -304,7 +329,9 @@ def load_settings(
     sources = {name: _source(name, table, env) for name, table in sources_raw.items()}
     for name in sources:
         if not name.replace("-", "").replace("_", "").isalnum():
-            raise ConfigError(f"sources.{name}", "a source name is a URL segment: letters, digits, - and _")
+            raise ConfigError(
+                f"sources.{name}", "a source name is a URL segment: letters, digits, - and _"
+            )
     return Settings(
         convocore=convocore,
         delivery=delivery,

@@ -52,8 +52,9 @@ def _secrets(path: Path) -> dict[str, str]:
             key, _, value = line.partition("=")
             if key and value:
                 values[key.strip()] = value.strip()
-    values.setdefault("DEMO_WEBHOOK_SECRET",
-                      "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode())
+    values.setdefault(
+        "DEMO_WEBHOOK_SECRET", "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+    )
     values.setdefault("BRIDGE_ADMIN_TOKEN", secrets.token_urlsafe(18))
     path.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
     path.chmod(0o600)
@@ -104,8 +105,11 @@ def run_dev(args: argparse.Namespace) -> int:
         if not env.get("CONVOCORE_API_TOKEN"):
             sandbox_port = args.sandbox_port
             env["CONVOCORE_BASE_URL"] = f"http://127.0.0.1:{sandbox_port}"
-            children.append(subprocess.Popen(
-                [*exe, "sandbox", "--port", str(sandbox_port), "--auto-create"], env=env))
+            children.append(
+                subprocess.Popen(
+                    [*exe, "sandbox", "--port", str(sandbox_port), "--auto-create"], env=env
+                )
+            )
             _wait_http(f"{env['CONVOCORE_BASE_URL']}/_sandbox/stats")
             print(f"sandbox   {env['CONVOCORE_BASE_URL']} (no CONVOCORE_API_TOKEN set)")
         children.append(subprocess.Popen([*exe, "serve", "--port", str(args.port)], env=env))
@@ -114,8 +118,10 @@ def run_dev(args: argparse.Namespace) -> int:
             print("convo-bridge: the ingest server did not start", file=sys.stderr)
             return 1
         print(f"ingest    http://127.0.0.1:{args.port}/webhooks/demo  (config {config})")
-        print(f"admin     http://127.0.0.1:{args.port}/admin/  "
-              f"(token: BRIDGE_ADMIN_TOKEN in {base / 'secrets.env'})")
+        print(
+            f"admin     http://127.0.0.1:{args.port}/admin/  "
+            f"(token: BRIDGE_ADMIN_TOKEN in {base / 'secrets.env'})"
+        )
         print("\nSend a signed sample webhook (paste into another shell):\n")
         print("  " + sample_command(args.port, sandbox_port).replace("{dir}", str(base)))
         if sandbox_port:

@@ -77,8 +77,11 @@ def route(source: SourceSettings, ev: SourceEvent, index: str) -> Routed | None:
             try:
                 ck = conversation_key(check_id(agent, "agent_id"), check_id(convo, "convo_id"))
             except PayloadError as exc:
-                expr = source.agent_id.expression if "agent" in exc.detail else \
-                    source.convo_id.expression
+                expr = (
+                    source.agent_id.expression
+                    if "agent" in exc.detail
+                    else source.convo_id.expression
+                )
                 raise PayloadError(f"{index}{exc.detail} (from JMESPath {expr!r})") from None
             return Routed(source.name, event_id, [], ck=ck)
     ext = intent.external_id
@@ -89,7 +92,10 @@ def route(source: SourceSettings, ev: SourceEvent, index: str) -> Routed | None:
 
 
 async def ingest(
-    settings: Settings, store: Store, source: SourceSettings, kind: ModuleType,
+    settings: Settings,
+    store: Store,
+    source: SourceSettings,
+    kind: ModuleType,
     request: WebhookRequest,
 ) -> Receipt:
     """Verify and queue one request, all or nothing. Raises RequestError / StoreUnavailable."""
@@ -111,21 +117,32 @@ async def ingest(
         if target is None or ev.intent is None:
             ignored += 1
             continue
-        pairs = changes(ev.intent, source.name, target.event_id,
-                        settings.convocore.completed_state)
-        routed.append(Routed(target.source, target.event_id, pairs, target.ck,
-                             target.external_id, target.fallback_ck))
+        pairs = changes(ev.intent, source.name, target.event_id, settings.convocore.completed_state)
+        routed.append(
+            Routed(
+                target.source,
+                target.event_id,
+                pairs,
+                target.ck,
+                target.external_id,
+                target.fallback_ck,
+            )
+        )
     result = AcceptResult(0, 0, 0)
     if routed:
         result = await store.accept(
-            routed, dedup_ttl_s=settings.ingest.dedup_window_s,
+            routed,
+            dedup_ttl_s=settings.ingest.dedup_window_s,
             coalesce_ms=settings.delivery.coalesce_ms,
         )
     log.info(
         "accepted",
         extra=fields(
-            source=source.name, accepted=result.accepted, duplicates=result.duplicates,
-            ignored=ignored, unroutable=result.unroutable,
+            source=source.name,
+            accepted=result.accepted,
+            duplicates=result.duplicates,
+            ignored=ignored,
+            unroutable=result.unroutable,
             event_ids=[r.event_id for r in routed][:20],
             conversations=sorted({r.ck or f"ext:{r.external_id}" for r in routed})[:20],
         ),

@@ -91,10 +91,7 @@ def parse_time(value: Any, name: str) -> int:
             raise PayloadError(f"{name}: an RFC 3339 time needs a zone, e.g. 'Z' or '+02:00'")
         ms = int(moment.timestamp() * 1000)
     elif is_number(value) and not isinstance(value, bool):
-        if isinstance(value, float) and not value.is_integer():
-            ms = int(value)
-        else:
-            ms = int(value)
+        ms = int(value)
     else:
         raise PayloadError(f"{name}: expected epoch milliseconds or an RFC 3339 time")
     if not MIN_TIME_MS <= ms < MAX_TIME_MS:

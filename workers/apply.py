@@ -40,8 +40,12 @@ async def apply(work: Work, client: Convocore, settings: Settings, rng: random.R
     log.info(
         "patched",
         extra=fields(
-            agent_id=agent, convo_id=convo, attempt=attempt, status="ok",
-            duration_ms=round(elapsed * 1000, 1), changes=len(work.entries),
+            agent_id=agent,
+            convo_id=convo,
+            attempt=attempt,
+            status="ok",
+            duration_ms=round(elapsed * 1000, 1),
+            changes=len(work.entries),
             event_ids=sorted({f"{e.source}:{e.event_id}" for e in work.entries})[:20],
         ),
     )
@@ -49,7 +53,11 @@ async def apply(work: Work, client: Convocore, settings: Settings, rng: random.R
 
 
 def _failed(
-    work: Work, exc: DeliveryError, attempt: int, started: float, settings: Settings,
+    work: Work,
+    exc: DeliveryError,
+    attempt: int,
+    started: float,
+    settings: Settings,
     rng: random.Random,
 ) -> Outcome:
     status = exc.status if isinstance(exc, TargetRefused) else None
@@ -77,15 +85,37 @@ def _failed(
     if isinstance(decision, retry.Retry):
         log.warning(
             "retry scheduled",
-            extra=fields(agent_id=agent, convo_id=convo, attempt=attempt, status=record["status"],
-                         retry_in_s=round(decision.delay_s, 3), answer=answer),
+            extra=fields(
+                agent_id=agent,
+                convo_id=convo,
+                attempt=attempt,
+                status=record["status"],
+                retry_in_s=round(decision.delay_s, 3),
+                answer=answer,
+            ),
         )
-        return Outcome("retry", attempt=record, retry_at_ms=int((now + decision.delay_s) * 1000),
-                       circuit=circuit)
+        return Outcome(
+            "retry",
+            attempt=record,
+            retry_at_ms=int((now + decision.delay_s) * 1000),
+            circuit=circuit,
+        )
     log.error(
         "dead-lettered",
-        extra=fields(agent_id=agent, convo_id=convo, attempt=attempt, status=record["status"],
-                     reason=decision.reason, answer=answer),
+        extra=fields(
+            agent_id=agent,
+            convo_id=convo,
+            attempt=attempt,
+            status=record["status"],
+            reason=decision.reason,
+            answer=answer,
+        ),
     )
-    return Outcome("dead", attempt=record, reason=decision.reason, status=str(record["status"]),
-                   snippet=answer, circuit=circuit)
+    return Outcome(
+        "dead",
+        attempt=record,
+        reason=decision.reason,
+        status=str(record["status"]),
+        snippet=answer,
+        circuit=circuit,
+    )

@@ -141,10 +141,15 @@ class Engine:
             outcome = await apply(work, self.client, self.settings, self.rng)
         except Exception as exc:  # a bug must not strand the conversation: retry it later
             log.exception("apply crashed", extra=fields(error=type(exc).__name__))
-            outcome = Outcome("retry", attempt={"at": int(time.time() * 1000),
-                                                "status": "worker_error",
-                                                "answer": type(exc).__name__},
-                              retry_at_ms=int(time.time() * 1000) + 5000)
+            outcome = Outcome(
+                "retry",
+                attempt={
+                    "at": int(time.time() * 1000),
+                    "status": "worker_error",
+                    "answer": type(exc).__name__,
+                },
+                retry_at_ms=int(time.time() * 1000) + 5000,
+            )
         await self._settle(work, outcome)
 
     async def _settle(self, work: Work, outcome: Outcome) -> None:
@@ -156,8 +161,10 @@ class Engine:
                 break
             except StoreUnavailable:
                 if time.time() > deadline:
-                    log.error("could not settle; the lease will expire and the work is retried",
-                              extra=fields(ck=work.ck))
+                    log.error(
+                        "could not settle; the lease will expire and the work is retried",
+                        extra=fields(ck=work.ck),
+                    )
                     break
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, 2.0)
@@ -186,7 +193,7 @@ class Engine:
 
     async def _sweep_loop(self) -> None:
         while True:
-            await asyncio.sleep(SWEEP_EVERY_S * (0.5 + random.random()))  # noqa: S311
+            await asyncio.sleep(SWEEP_EVERY_S * (0.5 + random.random()))
             try:
                 swept = await self.store.sweep()
                 if swept:
@@ -212,8 +219,7 @@ class Engine:
     def _rq_heartbeat(self, rq_worker: Any) -> Any:
         if rq_worker is None:
             conn = redis.Redis.from_url(self.settings.redis_url, socket_timeout=5)
-            rq_worker = Worker([Queue(RQ_QUEUE, connection=conn)], name=self.name,
-                               connection=conn)
+            rq_worker = Worker([Queue(RQ_QUEUE, connection=conn)], name=self.name, connection=conn)
             rq_worker.register_birth()
         rq_worker.heartbeat(timeout=HEARTBEAT_S * 3)
         return rq_worker
@@ -234,8 +240,7 @@ def run_worker(settings: Settings, *, burst: bool = False) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, engine.stop)
-        log.info("worker started", extra=fields(name=engine.name,
-                                                concurrency=engine.concurrency))
+        log.info("worker started", extra=fields(name=engine.name, concurrency=engine.concurrency))
         settled = await engine.run(burst=burst)
         log.info("worker stopped", extra=fields(name=engine.name, patched=settled))
         return settled

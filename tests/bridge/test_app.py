@@ -15,8 +15,13 @@ T0 = 1_764_000_000_000
 
 
 def intent(**over):
-    body = {"type": "conversation.update", "agent_id": "agent-1", "convo_id": "convo-1",
-            "occurred_at": T0, "set": {"title": "Refund question", "state": "requested_chat"}}
+    body = {
+        "type": "conversation.update",
+        "agent_id": "agent-1",
+        "convo_id": "convo-1",
+        "occurred_at": T0,
+        "set": {"title": "Refund question", "state": "requested_chat"},
+    }
     body.update(over)
     return body
 
@@ -78,11 +83,20 @@ def test_invalid_intent_is_400_naming_the_field_and_nothing_is_queued(
     assert rclient.keys("cb:p:*") == []
 
 
-@pytest.mark.parametrize("raw", [b"not json", b'{"a": NaN}', b"\xff\xfe{}", b"[1e999]",
-                                 b'{"n": 123456789012345678901234567890}'])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"not json",
+        b'{"a": NaN}',
+        b"\xff\xfe{}",
+        b"[1e999]",
+        b'{"n": 123456789012345678901234567890}',
+    ],
+)
 def test_malformed_json_is_400(ingest_url, raw):
-    answer = httpx.post(f"{ingest_url}/webhooks/demo", content=raw,
-                        headers=standard_headers(SECRET, raw))
+    answer = httpx.post(
+        f"{ingest_url}/webhooks/demo", content=raw, headers=standard_headers(SECRET, raw)
+    )
     assert answer.status_code == 400
     assert answer.json()["error"] == "invalid_payload"
 
@@ -122,8 +136,9 @@ def test_body_over_the_limit_is_413_by_content_length(make_settings):
     settings = make_settings("[ingest]\nmax_body_bytes = 1000\n")
     with serve_app_in_thread(build_app(settings)) as url:
         big = orjson.dumps(intent(set={"notes": "x" * 3_000_000}))
-        answer = httpx.post(f"{url}/webhooks/demo", content=big,
-                            headers=standard_headers(SECRET, big))
+        answer = httpx.post(
+            f"{url}/webhooks/demo", content=big, headers=standard_headers(SECRET, big)
+        )
     assert answer.status_code == 413
 
 

@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 
-from bridge.changes import changes, decode
+from bridge.changes import changes
 from bridge.config import DeliverySettings
 from bridge.intents import Handoff, Intent
 from bridge.store import Outcome, Routed, Store, conversation_key
@@ -15,8 +15,13 @@ D = DeliverySettings(coalesce_ms=0)
 
 def routed(intent, event_id, source="demo"):
     ck = conversation_key(intent.agent_id, intent.convo_id) if intent.agent_id else ""
-    return Routed(source, event_id, changes(intent, source, event_id, "ended_chat"), ck=ck,
-                  external_id=intent.external_id or "")
+    return Routed(
+        source,
+        event_id,
+        changes(intent, source, event_id, "ended_chat"),
+        ck=ck,
+        external_id=intent.external_id or "",
+    )
 
 
 async def accept(store, *events, ttl=60):
@@ -90,8 +95,7 @@ def test_one_conversation_is_taken_by_one_worker_at_a_time(store):
 
 def test_settle_keeps_what_arrived_during_the_patch(store):
     async def go(store):
-        await accept(store, routed(Intent(T0, "a", "c", set={"title": "x", "userName": "A"}),
-                                   "e1"))
+        await accept(store, routed(Intent(T0, "a", "c", set={"title": "x", "userName": "A"}), "e1"))
         [work] = await take_one(store)
         await accept(store, routed(Intent(T0 + 1, "a", "c", set={"title": "y"}), "e2"))
         await store.settle(work, Outcome("ok", sent=work.entries), settings=D)
@@ -126,12 +130,18 @@ def test_expired_lease_is_swept_back_to_due(store, rclient):
 
 def test_dead_letter_keeps_changes_and_attempts_and_replay_loses_to_newer(store):
     async def go(store):
-        await accept(store, routed(Intent(T0, "a", "c", set={"title": "old", "userName": "A"}),
-                                   "e1"))
+        await accept(
+            store, routed(Intent(T0, "a", "c", set={"title": "old", "userName": "A"}), "e1")
+        )
         [work] = await take_one(store)
         attempt = {"at": T0, "status": 404, "answer": "not found"}
-        dl_id = await store.settle(work, Outcome("dead", attempt=attempt, reason="rejected_404",
-                                                 status="404", snippet="not found"), settings=D)
+        dl_id = await store.settle(
+            work,
+            Outcome(
+                "dead", attempt=attempt, reason="rejected_404", status="404", snippet="not found"
+            ),
+            settings=D,
+        )
         letter = await store.dead_letter(dl_id)
         # a newer title is applied meanwhile
         await accept(store, routed(Intent(T0 + 50, "a", "c", set={"title": "newer"}), "e2"))
@@ -165,14 +175,19 @@ def test_unroutable_events_wait_for_their_link(store):
 
 def test_handoff_steps_are_entries_of_their_own(store):
     async def go(store):
-        await accept(store, routed(Intent(T0, "a", "c", handoff=Handoff("requested")), "e1"),
-                     routed(Intent(T0 + 1, "a", "c", handoff=Handoff("accepted", by="x")), "e2"))
+        await accept(
+            store,
+            routed(Intent(T0, "a", "c", handoff=Handoff("requested")), "e1"),
+            routed(Intent(T0 + 1, "a", "c", handoff=Handoff("accepted", by="x")), "e2"),
+        )
         return await take_one(store)
 
     [work] = store.run(go)
     steps = [e for e in work.entries if e.name.startswith("h:")]
     assert [s.payload["event"] for s in sorted(steps, key=lambda e: e.version)] == [
-        "requested", "accepted"]
+        "requested",
+        "accepted",
+    ]
     assert values(work)["f:state"] == "human-chatting"
 
 
@@ -189,22 +204,25 @@ def test_rate_limit_caps_takes_per_second(store):
 
 
 def test_circuit_opens_after_mostly_failures_and_probes_after_cooldown(store):
-    d = DeliverySettings(coalesce_ms=0, circuit_window=4, circuit_failure_ratio=0.75,
-                         circuit_cooldown_s=0.2)
+    d = DeliverySettings(
+        coalesce_ms=0, circuit_window=4, circuit_failure_ratio=0.75, circuit_cooldown_s=0.2
+    )
 
     async def go(store):
         for n in range(6):
             await accept(store, routed(Intent(T0, "a", f"c{n}", set={"title": "x"}), f"e{n}"))
         work, _ = await store.take(4, lease_ms=5000, rate_limit=0)
         for w in work:
-            await store.settle(w, Outcome("retry", attempt={"status": 503}, retry_at_ms=0,
-                                          circuit="fail"), settings=d)
+            await store.settle(
+                w,
+                Outcome("retry", attempt={"status": 503}, retry_at_ms=0, circuit="fail"),
+                settings=d,
+            )
         blocked, _ = await store.take(10, lease_ms=5000, rate_limit=0)
         state = (await store.status())["circuit"]["state"]
         await asyncio.sleep(0.25)
         probe, _ = await store.take(10, lease_ms=5000, rate_limit=0)
-        await store.settle(probe[0], Outcome("ok", sent=probe[0].entries, circuit="ok"),
-                           settings=d)
+        await store.settle(probe[0], Outcome("ok", sent=probe[0].entries, circuit="ok"), settings=d)
         after, _ = await store.take(10, lease_ms=5000, rate_limit=0)
         return blocked, state, probe, after
 

@@ -16,8 +16,10 @@ def entries_of(*intents, source="s"):
 
 
 def test_fields_go_out_as_their_newest_values():
-    es = entries_of(Intent(T0, "a", "c", set={"title": "old"}),
-                    Intent(T0 + 5, "a", "c", set={"title": "new", "userName": "Ada"}))
+    es = entries_of(
+        Intent(T0, "a", "c", set={"title": "old"}),
+        Intent(T0 + 5, "a", "c", set={"title": "new", "userName": "Ada"}),
+    )
     out = compose(es, None, "s")
     assert out.conversation == {"title": "new", "userName": "Ada"}
     assert not needs_arrays(es)
@@ -30,8 +32,9 @@ def test_tags_are_sent_whole_from_the_known_array():
 
 
 def test_a_tag_removed_after_it_was_added_stays_removed():
-    es = entries_of(Intent(T0, "a", "c", tags_add=("vip",)),
-                    Intent(T0 + 1, "a", "c", tags_remove=("vip",)))
+    es = entries_of(
+        Intent(T0, "a", "c", tags_add=("vip",)), Intent(T0 + 1, "a", "c", tags_remove=("vip",))
+    )
     out = compose(es, {"tags": ["vip"], "handoffHistory": []}, "s")
     assert out.conversation == {"tags": []}
 
@@ -46,8 +49,13 @@ def test_handoff_steps_become_history_state_and_assignee():
     assert out.conversation["chatAssignedTo"] == "ann@acme.com"
     assert out.conversation["requestedTeamKey"] == "billing"
     assert out.conversation["handoffHistory"] == [
-        {"requestedAt": T0 // 1000, "requestedTeamKey": "billing",
-         "acceptedAt": T0 // 1000 + 2, "acceptedBy": "ann@acme.com"}]
+        {
+            "requestedAt": T0 // 1000,
+            "requestedTeamKey": "billing",
+            "acceptedAt": T0 // 1000 + 2,
+            "acceptedBy": "ann@acme.com",
+        }
+    ]
 
 
 def test_a_step_already_in_history_adds_nothing():
@@ -62,5 +70,6 @@ def test_completed_closes_the_open_entry_in_milliseconds():
     es = entries_of(Intent(T0 + 9, "a", "c", handoff=Handoff("completed")))
     out = compose(es, {"tags": [], "handoffHistory": [{"requestedAt": 1, "acceptedAt": 2}]}, "ms")
     assert out.conversation["handoffHistory"] == [
-        {"requestedAt": 1, "acceptedAt": 2, "completedAt": T0 + 9}]
+        {"requestedAt": 1, "acceptedAt": 2, "completedAt": T0 + 9}
+    ]
     assert out.conversation["state"] == "ended_chat"

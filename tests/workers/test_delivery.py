@@ -3,6 +3,7 @@
 import time
 
 import httpx
+
 from tests.conftest import SECRET, convo, wait_until
 from tests.signing import signed
 
@@ -24,12 +25,16 @@ def sandbox_log(url):
     return httpx.get(f"{url}/_sandbox/log").json()
 
 
-def test_signed_webhook_becomes_one_patch_with_bearer_token(ingest_url, sandbox_url,
-                                                            start_worker):
+def test_signed_webhook_becomes_one_patch_with_bearer_token(ingest_url, sandbox_url, start_worker):
     start_worker()
-    send(ingest_url, intent(set={"title": "Refund", "userEmail": "a@b.c"},
-                            tags={"add": ["vip"]},
-                            handoff={"event": "requested", "team_key": "billing"}))
+    send(
+        ingest_url,
+        intent(
+            set={"title": "Refund", "userEmail": "a@b.c"},
+            tags={"add": ["vip"]},
+            handoff={"event": "requested", "team_key": "billing"},
+        ),
+    )
     data = wait_until(lambda: (c := convo(sandbox_url, "a1", "c1")) and "state" in c and c)
     assert data["title"] == "Refund" and data["userEmail"] == "a@b.c"
     assert data["state"] == "requested_chat" and data["tags"] == ["vip"]
@@ -44,8 +49,9 @@ def test_worker_sends_the_configured_bearer_token(make_settings, sandbox_url, st
     from tests.servers import serve_app_in_thread
 
     with serve_app_in_thread(sb.build_app(auto_create=True, token="s3cret")) as target:
-        settings = make_settings(env={"CONVOCORE_BASE_URL": target,
-                                      "CONVOCORE_API_TOKEN": "s3cret"})
+        settings = make_settings(
+            env={"CONVOCORE_BASE_URL": target, "CONVOCORE_API_TOKEN": "s3cret"}
+        )
         with serve_app_in_thread(build_app(settings)) as ingest:
             start_worker(settings)
             send(ingest, intent(set={"title": "x"}))
@@ -105,16 +111,16 @@ def convo_title(target):
     return answer.json()["data"].get("title") if answer.status_code == 200 else None
 
 
-def test_updates_queued_behind_a_slow_patch_go_out_as_one(ingest_url, sandbox_url,
-                                                          start_worker):
+def test_updates_queued_behind_a_slow_patch_go_out_as_one(ingest_url, sandbox_url, start_worker):
     httpx.post(f"{sandbox_url}/_sandbox/faults", json={"latency_ms": 1500})
     start_worker()
     send(ingest_url, intent(at=T0, set={"messagesNum": 0}))
     wait_until(lambda: httpx.get(f"{sandbox_url}/_sandbox/stats").json()["max_inflight"] == 1)
     for i in range(1, 30):  # all of these arrive while the first PATCH is in flight
         send(ingest_url, intent(at=T0 + i, set={"messagesNum": i}, tags={"add": [f"t{i}"]}))
-    data = wait_until(lambda: (c := convo(sandbox_url, "a1", "c1")) and
-                      c.get("messagesNum") == 29 and c)
+    data = wait_until(
+        lambda: (c := convo(sandbox_url, "a1", "c1")) and c.get("messagesNum") == 29 and c
+    )
     stats = httpx.get(f"{sandbox_url}/_sandbox/stats").json()
     assert stats["overlaps"] == 0
     assert stats["patches"] == 2

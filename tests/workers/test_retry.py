@@ -9,9 +9,16 @@ NOW = 1_764_000_000.0
 
 
 def _decide(status, attempt=1, retry_after=None, max_attempts=10, seed=1):
-    return decide(status=status, retry_after=retry_after, attempt=attempt,
-                  max_attempts=max_attempts, initial_s=1.0, max_s=300.0, now_s=NOW,
-                  rng=random.Random(seed))
+    return decide(
+        status=status,
+        retry_after=retry_after,
+        attempt=attempt,
+        max_attempts=max_attempts,
+        initial_s=1.0,
+        max_s=300.0,
+        now_s=NOW,
+        rng=random.Random(seed),
+    )
 
 
 @pytest.mark.parametrize("status", [None, 408, 425, 429, 500, 502, 503, 504, 599])
