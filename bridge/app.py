@@ -89,12 +89,11 @@ async def webhook(request: Request) -> Response:
         if source is None:
             raise UnknownSource(f"no source named {name[:64]!r} in the config")
         kind: ModuleType = request.app.state.kinds[name]
-        challenge = getattr(kind, "challenge", None)
-        if challenge is None and not is_json(request.headers.get("content-type", "")):
+        if not is_json(request.headers.get("content-type", "")) and \
+                "x-front-challenge" not in request.headers:
             raise UnsupportedMedia("expected Content-Type: application/json")
-        body = await read_body(
-            request, settings.ingest.max_body_bytes, settings.ingest.read_timeout_s
-        )
+        body = await read_body(request, settings.ingest.max_body_bytes,
+                               settings.ingest.read_timeout_s)
         hook = WebhookRequest(
             method=request.method,
             url=str(request.url),
@@ -102,12 +101,11 @@ async def webhook(request: Request) -> Response:
             body=body,
             received_at=time.time(),
         )
-        if challenge is not None:
-            answer = challenge(source, hook)
-            if answer is not None:
-                return answer if isinstance(answer, Response) else PlainTextResponse(str(answer))
-            if not is_json(request.headers.get("content-type", "")):
-                raise UnsupportedMedia("expected Content-Type: application/json")
+        kind.verify(source, hook, settings.ingest.signature_tolerance_s)
+        challenge = getattr(kind, "challenge", None)
+        answer = challenge(source, hook) if challenge is not None else None
+        if answer is not None:  # a sender's set-up handshake (Front): echo, queue nothing
+            return PlainTextResponse(answer)
         receipt = await ingest(settings, request.app.state.store, source, kind, hook)
     except RequestError as exc:
         log.info("refused", extra=fields(source=name[:64], status=exc.status, detail=exc.detail))

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from bridge.config import SourceSettings
-from bridge.errors import SignatureError
-from bridge.intents import Intent
+from bridge.errors import PayloadError, SignatureError
+from bridge.intents import MAX_TIME_MS, Intent, check_id, parse_time
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,3 +76,62 @@ def check_window(sent_at: float, request: WebhookRequest, tolerance_s: int, head
     """A signed timestamp must be within the tolerance, in both directions."""
     if abs(request.received_at - sent_at) > tolerance_s:
         raise SignatureError(f"{header} is outside the {tolerance_s} s tolerance")
+
+
+# --- payload helpers shared by the kinds -----------------------------------------------------
+
+
+def dig(obj: Any, path: str) -> Any:
+    """`a.b.c` from nested objects; None where anything on the way is missing."""
+    for part in path.split("."):
+        if not isinstance(obj, dict):
+            return None
+        obj = obj.get(part)
+    return obj
+
+
+def require_object(value: Any, name: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise PayloadError(f"{name}: expected an object")
+    return value
+
+
+def text_id(value: Any, name: str) -> str:
+    """An id the sender gives as a string or a number, as the intent's string."""
+    if value is None:
+        raise PayloadError(f"{name}: required")
+    return check_id(value, name)
+
+
+def optional_text(value: Any) -> str | None:
+    if value is None or isinstance(value, bool) or value == "":
+        return None
+    return str(value) if isinstance(value, str | int) else None
+
+
+def seconds_ms(value: Any, name: str) -> int:
+    """Epoch seconds (possibly fractional) as epoch milliseconds."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise PayloadError(f"{name}: expected epoch seconds")
+    if value != value or abs(value) > MAX_TIME_MS / 1000:
+        raise PayloadError(f"{name}: expected epoch seconds")
+    return parse_time(round(value * 1000), name)
+
+
+def strings(value: Any, name: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise PayloadError(f"{name}: expected an array of strings")
+    return tuple(value)
+
+
+def indexed(payload: list[Any], read: Any) -> list[SourceEvent]:
+    """Read each element of a batch; a bad one refuses the whole request, naming its index."""
+    out: list[SourceEvent] = []
+    for i, item in enumerate(payload):
+        try:
+            out.append(read(item))
+        except PayloadError as exc:
+            raise exc.at(f"[{i}].") from None
+    return out

@@ -1,0 +1,69 @@
+"""Freshdesk automation-rule webhooks: the body is the template in the README.
+
+Freshdesk cannot sign: the rule sends a shared secret in a header (default X-Bridge-Secret,
+`header = "…"` to change), compared in constant time. No timestamp: replays are stopped by
+dedup on sha256(body). Several rules may apply to one body; they make one intent.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bridge.config import SourceSettings
+from bridge.errors import SignatureError
+from bridge.intents import Handoff, Intent, parse_time
+from bridge.providers.base import (
+    SourceEvent,
+    WebhookRequest,
+    body_sha256,
+    optional_text,
+    require_header,
+    require_object,
+    same,
+    text_id,
+)
+
+DEFAULT_HEADER = "x-bridge-secret"
+
+
+def verify(source: SourceSettings, request: WebhookRequest, tolerance_s: int) -> None:
+    name = str(source.options.get("header") or DEFAULT_HEADER).lower()
+    if not same(source.secret, require_header(request, name)):
+        raise SignatureError(f"{name} does not match the shared secret")
+
+
+def normalize(source: SourceSettings, request: WebhookRequest, payload: Any) -> list[SourceEvent]:
+    ticket = require_object(payload, "body")
+    event_id = body_sha256(request.body)
+    event = str(ticket.get("event") or "").lower()
+    status = str(ticket.get("status") or "").lower()
+    agent = optional_text(ticket.get("agent_email"))
+    handoff = None
+    if status in ("resolved", "closed"):
+        handoff = Handoff("completed")
+    elif event == "assigned" and agent:
+        handoff = Handoff("accepted", by=agent)
+    elif event == "created":
+        handoff = Handoff("requested", team_key=optional_text(ticket.get("group")))
+    raw_tags = ticket.get("tags")
+    tags = (
+        tuple(t.strip() for t in raw_tags.split(",") if t.strip())
+        if isinstance(raw_tags, str)
+        else ()
+    )
+    if handoff is None and not tags:
+        return [SourceEvent(event_id, None, ticket)]
+    stamp = ticket.get("updated_at")
+    occurred = parse_time(stamp, "updated_at") if stamp else int(request.received_at * 1000)
+    return [
+        SourceEvent(
+            event_id,
+            Intent(
+                occurred_at=occurred,
+                external_id=text_id(ticket.get("ticket_id"), "ticket_id"),
+                tags_add=tags,
+                handoff=handoff,
+            ),
+            ticket,
+        )
+    ]

@@ -1,0 +1,82 @@
+"""Front webhooks: app webhooks wrap the event in `{type, authorization, payload}`; rule
+webhooks send it bare. Both are accepted.
+
+Signed bytes `{X-Front-Request-Timestamp}:{body}`, HMAC-SHA256, base64, keyed with the app
+secret; the timestamp (epoch ms) must be in the window. The set-up request carries
+`x-front-challenge`: once verified it is answered 200 text/plain with that value.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from bridge.config import SourceSettings
+from bridge.errors import SignatureError
+from bridge.intents import Handoff, Intent
+from bridge.providers.base import (
+    SourceEvent,
+    WebhookRequest,
+    check_window,
+    dig,
+    mac,
+    optional_text,
+    require_header,
+    require_object,
+    same,
+    seconds_ms,
+    text_id,
+)
+
+SIG = "x-front-signature"
+STAMP = "x-front-request-timestamp"
+
+
+def verify(source: SourceSettings, request: WebhookRequest, tolerance_s: int) -> None:
+    given = require_header(request, SIG)
+    stamp = require_header(request, STAMP)
+    try:
+        sent_at = int(stamp) / 1000
+    except ValueError:
+        raise SignatureError(f"{STAMP}: expected epoch milliseconds") from None
+    check_window(sent_at, request, tolerance_s, STAMP)
+    expected = base64.b64encode(mac(source.secret.encode(), stamp.encode() + b":" + request.body))
+    if not same(expected, given.strip()):
+        raise SignatureError(f"{SIG} does not match")
+
+
+def challenge(source: SourceSettings, request: WebhookRequest) -> str | None:
+    """The value to echo (200 text/plain) for Front's set-up request; call after verify."""
+    return request.header("x-front-challenge") or None
+
+
+def normalize(source: SourceSettings, request: WebhookRequest, payload: Any) -> list[SourceEvent]:
+    body = require_object(payload, "body")
+    event = body["payload"] if isinstance(body.get("payload"), dict) else body
+    event_id = text_id(event.get("id"), "id")
+    kind = event.get("type")
+    name = optional_text(dig(event, "target.data.name"))
+    intent: dict[str, Any] = {}
+    if kind == "assign":
+        intent["handoff"] = Handoff("accepted", by=optional_text(dig(event, "target.data.email")))
+    elif kind == "archive":
+        intent["handoff"] = Handoff("completed")
+    elif kind == "reopen":
+        intent["handoff"] = Handoff("requested")
+    elif kind == "tag" and name:
+        intent["tags_add"] = (name,)
+    elif kind == "untag" and name:
+        intent["tags_remove"] = (name,)
+    if not intent:
+        return [SourceEvent(event_id, None, event)]
+    return [
+        SourceEvent(
+            event_id,
+            Intent(
+                occurred_at=seconds_ms(event.get("emitted_at"), "emitted_at"),
+                external_id=text_id(dig(event, "conversation.id"), "conversation.id"),
+                **intent,
+            ),
+            event,
+        )
+    ]

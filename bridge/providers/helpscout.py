@@ -1,0 +1,68 @@
+"""Help Scout webhooks: the body is the conversation; the event is in `X-HelpScout-Event`.
+
+`X-HelpScout-Signature` is base64 HMAC-SHA1 of the body keyed with the webhook secret. No
+timestamp is sent: replays are stopped by dedup on sha256(body) + event.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from typing import Any
+
+from bridge.config import SourceSettings
+from bridge.errors import SignatureError
+from bridge.intents import Handoff, Intent, parse_time
+from bridge.providers.base import (
+    SourceEvent,
+    WebhookRequest,
+    body_sha256,
+    dig,
+    optional_text,
+    require_header,
+    require_object,
+    same,
+    text_id,
+)
+
+SIG = "x-helpscout-signature"
+EVENT = "x-helpscout-event"
+
+
+def verify(source: SourceSettings, request: WebhookRequest, tolerance_s: int) -> None:
+    given = require_header(request, SIG)
+    require_header(request, EVENT)
+    digest = hmac.new(source.secret.encode(), request.body, hashlib.sha1).digest()
+    if not same(base64.b64encode(digest), given.strip()):
+        raise SignatureError(f"{SIG} does not match (expected base64 HMAC-SHA1)")
+
+
+def normalize(source: SourceSettings, request: WebhookRequest, payload: Any) -> list[SourceEvent]:
+    convo = require_object(payload, "body")
+    event = request.header(EVENT) or ""
+    event_id = f"{body_sha256(request.body)}:{event}"
+    intent: dict[str, Any] = {}
+    if event == "convo.created":
+        intent["handoff"] = Handoff("requested")
+    elif event == "convo.assigned":
+        intent["handoff"] = Handoff("accepted", by=optional_text(dig(convo, "assignee.email")))
+    elif event == "convo.status" and str(convo.get("status") or "").lower() == "closed":
+        intent["handoff"] = Handoff("completed")
+    elif event == "convo.tags":
+        tags = convo.get("tags")
+        names = (
+            [t.get("tag") for t in tags if isinstance(t, dict)] if isinstance(tags, list) else []
+        )
+        intent["tags_add"] = tuple(n for n in names if isinstance(n, str) and n)
+    if not intent:
+        return [SourceEvent(event_id, None, convo)]
+    stamp = convo.get("userUpdatedAt")
+    occurred = parse_time(stamp, "userUpdatedAt") if stamp else int(request.received_at * 1000)
+    return [
+        SourceEvent(
+            event_id,
+            Intent(occurred_at=occurred, external_id=text_id(convo.get("id"), "id"), **intent),
+            convo,
+        )
+    ]

@@ -1,0 +1,69 @@
+"""Intercom webhooks (notification_event).
+
+`X-Hub-Signature: sha1=<hex>`, HMAC-SHA1 of the body keyed with the app's client secret.
+Intercom sends no timestamp: replays are stopped only by dedup on the notification id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from typing import Any
+
+from bridge.config import SourceSettings
+from bridge.errors import SignatureError
+from bridge.intents import Handoff, Intent
+from bridge.providers.base import (
+    SourceEvent,
+    WebhookRequest,
+    dig,
+    optional_text,
+    require_header,
+    require_object,
+    same,
+    seconds_ms,
+    text_id,
+)
+
+SIG = "x-hub-signature"
+
+
+def verify(source: SourceSettings, request: WebhookRequest, tolerance_s: int) -> None:
+    given = require_header(request, SIG)
+    scheme, _, value = given.partition("=")
+    if scheme != "sha1":
+        raise SignatureError(f"{SIG}: expected sha1=<hex>")
+    expected = hmac.new(source.secret.encode(), request.body, hashlib.sha1).hexdigest()
+    if not same(expected, value.strip().lower()):
+        raise SignatureError(f"{SIG} does not match")
+
+
+def normalize(source: SourceSettings, request: WebhookRequest, payload: Any) -> list[SourceEvent]:
+    note = require_object(payload, "body")
+    event_id = text_id(note.get("id"), "id")
+    topic = note.get("topic")
+    item = dig(note, "data.item")
+    intent: dict[str, Any] = {}
+    if topic == "conversation.admin.assigned" and optional_text(dig(item, "admin_assignee_id")):
+        intent["handoff"] = Handoff("accepted", by=optional_text(dig(item, "admin_assignee_id")))
+    elif topic == "conversation.admin.closed":
+        intent["handoff"] = Handoff("completed")
+    elif topic == "conversation_part.tag.created":
+        tags = dig(item, "tags.tags")
+        names = (
+            [t.get("name") for t in tags if isinstance(t, dict)] if isinstance(tags, list) else []
+        )
+        intent["tags_add"] = tuple(n for n in names if isinstance(n, str) and n)
+    if not intent:
+        return [SourceEvent(event_id, None, note)]
+    return [
+        SourceEvent(
+            event_id,
+            Intent(
+                occurred_at=seconds_ms(note.get("created_at"), "created_at"),
+                external_id=text_id(dig(item, "id"), "data.item.id"),
+                **intent,
+            ),
+            note,
+        )
+    ]
