@@ -38,8 +38,9 @@ def _b64(key: str, msg: bytes, algo: str = "sha256") -> str:
     return base64.b64encode(hmac.new(key.encode(), msg, algo).digest()).decode()
 
 
-def sign_as(kind: str, secret: str, body: bytes, url: str, event: str = "",
-            now: float | None = None) -> dict[str, str]:
+def sign_as(
+    kind: str, secret: str, body: bytes, url: str, event: str = "", now: float | None = None
+) -> dict[str, str]:
     """Headers the sender of `kind` would send for `body` posted to `url` at `now`."""
     now = time.time() if now is None else now
     h = {"content-type": "application/json"}
@@ -47,18 +48,24 @@ def sign_as(kind: str, secret: str, body: bytes, url: str, event: str = "",
         return standard_headers(secret, body, ts=int(now))
     if kind == "zendesk":
         ts = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
-        h |= {"x-zendesk-webhook-signature": _b64(secret, ts.encode() + body),
-              "x-zendesk-webhook-signature-timestamp": ts}
+        h |= {
+            "x-zendesk-webhook-signature": _b64(secret, ts.encode() + body),
+            "x-zendesk-webhook-signature-timestamp": ts,
+        }
     elif kind == "intercom":
         h["x-hub-signature"] = "sha1=" + hmac.new(secret.encode(), body, "sha1").hexdigest()
     elif kind == "hubspot":
         ts = str(int(now * 1000))
-        h |= {"x-hubspot-signature-v3": _b64(secret, b"POST" + url.encode() + body + ts.encode()),
-              "x-hubspot-request-timestamp": ts}
+        h |= {
+            "x-hubspot-signature-v3": _b64(secret, b"POST" + url.encode() + body + ts.encode()),
+            "x-hubspot-request-timestamp": ts,
+        }
     elif kind == "front":
         ts = str(int(now * 1000))
-        h |= {"x-front-signature": _b64(secret, ts.encode() + b":" + body),
-              "x-front-request-timestamp": ts}
+        h |= {
+            "x-front-signature": _b64(secret, ts.encode() + b":" + body),
+            "x-front-request-timestamp": ts,
+        }
     elif kind == "helpscout":
         h |= {"x-helpscout-signature": _b64(secret, body, "sha1"), "x-helpscout-event": event}
     elif kind == "freshdesk":

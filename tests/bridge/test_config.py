@@ -24,14 +24,22 @@ def check(tmp_path, text, env=None):
         ("[convocore]\ntime_unit = 'h'\n", "convocore.time_unit"),
         ("[sources.x]\nkind = 'zendesk'\nsecret_env = 'MISSING'\n", "sources.x.secret_env"),
         ("[sources.x]\nkind = 'jira'\nsecret_env = 'S'\n", "sources.x.kind"),
-        ("[sources.x]\nkind = 'zendesk'\nsecret_env = 'S'\npublic_url = 'https://a/b'\n",
-         "sources.x.public_url"),
-        ("[sources.x]\nkind = 'generic'\nsecret_env = 'S'\n[sources.x.map]\nevent_id = 'a[['\n",
-         "sources.x.map.event_id"),
-        ("[sources.x]\nkind = 'generic'\nsecret_env = 'S'\n[sources.x.map]\nfoo = 'a'\n",
-         "sources.x.map.foo"),
-        ("[sources.x]\nkind = 'standard'\nsecret_env = 'S'\nagent_id = 'a'\n",
-         "sources.x.convo_id"),
+        (
+            "[sources.x]\nkind = 'zendesk'\nsecret_env = 'S'\npublic_url = 'https://a/b'\n",
+            "sources.x.public_url",
+        ),
+        (
+            "[sources.x]\nkind = 'generic'\nsecret_env = 'S'\n[sources.x.map]\nevent_id = 'a[['\n",
+            "sources.x.map.event_id",
+        ),
+        (
+            "[sources.x]\nkind = 'generic'\nsecret_env = 'S'\n[sources.x.map]\nfoo = 'a'\n",
+            "sources.x.map.foo",
+        ),
+        (
+            "[sources.x]\nkind = 'standard'\nsecret_env = 'S'\nagent_id = 'a'\n",
+            "sources.x.convo_id",
+        ),
         ("[surces]\n", "surces"),
     ],
 )
@@ -44,8 +52,11 @@ def test_a_bad_config_names_the_key(tmp_path, text, key):
 def test_config_check_exits_2_naming_the_key_without_a_traceback(tmp_path):
     path = tmp_path / "c.toml"
     path.write_text("[delivery]\nmax_atempts = 3\n")
-    done = subprocess.run([sys.executable, "-m", "bridge.cli", "--config", str(path), "config",
-                           "check"], capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "bridge.cli", "--config", str(path), "config", "check"],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 2
     assert "delivery.max_atempts" in done.stderr and "Traceback" not in done.stderr
 
@@ -53,6 +64,10 @@ def test_config_check_exits_2_naming_the_key_without_a_traceback(tmp_path):
 def test_config_check_accepts_a_good_file(tmp_path):
     path = tmp_path / "c.toml"
     path.write_text("[sources.demo]\nkind = 'standard'\nsecret_env = 'S'\n")
-    done = subprocess.run([sys.executable, "-m", "bridge.cli", "--config", str(path), "config",
-                           "check"], capture_output=True, text=True, env={"S": "x", "PATH": ""})
+    done = subprocess.run(
+        [sys.executable, "-m", "bridge.cli", "--config", str(path), "config", "check"],
+        capture_output=True,
+        text=True,
+        env={"S": "x", "PATH": ""},
+    )
     assert done.returncode == 0, done.stderr

@@ -14,8 +14,13 @@ BODY = b'[{"eventId":1,"subscriptionId":2,"objectId":3,"occurredAt":179499996000
 
 
 def request(url, headers):
-    return WebhookRequest("POST", url, {k.lower(): v for k, v in headers.items()}, BODY,
-                          received_at=__import__("time").time())
+    return WebhookRequest(
+        "POST",
+        url,
+        {k.lower(): v for k, v in headers.items()},
+        BODY,
+        received_at=__import__("time").time(),
+    )
 
 
 def source(**options):
@@ -25,8 +30,11 @@ def source(**options):
 def test_public_url_is_what_is_signed_behind_a_proxy():
     public = "https://bridge.example.com/webhooks/hs"
     headers = sign_as("hubspot", SECRET, BODY, public + "?portal=1")
-    hubspot.verify(source(public_url=public), request("http://10.0.0.5:8080/webhooks/hs?portal=1",
-                                                      headers), 300)
+    hubspot.verify(
+        source(public_url=public),
+        request("http://10.0.0.5:8080/webhooks/hs?portal=1", headers),
+        300,
+    )
 
 
 def test_forwarded_headers_are_ignored_unless_trusted():

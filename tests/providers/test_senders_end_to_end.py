@@ -38,9 +38,13 @@ def sender(tmp_path, redis_url, sandbox_url, request):
     case, config = first_valid(kind)
     path = tmp_path / "config.toml"
     path.write_text(config_text(kind, config))
-    env = {"SENDER_SECRET": case["secret"], "REDIS_URL": redis_url,
-           "CONVOCORE_BASE_URL": sandbox_url, "CONVOCORE_API_TOKEN": "t",
-           "BRIDGE_ADMIN_TOKEN": "admin-token"}
+    env = {
+        "SENDER_SECRET": case["secret"],
+        "REDIS_URL": redis_url,
+        "CONVOCORE_BASE_URL": sandbox_url,
+        "CONVOCORE_API_TOKEN": "t",
+        "BRIDGE_ADMIN_TOKEN": "admin-token",
+    }
     settings = load_settings(path, env)
     with serve_app_in_thread(build_app(settings)) as url:
         yield kind, case, settings, url
@@ -50,8 +54,13 @@ def post(kind, case, url, body=None, secret=None):
     body = (body if body is not None else case["body"]).encode()
     query = "?portal=62515" if kind == "hubspot" else ""
     target = f"{url}/webhooks/{kind}{query}"
-    headers = sign_as(kind, secret or case["secret"], body, target,
-                      event=case["headers"].get("x-helpscout-event", ""))
+    headers = sign_as(
+        kind,
+        secret or case["secret"],
+        body,
+        target,
+        event=case["headers"].get("x-helpscout-event", ""),
+    )
     return httpx.post(target, content=body, headers=headers)
 
 
@@ -63,22 +72,31 @@ def test_mapped_event_is_patched_once_through_its_link(sender, start_worker, san
     kind, case, settings, url = sender
     ext = case["intents"][0]["external_id"]
     admin = {"authorization": "Bearer admin-token"}
-    put = httpx.put(f"{url}/admin/links/{kind}/{ext}", headers=admin,
-                    json={"agent_id": "agent-x", "convo_id": f"convo-{kind}"})
+    put = httpx.put(
+        f"{url}/admin/links/{kind}/{ext}",
+        headers=admin,
+        json={"agent_id": "agent-x", "convo_id": f"convo-{kind}"},
+    )
     assert put.status_code == 200
     answer = post(kind, case, url)
     assert answer.status_code == 202, answer.text
     mapped = len(case["intents"])
-    assert answer.json() == {"accepted": mapped, "duplicates": 0,
-                             "ignored": len(case["event_ids"]) - mapped}
+    assert answer.json() == {
+        "accepted": mapped,
+        "duplicates": 0,
+        "ignored": len(case["event_ids"]) - mapped,
+    }
     again = post(kind, case, url)
     assert again.json()["duplicates"] == mapped and again.json()["accepted"] == 0
     start_worker(settings)
     data = wait_until(lambda: convo(sandbox_url, "agent-x", f"convo-{kind}"))
     last = case["intents"][-1]
     if "handoff" in last:
-        expected = {"requested": "requested_chat", "accepted": "human-chatting",
-                    "completed": "ended_chat"}[last["handoff"]["event"]]
+        expected = {
+            "requested": "requested_chat",
+            "accepted": "human-chatting",
+            "completed": "ended_chat",
+        }[last["handoff"]["event"]]
         assert data["state"] == expected
     if "tags" in last:
         assert set(last["tags"].get("add", [])) <= set(data["tags"])
@@ -97,8 +115,7 @@ def test_forged_request_is_401_and_queues_nothing(sender, rclient):
 
 
 @pytest.mark.parametrize("sender", KINDS, indirect=True)
-def test_event_without_a_link_waits_as_unroutable_then_replays(sender, start_worker,
-                                                               sandbox_url):
+def test_event_without_a_link_waits_as_unroutable_then_replays(sender, start_worker, sandbox_url):
     kind, case, settings, url = sender
     assert post(kind, case, url).status_code == 202
     admin = {"authorization": "Bearer admin-token"}
@@ -106,8 +123,11 @@ def test_event_without_a_link_waits_as_unroutable_then_replays(sender, start_wor
     assert letter["reason"] == "unroutable"
     start_worker(settings)
     ext = case["intents"][0]["external_id"]
-    httpx.put(f"{url}/admin/links/{kind}/{ext}", headers=admin,
-              json={"agent_id": "agent-y", "convo_id": "c"})
+    httpx.put(
+        f"{url}/admin/links/{kind}/{ext}",
+        headers=admin,
+        json={"agent_id": "agent-y", "convo_id": "c"},
+    )
     wait_until(lambda: convo(sandbox_url, "agent-y", "c"))
     assert httpx.get(f"{url}/admin/dlq", headers=admin).json() == []
 
@@ -142,8 +162,9 @@ def test_front_challenge_is_echoed_as_text(tmp_path, redis_url, sandbox_url):
         headers = sign_as("front", case["secret"], body, "")
         headers["x-front-challenge"] = "chl_abc"
         answer = httpx.post(f"{url}/webhooks/front", content=body, headers=headers)
-        forged = httpx.post(f"{url}/webhooks/front", content=body,
-                            headers={**headers, "x-front-signature": "AAAA"})
+        forged = httpx.post(
+            f"{url}/webhooks/front", content=body, headers={**headers, "x-front-signature": "AAAA"}
+        )
     assert answer.status_code == 200 and answer.text == "chl_abc"
     assert answer.headers["content-type"].startswith("text/plain")
     assert forged.status_code == 401

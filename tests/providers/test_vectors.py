@@ -43,8 +43,16 @@ def request_for(case):
 
 def test_vectors_are_present():
     kinds = {p.values[0] for p in CASES}
-    assert kinds == {"standard", "zendesk", "intercom", "hubspot", "front", "freshdesk",
-                     "helpscout", "generic"}
+    assert kinds == {
+        "standard",
+        "zendesk",
+        "intercom",
+        "hubspot",
+        "front",
+        "freshdesk",
+        "helpscout",
+        "generic",
+    }
 
 
 @pytest.mark.parametrize(("kind", "case"), CASES)
