@@ -89,11 +89,14 @@ async def webhook(request: Request) -> Response:
         if source is None:
             raise UnknownSource(f"no source named {name[:64]!r} in the config")
         kind: ModuleType = request.app.state.kinds[name]
-        if not is_json(request.headers.get("content-type", "")) and \
-                "x-front-challenge" not in request.headers:
+        if (
+            not is_json(request.headers.get("content-type", ""))
+            and "x-front-challenge" not in request.headers
+        ):
             raise UnsupportedMedia("expected Content-Type: application/json")
-        body = await read_body(request, settings.ingest.max_body_bytes,
-                               settings.ingest.read_timeout_s)
+        body = await read_body(
+            request, settings.ingest.max_body_bytes, settings.ingest.read_timeout_s
+        )
         hook = WebhookRequest(
             method=request.method,
             url=str(request.url),

@@ -12,9 +12,63 @@ from typing import Any
 
 STATES = ("requested_chat", "human-chatting", "ai-chatting", "ended_chat")
 
-_STRING = ["userEmail", "userName", "userPhone", "userAddress", "userCompany", "userWebsite", "notes", "note", "userProfilePic", "ID", "userID", "campaignId", "userImage", "socialHandle", "userOs", "userBrowser", "whatsappPhoneNumberId", "whatsappBusinessNumber", "whatsappDisplayPhoneNumber", "whatsappBusinessAccountId", "userPlatform", "chatAssignedTo", "lang", "endReason", "notifyToUserId", "summary", "requestedTeamKey", "delegatedBy", "funnelSummary", "title", "lastMessage"]
-_NUMBER = ["messagesNum", "interactionsNum", "ts", "convoTimeSeconds", "firstMessageTS", "lastMessageTS", "sessionsNum", "ratingFrom5", "totalUserInteractions", "averageLatency", "delegatedAt", "lastViewed", "leadScore", "funnelLastEvaluated"]
-_BOOLEAN = ["isFollowingBusiness", "socialVerified", "isTyping", "isBlocked", "isTest", "funnelNotificationSent"]
+_STRING = [
+    "userEmail",
+    "userName",
+    "userPhone",
+    "userAddress",
+    "userCompany",
+    "userWebsite",
+    "notes",
+    "note",
+    "userProfilePic",
+    "ID",
+    "userID",
+    "campaignId",
+    "userImage",
+    "socialHandle",
+    "userOs",
+    "userBrowser",
+    "whatsappPhoneNumberId",
+    "whatsappBusinessNumber",
+    "whatsappDisplayPhoneNumber",
+    "whatsappBusinessAccountId",
+    "userPlatform",
+    "chatAssignedTo",
+    "lang",
+    "endReason",
+    "notifyToUserId",
+    "summary",
+    "requestedTeamKey",
+    "delegatedBy",
+    "funnelSummary",
+    "title",
+    "lastMessage",
+]
+_NUMBER = [
+    "messagesNum",
+    "interactionsNum",
+    "ts",
+    "convoTimeSeconds",
+    "firstMessageTS",
+    "lastMessageTS",
+    "sessionsNum",
+    "ratingFrom5",
+    "totalUserInteractions",
+    "averageLatency",
+    "delegatedAt",
+    "lastViewed",
+    "leadScore",
+    "funnelLastEvaluated",
+]
+_BOOLEAN = [
+    "isFollowingBusiness",
+    "socialVerified",
+    "isTyping",
+    "isBlocked",
+    "isTest",
+    "funnelNotificationSent",
+]
 _ARRAY = ["campaignCalls", "sessions", "metrics", "funnelStepsMatched", "funnelScoreHistory"]
 _OBJECT = ["vapi", "nodesInfo", "voice", "detailedCost", "funnelExtractedData"]
 _ANY = ["origin", "capturedVariables"]

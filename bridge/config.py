@@ -39,9 +39,9 @@ _SECTIONS: dict[str, dict[str, tuple[tuple[type, ...], Any, float | None]]] = {
         "request_timeout_s": (_NUM, 10.0, 0.001),
         "rate_limit_per_s": (_NUM, 0, 0),
         # Beyond product.md: tuning a production user may need; documented in the README.
-        "concurrency": ((int,), 32, 1),
+        "concurrency": ((int,), 8, 1),
         "lease_s": (_NUM, 30.0, 1),
-        "coalesce_ms": ((int,), 100, 0),
+        "coalesce_ms": ((int,), 500, 0),
         "circuit_window": ((int,), 20, 2),
         "circuit_failure_ratio": (_NUM, 0.8, 0.01),
         "circuit_cooldown_s": (_NUM, 30.0, 0.1),
@@ -106,9 +106,9 @@ class DeliverySettings:
     backoff_max_s: float = 300.0
     request_timeout_s: float = 10.0
     rate_limit_per_s: float = 0
-    concurrency: int = 32
+    concurrency: int = 8
     lease_s: float = 30.0
-    coalesce_ms: int = 100
+    coalesce_ms: int = 500
     circuit_window: int = 20
     circuit_failure_ratio: float = 0.8
     circuit_cooldown_s: float = 30.0

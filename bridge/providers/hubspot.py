@@ -37,7 +37,7 @@ def signed_uri(source: SourceSettings, request: WebhookRequest) -> str:
     public = source.options.get("public_url")
     if public:
         base = urlsplit(public)
-        return urlunsplit((base.scheme, base.netloc, base.path, base.query or seen.query, ""))
+        return str(urlunsplit((base.scheme, base.netloc, base.path, base.query or seen.query, "")))
     scheme, host = seen.scheme, seen.netloc
     if source.options.get("trust_proxy"):
         scheme = (request.header("x-forwarded-proto") or scheme).split(",")[0].strip()

@@ -106,7 +106,7 @@ def test_mapped_event_is_patched_once_through_its_link(sender, start_worker, san
 
 @pytest.mark.parametrize("sender", KINDS, indirect=True)
 def test_forged_request_is_401_and_queues_nothing(sender, rclient):
-    kind, case, settings, url = sender
+    kind, case, _, url = sender
     answer = post(kind, case, url, secret="not-the-secret-at-all")
     assert answer.status_code == 401
     assert answer.json()["error"] == "invalid_signature"
@@ -144,7 +144,7 @@ UNMAPPED = {
 
 @pytest.mark.parametrize("sender", list(UNMAPPED), indirect=True)
 def test_unmapped_event_is_ignored_with_202(sender, rclient):
-    kind, case, settings, url = sender
+    kind, case, _, url = sender
     answer = post(kind, case, url, body=UNMAPPED[kind])
     assert answer.status_code == 202, answer.text
     assert answer.json()["ignored"] == 1 and answer.json()["accepted"] == 0

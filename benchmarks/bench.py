@@ -1,0 +1,381 @@
+"""convo-bridge benchmarks: prints a table of figures. Not part of the test suite.
+
+    .venv/bin/python benchmarks/bench.py [--quick]
+
+Starts its own Redis (AOF everysec), sandbox, `serve` and two `worker` processes, on this
+machine, and measures: ingest req/s and p99 with wrk (vs a bare HMAC+LPUSH app), delivery
+rate of 2,000 intents on distinct conversations (vs one bare httpx keep-alive PATCH loop),
+webhook → PATCH latency at 200 events/s, coalescing of 1,000 updates to 10 conversations
+with a 20 ms target, and resident memory of serve and worker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import orjson
+import redis
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bridge.redis_server import RedisServer, free_port
+from tests.signing import standard_headers
+
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+PY = sys.executable
+
+
+def wait_http(url: str, timeout: float = 15) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            httpx.get(url, timeout=0.5)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise SystemExit(f"{url} did not come up")
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+class Rig:
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.redis = RedisServer(tmp / "redis", appendfsync="everysec")
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.workers: list[subprocess.Popen[bytes]] = []
+
+    def start(self) -> None:
+        self.redis.start()
+        self.sandbox_port, self.serve_port, self.bare_port = free_port(), free_port(), free_port()
+        config = self.tmp / "config.toml"
+        config.write_text(
+            '[sources.demo]\nkind = "standard"\nsecret_env = "DEMO_SECRET"\n'
+            '[log]\nlevel = "WARNING"\n'
+        )
+        self.env = {
+            **os.environ,
+            "DEMO_SECRET": SECRET,
+            "REDIS_URL": self.redis.url,
+            "BRIDGE_CONFIG": str(config),
+            "CONVOCORE_API_TOKEN": "bench",
+            "CONVOCORE_BASE_URL": f"http://127.0.0.1:{self.sandbox_port}",
+        }
+        self.sandbox_url = self.env["CONVOCORE_BASE_URL"]
+        self.serve_url = f"http://127.0.0.1:{self.serve_port}"
+        self.bare_url = f"http://127.0.0.1:{self.bare_port}"
+        self.spawn(
+            [PY, "-m", "bridge.cli", "sandbox", "--port", str(self.sandbox_port), "--auto-create"]
+        )
+        self.serve = self.spawn([PY, "-m", "bridge.cli", "serve", "--port", str(self.serve_port)])
+        self.spawn(
+            [
+                PY,
+                "-m",
+                "uvicorn",
+                "benchmarks.bare_app:app",
+                "--port",
+                str(self.bare_port),
+                "--loop",
+                "uvloop",
+                "--http",
+                "httptools",
+                "--log-level",
+                "warning",
+                "--no-access-log",
+            ]
+        )
+        for url in (
+            self.sandbox_url + "/_sandbox/stats",
+            self.serve_url + "/healthz",
+            self.bare_url + "/",
+        ):
+            wait_http(url)
+
+    def spawn(self, args: list[str]) -> subprocess.Popen[bytes]:
+        p = subprocess.Popen(
+            args,
+            env=self.env,
+            cwd=Path(__file__).resolve().parents[1],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self.procs.append(p)
+        return p
+
+    def start_workers(self, n: int) -> None:
+        for _ in range(n):
+            self.workers.append(self.spawn([PY, "-m", "bridge.cli", "worker"]))
+
+    def stop_workers(self) -> None:
+        for w in self.workers:
+            w.terminate()
+            w.wait(30)
+        self.workers.clear()
+
+    def reset(self) -> None:
+        redis.Redis.from_url(self.redis.url).flushall()
+        httpx.delete(f"{self.sandbox_url}/_sandbox/log?all=1")
+        httpx.delete(f"{self.sandbox_url}/_sandbox/faults")
+
+    def stop(self) -> None:
+        for p in self.procs:
+            if p.poll() is None:
+                p.terminate()
+        for p in self.procs:
+            try:
+                p.wait(20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        self.redis.stop()
+
+
+def intent(convo: str, at: int, **fields: object) -> dict[str, object]:
+    return {"agent_id": "bench", "convo_id": convo, "occurred_at": at, "set": fields}
+
+
+async def post_all(url: str, payloads: list[dict[str, object]], concurrency: int) -> list[float]:
+    """POST signed intents with `concurrency` at once; returns each send time."""
+    sent: list[float] = [0.0] * len(payloads)
+    queue = list(enumerate(payloads))
+    async with httpx.AsyncClient(limits=httpx.Limits(max_connections=concurrency)) as client:
+
+        async def one() -> None:
+            while queue:
+                i, p = queue.pop(0)
+                body = orjson.dumps(p)
+                sent[i] = time.time()
+                r = await client.post(
+                    f"{url}/webhooks/demo", content=body, headers=standard_headers(SECRET, body)
+                )
+                assert r.status_code == 202, r.text
+
+        await asyncio.gather(*(one() for _ in range(concurrency)))
+    return sent
+
+
+def patches(rig: Rig) -> list[dict[str, object]]:
+    log: list[dict[str, object]] = httpx.get(f"{rig.sandbox_url}/_sandbox/log", timeout=30).json()
+    return log
+
+
+def wait_patched(rig: Rig, n: int, timeout: float = 120) -> float:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        stats = httpx.get(f"{rig.sandbox_url}/_sandbox/stats").json()
+        if stats["by_status"].get("200", 0) >= n:
+            return time.time()
+        time.sleep(0.02)
+    raise SystemExit(f"only {stats} of {n} patched")
+
+
+def bench_delivery(rig: Rig, n: int) -> tuple[float, float]:
+    rig.reset()
+    asyncio.run(
+        post_all(
+            rig.serve_url, [intent(f"d{i}", 1_764_000_000_000, messagesNum=i) for i in range(n)], 32
+        )
+    )
+    start = time.time()
+    rig.start_workers(2)
+    done = wait_patched(rig, n)
+    # workers need ~0.4 s to start; measure from the first PATCH they send
+    first = min(float(p["received_at"]) for p in patches(rig))  # type: ignore[arg-type]
+    ours = n / (done - max(first, start))
+    rig.stop_workers()
+
+    async def bare() -> float:
+        async with httpx.AsyncClient(base_url=rig.sandbox_url) as client:
+            t = time.time()
+            for i in range(n):
+                await client.patch(
+                    f"/agents/bench/convos/b{i}", json={"conversation": {"messagesNum": i}}
+                )
+            return n / (time.time() - t)
+
+    return ours, asyncio.run(bare())
+
+
+def bench_latency(rig: Rig, rate: int, seconds: float) -> tuple[float, float]:
+    rig.reset()
+    rig.start_workers(2)
+    time.sleep(1.5)
+    total = int(rate * seconds)
+    sent: dict[str, float] = {}
+
+    async def run() -> None:
+        async with httpx.AsyncClient() as client:
+            t0 = time.time()
+            tasks = []
+            for i in range(total):
+                due = t0 + i / rate
+                await asyncio.sleep(max(0.0, due - time.time()))
+                body = orjson.dumps(intent(f"l{i}", 1_764_000_000_000, messagesNum=i))
+                sent[f"l{i}"] = time.time()
+                tasks.append(
+                    asyncio.create_task(
+                        client.post(
+                            f"{rig.serve_url}/webhooks/demo",
+                            content=body,
+                            headers=standard_headers(SECRET, body),
+                        )
+                    )
+                )
+            await asyncio.gather(*tasks)
+
+    asyncio.run(run())
+    wait_patched(rig, total)
+    lat = sorted(
+        (float(p["received_at"]) - sent[str(p["convo"])]) * 1000  # type: ignore[arg-type]
+        for p in patches(rig)
+    )
+    rig.stop_workers()
+    return statistics.median(lat), lat[int(len(lat) * 0.99) - 1]
+
+
+def bench_coalescing(rig: Rig) -> tuple[int, bool]:
+    rig.reset()
+    httpx.post(f"{rig.sandbox_url}/_sandbox/faults", json={"latency_ms": 20})
+    rig.start_workers(2)
+    time.sleep(1.5)
+    payloads = [intent(f"k{i % 10}", 1_764_000_000_000 + i, messagesNum=i) for i in range(1000)]
+    asyncio.run(post_all(rig.serve_url, payloads, 16))
+    deadline = time.time() + 60
+    newest = {f"k{c}": 990 + c for c in range(10)}
+    ok = False
+    while time.time() < deadline and not ok:
+        convos = httpx.get(f"{rig.sandbox_url}/_sandbox/convos").json()
+        ok = all(convos.get(f"bench/{c}", {}).get("messagesNum") == v for c, v in newest.items())
+        time.sleep(0.1)
+    count = len(patches(rig))
+    rig.stop_workers()
+    return count, ok
+
+
+def wrk_lua(path: Path, n: int) -> None:
+    """A wrk script cycling through `n` pre-signed, distinct requests."""
+    lines = ["local reqs = {}"]
+    for i in range(n):
+        body = orjson.dumps(intent(f"w{i % 5000}", 1_764_000_000_000 + i, messagesNum=i)).decode()
+        h = standard_headers(SECRET, body.encode())
+        hdrs = ", ".join(f'["{k}"] = "{v}"' for k, v in h.items())
+        lines.append(
+            f"reqs[{i + 1}] = wrk.format('POST', '/webhooks/demo', {{{hdrs}}}, [==[{body}]==])"
+        )
+    lines += [
+        "local i = 0",
+        "request = function()",
+        "  i = i % #reqs + 1",
+        "  return reqs[i]",
+        "end",
+    ]
+    path.write_text("\n".join(lines))
+
+
+def wrk(url: str, script: Path, seconds: int) -> tuple[float, float]:
+    out = subprocess.run(
+        ["wrk", "-t2", "-c64", f"-d{seconds}s", "--latency", "-s", str(script), url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    m = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
+    assert m is not None
+    p99 = float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
+    return rate, p99
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="smaller runs")
+    args = ap.parse_args()
+    rows: list[tuple[str, str, str, str]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        rig = Rig(Path(tmp))
+        rig.start()
+        try:
+            if shutil.which("wrk"):
+                script = Path(tmp) / "signed.lua"
+                wrk_lua(script, 20_000)
+                secs = 5 if args.quick else 10
+                rig.reset()
+                ours, ours_p99 = wrk(rig.serve_url, script, secs)
+                rig.reset()
+                bare, bare_p99 = wrk(rig.bare_url, script, secs)
+                rows.append(
+                    (
+                        "ingest req/s (wrk, 64 conns)",
+                        f"{ours:,.0f}",
+                        f"bare {bare:,.0f}",
+                        f"ratio {ours / bare:.2f} (≥ 0.6)",
+                    )
+                )
+                rows.append(
+                    (
+                        "ingest p99 ms",
+                        f"{ours_p99:.1f}",
+                        f"bare {bare_p99:.1f}",
+                        f"ratio {ours_p99 / bare_p99:.2f} (≤ 2)",
+                    )
+                )
+            else:
+                rows.append(("ingest (wrk)", "skipped", "wrk not installed", "apt-get install wrk"))
+            n = 1000 if args.quick else 2000
+            ours, bare = bench_delivery(rig, n)
+            rows.append(
+                (
+                    f"delivery {n} convos, 2 workers /s",
+                    f"{ours:,.0f}",
+                    f"bare loop {bare:,.0f}",
+                    f"ratio {ours / bare:.2f} (≥ 1)",
+                )
+            )
+            p50, p99 = bench_latency(rig, 200, 5 if args.quick else 10)
+            rows.append(
+                ("webhook→PATCH ms at 200/s", f"p50 {p50:.1f}", f"p99 {p99:.1f}", "p99 ≤ 25")
+            )
+            count, ok = bench_coalescing(rig)
+            rows.append(
+                (
+                    "1,000 updates / 10 convos, 20 ms target",
+                    f"{count} PATCHes",
+                    "newest values" if ok else "STALE VALUES",
+                    "≤ 100 (aim ≤ 50)",
+                )
+            )
+            rig.start_workers(1)
+            time.sleep(1)
+            rows.append(
+                (
+                    "RSS MB",
+                    f"serve {rss_mb(rig.serve.pid):.0f}",
+                    f"worker {rss_mb(rig.workers[0].pid):.0f}",
+                    "≤ 120 each",
+                )
+            )
+            rig.stop_workers()
+        finally:
+            rig.stop()
+    width = [max(len(r[i]) for r in rows) for i in range(4)]
+    for r in rows:
+        print("  ".join(c.ljust(width[i]) for i, c in enumerate(r)))
+
+
+if __name__ == "__main__":
+    main()
