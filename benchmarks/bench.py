@@ -304,13 +304,22 @@ def wrk(url: str, script: Path, seconds: int) -> tuple[float, float]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="smaller runs")
+    ap.add_argument(
+        "--only",
+        choices=["ingest", "delivery", "latency", "coalescing", "memory"],
+        action="append",
+        help="run only these parts (repeatable)",
+    )
     args = ap.parse_args()
+    parts = set(args.only or ["ingest", "delivery", "latency", "coalescing", "memory"])
     rows: list[tuple[str, str, str, str]] = []
     with tempfile.TemporaryDirectory() as tmp:
         rig = Rig(Path(tmp))
         rig.start()
         try:
-            if shutil.which("wrk"):
+            if "ingest" not in parts:
+                pass
+            elif shutil.which("wrk"):
                 script = Path(tmp) / "signed.lua"
                 wrk_lua(script, 20_000)
                 secs = 5 if args.quick else 10
@@ -337,39 +346,43 @@ def main() -> None:
             else:
                 rows.append(("ingest (wrk)", "skipped", "wrk not installed", "apt-get install wrk"))
             n = 1000 if args.quick else 2000
-            ours, bare = bench_delivery(rig, n)
-            rows.append(
-                (
-                    f"delivery {n} convos, 2 workers /s",
-                    f"{ours:,.0f}",
-                    f"bare loop {bare:,.0f}",
-                    f"ratio {ours / bare:.2f} (≥ 1)",
+            if "delivery" in parts:
+                ours, bare = bench_delivery(rig, n)
+                rows.append(
+                    (
+                        f"delivery {n} convos, 2 workers /s",
+                        f"{ours:,.0f}",
+                        f"bare loop {bare:,.0f}",
+                        f"ratio {ours / bare:.2f} (≥ 1)",
+                    )
                 )
-            )
-            p50, p99 = bench_latency(rig, 200, 5 if args.quick else 10)
-            rows.append(
-                ("webhook→PATCH ms at 200/s", f"p50 {p50:.1f}", f"p99 {p99:.1f}", "p99 ≤ 25")
-            )
-            count, ok = bench_coalescing(rig)
-            rows.append(
-                (
-                    "1,000 updates / 10 convos, 20 ms target",
-                    f"{count} PATCHes",
-                    "newest values" if ok else "STALE VALUES",
-                    "≤ 100 (aim ≤ 50)",
+            if "latency" in parts:
+                p50, p99 = bench_latency(rig, 200, 5 if args.quick else 10)
+                rows.append(
+                    ("webhook→PATCH ms at 200/s", f"p50 {p50:.1f}", f"p99 {p99:.1f}", "p99 ≤ 25")
                 )
-            )
-            rig.start_workers(1)
-            time.sleep(1)
-            rows.append(
-                (
-                    "RSS MB",
-                    f"serve {rss_mb(rig.serve.pid):.0f}",
-                    f"worker {rss_mb(rig.workers[0].pid):.0f}",
-                    "≤ 120 each",
+            if "coalescing" in parts:
+                count, ok = bench_coalescing(rig)
+                rows.append(
+                    (
+                        "1,000 updates / 10 convos, 20 ms target",
+                        f"{count} PATCHes",
+                        "newest values" if ok else "STALE VALUES",
+                        "≤ 100 (aim ≤ 50)",
+                    )
                 )
-            )
-            rig.stop_workers()
+            if "memory" in parts:
+                rig.start_workers(1)
+                time.sleep(1)
+                rows.append(
+                    (
+                        "RSS MB",
+                        f"serve {rss_mb(rig.serve.pid):.0f}",
+                        f"worker {rss_mb(rig.workers[0].pid):.0f}",
+                        "≤ 120 each",
+                    )
+                )
+                rig.stop_workers()
         finally:
             rig.stop()
     width = [max(len(r[i]) for r in rows) for i in range(4)]

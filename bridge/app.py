@@ -57,17 +57,13 @@ async def read_body(request: Request, limit: int, timeout_s: float) -> bytes:
             raise PayloadError("content-length: expected a number of bytes") from None
     chunks: list[bytes] = []
     size = 0
-
-    async def collect() -> None:
-        nonlocal size
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise BodyTooLarge(f"body is over the limit of {limit} bytes")
-            chunks.append(chunk)
-
     try:
-        await asyncio.wait_for(collect(), timeout_s)
+        async with asyncio.timeout(timeout_s):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise BodyTooLarge(f"body is over the limit of {limit} bytes")
+                chunks.append(chunk)
     except TimeoutError:
         raise RequestTimeout(f"the body did not arrive within {timeout_s:g} s") from None
     return b"".join(chunks)
@@ -118,7 +114,10 @@ async def webhook(request: Request) -> Response:
         return unavailable()
     except ClientDisconnect:
         return Response(status_code=400)
-    log.debug("request done", extra=fields(source=name, ms=(time.perf_counter() - started) * 1e3))
+    if log.isEnabledFor(logging.DEBUG):
+        log.debug(
+            "request done", extra=fields(source=name, ms=(time.perf_counter() - started) * 1e3)
+        )
     return JSONResponse(receipt.to_json(), status_code=202)
 
 

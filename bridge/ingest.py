@@ -134,16 +134,17 @@ async def ingest(
             dedup_ttl_s=settings.ingest.dedup_window_s,
             coalesce_ms=settings.delivery.coalesce_ms,
         )
-    log.info(
-        "accepted",
-        extra=fields(
-            source=source.name,
-            accepted=result.accepted,
-            duplicates=result.duplicates,
-            ignored=ignored,
-            unroutable=result.unroutable,
-            event_ids=[r.event_id for r in routed][:20],
-            conversations=sorted({r.ck or f"ext:{r.external_id}" for r in routed})[:20],
-        ),
-    )
+    if log.isEnabledFor(logging.INFO):
+        log.info(
+            "accepted",
+            extra=fields(
+                source=source.name,
+                accepted=result.accepted,
+                duplicates=result.duplicates,
+                ignored=ignored,
+                unroutable=result.unroutable,
+                event_ids=[r.event_id for r in routed][:20],
+                conversations=sorted({r.ck or f"ext:{r.external_id}" for r in routed})[:20],
+            ),
+        )
     return Receipt(result.accepted, result.duplicates, ignored)

@@ -29,6 +29,7 @@ Keys are built inside the scripts, so this layout targets one Redis (not Redis C
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Iterable, Sequence
@@ -40,10 +41,12 @@ import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from bridge.batching import GroupCommit
 from bridge.changes import Entry, decode
 from bridge.errors import NotFound, StoreUnavailable
 
 PREFIX = "cb:"
+SCRIPT_TIMEOUT_S = 5.0
 HIGH_WATER_TTL_MS = 30 * 86_400_000  # an event older than this and replayed later may reapply
 
 
@@ -84,14 +87,14 @@ local function schedule(ck, coalesce)
   if redis.call('ZSCORE', P .. 'inflight', ck) then return end
   local last = tonumber(redis.call('HGET', P .. 'hw:' .. ck, '_t') or '0')
   local due = math.max(NOW, last + coalesce)
-  redis.call('ZADD', P .. 'due', 'NX', due, ck)
-  if due <= NOW then wake() end
+  -- wake idle workers only when this made the conversation due: if it was already in
+  -- `due`, a wake went out then (or it waits for a later time the workers know)
+  if redis.call('ZADD', P .. 'due', 'NX', due, ck) == 1 and due <= NOW then wake() end
 end
 local function count(what, n)
   if n > 0 then
     local k = P .. 'r:' .. what .. ':' .. math.floor(NOW / 10000)
-    redis.call('INCRBY', k, n)
-    redis.call('EXPIRE', k, 130)
+    if redis.call('INCRBY', k, n) == n then redis.call('EXPIRE', k, 130) end
   end
 end
 local function new_dead(reason, ck, source, ext, status, snippet)
@@ -130,20 +133,19 @@ local function replay(id, coalesce)
 end
 """
 
-# ARGV: P NOW dedup_ttl coalesce n_events, then per event:
-#   seen_key route(ck|ext) ck source ext_key ext fallback_ck n_changes name entry ...
+# ARGV: P NOW dedup_ttl coalesce events_json, where events_json is a JSON array of
+#   [seen_key, route(ck|''), source, ext_key, ext, fallback_ck, [name, entry, name, entry, ...]]
+# (one argument instead of a dozen per event). Returns one letter per event: a(ccepted),
+# d(uplicate) or p(arked as unroutable). Events of several requests may share one call.
 _ACCEPT = r"""
-local ttl, coalesce, n = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
-local i, accepted, dups, parked = 6, 0, 0, 0
-local touched = {}
-for _ = 1, n do
-  local seen, ck, source, ext_key, ext, fallback = ARGV[i], ARGV[i + 1], ARGV[i + 2],
-    ARGV[i + 3], ARGV[i + 4], ARGV[i + 5]
-  local nc = tonumber(ARGV[i + 6])
-  local first = i + 7
-  i = first + 2 * nc
+local ttl, coalesce = tonumber(ARGV[3]), tonumber(ARGV[4])
+local accepted, dups, parked = 0, 0, 0
+local touched, codes = {}, {}
+for _, ev in ipairs(cjson.decode(ARGV[5])) do
+  local seen, ck, source, ext_key, ext, fallback, ch = ev[1], ev[2], ev[3], ev[4], ev[5], ev[6], ev[7]
   if redis.call('SET', P .. 'seen:' .. seen, '1', 'NX', 'EX', ttl) == false then
     dups = dups + 1
+    codes[#codes + 1] = 'd'
   else
     accepted = accepted + 1
     if ck == '' then ck = redis.call('HGET', P .. 'links:' .. source, ext) or fallback end
@@ -154,13 +156,13 @@ for _ = 1, n do
         id = new_dead('unroutable', '', source, ext_key, '', 'no link for ' .. source .. ' ' .. ext)
         redis.call('SET', uk, id)
       end
-      for j = first, first + 2 * nc - 1, 2 do
-        merge_into(P .. 'dle:' .. id, nil, ARGV[j], ARGV[j + 1])
-      end
+      for j = 1, #ch, 2 do merge_into(P .. 'dle:' .. id, nil, ch[j], ch[j + 1]) end
       parked = parked + 1
+      codes[#codes + 1] = 'p'
     else
-      for j = first, first + 2 * nc - 1, 2 do
-        if merge(ck, ARGV[j], ARGV[j + 1]) == 1 then touched[ck] = true end
+      codes[#codes + 1] = 'a'
+      for j = 1, #ch, 2 do
+        if merge(ck, ch[j], ch[j + 1]) == 1 then touched[ck] = true end
       end
     end
   end
@@ -168,7 +170,7 @@ end
 for ck, _ in pairs(touched) do schedule(ck, coalesce) end
 count('acc', accepted)
 count('dup', dups)
-return {accepted, dups, parked}
+return table.concat(codes)
 """
 
 # ARGV: P NOW n lease_ms token rate_limit
@@ -461,7 +463,7 @@ class Store:
     def __init__(self, url: str, *, prefix: str = PREFIX, **client_options: Any) -> None:
         options: dict[str, Any] = {
             "socket_connect_timeout": 2.0,
-            "socket_timeout": 5.0,
+            "socket_timeout": SCRIPT_TIMEOUT_S,
             "retry_on_timeout": False,
             "health_check_interval": 10,
             "max_connections": 256,
@@ -469,22 +471,29 @@ class Store:
         }
         options.update(client_options)
         self.redis: Any = aioredis.Redis.from_url(url, **options)  # decode_responses: str
+        # The scripts (every hot-path call) run on a second client without a socket timeout,
+        # bounded instead by one asyncio.timeout per call: redis-py wraps every write in
+        # asyncio.wait_for when a socket timeout is set, which costs a task per command.
+        self._scripts: Any = aioredis.Redis.from_url(url, **{**options, "socket_timeout": None})
         self.url = url
         self.prefix = prefix
-        self._accept = self.redis.register_script(_PRELUDE + _ACCEPT)
-        self._take = self.redis.register_script(_PRELUDE + _TAKE)
-        self._settle = self.redis.register_script(_PRELUDE + _SETTLE)
-        self._renew = self.redis.register_script(_PRELUDE + _RENEW)
-        self._sweep = self.redis.register_script(_PRELUDE + _SWEEP)
-        self._replay = self.redis.register_script(_PRELUDE + _REPLAY)
-        self._purge = self.redis.register_script(_PRELUDE + _PURGE)
-        self._link = self.redis.register_script(_PRELUDE + _LINK)
+        register = self._scripts.register_script
+        self._accept = register(_PRELUDE + _ACCEPT)
+        self._take = register(_PRELUDE + _TAKE)
+        self._settle = register(_PRELUDE + _SETTLE)
+        self._renew = register(_PRELUDE + _RENEW)
+        self._sweep = register(_PRELUDE + _SWEEP)
+        self._replay = register(_PRELUDE + _REPLAY)
+        self._purge = register(_PRELUDE + _PURGE)
+        self._link = register(_PRELUDE + _LINK)
+        self._accepts: dict[tuple[int, int], GroupCommit[list[Any], str]] = {}
 
     def key(self, *parts: str) -> str:
         return self.prefix + ":".join(parts)
 
     async def close(self) -> None:
         await self.redis.aclose()
+        await self._scripts.aclose()
 
     async def ping(self) -> bool:
         try:
@@ -494,7 +503,12 @@ class Store:
 
     async def _run(self, script: Any, args: Iterable[Any]) -> Any:
         try:
-            return await script(args=[self.prefix, now_ms(), *args])
+            async with asyncio.timeout(SCRIPT_TIMEOUT_S):
+                return await script(args=[self.prefix, now_ms(), *args])
+        except TimeoutError:
+            raise StoreUnavailable(
+                f"Redis at {_redact(self.url)}: no answer within {SCRIPT_TIMEOUT_S:g} s"
+            ) from None
         except (RedisError, OSError) as exc:
             raise StoreUnavailable(f"Redis at {_redact(self.url)}: {type(exc).__name__}") from exc
 
@@ -504,21 +518,31 @@ class Store:
         self, events: Sequence[Routed], *, dedup_ttl_s: int, coalesce_ms: int
     ) -> AcceptResult:
         """Dedup, route and merge every event of one request, atomically."""
-        args: list[Any] = [dedup_ttl_s, coalesce_ms, len(events)]
-        for ev in events:
-            args += [
+        rows = [
+            [
                 f"{ev.source}:{ev.event_id}",
                 ev.ck,
                 ev.source,
                 ext_key(ev.external_id),
                 ev.external_id,
                 ev.fallback_ck,
-                len(ev.changes),
+                [x for pair in ev.changes for x in pair],
             ]
-            for name, entry in ev.changes:
-                args += [name, entry]
-        accepted, dups, parked = await self._run(self._accept, args)
-        return AcceptResult(int(accepted), int(dups), int(parked))
+            for ev in events
+        ]
+        batcher = self._accepts.get((dedup_ttl_s, coalesce_ms))
+        if batcher is None:
+
+            async def send(batch: list[list[Any]]) -> str:
+                codes = await self._run(
+                    self._accept, [dedup_ttl_s, coalesce_ms, orjson.dumps(batch)]
+                )
+                return str(codes)
+
+            batcher = self._accepts[(dedup_ttl_s, coalesce_ms)] = GroupCommit(send)
+        codes = await batcher.submit(rows)
+        parked = codes.count("p")
+        return AcceptResult(codes.count("a") + parked, codes.count("d"), parked)
 
     # --- delivery ---
 

@@ -51,9 +51,7 @@ class Engine:
         self.concurrency = concurrency or d.concurrency
         self.lease_ms = int(d.lease_s * 1000)
         self.store = Store(settings.redis_url)
-        self.client = Convocore(
-            settings.convocore, timeout_s=d.request_timeout_s, connections=self.concurrency
-        )
+        self.client = Convocore(settings.convocore, timeout_s=d.request_timeout_s)
         self.rng = random.Random()
         self.held: dict[str, Work] = {}
         self.tasks: set[asyncio.Task[None]] = set()

@@ -1,0 +1,68 @@
+"""Group commit: concurrent callers share one Redis round trip.
+
+A redis-py asyncio call costs about 40 µs of CPU on its own, more than verifying and parsing
+a webhook. Under load many requests wait on Redis at the same moment, so `GroupCommit`
+sends what has queued up as one call (at most `max_inflight` calls at a time), and hands
+every caller its own slice of the answer. A caller alone is sent at once, so a quiet
+server adds no delay; each caller still returns only after its items are in Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Generic, TypeVar
+
+Item = TypeVar("Item")
+Answer = TypeVar("Answer")
+
+
+class GroupCommit(Generic[Item, Answer]):
+    def __init__(
+        self,
+        send: Callable[[list[Item]], Awaitable[Sequence[Answer]]],
+        *,
+        max_items: int = 256,
+        max_inflight: int = 2,
+    ) -> None:
+        self._send = send
+        self._max_items = max_items
+        self._max_inflight = max_inflight
+        self._queue: deque[tuple[Sequence[Item], asyncio.Future[Sequence[Answer]]]] = deque()
+        self._inflight = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def submit(self, items: Sequence[Item]) -> Sequence[Answer]:
+        """Send `items` (with whatever else is waiting); their answers, in order."""
+        future: asyncio.Future[Sequence[Answer]] = asyncio.get_running_loop().create_future()
+        self._queue.append((items, future))
+        if self._inflight < self._max_inflight:
+            self._inflight += 1
+            task = asyncio.create_task(self._drain())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return await future
+
+    async def _drain(self) -> None:
+        try:
+            while self._queue:
+                batch = [self._queue.popleft()]
+                size = len(batch[0][0])
+                while self._queue and size + len(self._queue[0][0]) <= self._max_items:
+                    batch.append(self._queue.popleft())
+                    size += len(batch[-1][0])
+                try:
+                    answers = await self._send([item for items, _ in batch for item in items])
+                except Exception as exc:
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                at = 0
+                for items, future in batch:
+                    if not future.done():
+                        future.set_result(answers[at : at + len(items)])
+                    at += len(items)
+        finally:
+            self._inflight -= 1
