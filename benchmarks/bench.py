@@ -54,8 +54,9 @@ def rss_mb(pid: int) -> float:
 
 
 class Rig:
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, log_level: str = "INFO") -> None:
         self.tmp = tmp
+        self.log_level = log_level
         self.redis = RedisServer(tmp / "redis", appendfsync="everysec")
         self.procs: list[subprocess.Popen[bytes]] = []
         self.workers: list[subprocess.Popen[bytes]] = []
@@ -66,7 +67,7 @@ class Rig:
         config = self.tmp / "config.toml"
         config.write_text(
             '[sources.demo]\nkind = "standard"\nsecret_env = "DEMO_SECRET"\n'
-            '[log]\nlevel = "WARNING"\n'
+            f'[log]\nlevel = "{self.log_level}"\n'
         )
         self.env = {
             **os.environ,
@@ -310,11 +311,16 @@ def main() -> None:
         action="append",
         help="run only these parts (repeatable)",
     )
+    ap.add_argument(
+        "--log-level",
+        default="INFO",
+        help="serve/worker log level, INFO by default as in production (INFO writes one JSON line per webhook and per PATCH)",
+    )
     args = ap.parse_args()
     parts = set(args.only or ["ingest", "delivery", "latency", "coalescing", "memory"])
     rows: list[tuple[str, str, str, str]] = []
     with tempfile.TemporaryDirectory() as tmp:
-        rig = Rig(Path(tmp))
+        rig = Rig(Path(tmp), args.log_level)
         rig.start()
         try:
             if "ingest" not in parts:
