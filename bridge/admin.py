@@ -1,10 +1,14 @@
 """Admin routes under /admin/: dead letters, links, status. Bearer BRIDGE_ADMIN_TOKEN.
 
 While no admin token is configured every admin route answers 404, as if it did not exist.
+The same routes accept the admin page's sign-in cookie; a request authenticated by cookie
+that changes something must also carry the page's CSRF token in `X-CSRF-Token`.
 """
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import hmac
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -22,14 +26,53 @@ from bridge.store import Store
 Handler = Callable[[Request], Awaitable[Response]]
 
 
-def authorized(request: Request, settings: Settings) -> bool:
+COOKIE = "cb_admin"
+SAFE_METHODS = ("GET", "HEAD")
+
+
+def same(given: str, expected: str) -> bool:
+    """Constant-time equality of two strings (False when `expected` is empty)."""
+    return bool(expected) and hmac.compare_digest(given.encode(), expected.encode())
+
+
+def csrf_token(admin_token: str) -> str:
+    """Derived from the admin token: only someone signed in can know it."""
+    return hmac.new(admin_token.encode(), b"convo-bridge admin csrf", hashlib.sha256).hexdigest()
+
+
+def page_headers(nonce: str | None) -> dict[str, str]:
+    """No framing, no caching, no sniffing; scripts and styles only by nonce."""
+    source = f"'nonce-{nonce}'" if nonce else "'none'"
+    return {
+        "Content-Security-Policy": (
+            f"default-src 'none'; script-src {source}; style-src {source}; img-src 'self'; "
+            "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+        ),
+        "X-Frame-Options": "DENY",
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer",
+        "Cache-Control": "no-store",
+    }
+
+
+def authorized(request: Request, settings: Settings) -> str | None:
+    """How the request proved it holds the admin token: "bearer", "cookie", or None."""
     token = settings.admin_token or ""
-    given = request.headers.get("authorization", "")
-    scheme, _, value = given.partition(" ")
-    if scheme.lower() == "bearer" and hmac.compare_digest(value.strip().encode(), token.encode()):
-        return True
-    cookie = request.cookies.get("cb_admin", "")
-    return bool(cookie) and hmac.compare_digest(cookie.encode(), token.encode())
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and same(value.strip(), token):
+        return "bearer"
+    if same(request.cookies.get(COOKIE, ""), token):
+        return "cookie"
+    return None
+
+
+async def workers_alive(settings: Settings) -> int | None:
+    from workers.worker import live_workers
+
+    try:
+        return await asyncio.to_thread(live_workers, settings.redis_url)
+    except Exception:  # the count is informative; its absence is not an error
+        return None
 
 
 def guarded(handler: Handler) -> Handler:
@@ -37,24 +80,42 @@ def guarded(handler: Handler) -> Handler:
         settings: Settings = request.app.state.settings
         if not settings.admin_token:
             return JSONResponse({"error": "not_found"}, status_code=404)
-        if not authorized(request, settings):
+        how = authorized(request, settings)
+        if how is None:
             return JSONResponse(
                 {"error": "unauthorized", "detail": "send Authorization: Bearer <admin token>"},
                 status_code=401,
-                headers={"WWW-Authenticate": "Bearer"},
+                headers={"WWW-Authenticate": "Bearer", **page_headers(None)},
             )
-        try:
-            return await handler(request)
-        except NotFound as exc:
-            return JSONResponse({"error": "not_found", "detail": str(exc)}, status_code=404)
-        except PayloadError as exc:
-            return JSONResponse({"error": exc.code, "detail": exc.detail}, status_code=400)
-        except StoreUnavailable:
+        if (
+            how == "cookie"
+            and request.method not in SAFE_METHODS
+            and not same(request.headers.get("x-csrf-token", ""), csrf_token(settings.admin_token))
+        ):
             return JSONResponse(
-                {"error": "unavailable", "detail": "Redis is unreachable"}, status_code=503
+                {"error": "forbidden", "detail": "X-CSRF-Token is missing or wrong"},
+                status_code=403,
+                headers=page_headers(None),
             )
+        answer = await _handled(handler, request)
+        answer.headers.update(page_headers(None))
+        return answer
 
     return wrapper
+
+
+async def _handled(handler: Handler, request: Request) -> Response:
+    """The handler's answer, with the store's and the input's errors as clear answers."""
+    try:
+        return await handler(request)
+    except NotFound as exc:
+        return JSONResponse({"error": "not_found", "detail": str(exc)}, status_code=404)
+    except PayloadError as exc:
+        return JSONResponse({"error": exc.code, "detail": exc.detail}, status_code=400)
+    except StoreUnavailable:
+        return JSONResponse(
+            {"error": "unavailable", "detail": "Redis is unreachable"}, status_code=503
+        )
 
 
 def _store(request: Request) -> Store:
@@ -76,17 +137,8 @@ async def _json_body(request: Request) -> dict[str, Any]:
 
 
 async def status(request: Request) -> Response:
-    from workers.worker import live_workers
-
     report = await _store(request).status()
-    try:
-        import asyncio
-
-        report["workers_alive"] = await asyncio.to_thread(
-            live_workers, request.app.state.settings.redis_url
-        )
-    except Exception:  # the count is informative; its absence is not an error
-        report["workers_alive"] = None
+    report["workers_alive"] = await workers_alive(request.app.state.settings)
     return JSONResponse(report)
 
 

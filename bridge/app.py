@@ -132,12 +132,13 @@ async def readyz(request: Request) -> Response:
 
 
 def routes() -> list[Route]:
-    from bridge import admin  # the admin surface lives in its own module
+    from bridge import admin, admin_page  # the admin surface lives in its own modules
 
     return [
         Route("/webhooks/{source}", webhook, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
+        *admin_page.routes(),
         *admin.routes(),
     ]
 

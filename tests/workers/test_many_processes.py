@@ -103,7 +103,9 @@ def test_two_ingest_and_three_worker_processes_keep_every_guarantee(
         if kind < 0.7:
             payload["set"] = {rng.choice(FIELDS): f"v{i}"}
         elif kind < 0.9:
-            payload["tags"] = {"add": [f"t{i % 5}"]} if rng.random() < 0.6 else {"remove": [f"t{i % 5}"]}
+            payload["tags"] = (
+                {"add": [f"t{i % 5}"]} if rng.random() < 0.6 else {"remove": [f"t{i % 5}"]}
+            )
         else:
             payload["handoff"] = {"event": "requested", "team_key": "billing", "at": at}
         events.append((f"{run}-{i}", payload))

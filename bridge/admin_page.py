@@ -1,0 +1,377 @@
+"""The /admin/ page: queue figures, dead letters with replay and purge, links.
+
+Plain server-rendered HTML; the only script is an optional auto-refresh and a confirm on
+purge. Sign-in is a form that checks BRIDGE_ADMIN_TOKEN and keeps it in an HttpOnly,
+SameSite=Strict cookie scoped to /admin. Every button is a POST form carrying a CSRF token
+derived from the admin token (checked in constant time). Answers forbid framing (CSP
+frame-ancestors and X-Frame-Options) and caching, and run scripts only by nonce.
+Every value shown is HTML-escaped; tokens and secrets are never rendered.
+"""
+
+from __future__ import annotations
+
+import html
+import secrets
+import time
+from typing import Any
+from urllib.parse import parse_qs, quote
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from bridge.admin import COOKIE, csrf_token, page_headers, same
+from bridge.config import Settings
+from bridge.errors import StoreUnavailable
+from bridge.store import DeadLetter, Store
+
+FORM_LIMIT = 4096
+NOTICES = {
+    "replayed": "Replayed: the changes are queued again (newer values still win).",
+    "purged": "Purged.",
+    "missing": "That dead letter is gone already.",
+    "unroutable": "Still unroutable: set a link for it first.",
+    "signed_out": "Signed out.",
+}
+
+
+def esc(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def when(ms: int | None) -> str:
+    if not ms:
+        return "—"
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ms / 1000))
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def _signed_in(request: Request) -> bool:
+    token = _settings(request).admin_token or ""
+    return same(request.cookies.get(COOKIE, ""), token)
+
+
+async def _form(request: Request) -> dict[str, str]:
+    raw = b""
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > FORM_LIMIT:
+            return {}
+    parsed = parse_qs(raw.decode("utf-8", "replace"), keep_blank_values=True)
+    return {k: v[0] for k, v in parsed.items()}
+
+
+def _page(body: str, nonce: str, status: int = 200) -> HTMLResponse:
+    doc = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>convo-bridge admin</title>
+<style nonce="{nonce}">{CSS}</style></head>
+<body>{body}</body></html>"""
+    return HTMLResponse(doc, status_code=status, headers=page_headers(nonce))
+
+
+def _login(nonce: str, message: str = "", status: int = 200) -> HTMLResponse:
+    note = f'<p class="error" role="alert">{esc(message)}</p>' if message else ""
+    return _page(
+        f"""<main class="login"><h1>convo-bridge admin</h1>{note}
+<form method="post" action="/admin/login">
+<label for="token">Admin token (BRIDGE_ADMIN_TOKEN)</label>
+<input id="token" name="token" type="password" autocomplete="current-password" required autofocus>
+<button type="submit" id="sign-in">Sign in</button></form></main>""",
+        nonce,
+        status,
+    )
+
+
+def _button(action: str, label: str, csrf: str, *, danger: bool = False, ident: str = "") -> str:
+    cls = ' class="danger"' if danger else ""
+    confirm = ' data-confirm="Purge for good? The changes are dropped."' if danger else ""
+    return (
+        f'<form method="post" action="{esc(action)}"{confirm}>'
+        f'<input type="hidden" name="csrf" value="{esc(csrf)}">'
+        f'<button type="submit"{cls} id="{esc(ident)}">{esc(label)}</button></form>'
+    )
+
+
+def _status_cards(report: dict[str, Any]) -> str:
+    circuit = report["circuit"]
+    rates = report["last_minute"]
+    cards = [
+        ("Queue depth", report["queue_depth"]),
+        ("Waiting now", report["conversations_waiting"]),
+        ("In flight", report["in_flight"]),
+        ("Scheduled retries", report["scheduled_retries"]),
+        ("Next retry", when(report["next_retry_at"])),
+        ("Dead letters", report["dead_letters"]),
+        (
+            "Circuit",
+            circuit["state"] + (f" until {when(circuit['until'])}" if circuit["until"] else ""),
+        ),
+        ("Workers alive", report.get("workers_alive", "—")),
+    ]
+    out = "".join(f'<div class="card"><span>{esc(k)}</span><b>{esc(v)}</b></div>' for k, v in cards)
+    minute = ", ".join(f"{esc(k.replace('_', ' '))} {esc(v)}" for k, v in rates.items())
+    reasons = ", ".join(
+        f"{esc(k)} {esc(v)}" for k, v in sorted(report["dead_letters_by_reason"].items())
+    )
+    return (
+        f'<section class="cards" id="status">{out}</section>'
+        f'<p class="minor">Last minute: {minute or "nothing"}. '
+        f"Dead letters by reason: {reasons or 'none'}.</p>"
+    )
+
+
+def _conversation(d: DeadLetter) -> str:
+    if d.agent_id:
+        return f"{esc(d.agent_id)} / {esc(d.convo_id)}"
+    return f"{esc(d.source)}: {esc(d.external_id)} <em>(no link)</em>"
+
+
+def _dead_letters(letters: list[DeadLetter], csrf: str) -> str:
+    if not letters:
+        return '<p class="empty" id="no-dead-letters">No dead letters.</p>'
+    rows = []
+    for d in letters:
+        s = d.summary()
+        base = f"/admin/ui/dlq/{quote(d.id, safe='')}"
+        rows.append(
+            f'<tr id="dl-{esc(d.id)}"><td><code>{esc(d.id)}</code></td>'
+            f'<td><span class="reason">{esc(d.reason)}</span></td>'
+            f"<td>{_conversation(d)}</td><td>{esc(s['source'])}</td>"
+            f"<td>{esc(when(d.created_ms))}</td><td>{esc(s['changes'])}</td>"
+            f"<td>{esc(s['attempts'])}</td><td>{esc(d.last_status or '—')}</td>"
+            f'<td class="answer">{esc(d.last_snippet or "—")}</td>'
+            f'<td class="actions">{_button(base + "/replay", "Replay", csrf, ident="replay-" + d.id)}'
+            f"{_button(base + '/purge', 'Purge', csrf, danger=True, ident='purge-' + d.id)}</td></tr>"
+        )
+    return (
+        '<table id="dead-letters"><thead><tr><th>Id</th><th>Reason</th><th>Conversation</th>'
+        "<th>Source</th><th>Since</th><th>Changes</th><th>Attempts</th><th>Last status</th>"
+        "<th>Last answer</th><th></th></tr></thead><tbody>"
+        + "".join(rows)
+        + '</tbody></table><div class="bulk">'
+        + _button("/admin/ui/dlq/replay-all", "Replay all", csrf, ident="replay-all")
+        + _button("/admin/ui/dlq/purge-all", "Purge all", csrf, danger=True, ident="purge-all")
+        + "</div>"
+    )
+
+
+def _links(links: list[dict[str, str]]) -> str:
+    if not links:
+        return '<p class="empty">No links. Set one with <code>convo-bridge links set</code>.</p>'
+    rows = "".join(
+        f"<tr><td>{esc(x['source'])}</td><td>{esc(x['external_id'])}</td>"
+        f"<td>{esc(x['agent_id'])} / {esc(x['convo_id'])}</td></tr>"
+        for x in links[:500]
+    )
+    more = f'<p class="minor">{len(links) - 500} more not shown.</p>' if len(links) > 500 else ""
+    return (
+        '<table id="links"><thead><tr><th>Source</th><th>External id</th><th>Conversation'
+        f"</th></tr></thead><tbody>{rows}</tbody></table>{more}"
+    )
+
+
+async def page(request: Request) -> Response:
+    settings = _settings(request)
+    nonce = secrets.token_urlsafe(16)
+    if not settings.admin_token:
+        return Response("Not Found", status_code=404, media_type="text/plain")
+    if not _signed_in(request):
+        return _login(nonce)
+    store: Store = request.app.state.store
+    csrf = csrf_token(settings.admin_token)
+    notice = NOTICES.get(request.query_params.get("notice", ""), "")
+    try:
+        report = await store.status()
+        letters = await store.dead_letters(500)
+        links = await store.links(settings.sources)
+    except StoreUnavailable:
+        body = '<main><h1>convo-bridge admin</h1><p class="error" role="alert">Redis is unreachable; this page retries in 5 s.</p></main>'
+        return _page(body + _refresh_script(nonce, True), nonce, 503)
+    from bridge.admin import workers_alive
+
+    report["workers_alive"] = await workers_alive(settings)
+    flash = f'<p class="notice" role="status" id="notice">{esc(notice)}</p>' if notice else ""
+    body = f"""<header><h1>convo-bridge admin</h1>
+<label class="minor"><input type="checkbox" id="auto"> refresh every 5 s</label>
+{_button("/admin/logout", "Sign out", csrf, ident="sign-out")}</header>
+<main>{flash}{_status_cards(report)}
+<h2>Dead letters <small>({len(letters)})</small></h2>{_dead_letters(letters, csrf)}
+<h2>Links</h2>{_links(links)}</main>{_refresh_script(nonce, False)}"""
+    return _page(body, nonce)
+
+
+def _refresh_script(nonce: str, always: bool) -> str:
+    return f"""<script nonce="{nonce}">
+(function () {{
+  var box = document.getElementById('auto');
+  var on = {"true" if always else "localStorage.getItem('cb-auto') === '1'"};
+  if (box) {{
+    box.checked = on;
+    box.addEventListener('change', function () {{
+      localStorage.setItem('cb-auto', box.checked ? '1' : '0');
+      if (box.checked) location.reload();
+    }});
+  }}
+  if (on) setTimeout(function () {{ location.replace('/admin/'); }}, 5000);
+  document.querySelectorAll('form[data-confirm]').forEach(function (f) {{
+    f.addEventListener('submit', function (e) {{
+      if (!confirm(f.getAttribute('data-confirm'))) e.preventDefault();
+    }});
+  }});
+}})();
+</script>"""
+
+
+async def login(request: Request) -> Response:
+    settings = _settings(request)
+    if not settings.admin_token:
+        return Response("Not Found", status_code=404, media_type="text/plain")
+    form = await _form(request)
+    if not same(form.get("token", ""), settings.admin_token):
+        return _login(secrets.token_urlsafe(16), "That is not the admin token.", 401)
+    answer = RedirectResponse("/admin/", status_code=303)
+    answer.set_cookie(
+        COOKIE,
+        settings.admin_token,
+        max_age=12 * 3600,
+        path="/admin",
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
+    return answer
+
+
+async def _checked_form(request: Request) -> Response | None:
+    """None when signed in and the CSRF token matches; else the answer to give."""
+    settings = _settings(request)
+    if not settings.admin_token:
+        return Response("Not Found", status_code=404, media_type="text/plain")
+    if not _signed_in(request):
+        return RedirectResponse("/admin/", status_code=303)
+    form = await _form(request)
+    if not same(form.get("csrf", ""), csrf_token(settings.admin_token)):
+        return Response(
+            "Forbidden: missing or wrong CSRF token; reload the page and try again.",
+            status_code=403,
+            media_type="text/plain",
+        )
+    return None
+
+
+def _back(notice: str) -> Response:
+    return RedirectResponse(f"/admin/?notice={notice}", status_code=303)
+
+
+async def logout(request: Request) -> Response:
+    refused = await _checked_form(request)
+    if refused is not None:
+        return refused
+    answer = _back("signed_out")
+    answer.delete_cookie(COOKIE, path="/admin")
+    return answer
+
+
+async def replay_one(request: Request) -> Response:
+    refused = await _checked_form(request)
+    if refused is not None:
+        return refused
+    dl_id = request.path_params["id"]
+    store: Store = request.app.state.store
+    res = await store.replay([dl_id], coalesce_ms=_settings(request).delivery.coalesce_ms)
+    return _back(res.get(dl_id, "missing"))
+
+
+async def purge_one(request: Request) -> Response:
+    refused = await _checked_form(request)
+    if refused is not None:
+        return refused
+    store: Store = request.app.state.store
+    n = await store.purge([request.path_params["id"]])
+    return _back("purged" if n else "missing")
+
+
+async def replay_all(request: Request) -> Response:
+    refused = await _checked_form(request)
+    if refused is not None:
+        return refused
+    store: Store = request.app.state.store
+    ids = await store.dead_letter_ids(100_000)
+    await store.replay(ids, coalesce_ms=_settings(request).delivery.coalesce_ms)
+    return _back("replayed")
+
+
+async def purge_all(request: Request) -> Response:
+    refused = await _checked_form(request)
+    if refused is not None:
+        return refused
+    store: Store = request.app.state.store
+    await store.purge(await store.dead_letter_ids(100_000))
+    return _back("purged")
+
+
+def _unavailable_guard(handler: Any) -> Any:
+    async def wrapper(request: Request) -> Response:
+        try:
+            answer: Response = await handler(request)
+        except StoreUnavailable:
+            answer = Response(
+                "Redis is unreachable; try again shortly.", status_code=503, media_type="text/plain"
+            )
+        for k, v in page_headers(None).items():
+            answer.headers.setdefault(k, v)
+        return answer
+
+    return wrapper
+
+
+def routes() -> list[Route]:
+    g = _unavailable_guard
+    return [
+        Route("/admin", lambda request: RedirectResponse("/admin/", 308), methods=["GET"]),
+        Route("/admin/", g(page), methods=["GET"]),
+        Route("/admin/login", g(login), methods=["POST"]),
+        Route("/admin/logout", g(logout), methods=["POST"]),
+        Route("/admin/ui/dlq/replay-all", g(replay_all), methods=["POST"]),
+        Route("/admin/ui/dlq/purge-all", g(purge_all), methods=["POST"]),
+        Route("/admin/ui/dlq/{id}/replay", g(replay_one), methods=["POST"]),
+        Route("/admin/ui/dlq/{id}/purge", g(purge_one), methods=["POST"]),
+    ]
+
+
+CSS = """
+:root { --ink:#1d2433; --mute:#5b6478; --line:#dde2ea; --bg:#f6f7f9; --accent:#2457d6; --bad:#b42318; }
+* { box-sizing: border-box; }
+body { margin: 0; font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: var(--ink); background: var(--bg); }
+header { display: flex; align-items: center; gap: 16px; padding: 12px 24px; background: #fff; border-bottom: 1px solid var(--line); }
+header h1 { font-size: 18px; margin: 0; flex: 1; }
+main { padding: 16px 24px 40px; max-width: 1400px; }
+main.login { max-width: 360px; margin: 80px auto; background: #fff; border: 1px solid var(--line); border-radius: 8px; padding: 24px; }
+main.login input { width: 100%; padding: 8px; margin: 6px 0 12px; border: 1px solid var(--line); border-radius: 4px; }
+h2 { font-size: 15px; margin: 28px 0 8px; }
+.cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(150px, 1fr)); gap: 10px; }
+.card { background: #fff; border: 1px solid var(--line); border-radius: 8px; padding: 10px 12px; }
+.card span { display: block; color: var(--mute); font-size: 12px; }
+.card b { font-size: 18px; }
+table { width: 100%; border-collapse: collapse; background: #fff; border: 1px solid var(--line); }
+th, td { text-align: left; padding: 7px 9px; border-bottom: 1px solid var(--line); vertical-align: top; }
+th { background: #eef1f5; font-weight: 600; font-size: 12px; color: var(--mute); }
+td.answer { max-width: 320px; overflow-wrap: anywhere; color: var(--mute); }
+td.actions { white-space: nowrap; }
+form { display: inline; }
+button { font: inherit; padding: 4px 10px; border: 1px solid var(--accent); color: #fff; background: var(--accent); border-radius: 4px; cursor: pointer; margin-right: 4px; }
+button.danger { background: #fff; color: var(--bad); border-color: var(--bad); }
+.reason { background: #fdecea; color: var(--bad); border-radius: 10px; padding: 1px 8px; font-size: 12px; }
+.bulk { margin-top: 8px; }
+.minor { color: var(--mute); }
+.error { color: var(--bad); }
+.notice { background: #e8f1ff; border: 1px solid #bcd3ff; padding: 8px 12px; border-radius: 6px; }
+.empty { color: var(--mute); }
+code { font-size: 12px; }
+"""
