@@ -15,6 +15,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from bridge import metrics
 from bridge.config import Settings
 from bridge.errors import (
     BodyTooLarge,
@@ -77,6 +78,14 @@ def is_json(content_type: str) -> bool:
 
 
 async def webhook(request: Request) -> Response:
+    answer = await _webhook(request)
+    name = request.path_params["source"]
+    label = name if name in request.app.state.settings.sources else metrics.UNKNOWN_SOURCE
+    metrics.WEBHOOK_REQUESTS.labels(label, str(answer.status_code)).inc()
+    return answer
+
+
+async def _webhook(request: Request) -> Response:
     settings: Settings = request.app.state.settings
     name = request.path_params["source"]
     started = time.perf_counter()
@@ -131,6 +140,19 @@ async def readyz(request: Request) -> Response:
     return JSONResponse({"status": "redis unreachable"}, status_code=503)
 
 
+async def metrics_endpoint(request: Request) -> Response:
+    from bridge.admin import workers_alive
+
+    queue: dict[str, Any] | None = None
+    try:
+        queue = await request.app.state.store.status()
+        queue["workers_alive"] = await workers_alive(request.app.state.settings)
+    except StoreUnavailable:
+        pass  # the process's own counters still answer; the queue gauges are left out
+    body, content_type = metrics.render(queue)
+    return Response(body, media_type=content_type)
+
+
 def routes() -> list[Route]:
     from bridge import admin, admin_page  # the admin surface lives in its own modules
 
@@ -138,6 +160,7 @@ def routes() -> list[Route]:
         Route("/webhooks/{source}", webhook, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
         *admin_page.routes(),
         *admin.routes(),
     ]

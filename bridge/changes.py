@@ -4,11 +4,12 @@ state and what the worker composes into one PATCH.
 A change is a (name, entry) pair. Names: `f:<field>` a Convocore field, `t:<tag>` one tag
 added (1) or removed (0), `h:<version>` one handoff step. The entry string is
 
-    <version>\\n<source>\\n<event id>\\n<JSON payload>
+    <version>\\n<source>\\n<event id>\\n<received at, epoch ms>\\n<JSON payload>
 
 where `version` is 27 characters, 15 digits of occurred_at (epoch ms) then 12 hex digits of
 the event's identity, so "newer" is a plain string comparison in Redis Lua and ties between
-events of the same millisecond break the same way on every worker.
+events of the same millisecond break the same way on every worker. The receipt time feeds
+the webhook → PATCH latency metric and log field.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ class Entry:
     version: str
     source: str
     event_id: str
+    received_ms: int
     payload: Any
 
     @property
@@ -54,20 +56,24 @@ class Entry:
         return int(self.version[:15])
 
 
-def encode(ver: str, source: str, event_id: str, payload: Any) -> str:
-    return f"{ver}\n{source}\n{event_id}\n{orjson.dumps(payload).decode()}"
+def encode(ver: str, source: str, event_id: str, received_ms: int, payload: Any) -> str:
+    return f"{ver}\n{source}\n{event_id}\n{received_ms}\n{orjson.dumps(payload).decode()}"
 
 
 def decode(name: str, raw: str) -> Entry:
-    ver, source, event_id, payload = raw.split("\n", 3)
-    return Entry(name, raw, ver, source, event_id, orjson.loads(payload))
+    ver, source, event_id, received, payload = raw.split("\n", 4)
+    return Entry(name, raw, ver, source, event_id, int(received), orjson.loads(payload))
 
 
 def changes(
-    intent: Intent, source: str, event_id: str, completed_state: str
+    intent: Intent, source: str, event_id: str, completed_state: str, received_ms: int = 0
 ) -> list[tuple[str, str]]:
     """The (name, entry) pairs that carry `intent`, all at the intent's version."""
     ver = version(intent.occurred_at, source, event_id)
+
+    def encode_(payload: Any) -> str:
+        return encode(ver, source, event_id, received_ms, payload)
+
     fields: dict[str, Any] = {}
     h = intent.handoff
     if h is not None:
@@ -83,13 +89,11 @@ def changes(
             fields["state"] = completed_state
     fields.update(intent.set)  # an explicit `set` wins over what the handoff implies
 
-    out = [(f"f:{name}", encode(ver, source, event_id, value)) for name, value in fields.items()]
+    out = [(f"f:{name}", encode_(value)) for name, value in fields.items()]
     removed = set(intent.tags_remove)
-    out += [(f"t:{tag}", encode(ver, source, event_id, 0)) for tag in removed]
+    out += [(f"t:{tag}", encode_(0)) for tag in removed]
     out += [
-        (f"t:{tag}", encode(ver, source, event_id, 1))
-        for tag in dict.fromkeys(intent.tags_add)
-        if tag not in removed
+        (f"t:{tag}", encode_(1)) for tag in dict.fromkeys(intent.tags_add) if tag not in removed
     ]
     if h is not None:
         step = {
@@ -102,5 +106,5 @@ def changes(
             "organization_id": h.organization_id,
         }
         step = {k: v for k, v in step.items() if v is not None}
-        out.append((f"h:{ver}", encode(ver, source, event_id, step)))
+        out.append((f"h:{ver}", encode_(step)))
     return out

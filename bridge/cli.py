@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
@@ -67,6 +68,14 @@ def cmd_worker(args: argparse.Namespace) -> int:
         raise ConfigError(
             "convocore.token_env", f"environment variable {settings.convocore.token_env} is not set"
         )
+    port = args.metrics_port or os.environ.get("BRIDGE_METRICS_PORT")
+    if port:
+        from bridge.metrics import serve_worker_metrics
+
+        try:
+            serve_worker_metrics(int(port), args.metrics_host)
+        except (ValueError, OSError) as exc:
+            raise ConfigError("--metrics-port", f"cannot serve metrics on {port}: {exc}") from None
     run_worker(settings, burst=args.burst)
     return 0
 
@@ -228,6 +237,13 @@ def parser() -> argparse.ArgumentParser:
 
     w = sub.add_parser("worker", help="a delivery worker")
     w.add_argument("--burst", action="store_true", help="exit when nothing is left to do")
+    w.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        help="serve this worker's Prometheus metrics on this port (or BRIDGE_METRICS_PORT)",
+    )
+    w.add_argument("--metrics-host", default="127.0.0.1", help="address for --metrics-port")
     w.set_defaults(fn=cmd_worker)
 
     d = sub.add_parser("dev", help="Redis, sandbox, ingest and a worker on this machine")

@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from bridge import metrics
 from bridge.changes import changes, safe_event_id
 from bridge.config import Settings, SourceSettings
 from bridge.errors import PayloadError
@@ -116,7 +117,13 @@ async def ingest(
         if target is None or ev.intent is None:
             ignored += 1
             continue
-        pairs = changes(ev.intent, source.name, target.event_id, settings.convocore.completed_state)
+        pairs = changes(
+            ev.intent,
+            source.name,
+            target.event_id,
+            settings.convocore.completed_state,
+            received_ms=int(request.received_at * 1000),
+        )
         routed.append(
             Routed(
                 target.source,
@@ -134,6 +141,14 @@ async def ingest(
             dedup_ttl_s=settings.ingest.dedup_window_s,
             coalesce_ms=settings.delivery.coalesce_ms,
         )
+    for outcome, n in (
+        ("accepted", result.accepted - result.unroutable),
+        ("duplicate", result.duplicates),
+        ("ignored", ignored),
+        ("unroutable", result.unroutable),
+    ):
+        if n:
+            metrics.INTENTS.labels(source.name, outcome).inc(n)
     if log.isEnabledFor(logging.INFO):
         log.info(
             "accepted",
@@ -143,7 +158,7 @@ async def ingest(
                 duplicates=result.duplicates,
                 ignored=ignored,
                 unroutable=result.unroutable,
-                event_ids=[r.event_id for r in routed][:20],
+                event_ids=[f"{r.source}:{r.event_id}" for r in routed][:20],
                 conversations=sorted({r.ck or f"ext:{r.external_id}" for r in routed})[:20],
             ),
         )

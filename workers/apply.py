@@ -10,6 +10,7 @@ import logging
 import random
 import time
 
+from bridge import metrics
 from bridge.config import Settings
 from bridge.errors import DeliveryError, TargetRefused
 from bridge.logs import fields
@@ -35,20 +36,29 @@ async def apply(work: Work, client: Convocore, settings: Settings, rng: random.R
     new_arrays = composed.arrays
     if any(k in data for k in ("tags", "handoffHistory")):
         new_arrays = arrays_of(data)
-    elapsed = time.time() - started
-    agent, convo = work.ids
-    log.info(
-        "patched",
-        extra=fields(
-            agent_id=agent,
-            convo_id=convo,
-            attempt=attempt,
-            status="ok",
-            duration_ms=round(elapsed * 1000, 1),
-            changes=len(work.entries),
-            event_ids=sorted({f"{e.source}:{e.event_id}" for e in work.entries})[:20],
-        ),
-    )
+    now = time.time()
+    elapsed = now - started
+    metrics.PATCHES.labels("ok").inc()
+    metrics.ATTEMPT_SECONDS.observe(elapsed)
+    oldest = now
+    for received in {e.received_ms for e in work.entries if e.received_ms}:
+        metrics.WEBHOOK_TO_PATCH_SECONDS.observe(max(now - received / 1000, 0.0))
+        oldest = min(oldest, received / 1000)
+    if log.isEnabledFor(logging.INFO):
+        agent, convo = work.ids
+        log.info(
+            "patched",
+            extra=fields(
+                agent_id=agent,
+                convo_id=convo,
+                attempt=attempt,
+                status="ok",
+                duration_ms=round(elapsed * 1000, 1),
+                since_webhook_ms=round((now - oldest) * 1000, 1),
+                changes=len(work.entries),
+                event_ids=_event_ids(work),
+            ),
+        )
     return Outcome("ok", sent=work.entries, arrays=new_arrays, circuit="ok")
 
 
@@ -80,6 +90,8 @@ def _failed(
         "answer": answer,
         "duration_ms": round((now - started) * 1000, 1),
     }
+    metrics.PATCHES.labels(str(record["status"])).inc()
+    metrics.ATTEMPT_SECONDS.observe(now - started)
     agent, convo = work.ids
     circuit = "fail" if retry.is_retryable(status) else "ok"
     if isinstance(decision, retry.Retry):
@@ -92,6 +104,7 @@ def _failed(
                 status=record["status"],
                 retry_in_s=round(decision.delay_s, 3),
                 answer=answer,
+                event_ids=_event_ids(work),
             ),
         )
         return Outcome(
@@ -109,6 +122,7 @@ def _failed(
             status=record["status"],
             reason=decision.reason,
             answer=answer,
+            event_ids=_event_ids(work),
         ),
     )
     return Outcome(
@@ -119,3 +133,9 @@ def _failed(
         snippet=answer,
         circuit=circuit,
     )
+
+
+def _event_ids(work: Work) -> list[str]:
+    """`source:event id` of what the attempt carried: the id that follows a webhook from
+    its `accepted` log line at ingest to this one."""
+    return sorted({f"{e.source}:{e.event_id}" for e in work.entries})[:20]

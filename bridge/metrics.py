@@ -1,0 +1,125 @@
+"""Prometheus metrics, from the prometheus-client library.
+
+Each process counts what it does itself: `serve` its requests and intents, a `worker` its
+PATCHes and their latencies. `serve` answers `GET /metrics`; a worker started with
+`--metrics-port P` (or BRIDGE_METRICS_PORT) answers on that port. The queue figures are
+global, read from Redis when `/metrics` is scraped, so any one `serve` reports them.
+
+Several processes behind one endpoint (uvicorn or gunicorn with several workers, or
+workers beside serve sharing a volume): set PROMETHEUS_MULTIPROC_DIR to an empty directory
+before they start, and `/metrics` adds up every process writing there.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    start_http_server,
+)
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
+
+WEBHOOK_REQUESTS = Counter(
+    "convo_bridge_webhook_requests",
+    "Webhook requests answered, by source and HTTP status.",
+    ["source", "status"],
+)
+INTENTS = Counter(
+    "convo_bridge_intents",
+    "Events received, by source and outcome: accepted, duplicate, ignored, unroutable.",
+    ["source", "outcome"],
+)
+PATCHES = Counter(
+    "convo_bridge_patches",
+    "PATCH attempts to Convocore, by outcome: the HTTP status, or no_answer.",
+    ["status"],
+)
+ATTEMPT_SECONDS = Histogram(
+    "convo_bridge_patch_attempt_seconds",
+    "Duration of one delivery attempt (read if needed, then PATCH).",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+WEBHOOK_TO_PATCH_SECONDS = Histogram(
+    "convo_bridge_webhook_to_patch_seconds",
+    "From the webhook's receipt to Convocore accepting the PATCH that carried it.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600),
+)
+UNKNOWN_SOURCE = "_unknown"  # requests to a source not in the config share one label
+
+
+class QueueCollector(Collector):
+    """The queue as `convo-bridge status` sees it, from a snapshot taken before each scrape."""
+
+    def __init__(self, report: dict[str, Any]) -> None:
+        self.report = report
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        r = self.report
+        for name, key, doc in (
+            (
+                "queue_depth",
+                "queue_depth",
+                "Conversations with work queued (waiting, scheduled or in flight).",
+            ),
+            ("conversations_waiting", "conversations_waiting", "Conversations due now."),
+            ("in_flight", "in_flight", "Conversations a worker holds."),
+            (
+                "scheduled_retries",
+                "scheduled_retries",
+                "Conversations waiting for a retry or coalescing delay.",
+            ),
+        ):
+            yield GaugeMetricFamily(f"convo_bridge_{name}", doc, value=r[key])
+        dead = GaugeMetricFamily(
+            "convo_bridge_dead_letters", "Dead letters, by reason.", labels=["reason"]
+        )
+        for reason, n in sorted(r["dead_letters_by_reason"].items()):
+            dead.add_metric([reason], n)
+        yield dead
+        yield GaugeMetricFamily(
+            "convo_bridge_circuit_open",
+            "1 while the circuit breaker holds PATCHes back (open or probing).",
+            value=0 if r["circuit"]["state"] == "closed" else 1,
+        )
+        if r.get("workers_alive") is not None:
+            yield GaugeMetricFamily(
+                "convo_bridge_workers_alive",
+                "Workers with a current heartbeat.",
+                value=r["workers_alive"],
+            )
+
+
+def render(queue: dict[str, Any] | None) -> tuple[bytes, str]:
+    """The exposition text of this process (or of all, in multiprocess mode) plus the queue."""
+    registry: Any
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    else:
+        registry = CollectorRegistry()
+        registry.register(_Default())
+    if queue is not None:
+        registry.register(QueueCollector(queue))
+    return generate_latest(registry), CONTENT_TYPE_LATEST
+
+
+class _Default(Collector):
+    """The process's own default registry, inside a registry of one scrape."""
+
+    def collect(self) -> Iterator[Any]:
+        yield from REGISTRY.collect()
+
+
+def serve_worker_metrics(port: int, host: str = "127.0.0.1") -> None:
+    """A worker's own /metrics on `port`, from a background thread."""
+    start_http_server(port, addr=host)

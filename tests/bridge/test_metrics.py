@@ -1,0 +1,154 @@
+"""/metrics: Prometheus text from serve (requests, intents, queue gauges) and from a worker
+(PATCHes, latencies) on its own port, or all together in multiprocess mode."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.conftest import SECRET, wait_until, write_config
+from tests.servers import free_port
+from tests.signing import signed
+
+T0 = int(time.time() * 1000) - 60_000
+
+
+def value(text: str, name: str, **labels: str) -> float:
+    """The sample `name{labels}` in exposition text (labels matched as a subset), or 0."""
+    total = 0.0
+    for line in text.splitlines():
+        m = re.match(r"^([a-zA-Z_:][\w:]*)(\{[^}]*\})? (\S+)$", line)
+        if not m or m.group(1) != name:
+            continue
+        have = dict(re.findall(r'(\w+)="([^"]*)"', m.group(2) or ""))
+        if all(have.get(k) == v for k, v in labels.items()):
+            total += float(m.group(3))
+    return total
+
+
+def send(url: str, convo: str, **extra: Any) -> httpx.Response:
+    body, headers = signed(
+        SECRET,
+        {"agent_id": "m", "convo_id": convo, "occurred_at": T0, "set": {"title": "x"}, **extra},
+    )
+    return httpx.post(f"{url}/webhooks/demo", content=body, headers=headers)
+
+
+def test_serve_counts_requests_and_intents_and_reports_the_queue(ingest_url: str) -> None:
+    before = httpx.get(f"{ingest_url}/metrics").text
+    assert send(ingest_url, "c1").status_code == 202
+    body, headers = signed(SECRET, {"agent_id": "m", "convo_id": "c1", "occurred_at": T0})
+    assert (
+        httpx.post(f"{ingest_url}/webhooks/nope", content=body, headers=headers).status_code == 404
+    )
+    answer = httpx.get(f"{ingest_url}/metrics")
+    assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/plain")
+    after = answer.text
+    grew = lambda name, **labels: value(after, name, **labels) - value(before, name, **labels)  # noqa: E731
+    assert grew("convo_bridge_webhook_requests_total", source="demo", status="202") == 1
+    assert grew("convo_bridge_webhook_requests_total", source="_unknown", status="404") == 1
+    assert grew("convo_bridge_intents_total", source="demo", outcome="accepted") == 1
+    assert value(after, "convo_bridge_queue_depth") == 1  # no worker runs here
+    assert "convo_bridge_dead_letters" in after and "convo_bridge_circuit_open 0.0" in after
+
+
+def spawn(config: Path, env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "bridge.cli", "--config", str(config), *args],
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def scrape(url: str) -> str:
+    try:
+        return httpx.get(url, timeout=2).text
+    except httpx.HTTPError:
+        return ""
+
+
+def run_pair(
+    tmp_path: Path,
+    redis_url: str,
+    sandbox_url: str,
+    extra_env: dict[str, str],
+    worker_args: list[str],
+) -> tuple[str, Callable[[], None]]:
+    config = write_config(tmp_path)
+    env = {
+        "DEMO_SECRET": SECRET,
+        "REDIS_URL": redis_url,
+        "CONVOCORE_BASE_URL": sandbox_url,
+        "CONVOCORE_API_TOKEN": "t",
+        **extra_env,
+    }
+    port = free_port()
+    procs = [
+        spawn(config, env, "serve", "--port", str(port)),
+        spawn(config, env, "worker", *worker_args),
+    ]
+
+    def stop() -> None:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait(20)
+
+    url = f"http://127.0.0.1:{port}"
+    wait_until(lambda: scrape(f"{url}/healthz"), timeout_s=20)
+    return url, stop
+
+
+def test_a_worker_serves_its_own_metrics_on_its_port(
+    tmp_path: Path, redis_url: str, sandbox_url: str
+) -> None:
+    mport = free_port()
+    url, stop = run_pair(tmp_path, redis_url, sandbox_url, {}, ["--metrics-port", str(mport)])
+    try:
+        assert send(url, "w1").status_code == 202
+        worker = f"http://127.0.0.1:{mport}/metrics"
+        text = wait_until(
+            lambda: (
+                (t := scrape(worker))
+                and value(t, "convo_bridge_patches_total", status="ok") >= 1
+                and t
+            ),
+            timeout_s=20,
+        )
+        assert value(text, "convo_bridge_webhook_to_patch_seconds_count") >= 1
+        assert value(text, "convo_bridge_patch_attempt_seconds_count") >= 1
+    finally:
+        stop()
+
+
+def test_multiprocess_mode_adds_up_every_process(
+    tmp_path: Path, redis_url: str, sandbox_url: str
+) -> None:
+    shared = tmp_path / "prom"
+    shared.mkdir()
+    url, stop = run_pair(
+        tmp_path, redis_url, sandbox_url, {"PROMETHEUS_MULTIPROC_DIR": str(shared)}, []
+    )
+    try:
+        for i in range(3):
+            assert send(url, f"mp{i}").status_code == 202
+        text = wait_until(
+            lambda: (
+                (t := scrape(f"{url}/metrics"))
+                and value(t, "convo_bridge_patches_total", status="ok") >= 3
+                and t
+            ),
+            timeout_s=20,
+        )  # the worker's PATCHes, seen through serve's endpoint
+        assert value(text, "convo_bridge_webhook_requests_total", source="demo", status="202") == 3
+    finally:
+        stop()

@@ -1,0 +1,80 @@
+"""`serve` on SIGTERM: a request already being received is finished and answered (its event
+in Redis), then the process exits; new connections are refused meanwhile."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import orjson
+import redis
+
+from tests.conftest import SECRET, wait_until, write_config
+from tests.servers import free_port
+from tests.signing import standard_headers
+
+
+def test_sigterm_drains_the_request_in_flight(tmp_path: Path, redis_url: str) -> None:
+    port = free_port()
+    env = {**os.environ, "DEMO_SECRET": SECRET, "REDIS_URL": redis_url}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bridge.cli",
+            "--config",
+            str(write_config(tmp_path)),
+            "serve",
+            "--port",
+            str(port),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_until(lambda: _up(port), timeout_s=20)
+        body = orjson.dumps(
+            {
+                "agent_id": "a",
+                "convo_id": "drain",
+                "occurred_at": int(time.time() * 1000),
+                "set": {"title": "t"},
+            }
+        )
+        head = [
+            "POST /webhooks/demo HTTP/1.1",
+            f"Host: 127.0.0.1:{port}",
+            "Content-Type: application/json",
+            f"Content-Length: {len(body)}",
+            *(f"{k}: {v}" for k, v in standard_headers(SECRET, body).items()),
+        ]
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode() + body[:10])
+            time.sleep(0.3)  # the request is in flight, its body half sent
+            proc.send_signal(signal.SIGTERM)
+            time.sleep(0.5)
+            sock.sendall(body[10:])
+            answer = sock.recv(4096).decode()
+        assert answer.startswith("HTTP/1.1 202"), answer
+        # uvicorn re-raises the SIGTERM it caught once it has shut down cleanly
+        assert proc.wait(20) in (0, -signal.SIGTERM)
+        r = redis.Redis.from_url(redis_url)
+        assert r.hlen("cb:p:a/drain") == 1  # acknowledged, so it is in Redis
+        r.close()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def _up(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
