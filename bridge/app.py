@@ -153,6 +153,12 @@ async def metrics_endpoint(request: Request) -> Response:
     return Response(body, media_type=content_type)
 
 
+async def openapi_endpoint(request: Request) -> Response:
+    from bridge.openapi import document
+
+    return JSONResponse(document(list(request.app.state.settings.sources)))
+
+
 def routes() -> list[Route]:
     from bridge import admin, admin_page  # the admin surface lives in its own modules
 
@@ -161,6 +167,7 @@ def routes() -> list[Route]:
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
+        Route("/openapi.json", openapi_endpoint, methods=["GET"]),
         *admin_page.routes(),
         *admin.routes(),
     ]

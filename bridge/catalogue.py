@@ -156,3 +156,18 @@ def field_problem(name: str, value: Any) -> str | None:
     if check is None:
         return f"{name} is not a Convocore conversation field"
     return check(value)
+
+
+def json_schemas() -> dict[str, dict[str, Any]]:
+    """Each writable field as a JSON Schema, for the OpenAPI document."""
+    out: dict[str, dict[str, Any]] = {}
+    out.update({f: {"type": "string"} for f in _STRING})
+    out.update({f: {"type": "number"} for f in _NUMBER})
+    out.update({f: {"type": "boolean"} for f in _BOOLEAN})
+    out.update({f: {"type": "array"} for f in _ARRAY})
+    out.update({f: {"type": "object"} for f in _OBJECT})
+    out.update({f: {} for f in _ANY})
+    out["state"] = {"enum": list(STATES)}
+    out["tags"] = {"type": "array", "items": {"type": "string"}}
+    out["handoffHistory"] = {"type": "array", "items": {"type": "object"}}
+    return {k: v for k, v in out.items() if k not in SERVER_SET}

@@ -1,0 +1,392 @@
+"""The OpenAPI 3.1 document of convo-bridge's HTTP API, served at /openapi.json.
+
+Written by hand next to the routes; tests/bridge/test_openapi.py keeps it true (every route
+documented, nothing documented that is not routed) and runs schemathesis against a live
+server (no 5xx, no answer outside the documented ones).
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from bridge.catalogue import json_schemas
+
+try:
+    VERSION = version("convo-bridge")
+except PackageNotFoundError:  # running from a checkout that is not installed
+    VERSION = "0.0.0"
+
+JSON = "application/json"
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {JSON: {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
+
+
+def _json(description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"description": description, "content": {JSON: {"schema": schema}}}
+
+
+def _text(description: str, media: str = "text/plain") -> dict[str, Any]:
+    return {"description": description, "content": {media: {"schema": {"type": "string"}}}}
+
+
+ADMIN_ERRORS = {
+    "400": _error("The request body or a parameter is not what was expected (detail says which)."),
+    "401": _error("Missing or wrong admin token."),
+    "403": _error("Signed in by cookie, but the X-CSRF-Token header is missing or wrong."),
+    "404": _error(
+        "No such item; or no admin token is configured (the admin API then does not exist)."
+    ),
+    "503": _error("Redis is unreachable."),
+}
+PATH_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+PATH_SOURCE = {"name": "source", "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def _webhook_source(sources: list[str]) -> dict[str, Any]:
+    """The configured source names, so generated requests reach a real source."""
+    schema: dict[str, Any] = {"type": "string"}
+    if sources:
+        schema["enum"] = sorted(sources)
+    return {"name": "source", "in": "path", "required": True, "schema": schema}
+
+
+PATH_EXT = {"name": "external_id", "in": "path", "required": True, "schema": {"type": "string"}}
+SELECT = {
+    "required": True,
+    "content": {
+        JSON: {
+            "schema": {
+                "type": "object",
+                "description": 'One of {"ids": [...]}, {"all": true} or {"source": "NAME"}.',
+                "properties": {
+                    "ids": {"type": "array", "items": {"type": "string"}},
+                    "all": {"type": "boolean"},
+                    "source": {"type": "string"},
+                },
+            }
+        }
+    },
+}
+
+
+def _admin(summary: str, ok: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {
+        "summary": summary,
+        "tags": ["admin"],
+        "security": [{"bearer": []}, {"cookie": []}],
+        "responses": {"200": ok, **ADMIN_ERRORS},
+        **extra,
+    }
+
+
+def _page(summary: str, responses: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {"summary": summary, "tags": ["admin page"], "responses": responses, **extra}
+
+
+FORM = {
+    "required": False,
+    "content": {
+        "application/x-www-form-urlencoded": {
+            "schema": {"type": "object", "properties": {"csrf": {"type": "string"}}}
+        }
+    },
+}
+PAGE_ANSWERS = {
+    "303": {"description": "Done (or not signed in): back to /admin/."},
+    "403": _text("Missing or wrong CSRF token."),
+    "404": _text("No admin token is configured."),
+    "503": _text("Redis is unreachable."),
+}
+
+
+def document(sources: list[str] | None = None) -> dict[str, Any]:
+    """The document; `sources` (this deployment's source names) become the choices for
+    /webhooks/{source}."""
+    field_schemas = json_schemas()
+    intent = {
+        "type": "object",
+        "description": "A conversation-update intent (product.md). Routed by agent_id + "
+        "convo_id, or by external_id through the link registry.",
+        "properties": {
+            "type": {"const": "conversation.update"},
+            "agent_id": {"type": "string"},
+            "convo_id": {"type": "string"},
+            "external_id": {"type": "string"},
+            "occurred_at": {
+                "description": "Epoch milliseconds or RFC 3339.",
+                "oneOf": [{"type": "integer"}, {"type": "string"}],
+            },
+            "set": {"type": "object", "properties": field_schemas, "additionalProperties": False},
+            "tags": {
+                "type": "object",
+                "properties": {
+                    "add": {"type": "array", "items": {"type": "string"}},
+                    "remove": {"type": "array", "items": {"type": "string"}},
+                },
+            },
+            "handoff": {
+                "type": "object",
+                "required": ["event"],
+                "properties": {
+                    "event": {"enum": ["requested", "accepted", "completed"]},
+                    "at": {"oneOf": [{"type": "integer"}, {"type": "string"}]},
+                    "by": {"type": "string"},
+                    "team_key": {"type": "string"},
+                    "team_ids": {"type": "array", "items": {"type": "string"}},
+                    "team_keys": {"type": "array", "items": {"type": "string"}},
+                    "organization_id": {"type": "string"},
+                },
+            },
+        },
+        "required": ["occurred_at"],
+    }
+    signature_headers = [
+        {
+            "name": n,
+            "in": "header",
+            "required": False,
+            "schema": {"type": "string"},
+            "description": d,
+        }
+        for n, d in (
+            ("webhook-id", "Standard Webhooks message id (kind standard); the dedup key."),
+            ("webhook-timestamp", "Epoch seconds, within signature_tolerance_s."),
+            ("webhook-signature", "Space-separated v1,<base64 HMAC-SHA256>."),
+        )
+    ]
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "convo-bridge",
+            "version": VERSION,
+            "description": "Webhooks from helpdesks and CRMs in, Convocore conversation PATCHes out.",
+        },
+        "paths": {
+            "/webhooks/{source}": {
+                "post": {
+                    "summary": "Receive a signed webhook from the configured source",
+                    "description": "Each source's `kind` decides the signature scheme and the "
+                    "payload (providers.md); for `standard` the body is an intent or an array "
+                    "of them. 202 only once every event is in Redis.",
+                    "parameters": [_webhook_source(sources or []), *signature_headers],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            JSON: {
+                                "schema": {"oneOf": [intent, {"type": "array", "items": intent}]}
+                            }
+                        },
+                    },
+                    "responses": {
+                        "202": _json("Queued.", {"$ref": "#/components/schemas/Receipt"}),
+                        "200": _text("A sender's set-up challenge echoed (Front)."),
+                        "400": _error(
+                            "Not valid JSON, or an event the kind cannot read (detail names the field)."
+                        ),
+                        "401": _error("Signature missing, wrong or outside the time window."),
+                        "404": _error("No source of that name in the config."),
+                        "408": _error("The body did not arrive within read_timeout_s."),
+                        "413": _error("The body is over max_body_bytes."),
+                        "415": _error("Content-Type is not JSON."),
+                        "503": _error("Redis is unreachable: nothing was queued; retry."),
+                    },
+                }
+            },
+            "/healthz": {
+                "get": {
+                    "summary": "Alive",
+                    "responses": {"200": _json("Alive.", {"type": "object"})},
+                }
+            },
+            "/readyz": {
+                "get": {
+                    "summary": "Ready: Redis reachable",
+                    "responses": {
+                        "200": _json("Ready.", {"type": "object"}),
+                        "503": _json("Redis unreachable.", {"type": "object"}),
+                    },
+                }
+            },
+            "/metrics": {
+                "get": {
+                    "summary": "Prometheus metrics",
+                    "responses": {"200": _text("Prometheus text exposition format.")},
+                }
+            },
+            "/openapi.json": {
+                "get": {
+                    "summary": "This document",
+                    "responses": {"200": _json("OpenAPI 3.1.", {"type": "object"})},
+                }
+            },
+            "/admin/status": {
+                "get": _admin(
+                    "Queue, retries, dead letters, circuit, workers",
+                    _json("Status.", {"type": "object"}),
+                )
+            },
+            "/admin/dlq": {
+                "get": _admin(
+                    "Dead letters",
+                    _json("Summaries.", {"type": "array", "items": {"type": "object"}}),
+                    parameters=[
+                        {
+                            "name": "source",
+                            "in": "query",
+                            "required": False,
+                            "schema": {"type": "string"},
+                        }
+                    ],
+                )
+            },
+            "/admin/dlq/replay": {
+                "post": _admin(
+                    "Replay dead letters",
+                    _json("Per id: replayed | unroutable | missing.", {"type": "object"}),
+                    requestBody=SELECT,
+                )
+            },
+            "/admin/dlq/purge": {
+                "post": _admin(
+                    "Purge dead letters",
+                    _json("How many were purged.", {"type": "object"}),
+                    requestBody=SELECT,
+                )
+            },
+            "/admin/dlq/{id}": {
+                "get": _admin(
+                    "One dead letter, with its events and attempts",
+                    _json("Dead letter.", {"type": "object"}),
+                    parameters=[PATH_ID],
+                ),
+                "delete": _admin(
+                    "Purge one dead letter",
+                    _json("Purged.", {"type": "object"}),
+                    parameters=[PATH_ID],
+                ),
+            },
+            "/admin/dlq/{id}/replay": {
+                "post": _admin(
+                    "Replay one dead letter",
+                    _json("Replayed.", {"type": "object"}),
+                    parameters=[PATH_ID],
+                )
+            },
+            "/admin/links": {
+                "get": _admin(
+                    "Every link", _json("Links.", {"type": "array", "items": {"type": "object"}})
+                )
+            },
+            "/admin/links/{source}/{external_id}": {
+                "get": _admin(
+                    "One link",
+                    _json("Link.", {"type": "object"}),
+                    parameters=[PATH_SOURCE, PATH_EXT],
+                ),
+                "put": _admin(
+                    "Set a link (replays the source's unroutable events for it)",
+                    _json("Link.", {"type": "object"}),
+                    parameters=[PATH_SOURCE, PATH_EXT],
+                    requestBody={
+                        "required": True,
+                        "content": {
+                            JSON: {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["agent_id", "convo_id"],
+                                    "properties": {
+                                        "agent_id": {"type": "string"},
+                                        "convo_id": {"type": "string"},
+                                    },
+                                }
+                            }
+                        },
+                    },
+                ),
+                "delete": _admin(
+                    "Delete a link",
+                    _json("Deleted.", {"type": "object"}),
+                    parameters=[PATH_SOURCE, PATH_EXT],
+                ),
+            },
+            "/admin": {
+                "get": _page("Redirect to /admin/", {"308": {"description": "To /admin/."}})
+            },
+            "/admin/": {
+                "get": _page(
+                    "The admin page (or its sign-in form)",
+                    {
+                        "200": _text("HTML.", "text/html"),
+                        "404": _text("No admin token is configured."),
+                        "503": _text("Redis is unreachable.", "text/html"),
+                    },
+                )
+            },
+            "/admin/login": {
+                "post": _page(
+                    "Sign in with the admin token (sets an HttpOnly cookie)",
+                    {
+                        "303": {"description": "Signed in."},
+                        "401": _text("Wrong token.", "text/html"),
+                        "404": _text("No admin token is configured."),
+                    },
+                    requestBody={
+                        "required": True,
+                        "content": {
+                            "application/x-www-form-urlencoded": {
+                                "schema": {
+                                    "type": "object",
+                                    "properties": {"token": {"type": "string"}},
+                                }
+                            }
+                        },
+                    },
+                )
+            },
+            "/admin/logout": {"post": _page("Sign out", PAGE_ANSWERS, requestBody=FORM)},
+            "/admin/ui/dlq/replay-all": {
+                "post": _page("Replay every dead letter", PAGE_ANSWERS, requestBody=FORM)
+            },
+            "/admin/ui/dlq/purge-all": {
+                "post": _page("Purge every dead letter", PAGE_ANSWERS, requestBody=FORM)
+            },
+            "/admin/ui/dlq/{id}/replay": {
+                "post": _page(
+                    "Replay one dead letter", PAGE_ANSWERS, parameters=[PATH_ID], requestBody=FORM
+                )
+            },
+            "/admin/ui/dlq/{id}/purge": {
+                "post": _page(
+                    "Purge one dead letter", PAGE_ANSWERS, parameters=[PATH_ID], requestBody=FORM
+                )
+            },
+        },
+        "components": {
+            "schemas": {
+                "Receipt": {
+                    "type": "object",
+                    "required": ["accepted", "duplicates", "ignored"],
+                    "properties": {
+                        "accepted": {"type": "integer", "minimum": 0},
+                        "duplicates": {"type": "integer", "minimum": 0},
+                        "ignored": {"type": "integer", "minimum": 0},
+                    },
+                },
+                "Error": {
+                    "type": "object",
+                    "required": ["error"],
+                    "properties": {"error": {"type": "string"}, "detail": {"type": "string"}},
+                },
+            },
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "description": "BRIDGE_ADMIN_TOKEN"},
+                "cookie": {"type": "apiKey", "in": "cookie", "name": "cb_admin"},
+            },
+        },
+    }
