@@ -1,0 +1,251 @@
+"""Hostile input for every sender kind, validly signed, and the one rule it must meet:
+a documented answer (202 / 400 / 413 / 415), never a 5xx, and nothing queued unless 202.
+
+Used by tests/providers/test_fuzz.py (a few hundred cases per kind) and by
+benchmarks/fuzz_soak.py (10,000+ per kind).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import httpx
+import redis
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+
+from tests.signing import sign_as
+
+VECTORS = Path(__file__).resolve().parents[2] / "shared" / "vectors"
+KINDS = ["standard", "zendesk", "intercom", "hubspot", "front", "freshdesk", "helpscout", "generic"]
+ALLOWED = {202, 400, 413, 415}
+
+
+def vector_cases(kind: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The kind's valid shared vectors that carry intents, and the source config they need."""
+    doc = json.loads((VECTORS / f"{kind}.json").read_text())
+    config = next((c["config"] for c in doc["cases"] if "config" in c), {})
+    return [c for c in doc["cases"] if c["valid"] and c["intents"]], config
+
+
+def config_text(kind: str, config: dict[str, Any], name: str | None = None) -> str:
+    name = name or kind
+    lines = [f"[sources.{name}]", f'kind = "{kind}"', 'secret_env = "SENDER_SECRET"']
+    if kind != "standard":
+        lines.append('default_agent_id = "fuzz-agent"')  # routable, so mapped events queue
+    if config.get("map"):
+        lines.append(f"[sources.{name}.map]")
+        lines += [f'"{k}" = {json.dumps(v)}' for k, v in config["map"].items()]
+    return "\n".join(lines) + "\n"
+
+
+# --- strategies --------------------------------------------------------------------------
+
+SPECIAL_NUMBERS = ["NaN", "Infinity", "-Infinity", "1e400", "-1e400", "1" + "0" * 40, "9" * 25]
+HOSTILE_IDS = [
+    "a/b",
+    "../x",
+    "x?y=1",
+    "%2F",
+    "a#b",
+    "..",
+    "/",
+    "",
+    " ",
+    "\u0000",
+    "é/ü",
+    "x" * 5000,
+]
+
+json_leaf = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20)
+    | st.sampled_from(HOSTILE_IDS)
+)
+json_value = st.recursive(
+    json_leaf,
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
+    ),
+    max_leaves=15,
+)
+
+
+def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    out = [prefix]
+    if isinstance(value, dict):
+        for k, v in value.items():
+            out += _paths(v, (*prefix, k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            out += _paths(v, (*prefix, i))
+    return out
+
+
+def _replace(value: Any, path: tuple[Any, ...], new: Any, delete: bool = False) -> Any:
+    if not path:
+        return new
+    head, rest = path[0], path[1:]
+    if isinstance(value, dict):
+        copy = dict(value)
+        if delete and not rest:
+            copy.pop(head, None)
+        else:
+            copy[head] = _replace(value[head], rest, new, delete)
+        return copy
+    copy_list = list(value)
+    if delete and not rest:
+        copy_list.pop(head)
+    else:
+        copy_list[head] = _replace(value[head], rest, new, delete)
+    return copy_list
+
+
+@st.composite
+def mutated(draw: st.DrawFn, bodies: list[Any]) -> bytes:
+    """A valid sender body with one thing changed: a value, a key gone, an object as an
+    array, a number JSON does not allow, a duplicated key, bad UTF-8, deep nesting, cut short."""
+    body = draw(st.sampled_from(bodies))
+    how = draw(
+        st.sampled_from(
+            [
+                "value",
+                "value",
+                "delete",
+                "wrap",
+                "special",
+                "duplicate",
+                "utf8",
+                "deep",
+                "truncate",
+                "time",
+                "id",
+            ]
+        )
+    )
+    paths = _paths(body)
+    path = draw(st.sampled_from(paths))
+    if how == "value":
+        return json.dumps(_replace(body, path, draw(json_value))).encode()
+    if how == "delete" and path:
+        return json.dumps(_replace(body, path, None, delete=True)).encode()
+    if how == "wrap":
+        return json.dumps(_replace(body, path, [draw(json_value), 1])).encode()
+    if how == "time":
+        far = draw(
+            st.sampled_from(
+                [
+                    -1,
+                    0,
+                    10**13 * 1000,
+                    2**62,
+                    "9999-12-31T23:59:59Z",
+                    "0001-01-01T00:00:00Z",
+                    "yesterday",
+                ]
+            )
+        )
+        return json.dumps(_replace(body, path, far)).encode()
+    if how == "id":
+        return json.dumps(_replace(body, path, draw(st.sampled_from(HOSTILE_IDS)))).encode()
+    text = json.dumps(body)
+    if how == "special":
+        marker = "__special__"
+        return (
+            json.dumps(_replace(body, path, marker))
+            .replace(f'"{marker}"', draw(st.sampled_from(SPECIAL_NUMBERS)))
+            .encode()
+        )
+    if how == "duplicate" and text.startswith("{") and len(text) > 2:
+        return ('{"occurred_at": 1, "type": 7, ' + text[1:]).encode()
+    if how == "utf8":
+        cut = draw(st.integers(0, len(text)))
+        return (
+            text[:cut].encode()
+            + draw(st.sampled_from([b"\xff", b"\xc3", b"\xed\xa0\x80", b"\x00"]))
+            + text[cut:].encode()
+        )
+    if how == "deep":
+        depth = draw(st.sampled_from([100, 1000, 100_000]))
+        return (
+            json.dumps(_replace(body, path, "__deep__"))
+            .replace('"__deep__"', "[" * depth + "]" * depth)
+            .encode()
+        )
+    if how == "truncate":
+        return text[: draw(st.integers(0, max(len(text) - 1, 0)))].encode()
+    return text.encode()
+
+
+def bodies_for(kind: str) -> st.SearchStrategy[bytes]:
+    cases, _ = vector_cases(kind)
+    valid = [json.loads(c["body"]) for c in cases]
+    return st.one_of(
+        mutated(valid),
+        json_value.map(lambda v: json.dumps(v).encode()),
+        st.binary(max_size=200),
+    )
+
+
+# --- the run -------------------------------------------------------------------------------
+
+
+def fuzz(
+    kind: str, url: str, secret: str, redis_url: str, examples: int, *, derandomize: bool = True
+) -> Counter[int]:
+    """POST `examples` hostile, validly signed bodies to the kind's source at `url`. Fails on
+    an undocumented answer, or on anything written to Redis by a refused request."""
+    cases, _ = vector_cases(kind)
+    event = cases[0]["headers"].get("x-helpscout-event", "")
+    query = "?portal=62515" if kind == "hubspot" else ""
+    target = f"{url}/webhooks/{kind}{query}"
+    seen: Counter[int] = Counter()
+    r = redis.Redis.from_url(redis_url)
+    client = httpx.Client(timeout=30)
+    content_types = st.sampled_from(
+        ["application/json"] * 8
+        + [
+            "text/plain",
+            "application/x-www-form-urlencoded",
+            "",
+            "application/json; charset=latin-1",
+        ]
+    )
+
+    @given(body=bodies_for(kind), content_type=content_types)
+    @settings(
+        max_examples=examples,
+        deadline=None,
+        database=None,
+        derandomize=derandomize,
+        suppress_health_check=list(HealthCheck),
+        phases=[Phase.generate, Phase.shrink],
+    )
+    def one(body: bytes, content_type: str) -> None:
+        headers = sign_as(kind, secret, body, target, event=event)
+        headers["content-type"] = content_type
+        before = r.dbsize()
+        answer = client.post(target, content=body, headers=headers)
+        seen[answer.status_code] += 1
+        assert answer.status_code in ALLOWED, (answer.status_code, answer.text[:300], body[:300])
+        if answer.status_code != 202:  # (keys may expire meanwhile, never appear)
+            assert r.dbsize() <= before, ("a refused request wrote to Redis", body[:300])
+            detail = answer.json().get("detail", "")
+            assert secret not in detail and "Traceback" not in answer.text
+
+    try:
+        one()
+    finally:
+        client.close()
+        r.close()
+    return seen
+
+
+def still_up(url: str) -> bool:
+    return httpx.get(f"{url}/healthz", timeout=5).status_code == 200
