@@ -7,7 +7,8 @@ that the tests and benchmarks use:
 
     PUT    /_sandbox/agents/{a}/convos/{c}   create a conversation (optional initial fields)
     POST   /_sandbox/faults                  {"script": [429, 503, "timeout", 200], "retry_after": 2,
-                                              "latency_ms": 20, "fail_rate": 0.1}
+                                              "latency_ms": 20, "fail_rate": 0.1,
+                                              "throttle_rate": 0.05}  (429 + Retry-After: 1)
     DELETE /_sandbox/faults                  back to no faults
     GET    /_sandbox/log   DELETE /_sandbox/log[?all=1]   every PATCH received
     GET    /_sandbox/stats                   patches, by_status, overlaps, max_inflight
@@ -50,6 +51,7 @@ class Faults:
     latency_ms: float = 0.0
     retry_after: float | None = None
     script: deque[Any] = field(default_factory=deque)
+    throttle_rate: float = 0.0  # share answered 429 with Retry-After (retry_after, else 1 s)
 
 
 @dataclass
@@ -103,6 +105,9 @@ async def _injected(state: State, scripted: bool = True) -> Response | None:
     step: Any = f.script.popleft() if f.script and scripted else None
     if step is None and f.fail_rate and state.rng.random() < f.fail_rate:
         step = 429 if f.retry_after is not None else 503
+    throttled = step is None and f.throttle_rate and state.rng.random() < f.throttle_rate
+    if throttled:
+        step = 429
     if step is None or step == 200:
         return None
     if step == "timeout":
@@ -112,6 +117,8 @@ async def _injected(state: State, scripted: bool = True) -> Response | None:
     headers = (
         {"Retry-After": f"{f.retry_after:g}"}
         if f.retry_after is not None and status in (429, 503)
+        else {"Retry-After": "1"}
+        if throttled
         else {}
     )
     if status == 404:
@@ -212,7 +219,7 @@ async def set_faults(request: Request) -> Response:
     f = state.faults
     if "script" in body:
         f.script = deque(body["script"])
-    for name in ("fail_rate", "latency_ms", "retry_after"):
+    for name in ("fail_rate", "latency_ms", "retry_after", "throttle_rate"):
         if name in body:
             setattr(f, name, body[name])
     return _json(
@@ -220,6 +227,7 @@ async def set_faults(request: Request) -> Response:
             "fail_rate": f.fail_rate,
             "latency_ms": f.latency_ms,
             "retry_after": f.retry_after,
+            "throttle_rate": f.throttle_rate,
             "script": list(f.script),
         }
     )

@@ -1,0 +1,375 @@
+"""Chaos soak: signed events through several `serve` and `worker` processes while the target
+fails, workers are killed with kill -9 and Redis is killed with kill -9 and restarted.
+
+    .venv/bin/python benchmarks/chaos_soak.py            # 20,000 events, 500 conversations
+    .venv/bin/python benchmarks/chaos_soak.py --events 1500 --convos 60   # what CI runs
+
+Senders behave like real ones: they retry until they get a 2xx (a 503 while Redis is down,
+a refused connection), and some events are delivered twice, to the other ingest process.
+At the end it checks, against the sandbox: every conversation holds its newest values and
+tags, every handoff step is in handoffHistory exactly once, no two PATCHes of one
+conversation overlapped, and nothing is left queued. Prints the figures; exits 1 on a
+violation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import redis
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.bench import rss_mb, wait_http
+from bridge.changes import version
+from bridge.redis_server import RedisServer, free_port
+from tests.signing import standard_headers
+
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+PY = sys.executable
+FIELDS = ("title", "userName", "notes")
+
+
+@dataclass
+class Event:
+    event_id: str
+    payload: dict[str, Any]
+    accepted: bool = False
+
+
+@dataclass
+class Chaos:
+    worker_kills: int = 0
+    redis_restarts: int = 0
+    send_retries: int = 0
+    answers: Counter[int] = field(default_factory=Counter)
+    peak_rss: dict[str, float] = field(default_factory=lambda: {"serve": 0.0, "worker": 0.0})
+
+
+def make_events(n: int, convos: int, run: str, rng: random.Random) -> list[Event]:
+    t0 = int(time.time() * 1000) - 86_400_000
+    out = []
+    for i in range(n):
+        convo = f"c{rng.randrange(convos)}"
+        at = t0 + rng.randrange(0, 50_000_000)  # arrival order unrelated to occurred_at
+        p: dict[str, Any] = {"agent_id": run, "convo_id": convo, "occurred_at": at}
+        roll = rng.random()
+        if roll < 0.7:
+            p["set"] = {rng.choice(FIELDS): f"v{i}"}
+        elif roll < 0.9:
+            tag = f"t{rng.randrange(6)}"
+            p["tags"] = {"add": [tag]} if rng.random() < 0.6 else {"remove": [tag]}
+        else:
+            p["handoff"] = {"event": "requested", "team_key": "billing", "at": at}
+        out.append(Event(f"{run}-{i}", p))
+    return out
+
+
+class Cluster:
+    def __init__(self, tmp: Path, args: argparse.Namespace) -> None:
+        self.tmp = tmp
+        self.args = args
+        self.redis = RedisServer(tmp / "redis", appendfsync="always")
+        self.sandbox_port = free_port()
+        self.sandbox_url = f"http://127.0.0.1:{self.sandbox_port}"
+        self.config = tmp / "config.toml"
+        self.config.write_text(
+            '[sources.demo]\nkind = "standard"\nsecret_env = "DEMO_SECRET"\n'
+            "[delivery]\nlease_s = 5\nbackoff_initial_s = 0.2\nbackoff_max_s = 2\n"
+            "coalesce_ms = 100\nmax_attempts = 12\n"
+            '[log]\nlevel = "WARNING"\n'
+        )
+        self.serves: list[subprocess.Popen[bytes]] = []
+        self.workers: list[subprocess.Popen[bytes]] = []
+        self.others: list[subprocess.Popen[bytes]] = []
+        self.urls: list[str] = []
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "DEMO_SECRET": SECRET,
+            "REDIS_URL": self.redis.url,
+            "CONVOCORE_BASE_URL": self.sandbox_url,
+            "CONVOCORE_API_TOKEN": "soak",
+            "BRIDGE_CONFIG": str(self.config),
+        }
+
+    def spawn(self, *args: str) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [PY, "-m", "bridge.cli", *args],
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    def start(self) -> None:
+        self.redis.start()
+        self.others.append(self.spawn("sandbox", "--port", str(self.sandbox_port), "--auto-create"))
+        wait_http(f"{self.sandbox_url}/_sandbox/stats")
+        httpx.post(
+            f"{self.sandbox_url}/_sandbox/faults",
+            json={"fail_rate": self.args.fail_rate, "throttle_rate": self.args.throttle_rate},
+        )
+        for _ in range(self.args.serves):
+            port = free_port()
+            self.serves.append(self.spawn("serve", "--port", str(port)))
+            self.urls.append(f"http://127.0.0.1:{port}")
+        for _ in range(self.args.workers):
+            self.workers.append(self.spawn("worker"))
+        for url in self.urls:
+            wait_http(f"{url}/healthz")
+
+    def kill_a_worker(self, rng: random.Random) -> None:
+        victim = self.workers.pop(rng.randrange(len(self.workers)))
+        victim.send_signal(signal.SIGKILL)
+        victim.wait()
+        self.workers.append(self.spawn("worker"))
+
+    def stop(self) -> None:
+        for p in self.serves + self.workers + self.others:
+            if p.poll() is None:
+                p.terminate()
+        for p in self.serves + self.workers + self.others:
+            try:
+                p.wait(20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        self.redis.stop()
+
+
+async def send_all(
+    cluster: Cluster, events: list[Event], redeliver: float, chaos: Chaos, rng: random.Random
+) -> None:
+    plan = [(e, 0) for e in events] + [(e, 1) for e in events if rng.random() < redeliver]
+    rng.shuffle(plan)
+    queue: asyncio.Queue[tuple[Event, int]] = asyncio.Queue()
+    for item in plan:
+        queue.put_nowait(item)
+
+    async def sender(client: httpx.AsyncClient) -> None:
+        while not queue.empty():
+            event, copy = queue.get_nowait()
+            body = orjson.dumps(event.payload)
+            headers = standard_headers(SECRET, body, msg_id=event.event_id)
+            url = cluster.urls[(hash(event.event_id) + copy) % len(cluster.urls)]
+            deadline = time.time() + 120
+            while True:
+                try:
+                    answer = await client.post(
+                        f"{url}/webhooks/demo", content=body, headers=headers
+                    )
+                    chaos.answers[answer.status_code] += 1
+                    if answer.status_code == 202:
+                        event.accepted = True
+                        break
+                    if answer.status_code != 503:
+                        raise SystemExit(f"unexpected answer {answer.status_code}: {answer.text}")
+                except httpx.HTTPError:
+                    chaos.answers[0] += 1
+                if time.time() > deadline:
+                    break  # never acknowledged: the sender would keep it; we do not count it
+                chaos.send_retries += 1
+                headers = standard_headers(SECRET, body, msg_id=event.event_id)  # fresh timestamp
+                await asyncio.sleep(0.2)
+
+    async with httpx.AsyncClient(timeout=10) as client:
+        await asyncio.gather(*(sender(client) for _ in range(cluster.args.concurrency)))
+
+
+def chaos_loop(
+    cluster: Cluster, chaos: Chaos, stop: threading.Event, rng: random.Random, redis_at: float
+) -> None:
+    started = time.time()
+    next_kill = started + cluster.args.kill_every
+    redis_done = False
+    while not stop.wait(0.2):
+        now = time.time()
+        for p in cluster.serves:
+            chaos.peak_rss["serve"] = max(
+                chaos.peak_rss["serve"], rss_mb(p.pid) if p.poll() is None else 0
+            )
+        for p in cluster.workers:
+            chaos.peak_rss["worker"] = max(
+                chaos.peak_rss["worker"], rss_mb(p.pid) if p.poll() is None else 0
+            )
+        if now >= next_kill:
+            cluster.kill_a_worker(rng)
+            chaos.worker_kills += 1
+            next_kill = now + cluster.args.kill_every
+        if not redis_done and now - started >= redis_at:  # once, about a third of the way
+            cluster.redis.kill()
+            time.sleep(1.5)
+            cluster.redis.start()
+            chaos.redis_restarts += 1
+            redis_done = True
+
+
+def settled(r: redis.Redis) -> bool:
+    return (
+        r.zcard("cb:due") == 0
+        and r.zcard("cb:inflight") == 0
+        and not any(r.scan_iter("cb:p:*", count=1000))
+    )
+
+
+def _settled_now(r: redis.Redis) -> bool:
+    try:
+        return settled(r)
+    except redis.RedisError:  # Redis restarting
+        return False
+
+
+def expected(
+    events: list[Event],
+) -> tuple[dict[tuple[str, str], Any], dict[tuple[str, str], bool], Counter[str]]:
+    values: dict[tuple[str, str], tuple[str, Any]] = {}
+    tags: dict[tuple[str, str], tuple[str, bool]] = {}
+    handoffs: Counter[str] = Counter()
+    for e in events:
+        if not e.accepted:
+            continue
+        p = e.payload
+        ver = version(p["occurred_at"], "demo", e.event_id)
+        convo = p["convo_id"]
+        for f, v in p.get("set", {}).items():
+            if (convo, f) not in values or values[(convo, f)][0] < ver:
+                values[(convo, f)] = (ver, v)
+        for op, names in p.get("tags", {}).items():
+            for t in names:
+                if (convo, t) not in tags or tags[(convo, t)][0] < ver:
+                    tags[(convo, t)] = (ver, op == "add")
+        if "handoff" in p:
+            handoffs[convo] += 1
+    return {k: v for k, (_, v) in values.items()}, {k: v for k, (_, v) in tags.items()}, handoffs
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--events", type=int, default=20_000)
+    ap.add_argument("--convos", type=int, default=500)
+    ap.add_argument("--serves", type=int, default=2)
+    ap.add_argument("--workers", type=int, default=3)
+    ap.add_argument("--concurrency", type=int, default=24, help="senders at once")
+    ap.add_argument("--fail-rate", type=float, default=0.2, help="share of PATCHes answered 503")
+    ap.add_argument(
+        "--throttle-rate", type=float, default=0.05, help="share answered 429 + Retry-After"
+    )
+    ap.add_argument("--kill-every", type=float, default=3.0, help="seconds between worker kill -9s")
+    ap.add_argument("--redeliver", type=float, default=0.05, help="share of events sent twice")
+    ap.add_argument("--seed", type=int, default=1)
+    args = ap.parse_args(argv)
+    rng = random.Random(args.seed)
+    run = f"soak{int(time.time())}"
+    events = make_events(args.events, args.convos, run, rng)
+    chaos = Chaos()
+    started = time.time()
+    with tempfile.TemporaryDirectory() as tmp:
+        cluster = Cluster(Path(tmp), args)
+        stop = threading.Event()
+        try:
+            cluster.start()
+            # Redis dies about a third of the way through sending (estimated at ~600 events/s)
+            redis_at = max(1.0, args.events / 600 / 3)
+            chaos_thread = threading.Thread(
+                target=chaos_loop,
+                args=(cluster, chaos, stop, random.Random(args.seed + 1), redis_at),
+                daemon=True,
+            )
+            chaos_thread.start()
+            asyncio.run(send_all(cluster, events, args.redeliver, chaos, rng))
+            sent_at = time.time()
+            if chaos.redis_restarts == 0:  # sending finished first: Redis still dies once
+                time.sleep(max(0.0, redis_at - (sent_at - started)) + 0.5)
+            r = redis.Redis.from_url(cluster.redis.url)
+            # the chaos goes on while the workers deliver, until the queue first empties
+            # (or half a minute); then the last killed worker's lease expires and all settles
+            chaos_until = time.time() + 30
+            while time.time() < chaos_until and not _settled_now(r):
+                time.sleep(0.25)
+            stop.set()
+            chaos_thread.join()
+            deadline = time.time() + 180
+            drained = False
+            while time.time() < deadline and not drained:
+                drained = _settled_now(r)
+                time.sleep(0.25)
+            dead_cks = {r.hget(f"cb:dl:{i.decode()}", "ck") for i in r.zrange("cb:dlq", 0, -1)}
+            dead = {ck.decode().split("/", 1)[1] for ck in dead_cks if ck}
+            convos = httpx.get(f"{cluster.sandbox_url}/_sandbox/convos", timeout=30).json()
+            stats = httpx.get(f"{cluster.sandbox_url}/_sandbox/stats", timeout=30).json()
+            r.close()
+        finally:
+            stop.set()
+            cluster.stop()
+    values, tags, handoffs = expected(events)
+    stale = [
+        k
+        for k, v in values.items()
+        if k[0] not in dead and convos.get(f"{run}/{k[0]}", {}).get(k[1]) != v
+    ]
+    wrong_tags = [
+        k for k, present in tags.items()
+        if k[0] not in dead and (k[1] in convos.get(f"{run}/{k[0]}", {}).get("tags", [])) is not present
+    ]  # fmt: skip
+    history = {c: len(convos.get(f"{run}/{c}", {}).get("handoffHistory", [])) for c in handoffs}
+    missing_handoffs = sum(max(0, n - history[c]) for c, n in handoffs.items() if c not in dead)
+    duplicate_handoffs = sum(max(0, history[c] - n) for c, n in handoffs.items())
+    accepted = sum(e.accepted for e in events)
+    lost = len(stale) + len(wrong_tags) + missing_handoffs
+    rows = [
+        ("events sent / accepted (2xx)", f"{len(events)} / {accepted}"),
+        ("conversations", f"{args.convos} ({len(dead)} with dead letters)"),
+        (
+            "sender answers",
+            ", ".join(f"{k or 'conn error'}: {v}" for k, v in sorted(chaos.answers.items())),
+        ),
+        (
+            "PATCHes by status",
+            ", ".join(f"{k}: {v}" for k, v in sorted(stats["by_status"].items())),
+        ),
+        (
+            "worker kill -9s / Redis kill -9 + restarts",
+            f"{chaos.worker_kills} / {chaos.redis_restarts}",
+        ),
+        ("lost (accepted, neither applied nor dead-lettered)", str(lost)),
+        ("stale values / wrong tags", f"{len(stale)} / {len(wrong_tags)}"),
+        ("handoff entries missing / duplicated", f"{missing_handoffs} / {duplicate_handoffs}"),
+        ("overlapping PATCHes of one conversation", str(stats["overlaps"])),
+        ("queue drained", str(drained)),
+        (
+            "peak RSS serve / worker",
+            f"{chaos.peak_rss['serve']:.0f} / {chaos.peak_rss['worker']:.0f} MB",
+        ),
+        ("duration", f"{time.time() - started:.0f} s"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    for k, v in rows:
+        print(f"{k:<{width}}  {v}")
+    ok = (
+        accepted == len(events)
+        and lost == 0
+        and duplicate_handoffs == 0
+        and stats["overlaps"] == 0
+        and drained
+    )
+    print("verdict:", "ok" if ok else "FAILED")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
