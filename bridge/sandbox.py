@@ -18,6 +18,7 @@ that the tests and benchmarks use:
 from __future__ import annotations
 
 import asyncio
+import hmac
 import random
 import time
 from collections import Counter, deque
@@ -127,7 +128,10 @@ async def _injected(state: State, scripted: bool = True) -> Response | None:
 
 
 def _authorized(state: State, request: Request) -> bool:
-    return state.token is None or request.headers.get("authorization") == f"Bearer {state.token}"
+    if state.token is None:
+        return True
+    given = request.headers.get("authorization", "").encode()
+    return hmac.compare_digest(given, f"Bearer {state.token}".encode())
 
 
 async def patch_convo(request: Request) -> Response:

@@ -53,3 +53,13 @@ def serve_app_in_thread(app: Any, **options: Any) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+def ready(url: str, path: str = "/readyz") -> bool:
+    """Whether a server started as a separate process answers 200 yet."""
+    import httpx
+
+    try:
+        return httpx.get(url + path, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False

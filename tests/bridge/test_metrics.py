@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 
 from tests.conftest import SECRET, wait_until, write_config
-from tests.servers import free_port
+from tests.servers import free_port, ready
 from tests.signing import signed
 
 T0 = int(time.time() * 1000) - 60_000
@@ -104,7 +104,7 @@ def run_pair(
             p.wait(20)
 
     url = f"http://127.0.0.1:{port}"
-    wait_until(lambda: scrape(f"{url}/healthz"), timeout_s=20)
+    wait_until(lambda: ready(url, "/healthz"), timeout_s=20)
     return url, stop
 
 

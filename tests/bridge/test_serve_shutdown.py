@@ -11,12 +11,11 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
 import orjson
 import redis
 
 from tests.conftest import SECRET, wait_until, write_config
-from tests.servers import free_port
+from tests.servers import free_port, ready
 from tests.signing import standard_headers
 
 
@@ -39,7 +38,7 @@ def test_sigterm_drains_the_request_in_flight(tmp_path: Path, redis_url: str) ->
         stderr=subprocess.DEVNULL,
     )
     try:
-        wait_until(lambda: _up(port), timeout_s=20)
+        wait_until(lambda: ready(f"http://127.0.0.1:{port}", "/healthz"), timeout_s=20)
         body = orjson.dumps(
             {
                 "agent_id": "a",
@@ -71,10 +70,3 @@ def test_sigterm_drains_the_request_in_flight(tmp_path: Path, redis_url: str) ->
     finally:
         if proc.poll() is None:
             proc.kill()
-
-
-def _up(port: int) -> bool:
-    try:
-        return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False

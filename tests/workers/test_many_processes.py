@@ -20,7 +20,7 @@ import redis
 
 from bridge.changes import version
 from tests.conftest import SECRET, wait_until, write_config
-from tests.servers import free_port
+from tests.servers import free_port, ready
 from tests.signing import signed
 
 T0 = int(time.time() * 1000) - 3_600_000
@@ -60,7 +60,7 @@ class Cluster:
         for _ in range(workers):
             self.spawn("worker")
         for url in self.ingest_urls:
-            wait_until(lambda u=url: _up(u), timeout_s=20)
+            wait_until(lambda u=url: ready(u), timeout_s=20)
 
     def stop(self) -> None:
         for p in self.procs:
@@ -70,13 +70,6 @@ class Cluster:
                 p.wait(20)
             except subprocess.TimeoutExpired:
                 p.kill()
-
-
-def _up(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/readyz", timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 @pytest.fixture
