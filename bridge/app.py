@@ -11,6 +11,7 @@ from types import ModuleType
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
@@ -173,6 +174,15 @@ def routes() -> list[Route]:
     ]
 
 
+async def http_exception(request: Request, exc: Exception) -> Response:
+    """Starlette's own answers (no such route, method not allowed) as JSON errors too."""
+    assert isinstance(exc, HTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    return JSONResponse(
+        {"error": code, "detail": exc.detail}, status_code=exc.status_code, headers=exc.headers
+    )
+
+
 def build_app(settings: Settings) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -182,7 +192,11 @@ def build_app(settings: Settings) -> Starlette:
         finally:
             await app.state.store.close()
 
-    app = Starlette(routes=routes(), lifespan=lifespan)
+    app = Starlette(
+        routes=routes(),
+        lifespan=lifespan,
+        exception_handlers={HTTPException: http_exception},
+    )
     app.state.settings = settings
     app.state.kinds = {name: kind_module(s.kind) for name, s in settings.sources.items()}
     return app

@@ -216,82 +216,88 @@ local nxt = redis.call('ZRANGE', P .. 'due', 0, 0, 'WITHSCORES')
 return {out, tonumber(nxt[2] or '-1')}
 """
 
-# ARGV: P NOW ck token outcome coalesce hw_ttl arr_ttl arrays attempt retry_at reason
-#       status snippet circuit(ok|fail|'') window ratio_permille cooldown_ms n_sent name raw ...
+# ARGV: P NOW coalesce hw_ttl arr_ttl window ratio_permille cooldown_ms settles_json, where
+#   settles_json is a JSON array of [ck, token, outcome, arrays, attempt, retry_at, reason,
+#   status, snippet, circuit(ok|fail|''), [name, raw, ...]]: several workers' tasks settle in
+#   one call. Returns each settle's dead-letter id ('' when none).
 _SETTLE = r"""
-local ck, token, outcome, coalesce = ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6])
-local hw_ttl, arr_ttl, arrays, attempt = tonumber(ARGV[7]), tonumber(ARGV[8]), ARGV[9], ARGV[10]
-local retry_at, reason, status, snippet = tonumber(ARGV[11]), ARGV[12], ARGV[13], ARGV[14]
-local verdict, window, ratio, cooldown = ARGV[15], tonumber(ARGV[16]), tonumber(ARGV[17]),
-  tonumber(ARGV[18])
-local n_sent = tonumber(ARGV[19])
-local pk, hwk = P .. 'p:' .. ck, P .. 'hw:' .. ck
-local owned = redis.call('GET', P .. 'lease:' .. ck) == token
-if owned then
-  redis.call('DEL', P .. 'lease:' .. ck)
-  redis.call('ZREM', P .. 'inflight', ck)
-end
-local dead_id = ''
-if outcome == 'ok' then
-  for j = 20, 19 + 2 * n_sent, 2 do
-    local name, raw = ARGV[j], ARGV[j + 1]
-    if redis.call('HGET', pk, name) == raw then redis.call('HDEL', pk, name) end
-    local v = string.sub(raw, 1, 27)
-    local hw = redis.call('HGET', hwk, name)
-    if not hw or v > hw then redis.call('HSET', hwk, name, v) end
-  end
-  redis.call('HSET', hwk, '_t', NOW)
-  redis.call('PEXPIRE', hwk, hw_ttl)
-  if arrays ~= '' then redis.call('SET', P .. 'arr:' .. ck, arrays, 'PX', arr_ttl) end
-  redis.call('DEL', P .. 'att:' .. ck)
-  count('ok', 1)
-elseif outcome == 'retry' then
-  redis.call('RPUSH', P .. 'att:' .. ck, attempt)
-  count('fail', 1)
-elseif outcome == 'dead' then
-  redis.call('RPUSH', P .. 'att:' .. ck, attempt)
-  dead_id = new_dead(reason, ck, '', '', status, snippet)
-  local entries = redis.call('HGETALL', pk)
-  for j = 1, #entries, 2 do redis.call('HSET', P .. 'dle:' .. dead_id, entries[j], entries[j + 1]) end
-  redis.call('DEL', pk)
-  redis.call('RENAME', P .. 'att:' .. ck, P .. 'dla:' .. dead_id)
-  count('fail', 1)
-end
-if owned or redis.call('EXISTS', P .. 'lease:' .. ck) == 0 then
-  if outcome == 'retry' then
-    redis.call('ZADD', P .. 'due', retry_at, ck)
-  elseif redis.call('HLEN', pk) > 0 then
+local coalesce, hw_ttl, arr_ttl = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local window, ratio, cooldown = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
+local function settle(ck, token, outcome, arrays, attempt, retry_at, reason, status, snippet,
+                      verdict, sent)
+  local pk, hwk = P .. 'p:' .. ck, P .. 'hw:' .. ck
+  local owned = redis.call('GET', P .. 'lease:' .. ck) == token
+  if owned then
+    redis.call('DEL', P .. 'lease:' .. ck)
     redis.call('ZREM', P .. 'inflight', ck)
-    schedule(ck, coalesce)
   end
-end
-if verdict ~= '' then
-  local ck_ = P .. 'circuit'
-  local state = redis.call('HGET', ck_, 'state') or 'closed'
-  if state == 'half' then
-    if verdict == 'ok' then
-      redis.call('HSET', ck_, 'state', 'closed', 'until', 0)
-      redis.call('DEL', P .. 'recent')
-    else
-      redis.call('HSET', ck_, 'state', 'open', 'until', NOW + cooldown)
-      redis.call('HINCRBY', ck_, 'opened', 1)
+  local dead_id = ''
+  if outcome == 'ok' then
+    for j = 1, #sent, 2 do
+      local name, raw = sent[j], sent[j + 1]
+      if redis.call('HGET', pk, name) == raw then redis.call('HDEL', pk, name) end
+      local v = string.sub(raw, 1, 27)
+      local hw = redis.call('HGET', hwk, name)
+      if not hw or v > hw then redis.call('HSET', hwk, name, v) end
     end
-  elseif state == 'closed' then
-    redis.call('LPUSH', P .. 'recent', verdict == 'ok' and 0 or 1)
-    redis.call('LTRIM', P .. 'recent', 0, window - 1)
-    if verdict == 'fail' then
-      local recent = redis.call('LRANGE', P .. 'recent', 0, -1)
-      local fails = 0
-      for _, v in ipairs(recent) do fails = fails + tonumber(v) end
-      if #recent >= window and fails * 1000 >= ratio * #recent then
+    redis.call('HSET', hwk, '_t', NOW)
+    redis.call('PEXPIRE', hwk, hw_ttl)
+    if arrays ~= '' then redis.call('SET', P .. 'arr:' .. ck, arrays, 'PX', arr_ttl) end
+    redis.call('DEL', P .. 'att:' .. ck)
+    count('ok', 1)
+  elseif outcome == 'retry' then
+    redis.call('RPUSH', P .. 'att:' .. ck, attempt)
+    count('fail', 1)
+  elseif outcome == 'dead' then
+    redis.call('RPUSH', P .. 'att:' .. ck, attempt)
+    dead_id = new_dead(reason, ck, '', '', status, snippet)
+    local entries = redis.call('HGETALL', pk)
+    for j = 1, #entries, 2 do redis.call('HSET', P .. 'dle:' .. dead_id, entries[j], entries[j + 1]) end
+    redis.call('DEL', pk)
+    redis.call('RENAME', P .. 'att:' .. ck, P .. 'dla:' .. dead_id)
+    count('fail', 1)
+  end
+  if owned or redis.call('EXISTS', P .. 'lease:' .. ck) == 0 then
+    if outcome == 'retry' then
+      redis.call('ZADD', P .. 'due', retry_at, ck)
+    elseif redis.call('HLEN', pk) > 0 then
+      redis.call('ZREM', P .. 'inflight', ck)
+      schedule(ck, coalesce)
+    end
+  end
+  if verdict ~= '' then
+    local ck_ = P .. 'circuit'
+    local state = redis.call('HGET', ck_, 'state') or 'closed'
+    if state == 'half' then
+      if verdict == 'ok' then
+        redis.call('HSET', ck_, 'state', 'closed', 'until', 0)
+        redis.call('DEL', P .. 'recent')
+      else
         redis.call('HSET', ck_, 'state', 'open', 'until', NOW + cooldown)
         redis.call('HINCRBY', ck_, 'opened', 1)
-        redis.call('DEL', P .. 'recent')
+      end
+    elseif state == 'closed' then
+      redis.call('LPUSH', P .. 'recent', verdict == 'ok' and 0 or 1)
+      redis.call('LTRIM', P .. 'recent', 0, window - 1)
+      if verdict == 'fail' then
+        local recent = redis.call('LRANGE', P .. 'recent', 0, -1)
+        local fails = 0
+        for _, v in ipairs(recent) do fails = fails + tonumber(v) end
+        if #recent >= window and fails * 1000 >= ratio * #recent then
+          redis.call('HSET', ck_, 'state', 'open', 'until', NOW + cooldown)
+          redis.call('HINCRBY', ck_, 'opened', 1)
+          redis.call('DEL', P .. 'recent')
+        end
       end
     end
   end
+  return dead_id
 end
-return dead_id
+local out = {}
+for i, s in ipairs(cjson.decode(ARGV[9])) do
+  out[i] = settle(s[1], s[2], s[3], s[4], s[5], tonumber(s[6]), s[7], s[8], s[9], s[10], s[11])
+end
+return out
 """
 
 # ARGV: P NOW lease_ms ck token ...
@@ -487,6 +493,7 @@ class Store:
         self._purge = register(_PRELUDE + _PURGE)
         self._link = register(_PRELUDE + _LINK)
         self._accepts: dict[tuple[int, int], GroupCommit[list[Any], str]] = {}
+        self._settles: dict[tuple[int, ...], GroupCommit[list[Any], str]] = {}
 
     def key(self, *parts: str) -> str:
         return self.prefix + ":".join(parts)
@@ -561,29 +568,39 @@ class Store:
         return work, (None if int(nxt) < 0 else int(nxt))
 
     async def settle(self, work: Work, outcome: Outcome, *, settings: Any) -> str:
+        """Record what an attempt did; concurrent settles share one script call."""
         d = settings
-        args: list[Any] = [
-            work.ck,
-            work.token,
-            outcome.kind,
+        shared = (
             d.coalesce_ms,
             HIGH_WATER_TTL_MS,
             int(d.array_cache_s * 1000),
+            d.circuit_window,
+            int(d.circuit_failure_ratio * 1000),
+            int(d.circuit_cooldown_s * 1000),
+        )
+        row = [
+            work.ck,
+            work.token,
+            outcome.kind,
             orjson.dumps(outcome.arrays).decode() if outcome.arrays is not None else "",
             orjson.dumps(outcome.attempt).decode() if outcome.attempt else "{}",
-            outcome.retry_at_ms,
+            str(outcome.retry_at_ms),
             outcome.reason,
             outcome.status,
             outcome.snippet[:300],
             outcome.circuit,
-            d.circuit_window,
-            int(d.circuit_failure_ratio * 1000),
-            int(d.circuit_cooldown_s * 1000),
-            len(outcome.sent),
+            [x for e in outcome.sent for x in (e.name, e.raw)],
         ]
-        for e in outcome.sent:
-            args += [e.name, e.raw]
-        return str(await self._run(self._settle, args) or "")
+        batcher = self._settles.get(shared)
+        if batcher is None:
+
+            async def send(batch: list[list[Any]]) -> list[str]:
+                ids = await self._run(self._settle, [*shared, orjson.dumps(batch)])
+                return [str(i) for i in ids]
+
+            batcher = self._settles[shared] = GroupCommit(send)
+        (dead_id,) = await batcher.submit([row])
+        return dead_id
 
     async def renew(self, held: Sequence[tuple[str, str]], lease_ms: int) -> int:
         if not held:

@@ -161,6 +161,31 @@ def test_chunked_body_over_the_limit_is_cut_off_while_streaming(make_settings, r
     assert rclient.keys("cb:*") == []
 
 
+def test_a_client_sending_its_body_too_slowly_gets_408_and_nothing_is_queued(
+    make_settings, rclient
+):
+    import socket
+    import time
+
+    settings = make_settings("[ingest]\nread_timeout_s = 0.5\n")
+    body = orjson.dumps(intent())
+    head = "".join(f"{k}: {v}\r\n" for k, v in standard_headers(SECRET, body).items())
+    with serve_app_in_thread(build_app(settings)) as url:
+        host, port = url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port))) as sock:
+            sock.sendall(
+                f"POST /webhooks/demo HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n{head}\r\n".encode()
+                + body[:5]
+            )
+            started = time.time()
+            sock.settimeout(5)
+            answer = sock.recv(4096).decode()  # the rest of the body never comes
+            waited = time.time() - started
+    assert answer.startswith("HTTP/1.1 408"), answer
+    assert 0.4 < waited < 3
+    assert rclient.keys("cb:*") == []
+
+
 def test_not_json_content_type_is_415(ingest_url):
     body, headers = signed(SECRET, intent())
     headers["content-type"] = "text/plain"
