@@ -236,10 +236,13 @@ def _settled_now(r: redis.Redis) -> bool:
 
 def expected(
     events: list[Event],
-) -> tuple[dict[tuple[str, str], Any], dict[tuple[str, str], bool], Counter[str]]:
+) -> tuple[dict[tuple[str, str], Any], dict[tuple[str, str], bool], dict[str, int]]:
+    """Newest value per field, tag state, and history length per conversation. History
+    entries are keyed by requestedAt (convocore.md), in seconds here (time_unit "s"): two
+    requests of one conversation in the same second are one entry."""
     values: dict[tuple[str, str], tuple[str, Any]] = {}
     tags: dict[tuple[str, str], tuple[str, bool]] = {}
-    handoffs: Counter[str] = Counter()
+    requested: dict[str, set[int]] = {}
     for e in events:
         if not e.accepted:
             continue
@@ -254,7 +257,8 @@ def expected(
                 if (convo, t) not in tags or tags[(convo, t)][0] < ver:
                     tags[(convo, t)] = (ver, op == "add")
         if "handoff" in p:
-            handoffs[convo] += 1
+            requested.setdefault(convo, set()).add(p["handoff"]["at"] // 1000)
+    handoffs = {c: len(seconds) for c, seconds in requested.items()}
     return {k: v for k, (_, v) in values.items()}, {k: v for k, (_, v) in tags.items()}, handoffs
 
 
