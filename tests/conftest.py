@@ -4,6 +4,9 @@ sandbox over a socket, the ingest app, and worker engines."""
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -80,6 +83,39 @@ def make_settings(tmp_path: Path, redis_url: str, sandbox_url: str) -> Callable[
         return load_settings(path, environ)
 
     return make
+
+
+@pytest.fixture
+def start_worker_process(
+    tmp_path: Path, redis_url: str, sandbox_url: str
+) -> Iterator[Callable[[], subprocess.Popen[bytes]]]:
+    """`convo-bridge worker` processes on the same config, Redis and sandbox as `settings`."""
+    started: list[subprocess.Popen[bytes]] = []
+    here = tmp_path / "worker-processes"
+    here.mkdir()
+    path = write_config(here)
+
+    def start() -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bridge.cli", "--config", str(path), "worker"],
+            env={
+                **os.environ,
+                "DEMO_SECRET": SECRET,
+                "REDIS_URL": redis_url,
+                "CONVOCORE_BASE_URL": sandbox_url,
+                "CONVOCORE_API_TOKEN": "test-token",
+            },
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        proc.terminate()
+    for proc in started:
+        proc.wait(30)
 
 
 @pytest.fixture

@@ -5,38 +5,15 @@ a batch with one bad element is refused whole, naming the element."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 import redis
 
-from bridge.app import build_app
-from bridge.config import load_settings
-from tests.fuzzing import KINDS, config_text, fuzz, still_up, vector_cases
-from tests.servers import serve_app_in_thread
+from tests.fuzzing import KINDS, fuzz, still_up, vector_cases
 from tests.signing import sign_as
 
 EXAMPLES = 120  # per kind here; benchmarks/fuzz_soak.py runs 10,000+
-
-
-@pytest.fixture
-def source(
-    request: pytest.FixtureRequest, tmp_path: Path, redis_url: str, sandbox_url: str
-) -> Iterator[tuple[str, str, str]]:
-    kind = request.param
-    cases, config = vector_cases(kind)
-    path = tmp_path / "config.toml"
-    path.write_text(config_text(kind, config))
-    env = {
-        "SENDER_SECRET": cases[0]["secret"],
-        "REDIS_URL": redis_url,
-        "CONVOCORE_BASE_URL": sandbox_url,
-        "CONVOCORE_API_TOKEN": "t",
-    }
-    with serve_app_in_thread(build_app(load_settings(path, env))) as url:
-        yield kind, url, cases[0]["secret"]
 
 
 @pytest.mark.parametrize("source", KINDS, indirect=True)

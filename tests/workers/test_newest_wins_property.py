@@ -1,5 +1,6 @@
 """Property: whatever the arrival order, duplicates, retries and number of workers, each
-conversation ends with, per field, the value of its newest event."""
+conversation ends with, per field, the value of its newest event. Two `convo-bridge worker`
+processes deliver, against a target that answers some 503s and 429s."""
 
 import random
 import time
@@ -33,10 +34,10 @@ events = st.lists(
 )
 @given(batch=events, seed=st.integers(0, 10**6))
 def test_each_field_ends_with_its_newest_value(
-    batch, seed, ingest_url, sandbox_url, redis_url, start_worker, request
+    batch, seed, ingest_url, sandbox_url, redis_url, start_worker_process, request
 ):
     if not getattr(request.node, "_workers", None):
-        request.node._workers = [start_worker(), start_worker()]
+        request.node._workers = [start_worker_process(), start_worker_process()]
     run = f"r{seed}-{time.monotonic_ns()}"
     rng = random.Random(seed)
     sent = [
