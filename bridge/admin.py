@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -33,6 +34,25 @@ SAFE_METHODS = ("GET", "HEAD")
 def same(given: str, expected: str) -> bool:
     """Constant-time equality of two strings (False when `expected` is empty)."""
     return bool(expected) and hmac.compare_digest(given.encode(), expected.encode())
+
+
+SESSION_S = 12 * 3600
+
+
+def session_cookie(admin_token: str, now: float | None = None) -> str:
+    """`<expiry>.<HMAC of it>`: proves a sign-in without carrying the token itself; expires
+    on its own, and changing the admin token ends every session."""
+    expiry = int((time.time() if now is None else now) + SESSION_S)
+    mac = hmac.new(admin_token.encode(), f"session:{expiry}".encode(), hashlib.sha256)
+    return f"{expiry}.{mac.hexdigest()}"
+
+
+def valid_session(value: str, admin_token: str) -> bool:
+    expiry, _, mac = value.partition(".")
+    if not admin_token or not expiry.isdigit() or int(expiry) < time.time():
+        return False
+    expected = hmac.new(admin_token.encode(), f"session:{expiry}".encode(), hashlib.sha256)
+    return same(mac, expected.hexdigest())
 
 
 def csrf_token(admin_token: str) -> str:
@@ -61,7 +81,7 @@ def authorized(request: Request, settings: Settings) -> str | None:
     scheme, _, value = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() == "bearer" and same(value.strip(), token):
         return "bearer"
-    if same(request.cookies.get(COOKIE, ""), token):
+    if valid_session(request.cookies.get(COOKIE, ""), token):
         return "cookie"
     return None
 

@@ -1,8 +1,9 @@
 """The /admin/ page: queue figures, dead letters with replay and purge, links.
 
 Plain server-rendered HTML; the only script is an optional auto-refresh and a confirm on
-purge. Sign-in is a form that checks BRIDGE_ADMIN_TOKEN and keeps it in an HttpOnly,
-SameSite=Strict cookie scoped to /admin. Every button is a POST form carrying a CSRF token
+purge. Sign-in is a form that checks BRIDGE_ADMIN_TOKEN and sets an HttpOnly,
+SameSite=Strict cookie scoped to /admin holding an expiring HMAC of the sign-in (never the
+token), Secure when the request came over https (directly or per X-Forwarded-Proto). Every button is a POST form carrying a CSRF token
 derived from the admin token (checked in constant time). Answers forbid framing (CSP
 frame-ancestors and X-Frame-Options) and caching, and run scripts only by nonce.
 Every value shown is HTML-escaped; tokens and secrets are never rendered.
@@ -20,7 +21,15 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from bridge.admin import COOKIE, csrf_token, page_headers, same
+from bridge.admin import (
+    COOKIE,
+    SESSION_S,
+    csrf_token,
+    page_headers,
+    same,
+    session_cookie,
+    valid_session,
+)
 from bridge.config import Settings
 from bridge.errors import StoreUnavailable
 from bridge.store import DeadLetter, Store
@@ -51,8 +60,7 @@ def _settings(request: Request) -> Settings:
 
 
 def _signed_in(request: Request) -> bool:
-    token = _settings(request).admin_token or ""
-    return same(request.cookies.get(COOKIE, ""), token)
+    return valid_session(request.cookies.get(COOKIE, ""), _settings(request).admin_token or "")
 
 
 async def _form(request: Request) -> dict[str, str]:
@@ -236,14 +244,17 @@ async def login(request: Request) -> Response:
     if not same(form.get("token", ""), settings.admin_token):
         return _login(secrets.token_urlsafe(16), "That is not the admin token.", 401)
     answer = RedirectResponse("/admin/", status_code=303)
+    https = request.url.scheme == "https" or (
+        request.headers.get("x-forwarded-proto", "").split(",")[0].strip() == "https"
+    )  # behind a TLS-terminating proxy the bridge itself sees http
     answer.set_cookie(
         COOKIE,
-        settings.admin_token,
-        max_age=12 * 3600,
+        session_cookie(settings.admin_token),
+        max_age=SESSION_S,
         path="/admin",
         httponly=True,
         samesite="strict",
-        secure=request.url.scheme == "https",
+        secure=https,
     )
     return answer
 

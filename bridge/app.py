@@ -141,15 +141,21 @@ async def readyz(request: Request) -> Response:
     return JSONResponse({"status": "redis unreachable"}, status_code=503)
 
 
+QUEUE_SNAPSHOT_S = 5.0  # scrapes within this share one read of the queue (Redis + RQ)
+
+
 async def metrics_endpoint(request: Request) -> Response:
     from bridge.admin import workers_alive
 
-    queue: dict[str, Any] | None = None
-    try:
-        queue = await request.app.state.store.status()
-        queue["workers_alive"] = await workers_alive(request.app.state.settings)
-    except StoreUnavailable:
-        pass  # the process's own counters still answer; the queue gauges are left out
+    state = request.app.state
+    taken_at, queue = getattr(state, "queue_snapshot", (0.0, None))
+    if queue is None or time.monotonic() - taken_at > QUEUE_SNAPSHOT_S:
+        try:
+            queue = await state.store.status()
+            queue["workers_alive"] = await workers_alive(state.settings)
+            state.queue_snapshot = (time.monotonic(), queue)
+        except StoreUnavailable:
+            queue = None  # the process's own counters still answer; no queue gauges
     body, content_type = metrics.render(queue)
     return Response(body, media_type=content_type)
 

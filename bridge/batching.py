@@ -45,6 +45,7 @@ class GroupCommit(Generic[Item, Answer]):
         return await future
 
     async def _drain(self) -> None:
+        batch: list[tuple[Sequence[Item], asyncio.Future[Sequence[Answer]]]] = []
         try:
             while self._queue:
                 batch = [self._queue.popleft()]
@@ -54,15 +55,32 @@ class GroupCommit(Generic[Item, Answer]):
                     size += len(batch[-1][0])
                 try:
                     answers = await self._send([item for items, _ in batch for item in items])
+                    if len(answers) != size:
+                        raise RuntimeError(f"{len(answers)} answers for {size} items")
                 except Exception as exc:
-                    for _, future in batch:
-                        if not future.done():
-                            future.set_exception(exc)
+                    # what waits behind a failed call (Redis down or stalled) would most
+                    # likely fail too, one timeout at a time: fail it now, callers retry
+                    waiting, self._queue = list(self._queue), deque()
+                    self._fail(batch + waiting, exc)
+                    batch = []
                     continue
                 at = 0
                 for items, future in batch:
                     if not future.done():
                         future.set_result(answers[at : at + len(items)])
                     at += len(items)
+                batch = []
+        except BaseException as exc:  # cancelled: nobody may be left waiting forever
+            waiting, self._queue = list(self._queue), deque()
+            self._fail(batch + waiting, RuntimeError(f"group commit stopped: {exc!r}"))
+            raise
         finally:
             self._inflight -= 1
+
+    @staticmethod
+    def _fail(
+        batch: list[tuple[Sequence[Item], asyncio.Future[Sequence[Answer]]]], exc: BaseException
+    ) -> None:
+        for _, future in batch:
+            if not future.done():
+                future.set_exception(exc)

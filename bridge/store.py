@@ -245,6 +245,11 @@ local function settle(ck, token, outcome, arrays, attempt, retry_at, reason, sta
     if arrays ~= '' then redis.call('SET', P .. 'arr:' .. ck, arrays, 'PX', arr_ttl) end
     redis.call('DEL', P .. 'att:' .. ck)
     count('ok', 1)
+  elseif not owned then
+    -- a failed attempt whose lease is gone (expired and taken over, or this very settle
+    -- already ran and is being repeated after a lost answer): the holder, if any, decides;
+    -- recording it again would double the attempt or dead-letter newer changes
+    count('fail', 1)
   elseif outcome == 'retry' then
     redis.call('RPUSH', P .. 'att:' .. ck, attempt)
     count('fail', 1)

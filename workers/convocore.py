@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
+from urllib.request import getproxies, proxy_bypass
 
 import httpx
 import orjson
@@ -18,6 +20,15 @@ def snippet(text: str) -> str:
     return " ".join(text.split())[:SNIPPET_CHARS]
 
 
+def uses_proxy(url: str) -> bool:
+    """Whether HTTP_PROXY / HTTPS_PROXY / ALL_PROXY (and NO_PROXY) send `url` through a proxy."""
+    parts = urlsplit(url)
+    proxies = getproxies()
+    if parts.scheme not in proxies and "all" not in proxies:
+        return False
+    return not proxy_bypass(parts.hostname or "")
+
+
 class Convocore:
     """One keep-alive httpx client per worker process. `ck` is `<agent>/<convo>`, each part
     already percent-encoded (store.conversation_key), so ids cannot change the URL's shape."""
@@ -30,6 +41,7 @@ class Convocore:
         self._headers = headers
         self._timeout = httpx.Timeout(timeout_s)
         self._tls = httpx.create_ssl_context()  # one CA bundle load for all clients
+        self._proxied = uses_proxy(settings.base_url)
         # One single-connection client per concurrent call, reused last-in first-out: httpcore's
         # pool rescans all its connections for every request it queues or finishes, which
         # cost a tenth of the worker's CPU with eight connections in one pool.
@@ -40,12 +52,17 @@ class Convocore:
         if self._idle:
             return self._idle.pop()
         one = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-        client = httpx.AsyncClient(
-            base_url=self._base_url,
-            headers=self._headers,
-            timeout=self._timeout,
-            transport=AsyncioTransport(limits=one, verify=self._tls),
-        )
+        if self._proxied:  # httpx's own transport, which honours the proxy variables
+            client = httpx.AsyncClient(
+                base_url=self._base_url, headers=self._headers, timeout=self._timeout, limits=one
+            )
+        else:
+            client = httpx.AsyncClient(
+                base_url=self._base_url,
+                headers=self._headers,
+                timeout=self._timeout,
+                transport=AsyncioTransport(limits=one, verify=self._tls),
+            )
         self._all.append(client)
         return client
 

@@ -109,6 +109,31 @@ class AsyncioStream(AsyncNetworkStream):
         return None
 
 
+async def _open(
+    host: str, port: int, local_address: str | None, timeout: float | None
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """TCP to the first address of `host` that answers. A dead first address (say, a broken
+    IPv6 route) must not use up the whole connect timeout: each address gets its share of
+    it (uvloop's create_connection has no happy_eyeballs_delay to do this for us)."""
+    loop = asyncio.get_running_loop()
+    local = (local_address, 0) if local_address else None
+    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    addresses = list(dict.fromkeys(str(addr[0]) for _, _, _, _, addr in infos))
+    if len(addresses) <= 1:
+        return await asyncio.open_connection(host, port, local_addr=local, limit=READ_LIMIT)
+    share = None if timeout is None else max(timeout / len(addresses), 1.0)
+    last: OSError | TimeoutError = OSError(f"no address for {host}")
+    for address in addresses:
+        try:
+            async with asyncio.timeout(share):
+                return await asyncio.open_connection(
+                    address, port, local_addr=local, limit=READ_LIMIT
+                )
+        except (OSError, TimeoutError) as exc:
+            last = exc
+    raise last
+
+
 class AsyncioBackend(AsyncNetworkBackend):
     async def connect_tcp(
         self,
@@ -120,12 +145,7 @@ class AsyncioBackend(AsyncNetworkBackend):
     ) -> AsyncNetworkStream:
         try:
             async with asyncio.timeout(timeout):
-                reader, writer = await asyncio.open_connection(
-                    host,
-                    port,
-                    local_addr=(local_address, 0) if local_address else None,
-                    limit=READ_LIMIT,
-                )
+                reader, writer = await _open(host, port, local_address, timeout)
         except TimeoutError:
             raise ConnectTimeout(f"connecting to {host}:{port} timed out") from None
         except OSError as exc:
@@ -158,8 +178,9 @@ class AsyncioBackend(AsyncNetworkBackend):
 
 
 class AsyncioTransport(httpx.AsyncHTTPTransport):
-    """httpx's transport, pooled over `AsyncioBackend`. Proxies from the environment still
-    work: the client mounts httpx's own proxy transports beside this one."""
+    """httpx's transport, pooled over `AsyncioBackend`. It connects directly: a client given
+    this transport ignores proxy variables, so `workers/convocore.py` uses httpx's default
+    transport when HTTP(S)_PROXY applies to the target."""
 
     def __init__(self, *, limits: httpx.Limits, verify: bool | ssl.SSLContext = True) -> None:
         super().__init__(limits=limits, verify=verify)

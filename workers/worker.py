@@ -166,6 +166,12 @@ class Engine:
                     break
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, 2.0)
+            except Exception as exc:  # a bug: let go, so the lease expires and it is retried
+                log.error(
+                    "settle failed; the lease will expire and the work is retried",
+                    extra=fields(ck=work.ck, error=repr(exc)),
+                )
+                break
         self.held.pop(work.ck, None)
         if outcome.kind == "ok":
             self.patched += 1

@@ -3,12 +3,14 @@ cookie); with no admin token configured they all answer 404. Answers are not fra
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import httpx
 import pytest
 from starlette.routing import Route
 
+from bridge.admin import session_cookie
 from bridge.app import build_app
 from bridge.config import Settings
 from tests.servers import serve_app_in_thread
@@ -35,6 +37,9 @@ def admin_routes(settings: Settings) -> list[tuple[str, str]]:
         {"headers": {"Authorization": "Basic YWRtaW4tdG9rZW4="}},
         {"headers": {"Authorization": "Bearer admin-token-and-more"}},
         {"cookies": {"cb_admin": "wrong"}},
+        {"cookies": {"cb_admin": "admin-token"}},  # the token itself is not a session
+        {"cookies": {"cb_admin": session_cookie("admin-token", now=time.time() - 13 * 3600)}},
+        {"cookies": {"cb_admin": session_cookie("another-token")}},
     ],
 )
 def test_every_admin_route_refuses_without_the_token(

@@ -143,6 +143,7 @@ def signed_in(admin_url: str) -> httpx.Client:
     assert answer.status_code == 303
     cookie = answer.headers["set-cookie"].lower()
     assert "httponly" in cookie and "samesite=strict" in cookie and "path=/admin" in cookie
+    assert ADMIN not in cookie and "secure" not in cookie  # plain http here
     return client
 
 
@@ -165,6 +166,13 @@ def test_buttons_need_the_csrf_token(
         assert client.get("/admin/dlq").json() == []
     finally:
         client.close()
+
+
+def test_the_cookie_is_secure_behind_a_tls_proxy(admin_url: str) -> None:
+    answer = httpx.post(
+        f"{admin_url}/admin/login", data={"token": ADMIN}, headers={"X-Forwarded-Proto": "https"}
+    )
+    assert answer.status_code == 303 and "secure" in answer.headers["set-cookie"].lower()
 
 
 def test_without_an_admin_token_the_page_does_not_exist(

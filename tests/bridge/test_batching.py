@@ -95,3 +95,46 @@ def test_never_more_sends_in_flight_than_allowed(inflight: int) -> None:
 
     asyncio.run(main())
     assert peak == inflight
+
+
+def test_callers_queued_behind_a_failed_send_fail_at_once() -> None:
+    sends = 0
+
+    async def send(items: list[int]) -> list[int]:
+        nonlocal sends
+        sends += 1
+        await asyncio.sleep(0.05)
+        raise TimeoutError("redis stalled")
+
+    async def main() -> list[object]:
+        group: GroupCommit[int, int] = GroupCommit(send, max_items=1, max_inflight=1)
+        return await asyncio.gather(*(group.submit([i]) for i in range(20)), return_exceptions=True)
+
+    started = asyncio.run(asyncio.wait_for(main(), 2))
+    assert all(isinstance(r, TimeoutError) for r in started)
+    assert sends == 1  # not twenty timeouts one after another
+
+
+def test_too_few_answers_fail_the_batch_instead_of_miscounting() -> None:
+    async def send(items: list[int]) -> list[int]:
+        return items[:1]
+
+    async def main() -> list[object]:
+        group: GroupCommit[int, int] = GroupCommit(send)
+        return await asyncio.gather(*(group.submit([i]) for i in range(3)), return_exceptions=True)
+
+    assert all(isinstance(r, RuntimeError) for r in asyncio.run(main()))
+
+
+def test_a_cancelled_send_leaves_no_caller_waiting() -> None:
+    async def send(items: list[int]) -> list[int]:
+        raise asyncio.CancelledError
+
+    async def main() -> list[object]:
+        group: GroupCommit[int, int] = GroupCommit(send, max_items=1, max_inflight=1)
+        return await asyncio.wait_for(
+            asyncio.gather(*(group.submit([i]) for i in range(3)), return_exceptions=True), 1
+        )
+
+    results = asyncio.run(main())
+    assert all(isinstance(r, RuntimeError) for r in results)

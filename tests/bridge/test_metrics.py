@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.conftest import SECRET, wait_until, write_config
 from tests.servers import free_port, ready
@@ -42,7 +43,10 @@ def send(url: str, convo: str, **extra: Any) -> httpx.Response:
     return httpx.post(f"{url}/webhooks/demo", content=body, headers=headers)
 
 
-def test_serve_counts_requests_and_intents_and_reports_the_queue(ingest_url: str) -> None:
+def test_serve_counts_requests_and_intents_and_reports_the_queue(
+    ingest_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("bridge.app.QUEUE_SNAPSHOT_S", 0.0)  # read the queue on every scrape
     before = httpx.get(f"{ingest_url}/metrics").text
     assert send(ingest_url, "c1").status_code == 202
     body, headers = signed(SECRET, {"agent_id": "m", "convo_id": "c1", "occurred_at": T0})

@@ -157,6 +157,33 @@ def test_dead_letter_keeps_changes_and_attempts_and_replay_loses_to_newer(store)
     assert values(again) == {"f:userName": "A"}  # the old title lost to the newer one
 
 
+@pytest.mark.parametrize("kind", ["dead", "retry"])
+def test_a_repeated_failed_settle_changes_nothing_more(store, kind):
+    """A settle whose answer was lost (timeout, dropped connection) is sent again by the
+    worker: the repeat must not dead-letter or count the newer changes that arrived since."""
+
+    async def go(store):
+        await accept(store, routed(Intent(T0, "a", "c", set={"title": "old"}), "e1"))
+        [work] = await take_one(store)
+        outcome = Outcome(
+            kind,
+            attempt={"at": T0, "status": 422},
+            reason="rejected_422",
+            status="422",
+            retry_at_ms=0,
+        )
+        first = await store.settle(work, outcome, settings=D)
+        await accept(store, routed(Intent(T0 + 50, "a", "c", set={"notes": "newer"}), "e2"))
+        again = await store.settle(work, outcome, settings=D)
+        return first, again, await store.dead_letter_ids(), await take_one(store)
+
+    first, again, letters, [pending] = store.run(go)
+    assert again == ""
+    assert letters == ([first] if kind == "dead" else [])
+    assert "f:notes" in values(pending)  # the newer change is still to be delivered
+    assert pending.attempts == (0 if kind == "dead" else 1)  # not counted twice
+
+
 def test_unroutable_events_wait_for_their_link(store):
     async def go(store):
         i = Intent(T0, external_id="T-1", set={"title": "x"})

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -128,3 +129,32 @@ def test_tls_with_an_untrusted_certificate_is_refused(tls_files: tuple[Path, Pat
 
         with pytest.raises(httpx.ConnectError):
             run(main())
+
+
+def test_a_dead_first_address_does_not_use_up_the_connect_timeout(peer_url: str) -> None:
+    """A host whose first address blackholes (10.255.255.1 answers nothing) and whose second
+    works: the connection is made well within the timeout, on the second address."""
+    import socket
+
+    port = int(peer_url.rsplit(":", 1)[1])
+
+    async def main() -> int:
+        loop = asyncio.get_running_loop()
+
+        async def two_addresses(host: str, port: int, **kw: Any) -> list[Any]:
+            return [
+                (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("10.255.255.1", port)),
+                (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port)),
+            ]
+
+        loop.getaddrinfo = two_addresses  # type: ignore[method-assign,assignment]
+        async with httpx.AsyncClient(
+            base_url=f"http://bridge-test.invalid:{port}",
+            transport=AsyncioTransport(limits=LIMITS),
+            timeout=httpx.Timeout(5.0, connect=3.0),
+        ) as c:
+            return (await c.get("/x")).status_code
+
+    started = time.monotonic()
+    assert run(main()) == 200
+    assert time.monotonic() - started < 2.5  # its share (1.5 s), not the whole 3 s
