@@ -37,8 +37,7 @@ def serve_app_in_thread(app: Any, **options: Any) -> Iterator[str]:
         port=port,
         log_level="warning",
         access_log=False,
-        lifespan="on",
-        **options,
+        **{"lifespan": "on", **options},
     )
     server = _Server(config)
     thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)

@@ -18,11 +18,6 @@ SEEN: list[tuple[str, str]] = []
 
 async def proxy(scope: dict[str, Any], receive: Any, send: Any) -> None:
     """Stands in for a forward proxy: records the host asked for and answers itself."""
-    if scope["type"] == "lifespan":
-        while (await receive())["type"] != "lifespan.shutdown":
-            await send({"type": "lifespan.startup.complete"})
-        await send({"type": "lifespan.shutdown.complete"})
-        return
     host = dict(scope["headers"]).get(b"host", b"").decode()
     SEEN.append((host, scope["raw_path"].decode()))
     await send(
@@ -39,7 +34,7 @@ async def proxy(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 @pytest.fixture
 def proxy_url() -> Iterator[str]:
-    with serve_app_in_thread(proxy) as url:
+    with serve_app_in_thread(proxy, lifespan="off") as url:
         yield url
 
 

@@ -22,11 +22,6 @@ LIMITS = httpx.Limits(max_connections=2, max_keepalive_connections=2)
 
 async def echo_peer(scope: dict[str, Any], receive: Any, send: Any) -> None:
     """Answers every request with the client's port (which connection it came on)."""
-    if scope["type"] == "lifespan":
-        while (await receive())["type"] != "lifespan.shutdown":
-            await send({"type": "lifespan.startup.complete"})
-        await send({"type": "lifespan.shutdown.complete"})
-        return
     if scope["path"] == "/slow":
         await asyncio.sleep(1.0)
     body = str(scope["client"][1]).encode()
@@ -36,7 +31,7 @@ async def echo_peer(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 @pytest.fixture
 def peer_url() -> Iterator[str]:
-    with serve_app_in_thread(echo_peer, timeout_keep_alive=1) as url:
+    with serve_app_in_thread(echo_peer, timeout_keep_alive=1, lifespan="off") as url:
         yield url
 
 
@@ -109,7 +104,9 @@ def tls_files(tmp_path: Path) -> tuple[Path, Path]:
 def test_tls_with_a_trusted_certificate_works(tls_files: tuple[Path, Path]) -> None:
     cert, key = tls_files
     trusted = ssl.create_default_context(cafile=str(cert))
-    with serve_app_in_thread(echo_peer, ssl_certfile=str(cert), ssl_keyfile=str(key)) as url:
+    with serve_app_in_thread(
+        echo_peer, ssl_certfile=str(cert), ssl_keyfile=str(key), lifespan="off"
+    ) as url:
         https = url.replace("http://", "https://")
 
         async def main() -> list[int]:
@@ -121,7 +118,9 @@ def test_tls_with_a_trusted_certificate_works(tls_files: tuple[Path, Path]) -> N
 
 def test_tls_with_an_untrusted_certificate_is_refused(tls_files: tuple[Path, Path]) -> None:
     cert, key = tls_files
-    with serve_app_in_thread(echo_peer, ssl_certfile=str(cert), ssl_keyfile=str(key)) as url:
+    with serve_app_in_thread(
+        echo_peer, ssl_certfile=str(cert), ssl_keyfile=str(key), lifespan="off"
+    ) as url:
 
         async def main() -> None:
             async with client(url.replace("http://", "https://")) as c:
