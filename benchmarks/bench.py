@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import re
 import shutil
 import statistics
@@ -27,12 +26,14 @@ import httpx
 import orjson
 import redis
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 from bridge.redis_server import RedisServer, free_port
+from tests.servers import cli, spawn, stop
 from tests.signing import standard_headers
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 PY = sys.executable
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def wait_http(url: str, timeout: float = 15) -> None:
@@ -70,7 +71,7 @@ class Rig:
             f'[log]\nlevel = "{self.log_level}"\n'
         )
         self.env = {
-            **os.environ,
+            "PYTHONPATH": str(ROOT),  # the bare app is imported as benchmarks.bare_app
             "DEMO_SECRET": SECRET,
             "REDIS_URL": self.redis.url,
             "BRIDGE_CONFIG": str(config),
@@ -80,11 +81,9 @@ class Rig:
         self.sandbox_url = self.env["CONVOCORE_BASE_URL"]
         self.serve_url = f"http://127.0.0.1:{self.serve_port}"
         self.bare_url = f"http://127.0.0.1:{self.bare_port}"
-        self.spawn(
-            [PY, "-m", "bridge.cli", "sandbox", "--port", str(self.sandbox_port), "--auto-create"]
-        )
-        self.serve = self.spawn([PY, "-m", "bridge.cli", "serve", "--port", str(self.serve_port)])
-        self.spawn(
+        self.own(cli("sandbox", "--port", str(self.sandbox_port), "--auto-create", env=self.env))
+        self.serve = self.own(cli("serve", "--port", str(self.serve_port), env=self.env))
+        spawned = spawn(
             [
                 PY,
                 "-m",
@@ -99,8 +98,10 @@ class Rig:
                 "--log-level",
                 "warning",
                 "--no-access-log",
-            ]
+            ],
+            self.env,
         )
+        self.own(spawned)
         for url in (
             self.sandbox_url + "/_sandbox/stats",
             self.serve_url + "/healthz",
@@ -108,25 +109,16 @@ class Rig:
         ):
             wait_http(url)
 
-    def spawn(self, args: list[str]) -> subprocess.Popen[bytes]:
-        p = subprocess.Popen(
-            args,
-            env=self.env,
-            cwd=Path(__file__).resolve().parents[1],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        self.procs.append(p)
-        return p
+    def own(self, proc: subprocess.Popen[bytes]) -> subprocess.Popen[bytes]:
+        self.procs.append(proc)
+        return proc
 
     def start_workers(self, n: int) -> None:
         for _ in range(n):
-            self.workers.append(self.spawn([PY, "-m", "bridge.cli", "worker"]))
+            self.workers.append(self.own(cli("worker", env=self.env)))
 
     def stop_workers(self) -> None:
-        for w in self.workers:
-            w.terminate()
-            w.wait(30)
+        stop(self.workers, 30)
         self.workers.clear()
 
     def reset(self) -> None:
@@ -135,14 +127,7 @@ class Rig:
         httpx.delete(f"{self.sandbox_url}/_sandbox/faults")
 
     def stop(self) -> None:
-        for p in self.procs:
-            if p.poll() is None:
-                p.terminate()
-        for p in self.procs:
-            try:
-                p.wait(20)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop(self.procs)
         self.redis.stop()
 
 

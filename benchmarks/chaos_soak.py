@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import random
 import signal
 import subprocess
@@ -37,10 +36,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.bench import rss_mb, wait_http
 from bridge.changes import version
 from bridge.redis_server import RedisServer, free_port
+from tests.servers import cli, stop
 from tests.signing import standard_headers
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-PY = sys.executable
 FIELDS = ("title", "userName", "notes")
 
 
@@ -101,7 +100,6 @@ class Cluster:
     @property
     def env(self) -> dict[str, str]:
         return {
-            **os.environ,
             "DEMO_SECRET": SECRET,
             "REDIS_URL": self.redis.url,
             "CONVOCORE_BASE_URL": self.sandbox_url,
@@ -110,12 +108,7 @@ class Cluster:
         }
 
     def spawn(self, *args: str) -> subprocess.Popen[bytes]:
-        return subprocess.Popen(
-            [PY, "-m", "bridge.cli", *args],
-            env=self.env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        return cli(*args, env=self.env)
 
     def start(self) -> None:
         self.redis.start()
@@ -141,14 +134,7 @@ class Cluster:
         self.workers.append(self.spawn("worker"))
 
     def stop(self) -> None:
-        for p in self.serves + self.workers + self.others:
-            if p.poll() is None:
-                p.terminate()
-        for p in self.serves + self.workers + self.others:
-            try:
-                p.wait(20)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop(self.serves + self.workers + self.others)
         self.redis.stop()
 
 

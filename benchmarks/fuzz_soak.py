@@ -7,8 +7,6 @@ process, and its memory over the run. Prints a table; exits 1 on any undocumente
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 import sys
 import tempfile
 import threading
@@ -19,6 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.bench import rss_mb, wait_http
 from bridge.redis_server import RedisServer, free_port
 from tests.fuzzing import KINDS, config_text, fuzz, still_up, vector_cases
+from tests.servers import cli, stop
 
 
 def main() -> int:
@@ -29,7 +28,7 @@ def main() -> int:
         redis_server = RedisServer(Path(tmp) / "redis", appendfsync="everysec")
         redis_server.start()
         config = Path(tmp) / "config.toml"
-        env = {**os.environ, "REDIS_URL": redis_server.url, "CONVOCORE_API_TOKEN": "t"}
+        env = {"REDIS_URL": redis_server.url, "CONVOCORE_API_TOKEN": "t"}
         text = ""
         for kind in KINDS:
             cases, source_config = vector_cases(kind)
@@ -40,21 +39,7 @@ def main() -> int:
         config.write_text(text + '[log]\nlevel = "WARNING"\n')
         port = free_port()
         url = f"http://127.0.0.1:{port}"
-        serve = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "bridge.cli",
-                "--config",
-                str(config),
-                "serve",
-                "--port",
-                str(port),
-            ],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        serve = cli("--config", str(config), "serve", "--port", str(port), env=env)
         peak = [0.0]
         done = threading.Event()
 
@@ -97,8 +82,7 @@ def main() -> int:
             end_rss = rss_mb(serve.pid)
         finally:
             done.set()
-            serve.terminate()
-            serve.wait(20)
+            stop([serve])
             redis_server.stop()
     print(f"{'kind':<10} {'cases':>6}  {'answers':<34} {'time':>6}  verdict")
     for kind, n, counts, secs, verdict in rows:

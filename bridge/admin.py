@@ -22,6 +22,7 @@ from starlette.routing import Route
 from bridge.config import Settings
 from bridge.errors import NotFound, PayloadError, StoreUnavailable
 from bridge.intents import check_id
+from bridge.providers.base import same
 from bridge.store import Store
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -31,28 +32,25 @@ COOKIE = "cb_admin"
 SAFE_METHODS = ("GET", "HEAD")
 
 
-def same(given: str, expected: str) -> bool:
-    """Constant-time equality of two strings (False when `expected` is empty)."""
-    return bool(expected) and hmac.compare_digest(given.encode(), expected.encode())
-
-
 SESSION_S = 12 * 3600
+
+
+def _session_mac(admin_token: str, expiry: str) -> str:
+    return hmac.new(admin_token.encode(), f"session:{expiry}".encode(), hashlib.sha256).hexdigest()
 
 
 def session_cookie(admin_token: str, now: float | None = None) -> str:
     """`<expiry>.<HMAC of it>`: proves a sign-in without carrying the token itself; expires
     on its own, and changing the admin token ends every session."""
-    expiry = int((time.time() if now is None else now) + SESSION_S)
-    mac = hmac.new(admin_token.encode(), f"session:{expiry}".encode(), hashlib.sha256)
-    return f"{expiry}.{mac.hexdigest()}"
+    expiry = str(int((time.time() if now is None else now) + SESSION_S))
+    return f"{expiry}.{_session_mac(admin_token, expiry)}"
 
 
 def valid_session(value: str, admin_token: str) -> bool:
     expiry, _, mac = value.partition(".")
     if not admin_token or not expiry.isdigit() or int(expiry) < time.time():
         return False
-    expected = hmac.new(admin_token.encode(), f"session:{expiry}".encode(), hashlib.sha256)
-    return same(mac, expected.hexdigest())
+    return same(_session_mac(admin_token, expiry), mac)
 
 
 def csrf_token(admin_token: str) -> str:
@@ -77,22 +75,27 @@ def page_headers(nonce: str | None) -> dict[str, str]:
 
 def authorized(request: Request, settings: Settings) -> str | None:
     """How the request proved it holds the admin token: "bearer", "cookie", or None."""
-    token = settings.admin_token or ""
+    token = settings.admin_token
+    if not token:
+        return None
     scheme, _, value = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and same(value.strip(), token):
+    if scheme.lower() == "bearer" and same(token, value.strip()):
         return "bearer"
     if valid_session(request.cookies.get(COOKIE, ""), token):
         return "cookie"
     return None
 
 
-async def workers_alive(settings: Settings) -> int | None:
+async def status_report(store: Store, settings: Settings) -> dict[str, Any]:
+    """The store's status plus the live worker count (None when RQ cannot say)."""
     from workers.worker import live_workers
 
+    report = await store.status()
     try:
-        return await asyncio.to_thread(live_workers, settings.redis_url)
+        report["workers_alive"] = await asyncio.to_thread(live_workers, settings.redis_url)
     except Exception:  # the count is informative; its absence is not an error
-        return None
+        report["workers_alive"] = None
+    return report
 
 
 def guarded(handler: Handler) -> Handler:
@@ -110,7 +113,7 @@ def guarded(handler: Handler) -> Handler:
         if (
             how == "cookie"
             and request.method not in SAFE_METHODS
-            and not same(request.headers.get("x-csrf-token", ""), csrf_token(settings.admin_token))
+            and not same(csrf_token(settings.admin_token), request.headers.get("x-csrf-token", ""))
         ):
             return JSONResponse(
                 {"error": "forbidden", "detail": "X-CSRF-Token is missing or wrong"},
@@ -157,9 +160,7 @@ async def _json_body(request: Request) -> dict[str, Any]:
 
 
 async def status(request: Request) -> Response:
-    report = await _store(request).status()
-    report["workers_alive"] = await workers_alive(request.app.state.settings)
-    return JSONResponse(report)
+    return JSONResponse(await status_report(_store(request), request.app.state.settings))
 
 
 async def dlq_list(request: Request) -> Response:

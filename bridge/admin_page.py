@@ -26,12 +26,13 @@ from bridge.admin import (
     SESSION_S,
     csrf_token,
     page_headers,
-    same,
     session_cookie,
+    status_report,
     valid_session,
 )
 from bridge.config import Settings
 from bridge.errors import StoreUnavailable
+from bridge.providers.base import same
 from bridge.store import DeadLetter, Store
 
 FORM_LIMIT = 4096
@@ -195,15 +196,12 @@ async def page(request: Request) -> Response:
     csrf = csrf_token(settings.admin_token)
     notice = NOTICES.get(request.query_params.get("notice", ""), "")
     try:
-        report = await store.status()
+        report = await status_report(store, settings)
         letters = await store.dead_letters(500)
         links = await store.links(settings.sources)
     except StoreUnavailable:
         body = '<main><h1>convo-bridge admin</h1><p class="error" role="alert">Redis is unreachable; this page retries in 5 s.</p></main>'
         return _page(body + _refresh_script(nonce, True), nonce, 503)
-    from bridge.admin import workers_alive
-
-    report["workers_alive"] = await workers_alive(settings)
     flash = f'<p class="notice" role="status" id="notice">{esc(notice)}</p>' if notice else ""
     body = f"""<header><h1>convo-bridge admin</h1>
 <label class="minor"><input type="checkbox" id="auto"> refresh every 5 s</label>
@@ -241,7 +239,7 @@ async def login(request: Request) -> Response:
     if not settings.admin_token:
         return Response("Not Found", status_code=404, media_type="text/plain")
     form = await _form(request)
-    if not same(form.get("token", ""), settings.admin_token):
+    if not same(settings.admin_token, form.get("token", "")):
         return _login(secrets.token_urlsafe(16), "That is not the admin token.", 401)
     answer = RedirectResponse("/admin/", status_code=303)
     https = request.url.scheme == "https" or (
@@ -267,7 +265,7 @@ async def _checked_form(request: Request) -> Response | None:
     if not _signed_in(request):
         return RedirectResponse("/admin/", status_code=303)
     form = await _form(request)
-    if not same(form.get("csrf", ""), csrf_token(settings.admin_token)):
+    if not same(csrf_token(settings.admin_token), form.get("csrf", "")):
         return Response(
             "Forbidden: missing or wrong CSRF token; reload the page and try again.",
             status_code=403,

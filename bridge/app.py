@@ -145,14 +145,13 @@ QUEUE_SNAPSHOT_S = 5.0  # scrapes within this share one read of the queue (Redis
 
 
 async def metrics_endpoint(request: Request) -> Response:
-    from bridge.admin import workers_alive
+    from bridge.admin import status_report
 
     state = request.app.state
     taken_at, queue = getattr(state, "queue_snapshot", (0.0, None))
     if queue is None or time.monotonic() - taken_at > QUEUE_SNAPSHOT_S:
         try:
-            queue = await state.store.status()
-            queue["workers_alive"] = await workers_alive(state.settings)
+            queue = await status_report(state.store, state.settings)
             state.queue_snapshot = (time.monotonic(), queue)
         except StoreUnavailable:
             queue = None  # the process's own counters still answer; no queue gauges

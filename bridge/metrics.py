@@ -101,12 +101,10 @@ class QueueCollector(Collector):
 
 def render(queue: dict[str, Any] | None) -> tuple[bytes, str]:
     """The exposition text of this process (or of all, in multiprocess mode) plus the queue."""
-    registry: Any
+    registry = CollectorRegistry()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        registry = CollectorRegistry()
         MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
     else:
-        registry = CollectorRegistry()
         registry.register(_Default())
     if queue is not None:
         registry.register(QueueCollector(queue))

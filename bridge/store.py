@@ -245,21 +245,22 @@ local function settle(ck, token, outcome, arrays, attempt, retry_at, reason, sta
     if arrays ~= '' then redis.call('SET', P .. 'arr:' .. ck, arrays, 'PX', arr_ttl) end
     redis.call('DEL', P .. 'att:' .. ck)
     count('ok', 1)
-  elseif not owned then
-    -- a failed attempt whose lease is gone (expired and taken over, or this very settle
-    -- already ran and is being repeated after a lost answer): the holder, if any, decides;
-    -- recording it again would double the attempt or dead-letter newer changes
-    count('fail', 1)
-  elseif outcome == 'retry' then
-    redis.call('RPUSH', P .. 'att:' .. ck, attempt)
-    count('fail', 1)
-  elseif outcome == 'dead' then
-    redis.call('RPUSH', P .. 'att:' .. ck, attempt)
-    dead_id = new_dead(reason, ck, '', '', status, snippet)
-    local entries = redis.call('HGETALL', pk)
-    for j = 1, #entries, 2 do redis.call('HSET', P .. 'dle:' .. dead_id, entries[j], entries[j + 1]) end
-    redis.call('DEL', pk)
-    redis.call('RENAME', P .. 'att:' .. ck, P .. 'dla:' .. dead_id)
+  elseif outcome == 'retry' or outcome == 'dead' then
+    -- a failed attempt is recorded only by the lease holder: when the lease is gone (expired
+    -- and taken over, or this very settle already ran and is repeated after a lost answer)
+    -- recording it would double the attempt or dead-letter newer changes
+    if owned then
+      redis.call('RPUSH', P .. 'att:' .. ck, attempt)
+      if outcome == 'dead' then
+        dead_id = new_dead(reason, ck, '', '', status, snippet)
+        local entries = redis.call('HGETALL', pk)
+        for j = 1, #entries, 2 do
+          redis.call('HSET', P .. 'dle:' .. dead_id, entries[j], entries[j + 1])
+        end
+        redis.call('DEL', pk)
+        redis.call('RENAME', P .. 'att:' .. ck, P .. 'dla:' .. dead_id)
+      end
+    end
     count('fail', 1)
   end
   if owned or redis.call('EXISTS', P .. 'lease:' .. ck) == 0 then
@@ -497,8 +498,7 @@ class Store:
         self._replay = register(_PRELUDE + _REPLAY)
         self._purge = register(_PRELUDE + _PURGE)
         self._link = register(_PRELUDE + _LINK)
-        self._accepts: dict[tuple[int, int], GroupCommit[list[Any], str]] = {}
-        self._settles: dict[tuple[int, ...], GroupCommit[list[Any], str]] = {}
+        self._groups: dict[tuple[Any, tuple[int, ...]], GroupCommit[list[Any], Any]] = {}
 
     def key(self, *parts: str) -> str:
         return self.prefix + ":".join(parts)
@@ -512,6 +512,19 @@ class Store:
             return bool(await self.redis.ping())
         except (RedisError, OSError):
             return False
+
+    def _grouped(self, script: Any, head: tuple[int, ...]) -> GroupCommit[list[Any], Any]:
+        """Concurrent calls of `script` with the same leading arguments share one call: their
+        rows go as one JSON array, the last argument; the script answers one item per row
+        (a string of letters, or an array)."""
+        group = self._groups.get((script, head))
+        if group is None:
+
+            async def send(rows: list[list[Any]]) -> Any:
+                return await self._run(script, [*head, orjson.dumps(rows)])
+
+            group = self._groups[(script, head)] = GroupCommit(send)
+        return group
 
     async def _run(self, script: Any, args: Iterable[Any]) -> Any:
         try:
@@ -542,17 +555,7 @@ class Store:
             ]
             for ev in events
         ]
-        batcher = self._accepts.get((dedup_ttl_s, coalesce_ms))
-        if batcher is None:
-
-            async def send(batch: list[list[Any]]) -> str:
-                codes = await self._run(
-                    self._accept, [dedup_ttl_s, coalesce_ms, orjson.dumps(batch)]
-                )
-                return str(codes)
-
-            batcher = self._accepts[(dedup_ttl_s, coalesce_ms)] = GroupCommit(send)
-        codes = await batcher.submit(rows)
+        codes = await self._grouped(self._accept, (dedup_ttl_s, coalesce_ms)).submit(rows)
         parked = codes.count("p")
         return AcceptResult(codes.count("a") + parked, codes.count("d"), parked)
 
@@ -596,16 +599,8 @@ class Store:
             outcome.circuit,
             [x for e in outcome.sent for x in (e.name, e.raw)],
         ]
-        batcher = self._settles.get(shared)
-        if batcher is None:
-
-            async def send(batch: list[list[Any]]) -> list[str]:
-                ids = await self._run(self._settle, [*shared, orjson.dumps(batch)])
-                return [str(i) for i in ids]
-
-            batcher = self._settles[shared] = GroupCommit(send)
-        (dead_id,) = await batcher.submit([row])
-        return dead_id
+        (dead_id,) = await self._grouped(self._settle, shared).submit([row])
+        return str(dead_id)
 
     async def renew(self, held: Sequence[tuple[str, str]], lease_ms: int) -> int:
         if not held:

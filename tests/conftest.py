@@ -4,9 +4,7 @@ sandbox over a socket, the ingest app, and worker engines."""
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,6 +17,7 @@ import redis
 from bridge.app import build_app
 from bridge.config import Settings, load_settings
 from bridge.redis_server import RedisServer
+from tests.servers import cli, stop
 from workers.worker import Engine
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -69,25 +68,29 @@ def write_config(tmp_path: Path, extra: str = "") -> Path:
 
 
 @pytest.fixture
-def make_settings(tmp_path: Path, redis_url: str, sandbox_url: str) -> Callable[..., Settings]:
+def bridge_env(redis_url: str, sandbox_url: str) -> dict[str, str]:
+    """The environment every test configuration runs with: the demo source's secret, the
+    private Redis, the sandbox as Convocore, and the tokens."""
+    return {
+        "DEMO_SECRET": SECRET,
+        "REDIS_URL": redis_url,
+        "CONVOCORE_BASE_URL": sandbox_url,
+        "CONVOCORE_API_TOKEN": "test-token",
+        "BRIDGE_ADMIN_TOKEN": "admin-token",
+    }
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path, bridge_env: dict[str, str]) -> Callable[..., Settings]:
     def make(extra: str = "", env: dict[str, str] | None = None) -> Settings:
-        path = write_config(tmp_path, extra)
-        environ = {
-            "DEMO_SECRET": SECRET,
-            "REDIS_URL": redis_url,
-            "CONVOCORE_BASE_URL": sandbox_url,
-            "CONVOCORE_API_TOKEN": "test-token",
-            "BRIDGE_ADMIN_TOKEN": "admin-token",
-            **(env or {}),
-        }
-        return load_settings(path, environ)
+        return load_settings(write_config(tmp_path, extra), {**bridge_env, **(env or {})})
 
     return make
 
 
 @pytest.fixture
 def start_worker_process(
-    tmp_path: Path, redis_url: str, sandbox_url: str
+    tmp_path: Path, bridge_env: dict[str, str]
 ) -> Iterator[Callable[[], subprocess.Popen[bytes]]]:
     """`convo-bridge worker` processes on the same config, Redis and sandbox as `settings`."""
     started: list[subprocess.Popen[bytes]] = []
@@ -96,26 +99,11 @@ def start_worker_process(
     path = write_config(here)
 
     def start() -> subprocess.Popen[bytes]:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "bridge.cli", "--config", str(path), "worker"],
-            env={
-                **os.environ,
-                "DEMO_SECRET": SECRET,
-                "REDIS_URL": redis_url,
-                "CONVOCORE_BASE_URL": sandbox_url,
-                "CONVOCORE_API_TOKEN": "test-token",
-            },
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        started.append(proc)
-        return proc
+        started.append(cli("--config", str(path), "worker", env=bridge_env))
+        return started[-1]
 
     yield start
-    for proc in started:
-        proc.terminate()
-    for proc in started:
-        proc.wait(30)
+    stop(started, 30)
 
 
 @pytest.fixture

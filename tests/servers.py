@@ -1,13 +1,17 @@
-"""Serve an ASGI app over a real socket from a background thread, for tests."""
+"""Real servers for tests and benchmarks: an ASGI app over a socket from a background
+thread, and `convo-bridge` commands as child processes."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import uvicorn
@@ -62,3 +66,29 @@ def ready(url: str, path: str = "/readyz") -> bool:
         return httpx.get(url + path, timeout=1).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def spawn(args: list[str], env: Mapping[str, str]) -> subprocess.Popen[bytes]:
+    """A child process with its output discarded, in this environment plus `env`."""
+    return subprocess.Popen(
+        args, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+
+
+def cli(*args: str, env: Mapping[str, str]) -> subprocess.Popen[bytes]:
+    """`convo-bridge ARGS` as a child process."""
+    return spawn([sys.executable, "-m", "bridge.cli", *args], env)
+
+
+def stop(procs: Iterable[subprocess.Popen[bytes]], timeout_s: float = 20) -> None:
+    """SIGTERM to every process still running, then wait; kill what does not stop."""
+    procs = list(procs)
+    for p in procs:
+        if p.poll() is None:
+            p.terminate()
+    for p in procs:
+        try:
+            p.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()

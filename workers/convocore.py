@@ -52,17 +52,15 @@ class Convocore:
         if self._idle:
             return self._idle.pop()
         one = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-        if self._proxied:  # httpx's own transport, which honours the proxy variables
-            client = httpx.AsyncClient(
-                base_url=self._base_url, headers=self._headers, timeout=self._timeout, limits=one
-            )
-        else:
-            client = httpx.AsyncClient(
-                base_url=self._base_url,
-                headers=self._headers,
-                timeout=self._timeout,
-                transport=AsyncioTransport(limits=one, verify=self._tls),
-            )
+        client = httpx.AsyncClient(
+            base_url=self._base_url,
+            headers=self._headers,
+            timeout=self._timeout,
+            limits=one,
+            verify=self._tls,
+            # behind a proxy, httpx's own transport (it honours the proxy variables)
+            transport=None if self._proxied else AsyncioTransport(limits=one, verify=self._tls),
+        )
         self._all.append(client)
         return client
 

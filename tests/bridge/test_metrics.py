@@ -3,12 +3,9 @@
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
-import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +13,7 @@ import httpx
 import pytest
 
 from tests.conftest import SECRET, wait_until, write_config
-from tests.servers import free_port, ready
+from tests.servers import cli, free_port, ready, stop
 from tests.signing import signed
 
 T0 = int(time.time() * 1000) - 60_000
@@ -64,15 +61,6 @@ def test_serve_counts_requests_and_intents_and_reports_the_queue(
     assert "convo_bridge_dead_letters" in after and "convo_bridge_circuit_open 0.0" in after
 
 
-def spawn(config: Path, env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "bridge.cli", "--config", str(config), *args],
-        env={**os.environ, **env},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-
 def scrape(url: str) -> str:
     try:
         return httpx.get(url, timeout=2).text
@@ -81,42 +69,25 @@ def scrape(url: str) -> str:
 
 
 def run_pair(
-    tmp_path: Path,
-    redis_url: str,
-    sandbox_url: str,
-    extra_env: dict[str, str],
-    worker_args: list[str],
-) -> tuple[str, Callable[[], None]]:
+    tmp_path: Path, env: dict[str, str], worker_args: list[str]
+) -> tuple[str, list[subprocess.Popen[bytes]]]:
     config = write_config(tmp_path)
-    env = {
-        "DEMO_SECRET": SECRET,
-        "REDIS_URL": redis_url,
-        "CONVOCORE_BASE_URL": sandbox_url,
-        "CONVOCORE_API_TOKEN": "t",
-        **extra_env,
-    }
     port = free_port()
     procs = [
-        spawn(config, env, "serve", "--port", str(port)),
-        spawn(config, env, "worker", *worker_args),
+        cli("--config", str(config), "serve", "--port", str(port), env=env),
+        cli("--config", str(config), "worker", *worker_args, env=env),
     ]
-
-    def stop() -> None:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            p.wait(20)
 
     url = f"http://127.0.0.1:{port}"
     wait_until(lambda: ready(url, "/healthz"), timeout_s=20)
-    return url, stop
+    return url, procs
 
 
 def test_a_worker_serves_its_own_metrics_on_its_port(
-    tmp_path: Path, redis_url: str, sandbox_url: str
+    tmp_path: Path, bridge_env: dict[str, str]
 ) -> None:
     mport = free_port()
-    url, stop = run_pair(tmp_path, redis_url, sandbox_url, {}, ["--metrics-port", str(mport)])
+    url, procs = run_pair(tmp_path, bridge_env, ["--metrics-port", str(mport)])
     try:
         assert send(url, "w1").status_code == 202
         worker = f"http://127.0.0.1:{mport}/metrics"
@@ -131,17 +102,15 @@ def test_a_worker_serves_its_own_metrics_on_its_port(
         assert value(text, "convo_bridge_webhook_to_patch_seconds_count") >= 1
         assert value(text, "convo_bridge_patch_attempt_seconds_count") >= 1
     finally:
-        stop()
+        stop(procs)
 
 
 def test_multiprocess_mode_adds_up_every_process(
-    tmp_path: Path, redis_url: str, sandbox_url: str
+    tmp_path: Path, bridge_env: dict[str, str]
 ) -> None:
     shared = tmp_path / "prom"
     shared.mkdir()
-    url, stop = run_pair(
-        tmp_path, redis_url, sandbox_url, {"PROMETHEUS_MULTIPROC_DIR": str(shared)}, []
-    )
+    url, procs = run_pair(tmp_path, {**bridge_env, "PROMETHEUS_MULTIPROC_DIR": str(shared)}, [])
     try:
         for i in range(3):
             assert send(url, f"mp{i}").status_code == 202
@@ -155,4 +124,4 @@ def test_multiprocess_mode_adds_up_every_process(
         )  # the worker's PATCHes, seen through serve's endpoint
         assert value(text, "convo_bridge_webhook_requests_total", source="demo", status="202") == 3
     finally:
-        stop()
+        stop(procs)

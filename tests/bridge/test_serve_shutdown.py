@@ -3,11 +3,8 @@ in Redis), then the process exits; new connections are refused meanwhile."""
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,28 +12,14 @@ import orjson
 import redis
 
 from tests.conftest import SECRET, wait_until, write_config
-from tests.servers import free_port, ready
+from tests.servers import cli, free_port, ready
 from tests.signing import standard_headers
 
 
 def test_sigterm_drains_the_request_in_flight(tmp_path: Path, redis_url: str) -> None:
     port = free_port()
-    env = {**os.environ, "DEMO_SECRET": SECRET, "REDIS_URL": redis_url}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "bridge.cli",
-            "--config",
-            str(write_config(tmp_path)),
-            "serve",
-            "--port",
-            str(port),
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    env = {"DEMO_SECRET": SECRET, "REDIS_URL": redis_url}
+    proc = cli("--config", str(write_config(tmp_path)), "serve", "--port", str(port), env=env)
     try:
         wait_until(lambda: ready(f"http://127.0.0.1:{port}", "/healthz"), timeout_s=20)
         body = orjson.dumps(

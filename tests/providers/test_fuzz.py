@@ -10,8 +10,7 @@ import httpx
 import pytest
 import redis
 
-from tests.fuzzing import KINDS, fuzz, still_up, vector_cases
-from tests.signing import sign_as
+from tests.fuzzing import KINDS, fuzz, sign, still_up, vector_cases, webhook_url
 
 EXAMPLES = 120  # per kind here; benchmarks/fuzz_soak.py runs 10,000+
 
@@ -31,9 +30,8 @@ def test_hostile_bodies_get_documented_answers_and_queue_nothing(
 
 def post_batch(kind: str, url: str, secret: str, batch: list[object]) -> httpx.Response:
     body = json.dumps(batch).encode()
-    query = "?portal=62515" if kind == "hubspot" else ""
-    target = f"{url}/webhooks/{kind}{query}"
-    return httpx.post(target, content=body, headers=sign_as(kind, secret, body, target))
+    target = webhook_url(url, kind)
+    return httpx.post(target, content=body, headers=sign(kind, secret, body, target))
 
 
 @pytest.mark.parametrize("source", ["standard", "hubspot"], indirect=True)

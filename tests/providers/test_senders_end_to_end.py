@@ -3,7 +3,6 @@ event becomes the right PATCH (routed through the link registry), a redelivery i
 duplicate, a forged request is 401 and queues nothing, an unmapped event is ignored."""
 
 import json
-from pathlib import Path
 
 import httpx
 import pytest
@@ -11,33 +10,20 @@ import pytest
 from bridge.app import build_app
 from bridge.config import load_settings
 from tests.conftest import convo, wait_until
+from tests.fuzzing import VECTORS, config_text, sign, vector_cases, webhook_url
 from tests.servers import serve_app_in_thread
 from tests.signing import sign_as
 
-VECTORS = Path(__file__).resolve().parents[3] / "shared" / "vectors"
-
-
-def first_valid(kind):
-    doc = json.loads((VECTORS / f"{kind}.json").read_text())
-    config = next((c["config"] for c in doc["cases"] if "config" in c), {})
-    case = next(c for c in doc["cases"] if c["valid"] and c["intents"])
-    return case, config
-
-
-def config_text(kind, config):
-    lines = [f"[sources.{kind}]", f'kind = "{kind}"', 'secret_env = "SENDER_SECRET"']
-    if config.get("map"):
-        lines.append(f"[sources.{kind}.map]")
-        lines += [f'"{k}" = {json.dumps(v)}' for k, v in config["map"].items()]
-    return "\n".join(lines) + "\n[delivery]\ncoalesce_ms = 10\nlease_s = 3\n"
+DELIVERY = "[delivery]\ncoalesce_ms = 10\nlease_s = 3\n"
 
 
 @pytest.fixture
 def sender(tmp_path, redis_url, sandbox_url, request):
     kind = request.param
-    case, config = first_valid(kind)
+    cases, config = vector_cases(kind)
+    case = cases[0]
     path = tmp_path / "config.toml"
-    path.write_text(config_text(kind, config))
+    path.write_text(config_text(kind, config, default_agent=False) + DELIVERY)
     env = {
         "SENDER_SECRET": case["secret"],
         "REDIS_URL": redis_url,
@@ -52,16 +38,10 @@ def sender(tmp_path, redis_url, sandbox_url, request):
 
 def post(kind, case, url, body=None, secret=None):
     body = (body if body is not None else case["body"]).encode()
-    query = "?portal=62515" if kind == "hubspot" else ""
-    target = f"{url}/webhooks/{kind}{query}"
-    headers = sign_as(
-        kind,
-        secret or case["secret"],
-        body,
-        target,
-        event=case["headers"].get("x-helpscout-event", ""),
+    target = webhook_url(url, kind)
+    return httpx.post(
+        target, content=body, headers=sign(kind, secret or case["secret"], body, target)
     )
-    return httpx.post(target, content=body, headers=headers)
 
 
 KINDS = ["zendesk", "intercom", "hubspot", "front", "freshdesk", "helpscout", "generic"]
@@ -155,7 +135,7 @@ def test_front_challenge_is_echoed_as_text(tmp_path, redis_url, sandbox_url):
     doc = json.loads((VECTORS / "front.json").read_text())
     case = next(c for c in doc["cases"] if "expect_response" in c)
     path = tmp_path / "config.toml"
-    path.write_text(config_text("front", {}))
+    path.write_text(config_text("front", {}, default_agent=False))
     settings = load_settings(path, {"SENDER_SECRET": case["secret"], "REDIS_URL": redis_url})
     with serve_app_in_thread(build_app(settings)) as url:
         body = case["body"].encode()

@@ -15,8 +15,7 @@ import httpx
 import pytest
 import redis
 
-from tests.fuzzing import KINDS, vector_cases
-from tests.signing import sign_as
+from tests.fuzzing import KINDS, sign, vector_cases, webhook_url
 
 SIGNATURE = {
     "standard": "webhook-signature",
@@ -59,15 +58,11 @@ ATTACKS: dict[str, Attack] = {
 
 
 def send(kind: str, url: str, body: bytes, headers: dict[str, str]) -> httpx.Response:
-    query = "?portal=62515" if kind == "hubspot" else ""
-    return httpx.post(f"{url}/webhooks/{kind}{query}", content=body, headers=headers)
+    return httpx.post(webhook_url(url, kind), content=body, headers=headers)
 
 
 def valid(kind: str, url: str, secret: str, body: bytes, **kw: float) -> dict[str, str]:
-    cases, _ = vector_cases(kind)
-    query = "?portal=62515" if kind == "hubspot" else ""
-    event = cases[0]["headers"].get("x-helpscout-event", "")
-    return sign_as(kind, secret, body, f"{url}/webhooks/{kind}{query}", event=event, **kw)
+    return sign(kind, secret, body, webhook_url(url, kind), **kw)
 
 
 def refused(

@@ -3,8 +3,6 @@ restarted from its append-only file. Real processes throughout."""
 
 import os
 import signal
-import subprocess
-import sys
 import time
 
 import httpx
@@ -14,19 +12,14 @@ from bridge.app import build_app
 from bridge.config import load_settings
 from bridge.redis_server import RedisServer
 from tests.conftest import SECRET, convo, wait_until, write_config
-from tests.servers import serve_app_in_thread
+from tests.servers import cli, serve_app_in_thread
 from tests.signing import signed
 
 T0 = int(time.time() * 1000) - 60_000
 
 
 def worker_process(config, env):
-    return subprocess.Popen(
-        [sys.executable, "-m", "bridge.cli", "--config", str(config), "worker"],
-        env={**os.environ, **env},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    return cli("--config", str(config), "worker", env=env)
 
 
 def send(url, payload, expect=202):
@@ -37,14 +30,8 @@ def send(url, payload, expect=202):
 
 
 @pytest.fixture
-def env(redis_url, sandbox_url):
-    return {
-        "DEMO_SECRET": SECRET,
-        "REDIS_URL": redis_url,
-        "CONVOCORE_BASE_URL": sandbox_url,
-        "CONVOCORE_API_TOKEN": "t",
-        "BRIDGE_LOG_FORMAT": "text",
-    }
+def env(bridge_env):
+    return {**bridge_env, "BRIDGE_LOG_FORMAT": "text"}
 
 
 def test_work_of_a_worker_killed_mid_patch_is_retried_by_another(tmp_path, env, sandbox_url):

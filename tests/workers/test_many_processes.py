@@ -6,10 +6,8 @@ of one conversation at a time."""
 
 from __future__ import annotations
 
-import os
 import random
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +18,7 @@ import redis
 
 from bridge.changes import version
 from tests.conftest import SECRET, wait_until, write_config
-from tests.servers import free_port, ready
+from tests.servers import cli, free_port, ready, stop
 from tests.signing import signed
 
 T0 = int(time.time() * 1000) - 3_600_000
@@ -29,28 +27,15 @@ FIELDS = ["title", "userName", "notes"]
 
 
 class Cluster:
-    def __init__(self, tmp_path: Path, redis_url: str, sandbox_url: str) -> None:
+    def __init__(self, tmp_path: Path, env: dict[str, str]) -> None:
         self.config = write_config(tmp_path)
-        self.env = {
-            **os.environ,
-            "DEMO_SECRET": SECRET,
-            "REDIS_URL": redis_url,
-            "CONVOCORE_BASE_URL": sandbox_url,
-            "CONVOCORE_API_TOKEN": "t",
-            "BRIDGE_LOG_FORMAT": "text",
-        }
+        self.env = env
         self.procs: list[subprocess.Popen[bytes]] = []
         self.ingest_urls: list[str] = []
 
     def spawn(self, *args: str) -> subprocess.Popen[bytes]:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "bridge.cli", "--config", str(self.config), *args],
-            env=self.env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        self.procs.append(proc)
-        return proc
+        self.procs.append(cli("--config", str(self.config), *args, env=self.env))
+        return self.procs[-1]
 
     def start(self, serves: int, workers: int) -> None:
         for _ in range(serves):
@@ -63,18 +48,12 @@ class Cluster:
             wait_until(lambda u=url: ready(u), timeout_s=20)
 
     def stop(self) -> None:
-        for p in self.procs:
-            p.terminate()
-        for p in self.procs:
-            try:
-                p.wait(20)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop(self.procs)
 
 
 @pytest.fixture
-def cluster(tmp_path: Path, redis_url: str, sandbox_url: str) -> Iterator[Cluster]:
-    c = Cluster(tmp_path, redis_url, sandbox_url)
+def cluster(tmp_path: Path, bridge_env: dict[str, str]) -> Iterator[Cluster]:
+    c = Cluster(tmp_path, bridge_env)
     try:
         c.start(serves=2, workers=3)
         yield c
