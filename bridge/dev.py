@@ -80,6 +80,10 @@ def sample_command(port: int, sandbox_port: int | None) -> str:
     )
 
 
+def _stop_on_term(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def run_dev(args: argparse.Namespace) -> int:
     base = Path(args.dir).resolve()
     base.mkdir(parents=True, exist_ok=True)
@@ -94,6 +98,7 @@ def run_dev(args: argparse.Namespace) -> int:
     children: list[subprocess.Popen[bytes]] = []
     redis_server: RedisServer | None = None
     exe = [sys.executable, "-m", "bridge.cli"]
+    signal.signal(signal.SIGTERM, _stop_on_term)  # a SIGTERM cleans up like Ctrl-C does
     try:
         if not env.get("REDIS_URL"):
             redis_server = RedisServer(base / "redis")
