@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import re
 import shutil
 import statistics
@@ -227,6 +228,8 @@ def bench_latency(rig: Rig, rate: int, seconds: float) -> tuple[float, float]:
                 )
             await asyncio.gather(*tasks)
 
+    gc.collect()
+    gc.freeze()  # the sender's own collector pauses would count as the bridge's latency
     asyncio.run(run())
     wait_patched(rig, warmup + total)
     lat = sorted(

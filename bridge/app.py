@@ -29,6 +29,7 @@ from bridge.errors import (
 )
 from bridge.ingest import ingest
 from bridge.logs import fields
+from bridge.process import freeze_startup_heap
 from bridge.providers import kind_module
 from bridge.providers.base import WebhookRequest
 from bridge.store import Store
@@ -192,6 +193,7 @@ def build_app(settings: Settings) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         app.state.store = Store(settings.redis_url)
+        freeze_startup_heap()
         try:
             yield
         finally:

@@ -34,6 +34,7 @@ from rq import Queue, Worker
 from bridge.config import Settings
 from bridge.errors import StoreUnavailable
 from bridge.logs import fields
+from bridge.process import freeze_startup_heap
 from bridge.store import Outcome, Store, Work
 from workers.apply import apply
 from workers.convocore import Convocore
@@ -241,6 +242,7 @@ def live_workers(redis_url: str) -> int:
 def run_worker(settings: Settings, *, burst: bool = False) -> int:
     async def main() -> int:
         engine = Engine(settings)
+        freeze_startup_heap()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, engine.stop)
