@@ -28,7 +28,7 @@ import orjson
 import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
-from bridge.redis_server import RedisServer, free_port
+from bridge.local.redis_server import RedisServer, free_port
 from tests.servers import cli, spawn, stop
 from tests.signing import standard_headers
 

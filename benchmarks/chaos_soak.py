@@ -35,7 +35,7 @@ import redis
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.bench import rss_mb, wait_http
 from bridge.changes import version
-from bridge.redis_server import RedisServer, free_port
+from bridge.local.redis_server import RedisServer, free_port
 from tests.servers import cli, stop
 from tests.signing import standard_headers
 

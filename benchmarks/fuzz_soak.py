@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.bench import rss_mb, wait_http
-from bridge.redis_server import RedisServer, free_port
+from bridge.local.redis_server import RedisServer, free_port
 from tests.fuzzing import KINDS, config_text, fuzz, still_up, vector_cases
 from tests.servers import cli, stop
 

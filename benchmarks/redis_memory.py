@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bridge.changes import changes
 from bridge.config import load_settings
 from bridge.intents import parse_intent
-from bridge.redis_server import RedisServer
+from bridge.local.redis_server import RedisServer
 from bridge.store import Routed, Store, conversation_key
 from tests.servers import serve_app_in_thread
 from workers.worker import Engine
@@ -67,7 +67,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=10_000)
     n = ap.parse_args().n
-    from bridge import sandbox
+    from bridge.local import sandbox
 
     with tempfile.TemporaryDirectory() as tmp:
         server = RedisServer(Path(tmp) / "redis")

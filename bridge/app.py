@@ -32,6 +32,7 @@ from bridge.logs import fields
 from bridge.process import freeze_startup_heap
 from bridge.providers import kind_module
 from bridge.providers.base import WebhookRequest
+from bridge.status import status_report
 from bridge.store import Store
 
 log = logging.getLogger("convo_bridge.ingest")
@@ -146,13 +147,11 @@ QUEUE_SNAPSHOT_S = 5.0  # scrapes within this share one read of the queue (Redis
 
 
 async def metrics_endpoint(request: Request) -> Response:
-    from bridge.admin import status_report
-
     state = request.app.state
     taken_at, queue = getattr(state, "queue_snapshot", (0.0, None))
     if queue is None or time.monotonic() - taken_at > QUEUE_SNAPSHOT_S:
         try:
-            queue = await status_report(state.store, state.settings)
+            queue = await status_report(state.store)
             state.queue_snapshot = (time.monotonic(), queue)
         except StoreUnavailable:
             queue = None  # the process's own counters still answer; no queue gauges
@@ -167,7 +166,7 @@ async def openapi_endpoint(request: Request) -> Response:
 
 
 def routes() -> list[Route]:
-    from bridge import admin, admin_page  # the admin surface lives in its own modules
+    from bridge import admin  # the admin surface lives in its own package
 
     return [
         Route("/webhooks/{source}", webhook, methods=["POST"]),
@@ -175,7 +174,6 @@ def routes() -> list[Route]:
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
         Route("/openapi.json", openapi_endpoint, methods=["GET"]),
-        *admin_page.routes(),
         *admin.routes(),
     ]
 

@@ -6,8 +6,8 @@ added (1) or removed (0), `h:<version>` one handoff step. The entry string is
 
     <version>\\n<source>\\n<event id>\\n<received at, epoch ms>\\n<JSON payload>
 
-where `version` is 27 characters, 15 digits of occurred_at (epoch ms) then 12 hex digits of
-the event's identity, so "newer" is a plain string comparison in Redis Lua and ties between
+where `version` is VERSION_LEN (27) characters, 15 digits of occurred_at (epoch ms) then 12
+hex digits of the event's identity, so "newer" is a plain string comparison in Redis Lua and ties between
 events of the same millisecond break the same way on every worker. The receipt time feeds
 the webhook → PATCH latency metric and log field.
 """
@@ -23,7 +23,9 @@ import orjson
 
 from bridge.intents import Intent
 
-VERSION_LEN = 27
+TIME_DIGITS = 15
+IDENTITY_DIGITS = 12
+VERSION_LEN = TIME_DIGITS + IDENTITY_DIGITS  # the Lua scripts get it from here (store/scripts.py)
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -36,7 +38,7 @@ def safe_event_id(event_id: str) -> str:
 
 def version(occurred_at: int, source: str, event_id: str) -> str:
     digest = hashlib.sha1(f"{source}\n{event_id}".encode(), usedforsecurity=False).hexdigest()
-    return f"{occurred_at:015d}{digest[:12]}"
+    return f"{occurred_at:0{TIME_DIGITS}d}{digest[:IDENTITY_DIGITS]}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +55,7 @@ class Entry:
 
     @property
     def occurred_at(self) -> int:
-        return int(self.version[:15])
+        return int(self.version[:TIME_DIGITS])
 
 
 def encode(ver: str, source: str, event_id: str, received_ms: int, payload: Any) -> str:

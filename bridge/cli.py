@@ -81,7 +81,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
-    from bridge import sandbox
+    from bridge.local import sandbox
 
     sandbox.run(
         args.host,
@@ -95,7 +95,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
-    from bridge.dev import run_dev
+    from bridge.local.dev import run_dev
 
     return run_dev(args)
 
@@ -108,25 +108,25 @@ def cmd_config_check(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from workers.worker import live_workers
+    from bridge.status import status_report
 
     settings = _settings(args)
-    report = _with_store(settings, lambda s: s.status())
-    report["workers_alive"] = live_workers(settings.redis_url)
+    report = _with_store(settings, status_report)
     if args.json:
-        _print_json(report)
+        _print_json(report.to_json())
         return 0
-    c = report["circuit"]
-    rates = report["last_minute"]
+    c = report.circuit
+    rates = report.to_json()["last_minute"]
+    alive = "unknown" if report.workers_alive is None else report.workers_alive
     lines = [
-        f"queue depth        {report['queue_depth']} conversations "
-        f"({report['conversations_waiting']} ready, {report['in_flight']} in flight, "
-        f"{report['scheduled_retries']} scheduled)",
-        f"next scheduled     {report['next_retry_at'] or '-'}",
-        f"dead letters       {report['dead_letters']} "
-        + " ".join(f"{k}={v}" for k, v in report["dead_letters_by_reason"].items()),
-        f"circuit            {c['state']}" + (f" until {c['until']}" if c["until"] else ""),
-        f"workers alive      {report['workers_alive']}",
+        f"queue depth        {report.queue_depth} conversations "
+        f"({report.conversations_waiting} ready, {report.in_flight} in flight, "
+        f"{report.scheduled_retries} scheduled)",
+        f"next scheduled     {report.next_retry_at or '-'}",
+        f"dead letters       {report.dead_letters} "
+        + " ".join(f"{k}={v}" for k, v in report.dead_letters_by_reason.items()),
+        f"circuit            {c.state}" + (f" until {c.until_ms}" if c.until_ms else ""),
+        f"workers alive      {alive}",
         "last minute        " + " ".join(f"{k}={v}" for k, v in rates.items()),
     ]
     print("\n".join(lines))

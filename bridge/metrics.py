@@ -29,6 +29,8 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
+from bridge.status import StatusReport
+
 WEBHOOK_REQUESTS = Counter(
     "convo_bridge_webhook_requests",
     "Webhook requests answered, by source and HTTP status.",
@@ -60,46 +62,46 @@ UNKNOWN_SOURCE = "_unknown"  # requests to a source not in the config share one 
 class QueueCollector(Collector):
     """The queue as `convo-bridge status` sees it, from a snapshot taken before each scrape."""
 
-    def __init__(self, report: dict[str, Any]) -> None:
+    def __init__(self, report: StatusReport) -> None:
         self.report = report
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         r = self.report
-        for name, key, doc in (
+        for name, value, doc in (
             (
                 "queue_depth",
-                "queue_depth",
+                r.queue_depth,
                 "Conversations with work queued (waiting, scheduled or in flight).",
             ),
-            ("conversations_waiting", "conversations_waiting", "Conversations due now."),
-            ("in_flight", "in_flight", "Conversations a worker holds."),
+            ("conversations_waiting", r.conversations_waiting, "Conversations due now."),
+            ("in_flight", r.in_flight, "Conversations a worker holds."),
             (
                 "scheduled_retries",
-                "scheduled_retries",
+                r.scheduled_retries,
                 "Conversations waiting for a retry or coalescing delay.",
             ),
         ):
-            yield GaugeMetricFamily(f"convo_bridge_{name}", doc, value=r[key])
+            yield GaugeMetricFamily(f"convo_bridge_{name}", doc, value=value)
         dead = GaugeMetricFamily(
             "convo_bridge_dead_letters", "Dead letters, by reason.", labels=["reason"]
         )
-        for reason, n in sorted(r["dead_letters_by_reason"].items()):
+        for reason, n in sorted(r.dead_letters_by_reason.items()):
             dead.add_metric([reason], n)
         yield dead
         yield GaugeMetricFamily(
             "convo_bridge_circuit_open",
             "1 while the circuit breaker holds PATCHes back (open or probing).",
-            value=0 if r["circuit"]["state"] == "closed" else 1,
+            value=0 if r.circuit.state == "closed" else 1,
         )
-        if r.get("workers_alive") is not None:
+        if r.workers_alive is not None:
             yield GaugeMetricFamily(
                 "convo_bridge_workers_alive",
                 "Workers with a current heartbeat.",
-                value=r["workers_alive"],
+                value=r.workers_alive,
             )
 
 
-def render(queue: dict[str, Any] | None) -> tuple[bytes, str]:
+def render(queue: StatusReport | None) -> tuple[bytes, str]:
     """The exposition text of this process (or of all, in multiprocess mode) plus the queue."""
     registry = CollectorRegistry()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

@@ -16,7 +16,7 @@ import redis
 
 from bridge.app import build_app
 from bridge.config import Settings, load_settings
-from bridge.redis_server import RedisServer
+from bridge.local.redis_server import RedisServer
 from tests.servers import cli, stop
 from workers.worker import Engine
 
@@ -50,7 +50,7 @@ def rclient(redis_url: str) -> Iterator[redis.Redis]:
 
 @pytest.fixture
 def sandbox_url() -> Iterator[str]:
-    from bridge import sandbox
+    from bridge.local import sandbox
     from tests.servers import serve_app_in_thread
 
     with serve_app_in_thread(sandbox.build_app(auto_create=True)) as url:

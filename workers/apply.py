@@ -14,7 +14,7 @@ from bridge import metrics
 from bridge.config import Settings
 from bridge.errors import DeliveryError, TargetRefused
 from bridge.logs import fields
-from bridge.store import Outcome, Work
+from bridge.store import Outcome, Verdict, Work
 from workers import retry
 from workers.compose import arrays_of, compose, needs_arrays
 from workers.convocore import Convocore
@@ -93,7 +93,7 @@ def _failed(
     metrics.PATCHES.labels(str(record["status"])).inc()
     metrics.ATTEMPT_SECONDS.observe(now - started)
     agent, convo = work.ids
-    circuit = "fail" if retry.is_retryable(status) else "ok"
+    circuit: Verdict = "fail" if retry.is_retryable(status) else "ok"
     if isinstance(decision, retry.Retry):
         log.warning(
             "retry scheduled",

@@ -126,8 +126,7 @@ class Engine:
                 await self._sleep(pause)
 
     async def _nothing_left(self) -> bool:
-        status = await self.store.status()
-        return bool(status["queue_depth"] == 0)
+        return (await self.store.status()).queue_depth == 0
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self.tasks.discard(task)
@@ -228,15 +227,6 @@ class Engine:
             rq_worker.register_birth()
         rq_worker.heartbeat(timeout=HEARTBEAT_S * 3)
         return rq_worker
-
-
-def live_workers(redis_url: str) -> int:
-    """Workers with a current RQ heartbeat."""
-    conn = redis.Redis.from_url(redis_url, socket_timeout=5)
-    try:
-        return len(Worker.all(connection=conn))
-    finally:
-        conn.close()
 
 
 def run_worker(settings: Settings, *, burst: bool = False) -> int:

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from starlette.routing import Route
 
-from bridge.admin import session_cookie
+from bridge.admin.auth import session_cookie
 from bridge.app import build_app
 from bridge.config import Settings
 from tests.servers import serve_app_in_thread

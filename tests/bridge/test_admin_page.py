@@ -19,7 +19,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
-from bridge.admin import csrf_token
+from bridge.admin.auth import csrf_token
 from bridge.app import build_app
 from bridge.config import Settings
 from tests.conftest import SECRET, convo, wait_until

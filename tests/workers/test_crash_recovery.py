@@ -10,7 +10,7 @@ import pytest
 
 from bridge.app import build_app
 from bridge.config import load_settings
-from bridge.redis_server import RedisServer
+from bridge.local.redis_server import RedisServer
 from tests.conftest import SECRET, convo, wait_until, write_config
 from tests.servers import cli, serve_app_in_thread
 from tests.signing import signed

@@ -44,8 +44,8 @@ def test_signed_webhook_becomes_one_patch_with_bearer_token(ingest_url, sandbox_
 
 
 def test_worker_sends_the_configured_bearer_token(make_settings, sandbox_url, start_worker):
-    from bridge import sandbox as sb
     from bridge.app import build_app
+    from bridge.local import sandbox as sb
     from tests.servers import serve_app_in_thread
 
     with serve_app_in_thread(sb.build_app(auto_create=True, token="s3cret")) as target:
@@ -81,8 +81,8 @@ def test_retryable_failures_are_retried_until_applied(ingest_url, sandbox_url, s
 
 
 def test_permanent_rejection_is_dead_lettered_with_its_answer(make_settings, start_worker):
-    from bridge import sandbox as sb
     from bridge.app import build_app
+    from bridge.local import sandbox as sb
     from tests.servers import serve_app_in_thread
 
     with serve_app_in_thread(sb.build_app(auto_create=False)) as target:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import httpx
 
-from bridge.redis_server import RedisServer
+from bridge.local.redis_server import RedisServer
 
 SAMPLE_CONFIG = """\
 # Written by `convo-bridge dev`. Secrets live in the environment, never here.

@@ -14,6 +14,7 @@ from __future__ import annotations
 import html
 import secrets
 import time
+from importlib.resources import files
 from typing import Any
 from urllib.parse import parse_qs, quote
 
@@ -21,21 +22,23 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from bridge.admin import (
+from bridge.admin.auth import (
     COOKIE,
     SESSION_S,
     csrf_token,
     page_headers,
     session_cookie,
-    status_report,
     valid_session,
 )
 from bridge.config import Settings
 from bridge.errors import StoreUnavailable
 from bridge.providers.base import same
+from bridge.status import StatusReport, status_report
 from bridge.store import DeadLetter, Store
 
 FORM_LIMIT = 4096
+CSS = files("bridge.admin").joinpath("page.css").read_text(encoding="utf-8")
+SCRIPT = files("bridge.admin").joinpath("page.js").read_text(encoding="utf-8")
 NOTICES = {
     "replayed": "Replayed: the changes are queued again (newer values still win).",
     "purged": "Purged.",
@@ -107,26 +110,26 @@ def _button(action: str, label: str, csrf: str, *, danger: bool = False, ident: 
     )
 
 
-def _status_cards(report: dict[str, Any]) -> str:
-    circuit = report["circuit"]
-    rates = report["last_minute"]
+def _status_cards(report: StatusReport) -> str:
+    circuit = report.circuit
     cards = [
-        ("Queue depth", report["queue_depth"]),
-        ("Waiting now", report["conversations_waiting"]),
-        ("In flight", report["in_flight"]),
-        ("Scheduled retries", report["scheduled_retries"]),
-        ("Next retry", when(report["next_retry_at"])),
-        ("Dead letters", report["dead_letters"]),
+        ("Queue depth", report.queue_depth),
+        ("Waiting now", report.conversations_waiting),
+        ("In flight", report.in_flight),
+        ("Scheduled retries", report.scheduled_retries),
+        ("Next retry", when(report.next_retry_at)),
+        ("Dead letters", report.dead_letters),
         (
             "Circuit",
-            circuit["state"] + (f" until {when(circuit['until'])}" if circuit["until"] else ""),
+            circuit.state + (f" until {when(circuit.until_ms)}" if circuit.until_ms else ""),
         ),
-        ("Workers alive", report.get("workers_alive", "—")),
+        ("Workers alive", "—" if report.workers_alive is None else report.workers_alive),
     ]
     out = "".join(f'<div class="card"><span>{esc(k)}</span><b>{esc(v)}</b></div>' for k, v in cards)
+    rates = report.to_json()["last_minute"]
     minute = ", ".join(f"{esc(k.replace('_', ' '))} {esc(v)}" for k, v in rates.items())
     reasons = ", ".join(
-        f"{esc(k)} {esc(v)}" for k, v in sorted(report["dead_letters_by_reason"].items())
+        f"{esc(k)} {esc(v)}" for k, v in sorted(report.dead_letters_by_reason.items())
     )
     return (
         f'<section class="cards" id="status">{out}</section>'
@@ -196,7 +199,7 @@ async def page(request: Request) -> Response:
     csrf = csrf_token(settings.admin_token)
     notice = NOTICES.get(request.query_params.get("notice", ""), "")
     try:
-        report = await status_report(store, settings)
+        report = await status_report(store)
         letters = await store.dead_letters(500)
         links = await store.links(settings.sources)
     except StoreUnavailable:
@@ -213,25 +216,10 @@ async def page(request: Request) -> Response:
 
 
 def _refresh_script(nonce: str, always: bool) -> str:
-    return f"""<script nonce="{nonce}">
-(function () {{
-  var box = document.getElementById('auto');
-  var on = {"true" if always else "localStorage.getItem('cb-auto') === '1'"};
-  if (box) {{
-    box.checked = on;
-    box.addEventListener('change', function () {{
-      localStorage.setItem('cb-auto', box.checked ? '1' : '0');
-      if (box.checked) location.reload();
-    }});
-  }}
-  if (on) setTimeout(function () {{ location.replace('/admin/'); }}, 5000);
-  document.querySelectorAll('form[data-confirm]').forEach(function (f) {{
-    f.addEventListener('submit', function (e) {{
-      if (!confirm(f.getAttribute('data-confirm'))) e.preventDefault();
-    }});
-  }});
-}})();
-</script>"""
+    """Auto-refresh (always while Redis is away; else when the box is ticked) and purge
+    confirmations; page.js reads `data-always`."""
+    flag = "1" if always else "0"
+    return f'<script nonce="{nonce}" data-always="{flag}">{SCRIPT}</script>'
 
 
 async def login(request: Request) -> Response:
@@ -352,35 +340,3 @@ def routes() -> list[Route]:
         Route("/admin/ui/dlq/{id}/replay", g(replay_one), methods=["POST"]),
         Route("/admin/ui/dlq/{id}/purge", g(purge_one), methods=["POST"]),
     ]
-
-
-CSS = """
-:root { --ink:#1d2433; --mute:#5b6478; --line:#dde2ea; --bg:#f6f7f9; --accent:#2457d6; --bad:#b42318; }
-* { box-sizing: border-box; }
-body { margin: 0; font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: var(--ink); background: var(--bg); }
-header { display: flex; align-items: center; gap: 16px; padding: 12px 24px; background: #fff; border-bottom: 1px solid var(--line); }
-header h1 { font-size: 18px; margin: 0; flex: 1; }
-main { padding: 16px 24px 40px; max-width: 1400px; }
-main.login { max-width: 360px; margin: 80px auto; background: #fff; border: 1px solid var(--line); border-radius: 8px; padding: 24px; }
-main.login input { width: 100%; padding: 8px; margin: 6px 0 12px; border: 1px solid var(--line); border-radius: 4px; }
-h2 { font-size: 15px; margin: 28px 0 8px; }
-.cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(150px, 1fr)); gap: 10px; }
-.card { background: #fff; border: 1px solid var(--line); border-radius: 8px; padding: 10px 12px; }
-.card span { display: block; color: var(--mute); font-size: 12px; }
-.card b { font-size: 18px; }
-table { width: 100%; border-collapse: collapse; background: #fff; border: 1px solid var(--line); }
-th, td { text-align: left; padding: 7px 9px; border-bottom: 1px solid var(--line); vertical-align: top; }
-th { background: #eef1f5; font-weight: 600; font-size: 12px; color: var(--mute); }
-td.answer { max-width: 320px; overflow-wrap: anywhere; color: var(--mute); }
-td.actions { white-space: nowrap; }
-form { display: inline; }
-button { font: inherit; padding: 4px 10px; border: 1px solid var(--accent); color: #fff; background: var(--accent); border-radius: 4px; cursor: pointer; margin-right: 4px; }
-button.danger { background: #fff; color: var(--bad); border-color: var(--bad); }
-.reason { background: #fdecea; color: var(--bad); border-radius: 10px; padding: 1px 8px; font-size: 12px; }
-.bulk { margin-top: 8px; }
-.minor { color: var(--mute); }
-.error { color: var(--bad); }
-.notice { background: #e8f1ff; border: 1px solid #bcd3ff; padding: 8px 12px; border-radius: 6px; }
-.empty { color: var(--mute); }
-code { font-size: 12px; }
-"""

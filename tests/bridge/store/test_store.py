@@ -246,7 +246,7 @@ def test_circuit_opens_after_mostly_failures_and_probes_after_cooldown(store):
                 settings=d,
             )
         blocked, _ = await store.take(10, lease_ms=5000, rate_limit=0)
-        state = (await store.status())["circuit"]["state"]
+        state = (await store.status()).circuit.state
         await asyncio.sleep(0.25)
         probe, _ = await store.take(10, lease_ms=5000, rate_limit=0)
         await store.settle(probe[0], Outcome("ok", sent=probe[0].entries, circuit="ok"), settings=d)

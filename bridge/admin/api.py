@@ -1,17 +1,8 @@
-"""Admin routes under /admin/: dead letters, links, status. Bearer BRIDGE_ADMIN_TOKEN.
-
-While no admin token is configured every admin route answers 404, as if it did not exist.
-The same routes accept the admin page's sign-in cookie; a request authenticated by cookie
-that changes something must also carry the page's CSRF token in `X-CSRF-Token`.
-"""
+"""The admin JSON API under /admin/: status, dead letters (list, show, replay, purge) and
+links. Every route is wrapped by `auth.guarded`."""
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
-import hmac
-import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -19,126 +10,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from bridge.admin.auth import guarded
 from bridge.config import Settings
-from bridge.errors import NotFound, PayloadError, StoreUnavailable
+from bridge.errors import NotFound, PayloadError
 from bridge.intents import check_id
-from bridge.providers.base import same
+from bridge.status import status_report
 from bridge.store import Store
-
-Handler = Callable[[Request], Awaitable[Response]]
-
-
-COOKIE = "cb_admin"
-SAFE_METHODS = ("GET", "HEAD")
-
-
-SESSION_S = 12 * 3600
-
-
-def _session_mac(admin_token: str, expiry: str) -> str:
-    return hmac.new(admin_token.encode(), f"session:{expiry}".encode(), hashlib.sha256).hexdigest()
-
-
-def session_cookie(admin_token: str, now: float | None = None) -> str:
-    """`<expiry>.<HMAC of it>`: proves a sign-in without carrying the token itself; expires
-    on its own, and changing the admin token ends every session."""
-    expiry = str(int((time.time() if now is None else now) + SESSION_S))
-    return f"{expiry}.{_session_mac(admin_token, expiry)}"
-
-
-def valid_session(value: str, admin_token: str) -> bool:
-    expiry, _, mac = value.partition(".")
-    if not admin_token or not expiry.isdigit() or int(expiry) < time.time():
-        return False
-    return same(_session_mac(admin_token, expiry), mac)
-
-
-def csrf_token(admin_token: str) -> str:
-    """Derived from the admin token: only someone signed in can know it."""
-    return hmac.new(admin_token.encode(), b"convo-bridge admin csrf", hashlib.sha256).hexdigest()
-
-
-def page_headers(nonce: str | None) -> dict[str, str]:
-    """No framing, no caching, no sniffing; scripts and styles only by nonce."""
-    source = f"'nonce-{nonce}'" if nonce else "'none'"
-    return {
-        "Content-Security-Policy": (
-            f"default-src 'none'; script-src {source}; style-src {source}; img-src 'self'; "
-            "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-        ),
-        "X-Frame-Options": "DENY",
-        "X-Content-Type-Options": "nosniff",
-        "Referrer-Policy": "no-referrer",
-        "Cache-Control": "no-store",
-    }
-
-
-def authorized(request: Request, settings: Settings) -> str | None:
-    """How the request proved it holds the admin token: "bearer", "cookie", or None."""
-    token = settings.admin_token
-    if not token:
-        return None
-    scheme, _, value = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and same(token, value.strip()):
-        return "bearer"
-    if valid_session(request.cookies.get(COOKIE, ""), token):
-        return "cookie"
-    return None
-
-
-async def status_report(store: Store, settings: Settings) -> dict[str, Any]:
-    """The store's status plus the live worker count (None when RQ cannot say)."""
-    from workers.worker import live_workers
-
-    report = await store.status()
-    try:
-        report["workers_alive"] = await asyncio.to_thread(live_workers, settings.redis_url)
-    except Exception:  # the count is informative; its absence is not an error
-        report["workers_alive"] = None
-    return report
-
-
-def guarded(handler: Handler) -> Handler:
-    async def wrapper(request: Request) -> Response:
-        settings: Settings = request.app.state.settings
-        if not settings.admin_token:
-            return JSONResponse({"error": "not_found"}, status_code=404)
-        how = authorized(request, settings)
-        if how is None:
-            return JSONResponse(
-                {"error": "unauthorized", "detail": "send Authorization: Bearer <admin token>"},
-                status_code=401,
-                headers={"WWW-Authenticate": "Bearer", **page_headers(None)},
-            )
-        if (
-            how == "cookie"
-            and request.method not in SAFE_METHODS
-            and not same(csrf_token(settings.admin_token), request.headers.get("x-csrf-token", ""))
-        ):
-            return JSONResponse(
-                {"error": "forbidden", "detail": "X-CSRF-Token is missing or wrong"},
-                status_code=403,
-                headers=page_headers(None),
-            )
-        answer = await _handled(handler, request)
-        answer.headers.update(page_headers(None))
-        return answer
-
-    return wrapper
-
-
-async def _handled(handler: Handler, request: Request) -> Response:
-    """The handler's answer, with the store's and the input's errors as clear answers."""
-    try:
-        return await handler(request)
-    except NotFound as exc:
-        return JSONResponse({"error": "not_found", "detail": str(exc)}, status_code=404)
-    except PayloadError as exc:
-        return JSONResponse({"error": exc.code, "detail": exc.detail}, status_code=400)
-    except StoreUnavailable:
-        return JSONResponse(
-            {"error": "unavailable", "detail": "Redis is unreachable"}, status_code=503
-        )
 
 
 def _store(request: Request) -> Store:
@@ -160,7 +37,7 @@ async def _json_body(request: Request) -> dict[str, Any]:
 
 
 async def status(request: Request) -> Response:
-    return JSONResponse(await status_report(_store(request), request.app.state.settings))
+    return JSONResponse((await status_report(_store(request))).to_json())
 
 
 async def dlq_list(request: Request) -> Response:

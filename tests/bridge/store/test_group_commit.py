@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from bridge.batching import GroupCommit
+from bridge.store.group_commit import GroupCommit
 
 
 def test_concurrent_callers_share_sends_and_get_their_own_answers() -> None:

@@ -1,0 +1,52 @@
+"""Every Redis key of convo-bridge, and the helpers that build their parts.
+
+Keys (all under the prefix, default `cb:`; `ck` is a conversation key, see `conversation_key`):
+
+    seen:<source>:<event id>   string, SET NX EX dedup_window_s      guarantee 2 (once per event)
+    p:<ck>                     hash change name -> entry             pending changes (3, 5)
+    hw:<ck>                    hash change name -> applied version   high-water marks (3)
+    arr:<ck>                   string JSON {tags, handoffHistory}    arrays from the last answer
+    att:<ck>                   list of attempt records (JSON)        attempts so far (6, 7)
+    due                        zset ck -> due time (ms)              ready and scheduled work (5, 6)
+    inflight                   zset ck -> lease expiry (ms)          work held by a worker (4, 8)
+    lease:<ck>                 string token, PX lease_ms             one PATCH at a time (4)
+    wake                       list                                  nudges idle workers
+    dlq                        zset dead-letter id -> time           dead letters (7, 9)
+    dl:<id> / dle:<id> / dla:<id>  record hash / its changes / its attempts
+    dlr                        hash reason -> count
+    dlseq                      counter                               dead-letter ids
+    ux:<source>:<external id>  string dead-letter id                 unroutable, waiting for a link
+    links:<source>             hash external id -> ck                the link registry
+    circuit / recent           hash state,until / list of 0|1        circuit breaker (9)
+    rl:<second>                counter                               rate_limit_per_s (9)
+    r:<what>:<10 s bucket>     counters                              recent rates for status
+
+The Lua scripts (lua/*.lua) build the same names from the prefix they are given; this table
+is the one place they are written down.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote, unquote
+
+PREFIX = "cb:"
+HIGH_WATER_TTL_MS = 30 * 86_400_000  # an event older than this and replayed later may reapply
+
+
+def conversation_key(agent_id: str, convo_id: str) -> str:
+    """`<agent>/<convo>`, each percent-encoded: safe as a key and as two URL path segments."""
+    return f"{quote(agent_id, safe='')}/{quote(convo_id, safe='')}"
+
+
+def split_key(ck: str) -> tuple[str, str]:
+    agent, _, convo = ck.partition("/")
+    return unquote(agent), unquote(convo)
+
+
+def ext_key(external_id: str) -> str:
+    """A sender's external id as a key segment."""
+    return quote(external_id, safe="")
+
+
+def key(prefix: str, *parts: str) -> str:
+    return prefix + ":".join(parts)

@@ -1,0 +1,49 @@
+-- Dead letters: create, drop, and replay through newest-wins. Needs prelude.lua.
+
+local function new_dead(reason, ck, source, ext, status, snippet)
+  local id = tostring(NOW) .. '-' .. redis.call('INCR', P .. 'dlseq')
+  redis.call('HSET', P .. 'dl:' .. id, 'id', id, 'reason', reason, 'ck', ck, 'source', source,
+    'external_id', ext, 'created', NOW, 'last_status', status, 'last_snippet', snippet)
+  redis.call('ZADD', P .. 'dlq', NOW, id)
+  redis.call('HINCRBY', P .. 'dlr', reason, 1)
+  count('dead', 1)
+  return id
+end
+
+local function drop_dead(id)
+  local rec = redis.call('HMGET', P .. 'dl:' .. id, 'reason', 'source', 'external_id', 'ck')
+  if not rec[1] then return end
+  if rec[4] == '' then redis.call('DEL', P .. 'ux:' .. rec[2] .. ':' .. rec[3]) end
+  redis.call('DEL', P .. 'dl:' .. id, P .. 'dle:' .. id, P .. 'dla:' .. id)
+  redis.call('ZREM', P .. 'dlq', id)
+  if redis.call('HINCRBY', P .. 'dlr', rec[1], -1) <= 0 then redis.call('HDEL', P .. 'dlr', rec[1]) end
+end
+
+-- moves a held conversation's pending changes and attempts into a new dead letter
+local function dead_letter_pending(ck, reason, status, snippet)
+  local id = new_dead(reason, ck, '', '', status, snippet)
+  local entries = redis.call('HGETALL', P .. 'p:' .. ck)
+  for j = 1, #entries, 2 do
+    redis.call('HSET', P .. 'dle:' .. id, entries[j], entries[j + 1])
+  end
+  redis.call('DEL', P .. 'p:' .. ck)
+  redis.call('RENAME', P .. 'att:' .. ck, P .. 'dla:' .. id)
+  return id
+end
+
+-- merges a dead letter's changes back (newest wins against pending and applied) and drops it:
+-- 'replayed', 'unroutable' (still no link) or 'missing'
+local function replay(id, coalesce)
+  local rec = redis.call('HMGET', P .. 'dl:' .. id, 'ck', 'source', 'external_id')
+  if not rec[2] then return 'missing' end
+  local ck = rec[1]
+  if ck == '' then
+    ck = redis.call('HGET', P .. 'links:' .. rec[2], rec[3])
+    if not ck then return 'unroutable' end
+  end
+  local entries = redis.call('HGETALL', P .. 'dle:' .. id)
+  for i = 1, #entries, 2 do merge(ck, entries[i], entries[i + 1]) end
+  if redis.call('HLEN', P .. 'p:' .. ck) > 0 then schedule(ck, coalesce) end
+  drop_dead(id)
+  return 'replayed'
+end

@@ -1,0 +1,113 @@
+"""The records that cross the store's boundary: what ingest hands in, what a worker takes
+and gives back, and what a dead letter holds."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from bridge.changes import Entry
+from bridge.store.keys import split_key
+
+OutcomeKind = Literal["ok", "retry", "dead", "release"]
+"""ok: applied; retry: failed, try again at `retry_at_ms`; dead: dead-letter the pending
+changes; release: not attempted (shutdown), due again at once."""
+
+Verdict = Literal["ok", "fail", ""]
+"""What an attempt tells the circuit breaker: the target worked, failed retryably, or
+nothing (not counted)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Routed:
+    """One accepted event on its way into Redis: where it goes and what it changes."""
+
+    source: str
+    event_id: str
+    changes: Sequence[tuple[str, str]]
+    ck: str = ""  # known conversation, or "" to resolve `external_id` through the links
+    external_id: str = ""
+    fallback_ck: str = ""  # default_agent_id/external_id when no link exists
+
+
+@dataclass(frozen=True, slots=True)
+class AcceptResult:
+    accepted: int
+    duplicates: int
+    unroutable: int
+
+
+@dataclass(frozen=True, slots=True)
+class Work:
+    """A conversation taken by a worker: its pending changes, cached arrays, attempts so far."""
+
+    ck: str
+    token: str
+    entries: list[Entry]
+    arrays: dict[str, Any] | None
+    attempts: int
+
+    @property
+    def ids(self) -> tuple[str, str]:
+        return split_key(self.ck)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What `settle` records about one attempt."""
+
+    kind: OutcomeKind
+    sent: Sequence[Entry] = ()
+    arrays: dict[str, Any] | None = None
+    attempt: Mapping[str, Any] | None = None
+    retry_at_ms: int = 0
+    reason: str = ""
+    status: str = ""
+    snippet: str = ""
+    circuit: Verdict = ""
+
+
+@dataclass(slots=True)
+class DeadLetter:
+    id: str
+    reason: str
+    agent_id: str
+    convo_id: str
+    source: str
+    external_id: str
+    created_ms: int
+    last_status: str
+    last_snippet: str
+    entries: list[Entry] = field(default_factory=list)
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "reason": self.reason,
+            "agent_id": self.agent_id,
+            "convo_id": self.convo_id,
+            "source": self.source or ",".join(sorted({e.source for e in self.entries})),
+            "external_id": self.external_id,
+            "created_at": self.created_ms,
+            "changes": len(self.entries),
+            "attempts": len(self.attempts),
+            "last_status": self.last_status,
+            "last_answer": self.last_snippet,
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        out = self.summary()
+        out["events"] = [
+            {
+                "source": e.source,
+                "event_id": e.event_id,
+                "occurred_at": e.occurred_at,
+                "change": e.name,
+                "value": e.payload,
+            }
+            for e in self.entries
+        ]
+        out["attempt_log"] = self.attempts
+        return out
