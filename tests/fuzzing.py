@@ -20,14 +20,14 @@ from hypothesis import strategies as st
 
 from tests.signing import sign_as
 
-VECTORS = Path(__file__).resolve().parents[2] / "shared" / "vectors"
+VECTORS = Path(__file__).resolve().parent / "vectors"  # made by tests/vectors/make_vectors.py
 KINDS = ["standard", "zendesk", "intercom", "hubspot", "front", "freshdesk", "helpscout", "generic"]
 ALLOWED = {202, 400, 413, 415}
 
 
 @functools.cache
 def vector_cases(kind: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """The kind's valid shared vectors that carry intents, and the source config they need."""
+    """The kind's valid vectors that carry intents, and the source config they need."""
     doc = json.loads((VECTORS / f"{kind}.json").read_text())
     config = next((c["config"] for c in doc["cases"] if "config" in c), {})
     return [c for c in doc["cases"] if c["valid"] and c["intents"]], config
@@ -39,6 +39,7 @@ def config_text(kind: str, config: dict[str, Any], *, default_agent: bool = True
     lines = [f"[sources.{kind}]", f'kind = "{kind}"', 'secret_env = "SENDER_SECRET"']
     if default_agent and kind != "standard":
         lines.append('default_agent_id = "fuzz-agent"')
+    lines += [f"{k} = {json.dumps(v)}" for k, v in config.items() if k not in ("kind", "map")]
     if config.get("map"):
         lines.append(f"[sources.{kind}.map]")
         lines += [f'"{k}" = {json.dumps(v)}' for k, v in config["map"].items()]
@@ -53,8 +54,13 @@ def webhook_url(base: str, kind: str) -> str:
 
 def sign(kind: str, secret: str, body: bytes, target: str, **kw: Any) -> dict[str, str]:
     """Headers the kind's sender would send (Help Scout's event header from its vectors)."""
-    event = vector_cases(kind)[0][0]["headers"].get("x-helpscout-event", "")
-    return sign_as(kind, secret, body, target, event=event, **kw)
+    cases, config = vector_cases(kind)
+    event = cases[0]["headers"].get("x-helpscout-event", "")
+    headers = sign_as(kind, secret, body, target, event=event, **kw)
+    if kind == "generic":  # the source's own prefix (ClickUp's vectors: none)
+        mac = headers["x-signature"].removeprefix("sha256=")
+        headers["x-signature"] = config.get("signature_prefix", "sha256=") + mac
+    return headers
 
 
 # --- strategies --------------------------------------------------------------------------

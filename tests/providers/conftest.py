@@ -1,4 +1,4 @@
-"""A real ingest server for one sender kind, configured from its shared test vectors."""
+"""A real ingest server for one sender kind, configured from its test vectors (tests/vectors)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Every signed test vector in ../shared/vectors: verify at the case's `now`, then the event
-ids and intents each kind must produce."""
+"""Every signed test vector in tests/vectors (made by tests/vectors/make_vectors.py): verify at
+the case's `now`, then the event ids and intents each kind must produce."""
 
 import json
 from pathlib import Path
@@ -12,7 +12,7 @@ from bridge.ingest import parse_json
 from bridge.providers import kind_module
 from bridge.providers.base import WebhookRequest
 
-VECTORS = Path(__file__).resolve().parents[3] / "shared" / "vectors"
+VECTORS = Path(__file__).resolve().parents[1] / "vectors"
 
 
 def _cases():
@@ -53,6 +53,11 @@ def test_vectors_are_present():
         "helpscout",
         "generic",
     }
+
+
+@pytest.mark.parametrize(("kind", "case"), CASES)
+def test_every_case_cites_the_public_source_of_its_shape(kind, case):
+    assert case["source"].startswith(("https://", "README.md")), case["source"]
 
 
 @pytest.mark.parametrize(("kind", "case"), CASES)

@@ -1,0 +1,868 @@
+"""Write the signed test vectors in tests/vectors/<kind>.json: `python -m tests.vectors.make_vectors`.
+
+Each case is one request a sender makes (headers, exact body bytes, the time it is received)
+and what the bridge must make of it: whether it verifies, the event ids (dedup) and the
+intents. Payload shapes follow the senders' documented examples or captured fixtures; each
+case names its `source`. Requests are signed by the senders' official libraries where one
+exists (`standardwebhooks`, `svix`, `hubspot-api-client`), else by tests/signing.py, which
+follows the sender's documentation. Secrets and times are fixed, so the files are the same on
+every run; tests/vectors/test_make_vectors.py checks the committed files against this script.
+
+`--check` compares instead of writing, and exits 1 when a file is out of date.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from hubspot.utils.signature import Signature as HubSpotSignature
+from standardwebhooks.webhooks import Webhook as StandardWebhook
+
+from tests.signing import sign_as
+
+HERE = Path(__file__).resolve().parent
+NOW = 1_795_000_000  # 2026-11-18T11:06:40Z, the receipt time of every case
+KINDS = ("standard", "zendesk", "intercom", "hubspot", "front", "freshdesk", "helpscout", "generic")
+URL = "https://bridge.example.com/webhooks/"
+
+# Where each shape comes from (the senders' docs, or open-source captured fixtures).
+SRC = {
+    "standard": "https://github.com/standard-webhooks/standard-webhooks/blob/main/spec/standard-webhooks.md",
+    "svix": "https://docs.svix.com/receiving/verifying-payloads/how-manual",
+    "intent": "README.md 'The intent' (the standard kind's body is the bridge's own intent)",
+    "zendesk": "https://developer.zendesk.com/api-reference/webhooks/event-types/ticket-events/",
+    "zendesk_sig": "https://developer.zendesk.com/documentation/webhooks/verifying/",
+    "intercom": "https://developers.intercom.com/docs/references/webhooks/webhook-models",
+    "intercom_1x": "https://pastebin.com/0NqBvYkn (a captured Intercom API 1.x conversation.admin.assigned notification)",
+    "hubspot": "https://developers.hubspot.com/docs/api/webhooks (example payload)",
+    "hubspot_sig": "https://developers.hubspot.com/docs/api/webhooks/validating-requests",
+    "front": "https://dev.frontapp.com/reference/events",
+    "front_app": "https://dev.frontapp.com/docs/application-webhooks",
+    "helpscout": "https://developer.helpscout.com/webhooks/",
+    "freshdesk": "README.md 'Freshdesk' automation-rule body, placeholders from https://support.freshdesk.com/support/solutions/articles/132589-using-webhooks-in-automation-rules",
+    "clickup": "https://developer.clickup.com/docs/webhooktaskpayloads and https://developer.clickup.com/docs/webhooksignature",
+}
+
+
+def body_of(payload: Any) -> str:
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+
+
+@dataclass
+class Case:
+    name: str
+    source: str
+    secret: str
+    headers: dict[str, str]
+    body: str
+    valid: bool
+    event_ids: list[str] = field(default_factory=list)
+    intents: list[dict[str, Any]] = field(default_factory=list)
+    now: int = NOW
+    extra: dict[str, Any] = field(default_factory=dict)  # config, method, url, expect_response
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "source": self.source,
+            "secret": self.secret,
+            "headers": self.headers,
+            "body": self.body,
+            "now": self.now,
+            "valid": self.valid,
+            "event_ids": self.event_ids,
+            "intents": self.intents,
+            **self.extra,
+        }
+
+
+def intent(external_id: str | None, occurred_at: int, **parts: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {"type": "conversation.update"}
+    if external_id is not None:
+        out["external_id"] = external_id
+    out["occurred_at"] = occurred_at
+    out.update(parts)
+    return out
+
+
+def altered(body: str) -> str:
+    """The same body with one byte changed after signing."""
+    return body.replace('"', "'", 1)
+
+
+# --- standard -------------------------------------------------------------------------------
+
+STD_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+STD_ID = "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W"
+
+
+def std_headers(secret: str, msg_id: str, ts: int, body: str) -> dict[str, str]:
+    """Signed by the reference library (standardwebhooks)."""
+    sig = StandardWebhook(secret).sign(msg_id, datetime.fromtimestamp(ts, UTC), body)
+    return {"webhook-id": msg_id, "webhook-timestamp": str(ts), "webhook-signature": sig}
+
+
+def standard() -> list[Case]:
+    one = {
+        "type": "conversation.update",
+        "agent_id": "agent-1",
+        "convo_id": "convo-1",
+        "occurred_at": 1794999990000,
+        "set": {"state": "human-chatting", "chatAssignedTo": "sam@acme.test"},
+        "tags": {"add": ["vip"]},
+    }
+    body = body_of(one)
+    signed = std_headers(STD_SECRET, STD_ID, NOW - 5, body)
+    batch = [
+        {**one, "set": {"userEmail": "ada@example.test"}, "tags": {"remove": ["bot"]}},
+        {
+            "external_id": "T-77",
+            "occurred_at": "2026-11-18T11:06:00Z",
+            "handoff": {"event": "requested", "team_key": "billing"},
+        },
+    ]
+    batch_body = body_of(batch)
+    other = std_headers(STD_SECRET.replace("M", "N", 1), STD_ID, NOW - 5, body)
+    src = f"{SRC['standard']}; body: {SRC['intent']}"
+    return [
+        Case("standard: signed intent", src, STD_SECRET, signed, body, True, [STD_ID], [one]),
+        Case("standard: body changed after signing", src, STD_SECRET, signed, altered(body), False),
+        Case(
+            "standard: several signatures, one matches",
+            src,
+            STD_SECRET,
+            {**signed, "webhook-signature": f"v1,{'A' * 43}= v2,x {signed['webhook-signature']}"},
+            body,
+            True,
+            [STD_ID],
+            [one],
+        ),
+        Case(
+            "standard: signed with another secret",
+            src,
+            STD_SECRET,
+            {**signed, "webhook-signature": other["webhook-signature"]},
+            body,
+            False,
+        ),
+        Case(
+            "standard: timestamp 10 minutes old",
+            src,
+            STD_SECRET,
+            std_headers(STD_SECRET, STD_ID, NOW - 600, body),
+            body,
+            False,
+        ),
+        Case(
+            "standard: timestamp 10 minutes ahead",
+            src,
+            STD_SECRET,
+            std_headers(STD_SECRET, STD_ID, NOW + 600, body),
+            body,
+            False,
+        ),
+        Case(
+            "standard: an array of intents, one event id each",
+            src,
+            STD_SECRET,
+            std_headers(STD_SECRET, "msg_batch", NOW - 1, batch_body),
+            batch_body,
+            True,
+            ["msg_batch:0", "msg_batch:1"],
+            [
+                intent(
+                    None,
+                    1794999990000,
+                    agent_id="agent-1",
+                    convo_id="convo-1",
+                    set={"userEmail": "ada@example.test"},
+                    tags={"remove": ["bot"]},
+                ),
+                intent(
+                    "T-77", 1794999960000, handoff={"event": "requested", "team_key": "billing"}
+                ),
+            ],
+        ),
+    ]
+
+
+# --- zendesk --------------------------------------------------------------------------------
+
+ZD_SECRET = "dGhpcyBpcyBhIHNpZ25pbmcgc2VjcmV0"
+
+
+def zd_event(event_id: str, what: str, event: dict[str, Any], **detail: Any) -> dict[str, Any]:
+    """An event-subscription body as Zendesk's ticket-events reference shows it."""
+    return {
+        "account_id": 22129848,
+        "detail": {
+            "actor_id": "8447388090494",
+            "assignee_id": "1001",
+            "brand_id": "8447346621310",
+            "created_at": "2026-11-18T10:41:12Z",
+            "group_id": "2002",
+            "id": "35436",
+            "requester_id": "8447388090494",
+            "status": "OPEN",
+            "tags": ["refund"],
+            "updated_at": "2026-11-18T11:06:20Z",
+            "via": {"channel": "web_service"},
+            **detail,
+        },
+        "event": event,
+        "id": event_id,
+        "subject": "zen:ticket:35436",
+        "time": "2026-11-18T11:06:20Z",
+        "type": f"zen:event-type:ticket.{what}",
+        "zendesk_event_version": "2022-11-06",
+    }
+
+
+def zendesk_headers(secret: str, body: bytes, at: int) -> dict[str, str]:
+    headers = sign_as("zendesk", secret, body, "", now=at)
+    headers.pop("content-type")
+    return headers
+
+
+def zendesk() -> list[Case]:
+    at = 1794999980000
+    src = f"{SRC['zendesk']}; signature: {SRC['zendesk_sig']}"
+
+    def case(name: str, payload: Any, intents: list[dict[str, Any]], now: int = NOW) -> Case:
+        body = body_of(payload)
+        return Case(
+            name,
+            src,
+            ZD_SECRET,
+            zendesk_headers(ZD_SECRET, body.encode(), NOW - 2),
+            body,
+            True,
+            [payload["id"]],
+            intents,
+            now,
+        )
+
+    assigned = zd_event(
+        "cbe4028c-7239-495d-b020-f22348516046",
+        "agent_assignment_changed",
+        {"current": "1001", "previous": None},
+    )
+    base = case(
+        "zendesk: agent assigned",
+        assigned,
+        [intent("35436", at, handoff={"event": "accepted", "by": "1001"})],
+    )
+    return [
+        base,
+        Case("zendesk: body changed", src, ZD_SECRET, base.headers, altered(base.body), False),
+        Case(
+            "zendesk: signed with another secret",
+            src,
+            ZD_SECRET,
+            zendesk_headers("not-the-secret", base.body.encode(), NOW - 2),
+            base.body,
+            False,
+        ),
+        case(
+            "zendesk: created, with its group",
+            zd_event(
+                "6f1a9c7e-created", "created", {"meta": {"sequence": {"id": "s1", "position": 1}}}
+            ),
+            [intent("35436", at, handoff={"event": "requested", "team_key": "2002"})],
+        ),
+        case(
+            "zendesk: solved",
+            zd_event("e2", "status_changed", {"current": "SOLVED", "previous": "OPEN"}),
+            [intent("35436", at, handoff={"event": "completed"})],
+        ),
+        case(
+            "zendesk: tags changed",
+            zd_event("e3", "tags_changed", {"tags_added": ["vip"], "tags_removed": ["bot"]}),
+            [intent("35436", at, tags={"add": ["vip"], "remove": ["bot"]})],
+        ),
+        case(
+            "zendesk: group assignment changed",
+            zd_event("e5", "group_assignment_changed", {"current": "3003", "previous": "2002"}),
+            [intent("35436", at, set={"requestedTeamKey": "3003"})],
+        ),
+        case(
+            "zendesk: unmapped event is ignored",
+            zd_event("e4", "priority_changed", {"current": "HIGH", "previous": "LOW"}),
+            [],
+        ),
+        Case(
+            "zendesk: signature timestamp an hour old",
+            src,
+            ZD_SECRET,
+            zendesk_headers(ZD_SECRET, base.body.encode(), NOW - 3600),
+            base.body,
+            False,
+        ),
+    ]
+
+
+# --- intercom -------------------------------------------------------------------------------
+
+IC_SECRET = "3f0c0b6a2d8e4d2c9a7b1e5f6a8c0d2e"
+
+
+def ic_note(notif: str, topic: str, **item: Any) -> dict[str, Any]:
+    """A notification_event as Intercom's webhook models (API 2.x) show it."""
+    return {
+        "type": "notification_event",
+        "app_id": "abc123",
+        "data": {
+            "type": "notification_event_data",
+            "item": {
+                "type": "conversation",
+                "id": "147",
+                "created_at": 1794999000,
+                "updated_at": 1794999970,
+                "state": "open",
+                "open": True,
+                "admin_assignee_id": 814860,
+                "team_assignee_id": None,
+                "tags": {"type": "tag.list", "tags": [{"type": "tag", "id": "7", "name": "vip"}]},
+                **item,
+            },
+        },
+        "id": notif,
+        "topic": topic,
+        "delivery_status": "pending",
+        "delivery_attempts": 1,
+        "delivered_at": 0,
+        "first_sent_at": 1794999970,
+        "created_at": 1794999970,
+        "self": None,
+    }
+
+
+def intercom() -> list[Case]:
+    at = 1794999970000
+
+    def case(
+        name: str, payload: Any, intents: list[dict[str, Any]], src: str = SRC["intercom"]
+    ) -> Case:
+        body = body_of(payload)
+        headers = sign_as("intercom", IC_SECRET, body.encode(), "")
+        headers.pop("content-type")
+        return Case(name, src, IC_SECRET, headers, body, True, [payload["id"]], intents)
+
+    base = case(
+        "intercom: admin assigned",
+        ic_note("notif_ccd8a4d2-c6f3-4f3b-a0c0-3ea3f1c5e8c7", "conversation.admin.assigned"),
+        [intent("147", at, handoff={"event": "accepted", "by": "814860"})],
+    )
+    sha256 = sign_as("generic", IC_SECRET, base.body.encode(), "")["x-signature"]
+    return [
+        base,
+        Case(
+            "intercom: body changed",
+            SRC["intercom"],
+            IC_SECRET,
+            base.headers,
+            altered(base.body),
+            False,
+        ),
+        Case(
+            "intercom: sha256 in place of sha1",
+            SRC["intercom"],
+            IC_SECRET,
+            {"x-hub-signature": sha256},
+            base.body,
+            False,
+        ),
+        case(
+            "intercom: closed",
+            ic_note("notif_2", "conversation.admin.closed", state="closed", open=False),
+            [intent("147", at, handoff={"event": "completed"})],
+        ),
+        case(
+            "intercom: ping is ignored",
+            {
+                "type": "notification_event",
+                "id": "notif_ping",
+                "topic": "ping",
+                "created_at": NOW,
+                "data": {"item": {"type": "ping", "message": "something"}},
+            },
+            [],
+        ),
+    ]
+
+
+# --- hubspot --------------------------------------------------------------------------------
+
+HS_SECRET = "8c0f3a0e-6b1f-4c53-9f4a-2d8a1f0b7c11"
+HS_URL = URL + "hubspot?portal=62515"
+
+
+def hs_event(sub: int, event_id: int, at: int, kind: str, obj: int, **more: Any) -> dict[str, Any]:
+    """One element of a HubSpot webhook batch, as HubSpot's webhooks page shows it."""
+    return {
+        "eventId": event_id,
+        "subscriptionId": sub,
+        "portalId": 62515,
+        "appId": 9001,
+        "occurredAt": at,
+        "subscriptionType": kind,
+        "attemptNumber": 0,
+        "objectId": obj,
+        "changeSource": "USER",
+        **more,
+    }
+
+
+def hs_headers(body: str, uri: str, ts_ms: int) -> dict[str, str]:
+    """Signed by HubSpot's own SDK (hubspot-api-client), which signs the URI as given."""
+    sig = HubSpotSignature.get_signature(HS_SECRET, body, "v3", uri, "POST", str(ts_ms))
+    return {"x-hubspot-signature-v3": sig, "x-hubspot-request-timestamp": str(ts_ms)}
+
+
+def hubspot() -> list[Case]:
+    src = f"{SRC['hubspot']}; signature: {SRC['hubspot_sig']}"
+    batch = [
+        hs_event(
+            4001,
+            1,
+            1794999960000,
+            "conversation.propertyChange",
+            5021,
+            propertyName="assignedTo",
+            propertyValue="A-12345",
+        ),
+        hs_event(
+            4002,
+            1,
+            1794999990000,
+            "conversation.propertyChange",
+            5021,
+            propertyName="status",
+            propertyValue="CLOSED",
+        ),
+        hs_event(
+            4003,
+            7,
+            1794999990000,
+            "contact.propertyChange",
+            77,
+            changeSource="CRM",
+            propertyName="firstname",
+            propertyValue="Ada",
+        ),
+    ]
+    body = body_of(batch)
+    signed = hs_headers(body, HS_URL, NOW * 1000 - 2000)
+    where = {"method": "POST", "url": HS_URL}
+    created = body_of(
+        [hs_event(4000, 3, 1794999900000, "conversation.creation", 5021, changeFlag="CREATED")]
+    )
+    return [
+        Case(
+            "hubspot: batch of three, two mapped",
+            src,
+            HS_SECRET,
+            signed,
+            body,
+            True,
+            ["4001:5021:1:1794999960000", "4002:5021:1:1794999990000", "4003:77:7:1794999990000"],
+            [
+                intent("5021", 1794999960000, handoff={"event": "accepted", "by": "A-12345"}),
+                intent("5021", 1794999990000, handoff={"event": "completed"}),
+            ],
+            extra=where,
+        ),
+        Case(
+            "hubspot: conversation created",
+            src,
+            HS_SECRET,
+            hs_headers(created, HS_URL, NOW * 1000 - 1000),
+            created,
+            True,
+            ["4000:5021:3:1794999900000"],
+            [intent("5021", 1794999900000, handoff={"event": "requested"})],
+            extra=where,
+        ),
+        Case("hubspot: body changed", src, HS_SECRET, signed, altered(body), False, extra=where),
+        Case(
+            "hubspot: signed for another URL",
+            src,
+            HS_SECRET,
+            hs_headers(body, URL + "hubspot?portal=1", NOW * 1000 - 2000),
+            body,
+            False,
+            extra=where,
+        ),
+        Case(
+            "hubspot: timestamp 6 minutes old",
+            src,
+            HS_SECRET,
+            hs_headers(body, HS_URL, (NOW - 360) * 1000),
+            body,
+            False,
+            extra=where,
+        ),
+    ]
+
+
+# --- front ----------------------------------------------------------------------------------
+
+FR_SECRET = "a1b2c3d4e5f6a7b8c9d0"
+
+
+def fr_event(event_id: str, what: str, target: Any) -> dict[str, Any]:
+    """A Front event as its events reference shows it."""
+    return {
+        "_links": {"self": f"https://api2.frontapp.com/events/{event_id}"},
+        "id": event_id,
+        "type": what,
+        "emitted_at": 1794999984.75,
+        "source": {
+            "_meta": {"type": "teammate"},
+            "data": {"id": "tea_1", "email": "sam@acme.test"},
+        },
+        "target": target,
+        "conversation": {"id": "cnv_55c8c149", "subject": "Refund", "status": "assigned"},
+    }
+
+
+def fr_app(event: dict[str, Any]) -> dict[str, Any]:
+    """An application webhook wraps the event (Front's application-webhooks page)."""
+    return {"type": event["type"], "authorization": {"id": "cmp_1"}, "payload": event}
+
+
+def front() -> list[Case]:
+    at = 1794999984750
+    src = f"{SRC['front_app']}; event: {SRC['front']}"
+
+    def case(name: str, payload: Any, event_id: str, intents: list[dict[str, Any]]) -> Case:
+        body = body_of(payload)
+        headers = sign_as("front", FR_SECRET, body.encode(), "", now=NOW - 1)
+        headers.pop("content-type")
+        return Case(name, src, FR_SECRET, headers, body, True, [event_id], intents)
+
+    tag = {"_meta": {"type": "tag"}, "data": {"id": "tag_1", "name": "vip"}}
+    kim = {"_meta": {"type": "teammate"}, "data": {"id": "tea_2", "email": "kim@acme.test"}}
+    base = case(
+        "front: app webhook, tag added",
+        fr_app(fr_event("evt_55c8c149", "tag", tag)),
+        "evt_55c8c149",
+        [intent("cnv_55c8c149", at, tags={"add": ["vip"]})],
+    )
+    challenge_body = body_of({"type": "sync", "authorization": {"id": "cmp_1"}})
+    challenge = sign_as("front", FR_SECRET, challenge_body.encode(), "", now=NOW - 1)
+    challenge.pop("content-type")
+    return [
+        base,
+        Case("front: body changed", src, FR_SECRET, base.headers, altered(base.body), False),
+        case(
+            "front: assigned",
+            fr_app(fr_event("evt_2", "assign", kim)),
+            "evt_2",
+            [intent("cnv_55c8c149", at, handoff={"event": "accepted", "by": "kim@acme.test"})],
+        ),
+        case(
+            "front: archived, event not wrapped",
+            fr_event("evt_3", "archive", None),
+            "evt_3",
+            [intent("cnv_55c8c149", at, handoff={"event": "completed"})],
+        ),
+        case(
+            "front: reopened",
+            fr_app(fr_event("evt_4", "reopen", None)),
+            "evt_4",
+            [intent("cnv_55c8c149", at, handoff={"event": "requested"})],
+        ),
+        case(
+            "front: untagged",
+            fr_app(fr_event("evt_5", "untag", tag)),
+            "evt_5",
+            [intent("cnv_55c8c149", at, tags={"remove": ["vip"]})],
+        ),
+        Case(
+            "front: set-up challenge",
+            SRC["front_app"],
+            FR_SECRET,
+            {**challenge, "x-front-challenge": "chl_9f8e7d"},
+            challenge_body,
+            True,
+            extra={"expect_response": {"status": 200, "body": "chl_9f8e7d"}},
+        ),
+    ]
+
+
+# --- freshdesk ------------------------------------------------------------------------------
+
+FD_SECRET = "fd-shared-secret-5b7c"
+
+
+def freshdesk() -> list[Case]:
+    payload = {
+        "ticket_id": "4821",
+        "event": "assigned",
+        "status": "Open",
+        "agent_email": "kim@acme.test",
+        "group": "Billing",
+        "tags": "vip,refund",
+        "updated_at": "2026-11-18T10:46:20Z",
+    }
+    body = body_of(payload)
+    digest = hashlib.sha256(body.encode()).hexdigest()
+    resolved = body_of({**payload, "event": "updated", "status": "Resolved", "tags": ""})
+    return [
+        Case(
+            "freshdesk: assigned with tags",
+            SRC["freshdesk"],
+            FD_SECRET,
+            {"x-bridge-secret": FD_SECRET},
+            body,
+            True,
+            [digest],
+            [
+                intent(
+                    "4821",
+                    1794998780000,
+                    handoff={"event": "accepted", "by": "kim@acme.test"},
+                    tags={"add": ["vip", "refund"]},
+                )
+            ],
+        ),
+        Case(
+            "freshdesk: resolved",
+            SRC["freshdesk"],
+            FD_SECRET,
+            {"x-bridge-secret": FD_SECRET},
+            resolved,
+            True,
+            [hashlib.sha256(resolved.encode()).hexdigest()],
+            [intent("4821", 1794998780000, handoff={"event": "completed"})],
+        ),
+        Case(
+            "freshdesk: wrong secret",
+            SRC["freshdesk"],
+            FD_SECRET,
+            {"x-bridge-secret": "fd-shared-secret-0000"},
+            body,
+            False,
+        ),
+        Case("freshdesk: no secret header", SRC["freshdesk"], FD_SECRET, {}, body, False),
+    ]
+
+
+# --- helpscout ------------------------------------------------------------------------------
+
+HSC_SECRET = "0123456789abcdefghij0123456789abcdefghij"  # Help Scout: at most 40 characters
+
+
+def helpscout() -> list[Case]:
+    convo = {
+        "id": 2391938111,
+        "number": 349,
+        "threads": 2,
+        "type": "email",
+        "folderId": 1234,
+        "status": "closed",
+        "state": "published",
+        "subject": "Refund",
+        "mailboxId": 85,
+        "createdAt": "2026-11-18T10:45:00Z",
+        "closedBy": 9865,
+        "userUpdatedAt": "2026-11-18T11:05:50Z",
+        "assignee": {
+            "id": 9865,
+            "type": "user",
+            "first": "Sam",
+            "last": "Lee",
+            "email": "sam@acme.test",
+        },
+        "tags": [{"id": 1, "color": "#929499", "tag": "refund"}],
+    }
+    body = body_of(convo)
+    digest = hashlib.sha256(body.encode()).hexdigest()
+    at = 1794999950000
+
+    def case(name: str, event: str, intents: list[dict[str, Any]], valid_body: str = body) -> Case:
+        headers = sign_as("helpscout", HSC_SECRET, valid_body.encode(), "", event=event)
+        headers.pop("content-type")
+        return Case(
+            name,
+            SRC["helpscout"],
+            HSC_SECRET,
+            headers,
+            valid_body,
+            True,
+            [f"{digest}:{event}"],
+            intents,
+        )
+
+    closed = case(
+        "helpscout: status closed",
+        "convo.status",
+        [intent("2391938111", at, handoff={"event": "completed"})],
+    )
+    return [
+        closed,
+        Case(
+            "helpscout: body changed",
+            SRC["helpscout"],
+            HSC_SECRET,
+            closed.headers,
+            altered(body),
+            False,
+        ),
+        case(
+            "helpscout: assigned",
+            "convo.assigned",
+            [intent("2391938111", at, handoff={"event": "accepted", "by": "sam@acme.test"})],
+        ),
+        case(
+            "helpscout: created",
+            "convo.created",
+            [intent("2391938111", at, handoff={"event": "requested"})],
+        ),
+    ]
+
+
+# --- generic --------------------------------------------------------------------------------
+
+GEN_SECRET = "clickup-webhook-secret-7d2"
+CLICKUP_MAP = {
+    "event_id": "history_items[0].id",
+    "occurred_at": "to_number(history_items[0].date)",
+    "external_id": "task_id",
+    "set.notes": "history_items[0].after.status",
+    "handoff.event": "history_items[0].after.status == 'complete' && 'completed' || null",
+}
+
+
+def generic() -> list[Case]:
+    """ClickUp's taskStatusUpdated, mapped with JMESPath; ClickUp signs the body with a hex
+    HMAC-SHA256 in X-Signature, no prefix."""
+    payload = {
+        "event": "taskStatusUpdated",
+        "history_items": [
+            {
+                "id": "2800787326209560239",
+                "type": 1,
+                "date": "1794999950000",
+                "field": "status",
+                "parent_id": "162641285",
+                "data": {"status_type": "closed"},
+                "source": None,
+                "user": {
+                    "id": 183,
+                    "username": "John",
+                    "email": "john@acme.test",
+                    "color": "#7b68ee",
+                    "initials": "J",
+                    "profilePicture": None,
+                },
+                "before": {
+                    "status": "in progress",
+                    "color": "#d3d3d3",
+                    "orderindex": 1,
+                    "type": "custom",
+                },
+                "after": {
+                    "status": "complete",
+                    "color": "#6bc950",
+                    "orderindex": 2,
+                    "type": "closed",
+                },
+            }
+        ],
+        "task_id": "1vwwavv",
+        "webhook_id": "7fa3ec74-69a8-4530-a251-8a13730bd204",
+    }
+    body = body_of(payload)
+    config = {"kind": "generic", "signature_prefix": "", "map": CLICKUP_MAP}
+    sig = sign_as("generic", GEN_SECRET, body.encode(), "")["x-signature"].removeprefix("sha256=")
+    return [
+        Case(
+            "generic: ClickUp task status, mapped with JMESPath",
+            SRC["clickup"],
+            GEN_SECRET,
+            {"x-signature": sig},
+            body,
+            True,
+            ["2800787326209560239"],
+            [
+                intent(
+                    "1vwwavv",
+                    1794999950000,
+                    set={"notes": "complete"},
+                    handoff={"event": "completed"},
+                )
+            ],
+            extra={"config": config},
+        ),
+        Case(
+            "generic: body changed",
+            SRC["clickup"],
+            GEN_SECRET,
+            {"x-signature": sig},
+            altered(body),
+            False,
+            extra={"config": config},
+        ),
+        Case(
+            "generic: wrong signature",
+            SRC["clickup"],
+            GEN_SECRET,
+            {"x-signature": "0" * 64},
+            body,
+            False,
+            extra={"config": config},
+        ),
+    ]
+
+
+BUILDERS: dict[str, Callable[[], list[Case]]] = {
+    "standard": standard,
+    "zendesk": zendesk,
+    "intercom": intercom,
+    "hubspot": hubspot,
+    "front": front,
+    "freshdesk": freshdesk,
+    "helpscout": helpscout,
+    "generic": generic,
+}
+
+
+def documents() -> dict[str, str]:
+    """File name → the exact text the script writes."""
+    out = {}
+    for kind in KINDS:
+        doc = {"kind": kind, "cases": [c.to_json() for c in BUILDERS[kind]()]}
+        out[f"{kind}.json"] = json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="compare, do not write")
+    args = parser.parse_args(argv)
+    stale = []
+    for name, text in documents().items():
+        path = HERE / name
+        if args.check:
+            if not path.exists() or path.read_text(encoding="utf-8") != text:
+                stale.append(name)
+        else:
+            path.write_text(text, encoding="utf-8")
+    if stale:
+        print("out of date: " + ", ".join(stale) + " (run python -m tests.vectors.make_vectors)")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
