@@ -7,7 +7,6 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
-from types import ModuleType
 from typing import Any
 
 from starlette.applications import Starlette
@@ -30,8 +29,8 @@ from bridge.errors import (
 from bridge.ingest import ingest
 from bridge.logs import fields
 from bridge.process import freeze_startup_heap
-from bridge.providers import kind_module
-from bridge.providers.base import WebhookRequest
+from bridge.providers import provider
+from bridge.providers.base import Provider, WebhookRequest
 from bridge.status import status_report
 from bridge.store import Store
 
@@ -96,7 +95,7 @@ async def _webhook(request: Request) -> Response:
         source = settings.sources.get(name)
         if source is None:
             raise UnknownSource(f"no source named {name[:64]!r} in the config")
-        kind: ModuleType = request.app.state.kinds[name]
+        kind: Provider = request.app.state.kinds[name]
         if (
             not is_json(request.headers.get("content-type", ""))
             and "x-front-challenge" not in request.headers
@@ -113,8 +112,7 @@ async def _webhook(request: Request) -> Response:
             received_at=time.time(),
         )
         kind.verify(source, hook, settings.ingest.signature_tolerance_s)
-        challenge = getattr(kind, "challenge", None)
-        answer = challenge(source, hook) if challenge is not None else None
+        answer = kind.challenge(source, hook)
         if answer is not None:  # a sender's set-up handshake (Front): echo, queue nothing
             return PlainTextResponse(answer)
         receipt = await ingest(settings, request.app.state.store, source, kind, hook)
@@ -203,7 +201,7 @@ def build_app(settings: Settings) -> Starlette:
         exception_handlers={HTTPException: http_exception},
     )
     app.state.settings = settings
-    app.state.kinds = {name: kind_module(s.kind) for name, s in settings.sources.items()}
+    app.state.kinds = {name: provider(s.kind) for name, s in settings.sources.items()}
     return app
 
 

@@ -18,8 +18,8 @@ import jmespath
 from jmespath.exceptions import JMESPathError
 
 from bridge.errors import ConfigError
+from bridge.providers import KINDS
 
-KINDS = ("standard", "zendesk", "intercom", "hubspot", "front", "freshdesk", "helpscout", "generic")
 DEFAULT_BASE_URL = "https://eu-cloudflare.vg-stuff.com"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from types import ModuleType
 from typing import Any
 
 import orjson
@@ -19,7 +18,7 @@ from bridge.config import Settings, SourceSettings
 from bridge.errors import PayloadError
 from bridge.intents import check_id
 from bridge.logs import fields
-from bridge.providers.base import SourceEvent, WebhookRequest
+from bridge.providers.base import Provider, SourceEvent, WebhookRequest
 from bridge.store import AcceptResult, Routed, Store, conversation_key
 
 log = logging.getLogger("convo_bridge.ingest")
@@ -96,7 +95,7 @@ async def ingest(
     settings: Settings,
     store: Store,
     source: SourceSettings,
-    kind: ModuleType,
+    kind: Provider,
     request: WebhookRequest,
 ) -> Receipt:
     """Queue one verified request, all or nothing. Raises RequestError / StoreUnavailable."""

@@ -1,10 +1,10 @@
 """What every sender kind is: verify the raw request, then turn its payload into events.
 
-A kind is a module with two functions (and, for Front, a third):
+A kind is a module implementing `Provider` (registered by name in bridge/providers/__init__):
 
     verify(source, request, tolerance_s) -> None        raises SignatureError
     normalize(source, request, payload) -> list[SourceEvent]   raises PayloadError
-    challenge(source, request) -> str | None            optional set-up handshake
+    challenge(source, request) -> str | None            a set-up handshake's answer, or None
 
 `verify` sees only the raw bytes and headers; `normalize` sees the parsed JSON. An event the
 kind does not map is a SourceEvent with `intent=None` (counted as ignored, answered 202).
@@ -16,11 +16,13 @@ import hashlib
 import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from bridge.config import SourceSettings
 from bridge.errors import PayloadError, SignatureError
 from bridge.intents import MAX_TIME_MS, Intent, check_id, parse_time
+
+if TYPE_CHECKING:
+    from bridge.config import SourceSettings
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,12 +44,26 @@ class SourceEvent:
     raw: Any = None  # the payload element it came from, for JMESPath routing
 
 
-class Kind(Protocol):
-    def verify(self, source: SourceSettings, request: WebhookRequest, tolerance_s: int) -> None: ...
+class Provider(Protocol):
+    """A sender kind. Modules implement it (mypy checks each one in the registry)."""
+
+    def verify(self, source: SourceSettings, request: WebhookRequest, tolerance_s: int) -> None:
+        """Raise SignatureError unless the raw request is signed by the source's sender and,
+        where the sender signs a time, within `tolerance_s` of its receipt."""
 
     def normalize(
         self, source: SourceSettings, request: WebhookRequest, payload: Any
-    ) -> list[SourceEvent]: ...
+    ) -> list[SourceEvent]:
+        """The events of a verified request's parsed body; PayloadError names what is wrong."""
+
+    def challenge(self, source: SourceSettings, request: WebhookRequest) -> str | None:
+        """The body to answer (200 text/plain, nothing queued) for a sender's set-up request
+        on a verified request; None for every other request."""
+
+
+def no_challenge(source: SourceSettings, request: WebhookRequest) -> str | None:
+    """For kinds whose senders have no set-up handshake."""
+    return None
 
 
 def body_sha256(body: bytes) -> str:

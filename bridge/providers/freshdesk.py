@@ -7,15 +7,15 @@ dedup on sha256(body). Several rules may apply to one body; they make one intent
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bridge.config import SourceSettings
 from bridge.errors import SignatureError
 from bridge.intents import Handoff, Intent, parse_time
 from bridge.providers.base import (
     SourceEvent,
     WebhookRequest,
     body_sha256,
+    no_challenge,
     optional_text,
     require_header,
     require_object,
@@ -23,7 +23,13 @@ from bridge.providers.base import (
     text_id,
 )
 
+if TYPE_CHECKING:
+    from bridge.config import SourceSettings
+
 DEFAULT_HEADER = "x-bridge-secret"
+
+
+challenge = no_challenge  # its senders have no set-up handshake
 
 
 def verify(source: SourceSettings, request: WebhookRequest, tolerance_s: int) -> None:

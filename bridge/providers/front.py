@@ -9,9 +9,8 @@ secret; the timestamp (epoch ms) must be in the window. The set-up request carri
 from __future__ import annotations
 
 import base64
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bridge.config import SourceSettings
 from bridge.errors import SignatureError
 from bridge.intents import Handoff, Intent
 from bridge.providers.base import (
@@ -27,6 +26,9 @@ from bridge.providers.base import (
     seconds_ms,
     text_id,
 )
+
+if TYPE_CHECKING:
+    from bridge.config import SourceSettings
 
 SIG = "x-front-signature"
 STAMP = "x-front-request-timestamp"

@@ -9,9 +9,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bridge.config import SourceSettings
 from bridge.errors import SignatureError
 from bridge.intents import Handoff, Intent, parse_time
 from bridge.providers.base import (
@@ -19,6 +18,7 @@ from bridge.providers.base import (
     WebhookRequest,
     body_sha256,
     dig,
+    no_challenge,
     optional_text,
     require_header,
     require_object,
@@ -26,8 +26,14 @@ from bridge.providers.base import (
     text_id,
 )
 
+if TYPE_CHECKING:
+    from bridge.config import SourceSettings
+
 SIG = "x-helpscout-signature"
 EVENT = "x-helpscout-event"
+
+
+challenge = no_challenge  # its senders have no set-up handshake
 
 
 def verify(source: SourceSettings, request: WebhookRequest, tolerance_s: int) -> None:

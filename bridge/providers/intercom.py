@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bridge.config import SourceSettings
 from bridge.errors import SignatureError
 from bridge.intents import Handoff, Intent
 from bridge.providers.base import (
     SourceEvent,
     WebhookRequest,
     dig,
+    no_challenge,
     optional_text,
     require_header,
     require_object,
@@ -25,7 +25,13 @@ from bridge.providers.base import (
     text_id,
 )
 
+if TYPE_CHECKING:
+    from bridge.config import SourceSettings
+
 SIG = "x-hub-signature"
+
+
+challenge = no_challenge  # its senders have no set-up handshake
 
 
 def verify(source: SourceSettings, request: WebhookRequest, tolerance_s: int) -> None:
