@@ -87,6 +87,9 @@ def changes(
             fields["state"] = "human-chatting"
             if h.by is not None:
                 fields["chatAssignedTo"] = h.by
+        elif h.event == "released":  # the human let go unfinished: wait for one again
+            fields["state"] = "requested_chat"
+            fields["chatAssignedTo"] = ""  # a string field: empty, never null
         else:
             fields["state"] = completed_state
     fields.update(intent.set)  # an explicit `set` wins over what the handoff implies

@@ -63,6 +63,7 @@ _COMMON_SOURCE_KEYS = {"kind", "secret_env", "agent_id", "convo_id", "default_ag
 # Keys only some kinds understand; anywhere else they are a mistake worth stopping for.
 KIND_KEYS: dict[str, set[str]] = {
     "freshdesk": {"header"},
+    "front": {"variant"},
     "hubspot": {"public_url", "trust_proxy"},
     "generic": {
         "signature_header",
@@ -253,7 +254,11 @@ def _source(name: str, table: Any, env: Mapping[str, str]) -> SourceSettings:
 
 
 def _check_kind_options(where: str, kind: str, options: Mapping[str, Any]) -> None:
-    choices = {"signature_algorithm": ("sha256", "sha1"), "signature_encoding": ("hex", "base64")}
+    choices = {
+        "signature_algorithm": ("sha256", "sha1"),
+        "signature_encoding": ("hex", "base64"),
+        "variant": ("app", "rule"),
+    }
     for key, allowed in choices.items():
         if key in options and options[key] not in allowed:
             raise ConfigError(f"{where}.{key}", f"expected one of {', '.join(allowed)}")

@@ -15,7 +15,7 @@ from typing import Any
 from bridge.catalogue import field_problem, is_number
 from bridge.errors import PayloadError
 
-HANDOFF_EVENTS = ("requested", "accepted", "completed")
+HANDOFF_EVENTS = ("requested", "accepted", "completed", "released")  # convocore.md
 # occurred_at outside [2000-01-01, 2100-01-01) is a sender bug, not a time.
 MIN_TIME_MS = 946_684_800_000
 MAX_TIME_MS = 4_102_444_800_000

@@ -11,6 +11,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from bridge.catalogue import json_schemas
+from bridge.intents import HANDOFF_EVENTS
 
 try:
     VERSION = version("convo-bridge")
@@ -134,7 +135,7 @@ def document(sources: list[str] | None = None) -> dict[str, Any]:
                 "type": "object",
                 "required": ["event"],
                 "properties": {
-                    "event": {"enum": ["requested", "accepted", "completed"]},
+                    "event": {"enum": list(HANDOFF_EVENTS)},
                     "at": {"oneOf": [{"type": "integer"}, {"type": "string"}]},
                     "by": {"type": "string"},
                     "team_key": {"type": "string"},

@@ -29,8 +29,10 @@ ALLOWED = {202, 400, 413, 415}
 def vector_cases(kind: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The kind's valid vectors that carry intents, and the source config they need."""
     doc = json.loads((VECTORS / f"{kind}.json").read_text())
-    config = next((c["config"] for c in doc["cases"] if "config" in c), {})
-    return [c for c in doc["cases"] if c["valid"] and c["intents"]], config
+    cases = [c for c in doc["cases"] if c["valid"] and c["intents"] and "config" not in c]
+    if not cases:  # a kind every case of which needs a config (generic)
+        cases = [c for c in doc["cases"] if c["valid"] and c["intents"]]
+    return cases, cases[0].get("config", {})
 
 
 def config_text(kind: str, config: dict[str, Any], *, default_agent: bool = True) -> str:

@@ -66,6 +66,8 @@ def sign_as(
             "x-front-signature": _b64(secret, ts.encode() + b":" + body),
             "x-front-request-timestamp": ts,
         }
+    elif kind == "front_rule":  # Front rule webhooks: base64 HMAC-SHA1 of the body
+        h["x-front-signature"] = _b64(secret, body, "sha1")
     elif kind == "helpscout":
         h |= {"x-helpscout-signature": _b64(secret, body, "sha1"), "x-helpscout-event": event}
     elif kind == "freshdesk":

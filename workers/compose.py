@@ -47,7 +47,7 @@ def _unit(ms: int, time_unit: str) -> int:
 def apply_step(history: list[dict[str, Any]], step: dict[str, Any], time_unit: str) -> None:
     at = _unit(int(step["at"]), time_unit)
     event = step["event"]
-    if event == "requested":
+    if event in ("requested", "released"):  # released: waiting for a human again
         if any(h.get("requestedAt") == at for h in history):
             return
         entry: dict[str, Any] = {"requestedAt": at}

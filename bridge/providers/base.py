@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from bridge.errors import PayloadError, SignatureError
@@ -86,6 +88,37 @@ def require_header(request: WebhookRequest, name: str) -> str:
     if not value:
         raise SignatureError(f"missing {name} header")
     return value
+
+
+_EPOCH = re.compile(
+    r"[0-9]{1,16}"
+)  # ASCII digits only: int() also takes Arabic-Indic digits, ' 1', '1_0'
+_ISO_TIME = re.compile(r"[0-9T:.+\-Zz]{10,40}")
+
+
+def signed_epoch(request: WebhookRequest, name: str, *, milliseconds: bool) -> tuple[str, float]:
+    """A signed epoch-time header as sent (it is part of the signed bytes) and in seconds.
+    Anything but 1 to 16 ASCII digits is a SignatureError (401), never a 500."""
+    stamp = require_header(request, name)
+    if not _EPOCH.fullmatch(stamp):
+        unit = "milliseconds" if milliseconds else "seconds"
+        raise SignatureError(f"{name}: expected epoch {unit} (ASCII digits)")
+    value = int(stamp)
+    return stamp, value / 1000 if milliseconds else float(value)
+
+
+def signed_iso_time(request: WebhookRequest, name: str) -> tuple[str, float]:
+    """A signed ISO-8601 time header with its zone, as sent and in epoch seconds."""
+    stamp = require_header(request, name)
+    try:
+        if not _ISO_TIME.fullmatch(stamp):
+            raise ValueError(stamp)
+        moment = datetime.fromisoformat(stamp.replace("z", "Z"))
+        if moment.tzinfo is None:
+            raise ValueError(stamp)
+        return stamp, moment.timestamp()
+    except (ValueError, OverflowError, OSError):
+        raise SignatureError(f"{name}: expected an ISO-8601 time with a zone") from None
 
 
 def check_window(sent_at: float, request: WebhookRequest, tolerance_s: int, header: str) -> None:

@@ -49,6 +49,8 @@ def normalize(source: SourceSettings, request: WebhookRequest, payload: Any) -> 
         handoff = Handoff("completed")
     elif event == "assigned" and agent:
         handoff = Handoff("accepted", by=agent)
+    elif event == "unassigned" or (event == "assigned" and not agent):
+        handoff = Handoff("released")
     elif event == "created":
         handoff = Handoff("requested", team_key=optional_text(ticket.get("group")))
     raw_tags = ticket.get("tags")

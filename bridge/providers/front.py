@@ -1,9 +1,12 @@
-"""Front webhooks: app webhooks wrap the event in `{type, authorization, payload}`; rule
-webhooks send it bare. Both are accepted.
+"""Front webhooks. `variant = "app"` (default), application webhooks: signed bytes
+`{X-Front-Request-Timestamp}:{body}`, HMAC-SHA256, base64, keyed with the app secret; the
+timestamp (epoch ms) must be in the window; the set-up request carries `x-front-challenge`,
+answered 200 text/plain with that value once verified. `variant = "rule"`, rule webhooks:
+`X-Front-Signature` is base64 HMAC-SHA1 of the body keyed with the company API secret, no
+timestamp (Front does not retry rule webhooks: a wrong 401 loses the event).
 
-Signed bytes `{X-Front-Request-Timestamp}:{body}`, HMAC-SHA256, base64, keyed with the app
-secret; the timestamp (epoch ms) must be in the window. The set-up request carries
-`x-front-challenge`: once verified it is answered 200 text/plain with that value.
+App webhooks wrap the event in `{type, authorization, payload}`; rule webhooks send it bare.
+Both shapes are accepted under either variant.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from bridge.providers.base import (
     require_object,
     same,
     seconds_ms,
+    signed_epoch,
     text_id,
 )
 
@@ -36,11 +40,14 @@ STAMP = "x-front-request-timestamp"
 
 def verify(source: SourceSettings, request: WebhookRequest, tolerance_s: int) -> None:
     given = require_header(request, SIG)
-    stamp = require_header(request, STAMP)
-    try:
-        sent_at = int(stamp) / 1000
-    except ValueError:
-        raise SignatureError(f"{STAMP}: expected epoch milliseconds") from None
+    if source.options.get("variant") == "rule":
+        expected = base64.b64encode(mac(source.secret.encode(), request.body, "sha1"))
+        if not same(expected, given.strip()):
+            raise SignatureError(
+                f"{SIG} does not match (rule webhook: base64 HMAC-SHA1 of the body)"
+            )
+        return
+    stamp, sent_at = signed_epoch(request, STAMP, milliseconds=True)
     check_window(sent_at, request, tolerance_s, STAMP)
     expected = base64.b64encode(mac(source.secret.encode(), stamp.encode() + b":" + request.body))
     if not same(expected, given.strip()):
@@ -61,6 +68,8 @@ def normalize(source: SourceSettings, request: WebhookRequest, payload: Any) -> 
     intent: dict[str, Any] = {}
     if kind == "assign":
         intent["handoff"] = Handoff("accepted", by=optional_text(dig(event, "target.data.email")))
+    elif kind == "unassign":
+        intent["handoff"] = Handoff("released")
     elif kind == "archive":
         intent["handoff"] = Handoff("completed")
     elif kind == "reopen":

@@ -52,7 +52,8 @@ def normalize(source: SourceSettings, request: WebhookRequest, payload: Any) -> 
     if event == "convo.created":
         intent["handoff"] = Handoff("requested")
     elif event == "convo.assigned":
-        intent["handoff"] = Handoff("accepted", by=optional_text(dig(convo, "assignee.email")))
+        agent = optional_text(dig(convo, "assignee.email"))
+        intent["handoff"] = Handoff("accepted", by=agent) if agent else Handoff("released")
     elif event == "convo.status" and str(convo.get("status") or "").lower() == "closed":
         intent["handoff"] = Handoff("completed")
     elif event == "convo.tags":
@@ -60,7 +61,8 @@ def normalize(source: SourceSettings, request: WebhookRequest, payload: Any) -> 
         names = (
             [t.get("tag") for t in tags if isinstance(t, dict)] if isinstance(tags, list) else []
         )
-        intent["tags_add"] = tuple(n for n in names if isinstance(n, str) and n)
+        # The body is the whole conversation: its tags are the full set, removals included.
+        intent["set"] = {"tags": list(dict.fromkeys(n for n in names if isinstance(n, str) and n))}
     if not intent:
         return [SourceEvent(event_id, None, convo)]
     stamp = convo.get("userUpdatedAt")

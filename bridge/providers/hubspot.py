@@ -3,12 +3,19 @@
 Signed bytes `{METHOD}{uri}{body}{X-HubSpot-Request-Timestamp}`, HMAC-SHA256, base64, keyed
 with the app's client secret. `uri` is the full URL HubSpot called: the source's `public_url`
 (plus the request's query) when set; else the request's own URL, with X-Forwarded-Proto and
-X-Forwarded-Host honoured only when `trust_proxy = true`.
+X-Forwarded-Host honoured only when `trust_proxy = true`. HubSpot's request-validation page
+decodes a list of percent-escapes in it before signing; its own SDK signs it as sent: a
+signature over either form is accepted.
+
+A batch may mix subscription types the bridge does not map (association changes carry no
+`objectId`): those elements are ignored without being read; a mapped one that is malformed
+refuses the whole request.
 """
 
 from __future__ import annotations
 
 import base64
+import re
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -25,6 +32,7 @@ from bridge.providers.base import (
     require_header,
     require_object,
     same,
+    signed_epoch,
     text_id,
 )
 
@@ -51,38 +59,54 @@ def signed_uri(source: SourceSettings, request: WebhookRequest) -> str:
 challenge = no_challenge  # its senders have no set-up handshake
 
 
+# HubSpot's request-validation page: these escapes are decoded in the URI before signing.
+_DECODED = {
+    "%3A": ":", "%2F": "/", "%3F": "?", "%40": "@", "%21": "!", "%24": "$",
+    "%27": "'", "%28": "(", "%29": ")", "%2A": "*", "%2C": ",", "%3B": ";",
+}  # fmt: skip
+_ESCAPE = re.compile("|".join(_DECODED), re.IGNORECASE)
+MAPPED = ("conversation.creation", "conversation.propertyChange")
+
+
+def decoded_uri(uri: str) -> str:
+    return _ESCAPE.sub(lambda m: _DECODED[m.group(0).upper()], uri)
+
+
 def verify(source: SourceSettings, request: WebhookRequest, tolerance_s: int) -> None:
-    given = require_header(request, SIG)
-    stamp = require_header(request, STAMP)
-    try:
-        sent_at = int(stamp) / 1000
-    except ValueError:
-        raise SignatureError(f"{STAMP}: expected epoch milliseconds") from None
+    given = require_header(request, SIG).strip()
+    stamp, sent_at = signed_epoch(request, STAMP, milliseconds=True)
     check_window(sent_at, request, tolerance_s, STAMP)
-    message = (request.method.upper() + signed_uri(source, request)).encode() + request.body
-    expected = base64.b64encode(mac(source.secret.encode(), message + stamp.encode()))
-    if not same(expected, given.strip()):
+    uri = signed_uri(source, request)
+    matched = False
+    for form in (decoded_uri(uri), uri):
+        message = (request.method.upper() + form).encode() + request.body + stamp.encode()
+        if same(base64.b64encode(mac(source.secret.encode(), message)), given):
+            matched = True  # both forms are always tried: the time does not tell which one
+    if not matched:
         raise SignatureError(f"{SIG} does not match (check public_url / trust_proxy)")
 
 
 def _event(item: Any) -> SourceEvent:
     ev = require_object(item, "event")
+    kind = ev.get("subscriptionType")
+    if kind not in MAPPED:  # unmapped types are ignored unread (they may lack objectId)
+        seen = (ev.get(k) for k in ("subscriptionId", "objectId", "eventId", "occurredAt"))
+        return SourceEvent(":".join(str(v)[:40] for v in seen), None, ev)
     parts = [text_id(ev.get(k), k) for k in ("subscriptionId", "objectId", "eventId")]
     occurred = parse_time(ev.get("occurredAt"), "occurredAt")
     event_id = ":".join([*parts, str(occurred)])
-    kind, prop = ev.get("subscriptionType"), ev.get("propertyName")
+    prop = ev.get("propertyName")
     value = optional_text(ev.get("propertyValue"))
+    status = str(value or "").upper()
     handoff = None
     if kind == "conversation.creation":
         handoff = Handoff("requested")
-    elif kind == "conversation.propertyChange" and prop == "assignedTo" and value:
-        handoff = Handoff("accepted", by=value)
-    elif (
-        kind == "conversation.propertyChange"
-        and prop == "status"
-        and str(value or "").upper() == "CLOSED"
-    ):
+    elif prop == "assignedTo":
+        handoff = Handoff("accepted", by=value) if value else Handoff("released")
+    elif prop == "status" and status == "CLOSED":
         handoff = Handoff("completed")
+    elif prop == "status" and status == "OPEN":
+        handoff = Handoff("requested")  # reopened
     if handoff is None:
         return SourceEvent(event_id, None, ev)
     return SourceEvent(event_id, Intent(occurred, external_id=parts[1], handoff=handoff), ev)

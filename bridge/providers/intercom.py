@@ -44,22 +44,50 @@ def verify(source: SourceSettings, request: WebhookRequest, tolerance_s: int) ->
         raise SignatureError(f"{SIG} does not match")
 
 
+ASSIGNED = ("conversation.admin.assigned", "conversation.admin.open.assigned")
+
+
+def _admin_assignee(item: Any) -> str | None:
+    """The admin a conversation is assigned to: `admin_assignee_id` (API 2.x) or
+    `assignee: {type: "admin", id}` (API 1.x); None when no admin holds it."""
+    admin = optional_text(dig(item, "admin_assignee_id"))
+    if admin is None and dig(item, "assignee.type") == "admin":
+        admin = optional_text(dig(item, "assignee.id"))
+    return None if admin in (None, "0") else admin
+
+
+def _tag_names(item: Any) -> tuple[str, ...]:
+    """The tags this event added (`tags_added`), else the conversation's tags."""
+    listed = dig(item, "tags_added.tags")
+    if not isinstance(listed, list):
+        listed = dig(item, "tags.tags")
+    names = (
+        [t.get("name") for t in listed if isinstance(t, dict)] if isinstance(listed, list) else []
+    )
+    return tuple(n for n in names if isinstance(n, str) and n)
+
+
 def normalize(source: SourceSettings, request: WebhookRequest, payload: Any) -> list[SourceEvent]:
     note = require_object(payload, "body")
     event_id = text_id(note.get("id"), "id")
     topic = note.get("topic")
     item = dig(note, "data.item")
     intent: dict[str, Any] = {}
-    if topic == "conversation.admin.assigned" and optional_text(dig(item, "admin_assignee_id")):
-        intent["handoff"] = Handoff("accepted", by=optional_text(dig(item, "admin_assignee_id")))
+    if topic in ASSIGNED:
+        admin = _admin_assignee(item)
+        team = optional_text(dig(item, "team_assignee_id"))
+        if team is not None and team != "0":
+            intent["set"] = {"requestedTeamKey": team}
+        if admin is not None:
+            intent["handoff"] = Handoff("accepted", by=admin)
+        elif "set" not in intent:  # nobody holds it any more
+            intent["handoff"] = Handoff("released")
+    elif topic == "conversation.admin.opened":
+        intent["handoff"] = Handoff("requested")  # reopened
     elif topic == "conversation.admin.closed":
         intent["handoff"] = Handoff("completed")
     elif topic == "conversation_part.tag.created":
-        tags = dig(item, "tags.tags")
-        names = (
-            [t.get("name") for t in tags if isinstance(t, dict)] if isinstance(tags, list) else []
-        )
-        intent["tags_add"] = tuple(n for n in names if isinstance(n, str) and n)
+        intent["tags_add"] = _tag_names(item)
     if not intent:
         return [SourceEvent(event_id, None, note)]
     return [

@@ -41,6 +41,11 @@ def check(tmp_path, text, env=None):
             "sources.x.convo_id",
         ),
         ("[surces]\n", "surces"),
+        ("[sources.x]\nkind = 'front'\nsecret_env = 'S'\nvariant = 'rules'\n", "sources.x.variant"),
+        (
+            "[sources.x]\nkind = 'zendesk'\nsecret_env = 'S'\nvariant = 'rule'\n",
+            "sources.x.variant",
+        ),
     ],
 )
 def test_a_bad_config_names_the_key(tmp_path, text, key):
@@ -71,3 +76,8 @@ def test_config_check_accepts_a_good_file(tmp_path):
         env={"S": "x", "PATH": ""},
     )
     assert done.returncode == 0, done.stderr
+
+
+def test_front_takes_a_rule_variant(tmp_path):
+    settings = check(tmp_path, "[sources.x]\nkind = 'front'\nsecret_env = 'S'\nvariant = 'rule'\n")
+    assert settings.sources["x"].options["variant"] == "rule"

@@ -104,3 +104,12 @@ def test_api_answers_only_as_documented_and_never_5xx(live_url: str) -> None:
                 case.call_and_validate(headers=ADMIN, checks=CHECKS, allow_redirects=False)
 
         check()
+
+
+def test_the_document_offers_every_handoff_step_the_intent_takes() -> None:
+    from bridge.intents import HANDOFF_EVENTS
+    from bridge.openapi import document
+
+    text = json.dumps(document(["demo"]))
+    assert '"enum": ["requested", "accepted", "completed", "released"]' in text
+    assert HANDOFF_EVENTS == ("requested", "accepted", "completed", "released")

@@ -148,3 +148,55 @@ def test_front_challenge_is_echoed_as_text(tmp_path, redis_url, sandbox_url):
     assert answer.status_code == 200 and answer.text == "chl_abc"
     assert answer.headers["content-type"].startswith("text/plain")
     assert forged.status_code == 401
+
+
+def vector(kind, name):
+    doc = json.loads((VECTORS / f"{kind}.json").read_text())
+    return next(c for c in doc["cases"] if c["name"] == name)
+
+
+@pytest.mark.parametrize("sender", ["zendesk"], indirect=True)
+def test_an_unassignment_after_an_assignment_leaves_the_conversation_waiting(
+    sender, start_worker, sandbox_url
+):
+    kind, case, settings, url = sender
+    admin = {"authorization": "Bearer admin-token"}
+    httpx.put(
+        f"{url}/admin/links/zendesk/35436",
+        headers=admin,
+        json={"agent_id": "agent-z", "convo_id": "c-z"},
+    )
+    unassigned = json.loads(vector("zendesk", "zendesk: agent unassigned (current null)")["body"])
+    unassigned["time"] = "2026-11-18T11:07:00Z"  # after the assignment
+    assert post(kind, case, url).status_code == 202
+    assert post(kind, case, url, body=json.dumps(unassigned)).json()["accepted"] == 1
+    start_worker(settings)
+    data = wait_until(lambda: convo(sandbox_url, "agent-z", "c-z"))
+    assert data["state"] == "requested_chat"
+    assert data["chatAssignedTo"] == ""
+    assert data["handoffHistory"] == [
+        {"acceptedAt": 1794999980, "acceptedBy": "1001"},
+        {"requestedAt": 1795000020},
+    ]
+
+
+def test_front_rule_webhook_is_accepted_and_a_forged_one_refused(tmp_path, redis_url, rclient):
+    case = vector("front", "front: rule webhook (HMAC-SHA1 of the body, no timestamp), unassigned")
+    path = tmp_path / "config.toml"
+    path.write_text(config_text("front", case["config"]))
+    settings = load_settings(path, {"SENDER_SECRET": case["secret"], "REDIS_URL": redis_url})
+    with serve_app_in_thread(build_app(settings)) as url:
+        body = case["body"].encode()
+        headers = {**case["headers"], "content-type": "application/json"}
+        answer = httpx.post(f"{url}/webhooks/front", content=body, headers=headers)
+        forged = httpx.post(
+            f"{url}/webhooks/front",
+            content=body,
+            headers={
+                **headers,
+                "x-front-signature": sign_as("front_rule", "x", body, "")["x-front-signature"],
+            },
+        )
+    assert answer.status_code == 202, answer.text
+    assert answer.json() == {"accepted": 1, "duplicates": 0, "ignored": 0}
+    assert forged.status_code == 401

@@ -18,9 +18,8 @@ VECTORS = Path(__file__).resolve().parents[1] / "vectors"
 def _cases():
     for f in sorted(VECTORS.glob("*.json")):
         doc = json.loads(f.read_text())
-        config = next((c["config"] for c in doc["cases"] if "config" in c), {})
         for case in doc["cases"]:
-            yield pytest.param(doc["kind"], {"config": config, **case}, id=case["name"])
+            yield pytest.param(doc["kind"], case, id=case["name"])
 
 
 CASES = list(_cases())

@@ -25,6 +25,7 @@ from typing import Any
 
 from hubspot.utils.signature import Signature as HubSpotSignature
 from standardwebhooks.webhooks import Webhook as StandardWebhook
+from svix.webhooks import Webhook as SvixWebhook
 
 from tests.signing import sign_as
 
@@ -825,14 +826,470 @@ def generic() -> list[Case]:
     ]
 
 
+# --- as senders really send (issue 13): shapes the first version of each kind missed ------
+
+STD_UNPADDED = "whsec_c2VjcmV0LWtleS0yMC1ieXRlcyE"  # base64 of 20 bytes, its "=" dropped
+SRC["svix_lib"] = "https://github.com/svix/svix-webhooks/blob/main/python/svix/webhooks.py"
+
+
+def standard_more() -> list[Case]:
+    src = f"{SRC['standard']}; body: {SRC['intent']}"
+    released = {
+        "type": "conversation.update",
+        "agent_id": "agent-1",
+        "convo_id": "convo-1",
+        "occurred_at": 1794999990000,
+        "handoff": {"event": "released"},
+    }
+    body = body_of(released)
+    svix_sig = SvixWebhook(STD_SECRET).sign(
+        "msg_svix_1", datetime.fromtimestamp(NOW - 3, UTC), body
+    )
+    svix = {"svix-id": "msg_svix_1", "svix-timestamp": str(NOW - 3), "svix-signature": svix_sig}
+    huge = {**std_headers(STD_SECRET, STD_ID, NOW, body), "webhook-timestamp": "9" * 400}
+    return [
+        Case(
+            "standard: released handoff (the human let go)",
+            src,
+            STD_SECRET,
+            std_headers(STD_SECRET, "msg_rel", NOW - 1, body),
+            body,
+            True,
+            ["msg_rel"],
+            [released],
+        ),
+        Case(
+            "standard: secret whose base64 lost its = padding (the reference library pads it)",
+            src,
+            STD_UNPADDED,
+            std_headers(STD_UNPADDED, "msg_pad", NOW - 1, body),
+            body,
+            True,
+            ["msg_pad"],
+            [released],
+        ),
+        Case(
+            "standard: a sender hosted on Svix (svix-id, svix-timestamp, svix-signature)",
+            f"{SRC['svix']}; signed by {SRC['svix_lib']}",
+            STD_SECRET,
+            svix,
+            body,
+            True,
+            ["msg_svix_1"],
+            [released],
+        ),
+        Case(
+            "standard: Svix headers, body changed",
+            SRC["svix"],
+            STD_SECRET,
+            svix,
+            altered(body),
+            False,
+        ),
+        Case("standard: a 400-digit timestamp", src, STD_SECRET, huge, body, False),
+    ]
+
+
+def zendesk_more() -> list[Case]:
+    at = 1794999980000
+    src = f"{SRC['zendesk']}; signature: {SRC['zendesk_sig']}"
+    trigger_src = (
+        "README.md Zendesk trigger body; placeholders from "
+        "https://support.zendesk.com/hc/en-us/articles/4408886858138-Zendesk-placeholders-reference; "
+        "headers from https://developer.zendesk.com/documentation/webhooks/anatomy-of-a-webhook-request/"
+    )
+
+    def signed(
+        name: str,
+        payload: Any,
+        ids: list[str],
+        intents: list[dict[str, Any]],
+        source: str = src,
+        **headers: str,
+    ) -> Case:
+        body = body_of(payload)
+        return Case(
+            name,
+            source,
+            ZD_SECRET,
+            {**zendesk_headers(ZD_SECRET, body.encode(), NOW - 2), **headers},
+            body,
+            True,
+            ids,
+            intents,
+        )
+
+    def trigger(
+        event: str, assignee: str = "kim@acme.test", tags: str = "refund vip"
+    ) -> dict[str, Any]:
+        return {
+            "ticket_id": "35436",
+            "event": event,
+            "status": "Open",
+            "assignee": assignee,
+            "group": "Billing",
+            "tags": tags,
+            "updated_at": "2026-11-18T11:06Z",  # {{ticket.updated_at_with_timestamp}}: minutes
+        }
+
+    unassigned = trigger("unassigned", assignee="")
+    return [
+        signed(
+            "zendesk: agent unassigned (current null)",
+            zd_event("e6", "agent_assignment_changed", {"current": None, "previous": "1001"}),
+            ["e6"],
+            [intent("35436", at, handoff={"event": "released"})],
+        ),
+        signed(
+            "zendesk: reopened (solved to open)",
+            zd_event("e7", "status_changed", {"current": "OPEN", "previous": "SOLVED"}),
+            ["e7"],
+            [intent("35436", at, handoff={"event": "requested"})],
+        ),
+        signed(
+            "zendesk: trigger webhook, assigned (dedup on the invocation id)",
+            trigger("assigned"),
+            ["8350205582"],
+            [intent("35436", 1794999960000, handoff={"event": "accepted", "by": "kim@acme.test"})],
+            trigger_src,
+            **{"x-zendesk-webhook-invocation-id": "8350205582"},
+        ),
+        signed(
+            "zendesk: trigger webhook, tags (the whole list)",
+            trigger("tags"),
+            ["8350205583"],
+            [intent("35436", 1794999960000, set={"tags": ["refund", "vip"]})],
+            trigger_src,
+            **{"x-zendesk-webhook-invocation-id": "8350205583"},
+        ),
+        signed(
+            "zendesk: trigger webhook, unassigned, no invocation id (sha256 of the body)",
+            unassigned,
+            [hashlib.sha256(body_of(unassigned).encode()).hexdigest()],
+            [intent("35436", 1794999960000, handoff={"event": "released"})],
+            trigger_src,
+        ),
+    ]
+
+
+def intercom_more() -> list[Case]:
+    at = 1794999970000
+
+    def case(
+        name: str, payload: Any, intents: list[dict[str, Any]], src: str = SRC["intercom"]
+    ) -> Case:
+        body = body_of(payload)
+        headers = sign_as("intercom", IC_SECRET, body.encode(), "")
+        headers.pop("content-type")
+        return Case(name, src, IC_SECRET, headers, body, True, [payload["id"]], intents)
+
+    v1_item = {
+        "admin_assignee_id": None,
+        "assignee": {
+            "type": "admin",
+            "id": "3832405",
+            "name": "Testteam",
+            "email": "tavxk3ub@atender.intercom-mail.com",
+        },
+    }
+    added = {"type": "tag.list", "tags": [{"type": "tag", "id": "9", "name": "refund"}]}
+    return [
+        case(
+            "intercom: API 1.x assignment (assignee: {type: admin, id})",
+            ic_note("notif_v1", "conversation.admin.assigned", **v1_item),
+            [intent("147", at, handoff={"event": "accepted", "by": "3832405"})],
+            SRC["intercom_1x"],
+        ),
+        case(
+            "intercom: open conversation assigned to an admin and a team",
+            ic_note("notif_open", "conversation.admin.open.assigned", team_assignee_id=5017691),
+            [
+                intent(
+                    "147",
+                    at,
+                    set={"requestedTeamKey": "5017691"},
+                    handoff={"event": "accepted", "by": "814860"},
+                )
+            ],
+            "https://developers.intercom.com/docs/references/2.8/changelog (Open Conversation Assigned topic); "
+            + SRC["intercom"],
+        ),
+        case(
+            "intercom: assigned to a team only",
+            ic_note(
+                "notif_team",
+                "conversation.admin.assigned",
+                admin_assignee_id=None,
+                team_assignee_id=5017691,
+            ),
+            [intent("147", at, set={"requestedTeamKey": "5017691"})],
+        ),
+        case(
+            "intercom: unassigned (no admin, no team)",
+            ic_note("notif_unassigned", "conversation.admin.assigned", admin_assignee_id=None),
+            [intent("147", at, handoff={"event": "released"})],
+        ),
+        case(
+            "intercom: API 1.x unassigned (assignee type nobody_admin)",
+            ic_note(
+                "notif_nobody",
+                "conversation.admin.assigned",
+                admin_assignee_id=None,
+                assignee={"type": "nobody_admin", "id": None},
+            ),
+            [intent("147", at, handoff={"event": "released"})],
+            SRC["intercom_1x"],
+        ),
+        case(
+            "intercom: reopened by an admin",
+            ic_note("notif_opened", "conversation.admin.opened"),
+            [intent("147", at, handoff={"event": "requested"})],
+        ),
+        case(
+            "intercom: tag added (tags_added, not every tag of the conversation)",
+            ic_note("notif_3", "conversation_part.tag.created", tags_added=added),
+            [intent("147", at, tags={"add": ["refund"]})],
+        ),
+    ]
+
+
+def hubspot_more() -> list[Case]:
+    src = f"{SRC['hubspot']}; signature: {SRC['hubspot_sig']}"
+    association = {
+        "eventId": 11, "subscriptionId": 4010, "portalId": 62515, "appId": 9001,
+        "occurredAt": 1794999950000, "subscriptionType": "contact.associationChange",
+        "attemptNumber": 0, "changeSource": "USER", "associationType": "CONTACT_TO_COMPANY",
+        "fromObjectId": 77, "toObjectId": 501, "associationRemoved": False, "isPrimaryAssociation": False,
+    }  # fmt: skip
+    mixed = body_of(
+        [
+            association,
+            hs_event(
+                4002,
+                2,
+                1794999990000,
+                "conversation.propertyChange",
+                5021,
+                propertyName="status",
+                propertyValue="OPEN",
+            ),
+        ]
+    )
+    released = body_of(
+        [
+            hs_event(
+                4001,
+                3,
+                1794999995000,
+                "conversation.propertyChange",
+                5021,
+                propertyName="assignedTo",
+                propertyValue="",
+            ),
+        ]
+    )
+    raw_url = URL + "hubspot?since=2026-11-18T11%3A06%3A00Z"
+    decoded = raw_url.replace("%3A", ":")  # HubSpot's page: these escapes are decoded first
+    return [
+        Case(
+            "hubspot: association change beside a reopen (ignored unread, no objectId)",
+            f"{src}; association fields: https://developers.hubspot.com/changelog/new-subscription-types-for-webhooks",
+            HS_SECRET,
+            hs_headers(mixed, HS_URL, NOW * 1000 - 1000),
+            mixed,
+            True,
+            ["4010:None:11:1794999950000", "4002:5021:2:1794999990000"],
+            [intent("5021", 1794999990000, handoff={"event": "requested"})],
+            extra={"method": "POST", "url": HS_URL},
+        ),
+        Case(
+            "hubspot: unassigned (assignedTo empty)",
+            src,
+            HS_SECRET,
+            hs_headers(released, HS_URL, NOW * 1000 - 1000),
+            released,
+            True,
+            ["4001:5021:3:1794999995000"],
+            [intent("5021", 1794999995000, handoff={"event": "released"})],
+            extra={"method": "POST", "url": HS_URL},
+        ),
+        Case(
+            "hubspot: %3A in the query, signed over the decoded URI (HubSpot's validation page)",
+            src,
+            HS_SECRET,
+            {
+                k: v
+                for k, v in sign_as(
+                    "hubspot", HS_SECRET, released.encode(), decoded, now=NOW - 1
+                ).items()
+                if k != "content-type"
+            },
+            released,
+            True,
+            ["4001:5021:3:1794999995000"],
+            [intent("5021", 1794999995000, handoff={"event": "released"})],
+            extra={"method": "POST", "url": raw_url},
+        ),
+        Case(
+            "hubspot: %3A in the query, signed over the raw URI (HubSpot's Python SDK)",
+            src,
+            HS_SECRET,
+            hs_headers(released, raw_url, NOW * 1000 - 1000),
+            released,
+            True,
+            ["4001:5021:3:1794999995000"],
+            [intent("5021", 1794999995000, handoff={"event": "released"})],
+            extra={"method": "POST", "url": raw_url},
+        ),
+        Case(
+            "hubspot: a 400-digit timestamp",
+            src,
+            HS_SECRET,
+            {**hs_headers(released, HS_URL, NOW * 1000), "x-hubspot-request-timestamp": "9" * 400},
+            released,
+            False,
+            extra={"method": "POST", "url": HS_URL},
+        ),
+    ]
+
+
+FR_API_SECRET = "f3a8c1e07b9d4e2a8c6b5d4e3f2a1b0c"  # Front's company API secret (rule webhooks)
+
+
+def front_more() -> list[Case]:
+    at = 1794999984750
+    src = f"{SRC['front_app']}; event: {SRC['front']}"
+    rule_src = f"https://dev.frontapp.com/docs/rule-webhooks; event: {SRC['front']}"
+    rule = {"config": {"variant": "rule"}}
+    bare = body_of(fr_event("evt_6", "unassign", None))
+    rule_sig = {
+        "x-front-signature": sign_as("front_rule", FR_API_SECRET, bare.encode(), "")[
+            "x-front-signature"
+        ]
+    }
+    wrapped = body_of(fr_app(fr_event("evt_7", "unassign", None)))
+    app_sig = {
+        k: v
+        for k, v in sign_as("front", FR_SECRET, wrapped.encode(), "", now=NOW - 1).items()
+        if k != "content-type"
+    }
+    huge = {**app_sig, "x-front-request-timestamp": "9" * 400}
+    return [
+        Case(
+            "front: rule webhook (HMAC-SHA1 of the body, no timestamp), unassigned",
+            rule_src,
+            FR_API_SECRET,
+            rule_sig,
+            bare,
+            True,
+            ["evt_6"],
+            [intent("cnv_55c8c149", at, handoff={"event": "released"})],
+            extra=rule,
+        ),
+        Case(
+            "front: rule webhook, body changed",
+            rule_src,
+            FR_API_SECRET,
+            rule_sig,
+            altered(bare),
+            False,
+            extra=rule,
+        ),
+        Case(
+            "front: rule webhook signed with another secret",
+            rule_src,
+            FR_API_SECRET,
+            {
+                "x-front-signature": sign_as("front_rule", FR_SECRET, bare.encode(), "")[
+                    "x-front-signature"
+                ]
+            },
+            bare,
+            False,
+            extra=rule,
+        ),
+        Case(
+            "front: app webhook, unassigned",
+            src,
+            FR_SECRET,
+            app_sig,
+            wrapped,
+            True,
+            ["evt_7"],
+            [intent("cnv_55c8c149", at, handoff={"event": "released"})],
+        ),
+        Case("front: a 400-digit timestamp", src, FR_SECRET, huge, wrapped, False),
+    ]
+
+
+def freshdesk_more() -> list[Case]:
+    payload = {
+        "ticket_id": "4821",
+        "event": "unassigned",
+        "status": "Open",
+        "agent_email": "",
+        "group": "Billing",
+        "tags": "",
+        "updated_at": "2026-11-18T10:46:20Z",
+    }
+    body = body_of(payload)
+    return [
+        Case(
+            "freshdesk: unassigned (a rule with event unassigned)",
+            SRC["freshdesk"],
+            FD_SECRET,
+            {"x-bridge-secret": FD_SECRET},
+            body,
+            True,
+            [hashlib.sha256(body.encode()).hexdigest()],
+            [intent("4821", 1794998780000, handoff={"event": "released"})],
+        )
+    ]
+
+
+def helpscout_more() -> list[Case]:
+    src = (
+        SRC["helpscout"]
+        + "; conversation object: https://developer.helpscout.com/mailbox-api/endpoints/conversations/get/"
+    )
+    convo = {
+        "id": 2391938111, "number": 349, "type": "email", "status": "active", "state": "published",
+        "mailboxId": 85, "userUpdatedAt": "2026-11-18T11:05:50Z",
+        "tags": [{"id": 1, "color": "#929499", "tag": "refund"}, {"id": 2, "color": "#e52f28", "tag": "vip"}],
+    }  # fmt: skip
+    tagged = body_of(convo)
+    unassigned = body_of({**convo, "assignee": None})
+
+    def case(name: str, body: str, event: str, intents: list[dict[str, Any]]) -> Case:
+        headers = sign_as("helpscout", HSC_SECRET, body.encode(), "", event=event)
+        headers.pop("content-type")
+        digest = hashlib.sha256(body.encode()).hexdigest()
+        return Case(name, src, HSC_SECRET, headers, body, True, [f"{digest}:{event}"], intents)
+
+    return [
+        case(
+            "helpscout: tags (the conversation's whole tag set)",
+            tagged,
+            "convo.tags",
+            [intent("2391938111", 1794999950000, set={"tags": ["refund", "vip"]})],
+        ),
+        case(
+            "helpscout: assigned to nobody",
+            unassigned,
+            "convo.assigned",
+            [intent("2391938111", 1794999950000, handoff={"event": "released"})],
+        ),
+    ]
+
+
 BUILDERS: dict[str, Callable[[], list[Case]]] = {
-    "standard": standard,
-    "zendesk": zendesk,
-    "intercom": intercom,
-    "hubspot": hubspot,
-    "front": front,
-    "freshdesk": freshdesk,
-    "helpscout": helpscout,
+    "standard": lambda: standard() + standard_more(),
+    "zendesk": lambda: zendesk() + zendesk_more(),
+    "intercom": lambda: intercom() + intercom_more(),
+    "hubspot": lambda: hubspot() + hubspot_more(),
+    "front": lambda: front() + front_more(),
+    "freshdesk": lambda: freshdesk() + freshdesk_more(),
+    "helpscout": lambda: helpscout() + helpscout_more(),
     "generic": generic,
 }
 

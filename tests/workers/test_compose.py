@@ -73,3 +73,27 @@ def test_completed_closes_the_open_entry_in_milliseconds():
         {"requestedAt": 1, "acceptedAt": 2, "completedAt": T0 + 9}
     ]
     assert out.conversation["state"] == "ended_chat"
+
+
+def test_released_waits_for_a_human_again_with_a_new_history_entry():
+    es = entries_of(
+        Intent(T0, "a", "c", handoff=Handoff("accepted", by="sam@acme.test")),
+        Intent(T0 + 5000, "a", "c", handoff=Handoff("released")),
+    )
+    history = [{"requestedAt": T0 // 1000 - 60}]
+    out = compose(es, {"tags": [], "handoffHistory": history}, "s")
+    assert out.conversation["state"] == "requested_chat"
+    assert out.conversation["chatAssignedTo"] == ""
+    assert out.conversation["handoffHistory"] == [
+        {"requestedAt": T0 // 1000 - 60, "acceptedAt": T0 // 1000, "acceptedBy": "sam@acme.test"},
+        {"requestedAt": T0 // 1000 + 5},
+    ]
+
+
+def test_a_replayed_release_adds_no_second_entry():
+    released = entries_of(Intent(T0, "a", "c", handoff=Handoff("released")))
+    once = compose(released, {"tags": [], "handoffHistory": []}, "s")
+    again = compose(released, once.arrays, "s")
+    assert again.conversation.get("handoffHistory", once.arrays["handoffHistory"]) == [
+        {"requestedAt": T0 // 1000}
+    ]
