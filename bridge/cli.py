@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import orjson
 from redis.exceptions import RedisError
 
-from bridge.config import Settings, load_settings
+from bridge.config import Settings, load_settings, require_worker_token
 from bridge.errors import BridgeError, ConfigError, NotFound, PayloadError
 from bridge.intents import check_id
 from bridge.store import Store
@@ -23,8 +23,8 @@ from bridge.store import Store
 T = TypeVar("T")
 
 
-def _settings(args: argparse.Namespace, **kw: Any) -> Settings:
-    settings = load_settings(args.config, **kw)
+def _settings(args: argparse.Namespace) -> Settings:
+    settings = load_settings(args.config)
     from bridge.logs import configure
 
     configure(settings.log)
@@ -60,14 +60,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from workers.worker import run_worker
 
     settings = _settings(args)
-    if (
-        settings.convocore.token is None
-        and "127.0.0.1" not in settings.convocore.base_url
-        and "localhost" not in settings.convocore.base_url
-    ):
-        raise ConfigError(
-            "convocore.token_env", f"environment variable {settings.convocore.token_env} is not set"
-        )
+    require_worker_token(settings)
     port = args.metrics_port or os.environ.get("BRIDGE_METRICS_PORT")
     if port:
         from bridge.metrics import serve_worker_metrics
@@ -102,8 +95,13 @@ def cmd_dev(args: argparse.Namespace) -> int:
 
 def cmd_config_check(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
+    if args.role in ("all", "worker"):
+        require_worker_token(settings)
     names = ", ".join(f"{n} ({s.kind})" for n, s in settings.sources.items()) or "none"
-    print(f"config ok: {settings.path or 'defaults'}; sources: {names}")
+    target = settings.convocore.base_url + (" (sandbox)" if settings.convocore.sandbox else "")
+    print(
+        f"config ok for {args.role}: {settings.path or 'defaults'}; sources: {names}; convocore: {target}"
+    )
     return 0
 
 
@@ -294,7 +292,14 @@ def parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("config", help="configuration")
     cs = c.add_subparsers(dest="config_cmd", required=True)
-    cs.add_parser("check")
+    ck = cs.add_parser("check", help="validate the file and environment; exit 2 naming the bad key")
+    ck.add_argument(
+        "--for",
+        dest="role",
+        choices=("all", "serve", "worker"),
+        default="all",
+        help="check what this command needs (serve needs no Convocore token; default: all)",
+    )
     c.set_defaults(fn=cmd_config_check)
     return p
 

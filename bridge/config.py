@@ -1,8 +1,16 @@
 """TOML file + environment → one frozen `Settings`.
 
-Secrets never live in the file: it names the environment variable holding each one. Any
-unknown key, wrong type or missing variable raises ConfigError naming it, so a typo stops
-start-up instead of silently meaning a default.
+The settings dataclasses below are the one source of truth: each file key is a field made
+with `setting(default, help=…, low=…, high=…, env=…)`; its type hint says what the file may
+hold (`int`, `float` (an int is accepted), `str`, `bool`, or a `Literal` of choices), and
+`load_settings` validates every section from `dataclasses.fields` alone. Secrets never live
+in the file: it names the environment variable holding each one. Any unknown key, wrong type
+or missing variable raises ConfigError naming it, so a typo stops start-up instead of
+silently meaning a default.
+
+The worker's token rule (`require_worker_token`): a worker needs the Convocore token unless
+`[convocore] sandbox = true` (or `CONVOCORE_SANDBOX=1`) says base_url is a `convo-bridge
+sandbox`; the public API can never be a sandbox. `config check` applies the same rule.
 """
 
 from __future__ import annotations
@@ -10,9 +18,9 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import Field, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 import jmespath
 from jmespath.exceptions import JMESPathError
@@ -23,41 +31,95 @@ from bridge.providers import KINDS
 DEFAULT_BASE_URL = "https://eu-cloudflare.vg-stuff.com"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
-_NUM = (int, float)
-# section -> key -> (accepted types, default, lower bound or None)
-_SECTIONS: dict[str, dict[str, tuple[tuple[type, ...], Any, float | None]]] = {
-    "convocore": {
-        "base_url": ((str,), DEFAULT_BASE_URL, None),
-        "token_env": ((str,), "CONVOCORE_API_TOKEN", None),
-        "time_unit": ((str,), "s", None),
-        "completed_state": ((str,), "ended_chat", None),
-    },
-    "delivery": {
-        "max_attempts": ((int,), 10, 1),
-        "backoff_initial_s": (_NUM, 1.0, 0),
-        "backoff_max_s": (_NUM, 300.0, 0),
-        "request_timeout_s": (_NUM, 10.0, 0.001),
-        "rate_limit_per_s": (_NUM, 0, 0),
-        # Beyond product.md: tuning a production user may need; documented in the README.
-        "concurrency": ((int,), 8, 1),
-        "lease_s": (_NUM, 30.0, 1),
-        "coalesce_ms": ((int,), 500, 0),
-        "circuit_window": ((int,), 20, 2),
-        "circuit_failure_ratio": (_NUM, 0.8, 0.01),
-        "circuit_cooldown_s": (_NUM, 30.0, 0.1),
-        "array_cache_s": ((int,), 3600, 1),
-    },
-    "ingest": {
-        "max_body_bytes": ((int,), 1_048_576, 1),
-        "dedup_window_s": ((int,), 86_400, 1),
-        "signature_tolerance_s": ((int,), 300, 1),
-        "read_timeout_s": (_NUM, 10.0, 0.1),
-    },
-    "log": {
-        "level": ((str,), "INFO", None),
-        "format": ((str,), "json", None),
-    },
+
+def setting(
+    default: Any,
+    *,
+    help: str,
+    low: float | None = None,
+    high: float | None = None,
+    env: str | None = None,
+) -> Any:
+    """A file key: its default, what it means, its bounds and the variable overriding it."""
+    return field(default=default, metadata={"help": help, "low": low, "high": high, "env": env})
+
+
+@dataclass(frozen=True, slots=True)
+class ConvocoreSettings:
+    base_url: str = setting(DEFAULT_BASE_URL, help="the Convocore API", env="CONVOCORE_BASE_URL")
+    token_env: str = setting(
+        "CONVOCORE_API_TOKEN", help="the environment variable holding the API token"
+    )
+    time_unit: Literal["s", "ms"] = setting("s", help="unit of the handoffHistory times")
+    completed_state: Literal["ended_chat", "ai-chatting"] = setting(
+        "ended_chat", help="the conversation state after a completed handoff"
+    )
+    sandbox: bool = setting(
+        False,
+        help="base_url is a `convo-bridge sandbox`: a worker runs without a token",
+        env="CONVOCORE_SANDBOX",
+    )
+    token: str | None = field(default=None, repr=False)  # from the token_env variable
+
+
+@dataclass(frozen=True, slots=True)
+class DeliverySettings:
+    max_attempts: int = setting(10, low=1, help="then the work is dead-lettered")
+    backoff_initial_s: float = setting(1.0, low=0, help="first retry delay (full jitter)")
+    backoff_max_s: float = setting(300.0, low=0, help="longest retry delay")
+    request_timeout_s: float = setting(10.0, low=0.001, help="one PATCH")
+    rate_limit_per_s: float = setting(
+        0.0, low=0, help="PATCHes per second across all workers; 0 = unlimited"
+    )
+    # Beyond product.md: tuning a production user may need; documented in the README.
+    concurrency: int = setting(8, low=1, help="PATCHes in flight per worker process")
+    lease_s: float = setting(
+        30.0, low=1, help="a dead worker's conversations return after this (+ <= 3 s sweep)"
+    )
+    coalesce_ms: int = setting(
+        500, low=0, help="at most one PATCH per conversation per this window"
+    )
+    circuit_window: int = setting(20, low=2, help="circuit breaker: of the last N PATCHes...")
+    circuit_failure_ratio: float = setting(
+        0.8, low=0.01, high=1, help="...this share failing retryably opens it..."
+    )
+    circuit_cooldown_s: float = setting(30.0, low=0.1, help="...for this long, then one probe")
+    array_cache_s: int = setting(
+        3600, low=1, help="how long tags/handoffHistory from an answer are trusted"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class IngestSettings:
+    max_body_bytes: int = setting(1_048_576, low=1, help="a larger body is 413")
+    dedup_window_s: int = setting(86_400, low=1, help="a redelivered event id is a duplicate")
+    signature_tolerance_s: int = setting(300, low=1, help="signed timestamps this old or new")
+    read_timeout_s: float = setting(10.0, low=0.1, help="a body slower than this is 408")
+
+
+@dataclass(frozen=True, slots=True)
+class LogSettings:
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = setting(
+        "INFO", help="log level", env="BRIDGE_LOG_LEVEL"
+    )
+    format: Literal["json", "text"] = setting(
+        "json", help="one JSON line per event, or text", env="BRIDGE_LOG_FORMAT"
+    )
+
+
+# The file's [section] tables, each read into its dataclass.
+SECTIONS: dict[str, type[Any]] = {
+    "convocore": ConvocoreSettings,
+    "delivery": DeliverySettings,
+    "ingest": IngestSettings,
+    "log": LogSettings,
 }
+
+
+def file_keys(cls: type[Any]) -> dict[str, Field[Any]]:
+    """The keys of a section: the fields made with `setting()` (not derived ones like token)."""
+    return {f.name: f for f in fields(cls) if "help" in f.metadata}
+
 
 _COMMON_SOURCE_KEYS = {"kind", "secret_env", "agent_id", "convo_id", "default_agent_id"}
 # Keys only some kinds understand; anywhere else they are a mistake worth stopping for.
@@ -92,45 +154,6 @@ MAP_KEYS = (
 
 
 @dataclass(frozen=True, slots=True)
-class ConvocoreSettings:
-    base_url: str
-    token_env: str
-    time_unit: str
-    completed_state: str
-    token: str | None = field(default=None, repr=False)
-
-
-@dataclass(frozen=True, slots=True)
-class DeliverySettings:
-    max_attempts: int = 10
-    backoff_initial_s: float = 1.0
-    backoff_max_s: float = 300.0
-    request_timeout_s: float = 10.0
-    rate_limit_per_s: float = 0
-    concurrency: int = 8
-    lease_s: float = 30.0
-    coalesce_ms: int = 500
-    circuit_window: int = 20
-    circuit_failure_ratio: float = 0.8
-    circuit_cooldown_s: float = 30.0
-    array_cache_s: int = 3600
-
-
-@dataclass(frozen=True, slots=True)
-class IngestSettings:
-    max_body_bytes: int = 1_048_576
-    dedup_window_s: int = 86_400
-    signature_tolerance_s: int = 300
-    read_timeout_s: float = 10.0
-
-
-@dataclass(frozen=True, slots=True)
-class LogSettings:
-    level: str = "INFO"
-    format: str = "json"
-
-
-@dataclass(frozen=True, slots=True)
 class SourceSettings:
     name: str
     kind: str
@@ -155,26 +178,86 @@ class Settings:
     path: str | None = None
 
 
-def _typed(section: str, key: str, value: Any) -> Any:
-    types, _, low = _SECTIONS[section][key]
-    number: Any = value
-    if isinstance(value, bool) or not isinstance(value, types):
-        names = " or ".join("number" if t in _NUM else t.__name__ for t in types)
-        raise ConfigError(f"{section}.{key}", f"expected {names}, got {value!r}")
-    if low is not None and number < low:
-        raise ConfigError(f"{section}.{key}", f"must be at least {low}")
-    return float(number) if float in types else value
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
-def _section(raw: Mapping[str, Any], section: str) -> dict[str, Any]:
+def _from_env(where: str, hint: Any, text: str) -> Any:
+    """An environment variable's text as the value a file would hold for the same key."""
+    if hint is bool:
+        if text.lower() in _TRUE + _FALSE:
+            return text.lower() in _TRUE
+        raise ConfigError(where, f"expected 1/true or 0/false, got {text!r}")
+    if hint in (int, float):
+        try:
+            return hint(text)
+        except ValueError:
+            raise ConfigError(where, f"expected a number, got {text!r}") from None
+    return text
+
+
+def _checked(where: str, hint: Any, meta: Mapping[str, Any], value: Any) -> Any:
+    """`value` for the key at `where`, checked against its type hint and bounds."""
+    if get_origin(hint) is Literal:
+        choices = get_args(hint)
+        for choice in choices:  # case does not matter: "info" is INFO
+            if isinstance(value, str) and value.lower() == str(choice).lower():
+                return choice
+        raise ConfigError(where, f"expected one of {', '.join(map(repr, choices))}, got {value!r}")
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(where, f"expected true or false, got {value!r}")
+        return value
+    if hint is str:
+        if not isinstance(value, str) or not value:
+            raise ConfigError(where, f"expected a non-empty string, got {value!r}")
+        return value
+    number_types = (int, float) if hint is float else (int,)
+    if isinstance(value, bool) or not isinstance(value, number_types):
+        names = "number" if hint is float else "integer"
+        raise ConfigError(where, f"expected {names}, got {value!r}")
+    if meta["low"] is not None and value < meta["low"]:
+        raise ConfigError(where, f"must be at least {meta['low']}")
+    if meta["high"] is not None and value > meta["high"]:
+        raise ConfigError(where, f"must be at most {meta['high']}")
+    return float(value) if hint is float else value
+
+
+def _section(raw: Mapping[str, Any], section: str, env: Mapping[str, str]) -> Any:
+    """The [section] table (then the environment over it) as its settings dataclass."""
+    cls = SECTIONS[section]
     table = raw.get(section, {})
     if not isinstance(table, dict):
         raise ConfigError(section, "expected a table")
-    spec = _SECTIONS[section]
+    keys = file_keys(cls)
     for key in table:
-        if key not in spec:
-            raise ConfigError(f"{section}.{key}", f"unknown key; known: {', '.join(spec)}")
-    return {k: _typed(section, k, table[k]) if k in table else d for k, (_, d, _) in spec.items()}
+        if key not in keys:
+            raise ConfigError(f"{section}.{key}", f"unknown key; known: {', '.join(keys)}")
+    hints = get_type_hints(cls)
+    values: dict[str, Any] = {}
+    for name, f in keys.items():
+        where, var = f"{section}.{name}", f.metadata["env"]
+        if var and env.get(var):
+            try:
+                values[name] = _checked(
+                    where, hints[name], f.metadata, _from_env(where, hints[name], env[var])
+                )
+            except ConfigError as exc:
+                raise ConfigError(exc.key, f"{exc.problem} (from {var})") from None
+        elif name in table:
+            values[name] = _checked(where, hints[name], f.metadata, table[name])
+    return cls(**values)
+
+
+def require_worker_token(settings: Settings) -> None:
+    """A worker needs the Convocore token, unless base_url is declared a sandbox."""
+    cc = settings.convocore
+    if cc.token is None and not cc.sandbox:
+        raise ConfigError(
+            "convocore.token_env",
+            f"environment variable {cc.token_env} is not set; a worker needs it "
+            "(against a `convo-bridge sandbox`, set [convocore] sandbox = true or "
+            "CONVOCORE_SANDBOX=1 instead)",
+        )
 
 
 def _compile(expr: Any, key: str) -> Any:
@@ -270,12 +353,7 @@ def _check_kind_options(where: str, kind: str, options: Mapping[str, Any]) -> No
         )
 
 
-def load_settings(
-    path: str | Path | None = None,
-    env: Mapping[str, str] | None = None,
-    *,
-    require_token: bool = False,
-) -> Settings:
+def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
     """Read the file at `path` (or $BRIDGE_CONFIG; none means all defaults) and the environment."""
     env = os.environ if env is None else env
     path = path or env.get("BRIDGE_CONFIG") or None
@@ -289,44 +367,25 @@ def load_settings(
             ) from None
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(str(path), f"not valid TOML: {exc}") from None
+    known = (*SECTIONS, "sources")
     for key in raw:
-        if key not in (*_SECTIONS, "sources"):
-            raise ConfigError(key, f"unknown section; known: {', '.join((*_SECTIONS, 'sources'))}")
+        if key not in known:
+            raise ConfigError(key, f"unknown section; known: {', '.join(known)}")
 
-    cc = _section(raw, "convocore")
-    if cc["time_unit"] not in ("s", "ms"):
-        raise ConfigError("convocore.time_unit", "expected 's' or 'ms'")
-    if cc["completed_state"] not in ("ended_chat", "ai-chatting"):
-        raise ConfigError("convocore.completed_state", "expected 'ended_chat' or 'ai-chatting'")
-    base_url = (env.get("CONVOCORE_BASE_URL") or cc["base_url"]).rstrip("/")
+    convocore: ConvocoreSettings = _section(raw, "convocore", env)
+    base_url = convocore.base_url.rstrip("/")
     if not base_url.startswith(("http://", "https://")):
         raise ConfigError("convocore.base_url", f"expected an http(s) URL, got {base_url!r}")
-    token = env.get(cc["token_env"]) or None
-    if require_token and token is None:
+    if convocore.sandbox and base_url == DEFAULT_BASE_URL:
         raise ConfigError(
-            "convocore.token_env", f"environment variable {cc['token_env']} is not set"
+            "convocore.sandbox",
+            "base_url is the public Convocore API, not a sandbox; set CONVOCORE_BASE_URL "
+            "to the sandbox's address",
         )
-    convocore = ConvocoreSettings(
-        base_url=base_url,
-        token_env=cc["token_env"],
-        time_unit=cc["time_unit"],
-        completed_state=cc["completed_state"],
-        token=token,
-    )
-    delivery = DeliverySettings(**_section(raw, "delivery"))
+    convocore = replace(convocore, base_url=base_url, token=env.get(convocore.token_env) or None)
+    delivery: DeliverySettings = _section(raw, "delivery", env)
     if delivery.backoff_max_s < delivery.backoff_initial_s:
         raise ConfigError("delivery.backoff_max_s", "must be at least backoff_initial_s")
-    if delivery.circuit_failure_ratio > 1:
-        raise ConfigError("delivery.circuit_failure_ratio", "must be at most 1")
-    log = LogSettings(**_section(raw, "log"))
-    log = LogSettings(
-        level=env.get("BRIDGE_LOG_LEVEL", log.level).upper(),
-        format=env.get("BRIDGE_LOG_FORMAT", log.format),
-    )
-    if log.level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
-        raise ConfigError("log.level", "expected DEBUG, INFO, WARNING or ERROR")
-    if log.format not in ("json", "text"):
-        raise ConfigError("log.format", "expected 'json' or 'text'")
 
     sources_raw = raw.get("sources", {})
     if not isinstance(sources_raw, dict):
@@ -340,8 +399,8 @@ def load_settings(
     return Settings(
         convocore=convocore,
         delivery=delivery,
-        ingest=IngestSettings(**_section(raw, "ingest")),
-        log=log,
+        ingest=_section(raw, "ingest", env),
+        log=_section(raw, "log", env),
         sources=sources,
         redis_url=env.get("REDIS_URL") or DEFAULT_REDIS_URL,
         admin_token=env.get("BRIDGE_ADMIN_TOKEN") or None,

@@ -110,6 +110,7 @@ def run_dev(args: argparse.Namespace) -> int:
         if not env.get("CONVOCORE_API_TOKEN"):
             sandbox_port = args.sandbox_port
             env["CONVOCORE_BASE_URL"] = f"http://127.0.0.1:{sandbox_port}"
+            env["CONVOCORE_SANDBOX"] = "1"  # the worker then needs no token
             children.append(
                 subprocess.Popen(
                     [*exe, "sandbox", "--port", str(sandbox_port), "--auto-create"], env=env
