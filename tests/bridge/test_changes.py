@@ -88,6 +88,9 @@ def test_each_handoff_step_sets_the_state_it_implies():
     assert accepted["f:chatAssignedTo"].payload == "ada"
     completed = by_name(Intent(occurred_at=T, handoff=Handoff("completed")), "ai-chatting")
     assert completed["f:state"].payload == "ai-chatting"
+    released = by_name(Intent(occurred_at=T, handoff=Handoff("released")))
+    assert released["f:state"].payload == "requested_chat"
+    assert released["f:chatAssignedTo"].payload == ""
 
 
 def test_a_handoff_is_one_history_step_at_the_intents_time_unless_given():

@@ -13,7 +13,7 @@ from bridge.config import SourceSettings
 from bridge.errors import PayloadError
 from bridge.ingest import ingest, parse_json, route
 from bridge.intents import Intent
-from bridge.providers import kind_module
+from bridge.providers import provider
 from bridge.providers.base import SourceEvent, WebhookRequest
 from bridge.store import Store, conversation_key
 
@@ -101,7 +101,7 @@ def send(settings, name, body, msg_id):
         try:
             request = WebhookRequest("POST", "http://x/", {"webhook-id": msg_id}, body, time.time())
             return await ingest(
-                settings, store, settings.sources[name], kind_module("standard"), request
+                settings, store, settings.sources[name], provider("standard"), request
             )
         finally:
             await store.close()
