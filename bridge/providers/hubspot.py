@@ -7,6 +7,8 @@ X-Forwarded-Host honoured only when `trust_proxy = true`. HubSpot's request-vali
 decodes a list of percent-escapes in it before signing; its own SDK signs it as sent: a
 signature over either form is accepted.
 
+Help Desk tickets are CRM tickets (`ticket.*`, or `object.*` with objectTypeId 0-5): created
+is a request, `hubspot_owner_id` an assignment; their link key is `ticket:<objectId>`.
 A batch may mix subscription types the bridge does not map (association changes carry no
 `objectId`): those elements are ignored without being read; a mapped one that is malformed
 refuses the whole request.
@@ -65,7 +67,24 @@ _DECODED = {
     "%27": "'", "%28": "(", "%29": ")", "%2A": "*", "%2C": ",", "%3B": ";",
 }  # fmt: skip
 _ESCAPE = re.compile("|".join(_DECODED), re.IGNORECASE)
-MAPPED = ("conversation.creation", "conversation.propertyChange")
+TICKET_TYPE = "0-5"  # objectTypeId of tickets in generic `object.*` subscriptions
+MAPPED = {
+    "conversation.creation": "thread",
+    "conversation.propertyChange": "thread",
+    "ticket.creation": "ticket",  # Help Desk tickets are CRM tickets
+    "ticket.propertyChange": "ticket",
+    "object.creation": "ticket",  # the generic format, when objectTypeId is 0-5
+    "object.propertyChange": "ticket",
+}
+
+
+def _what(ev: dict[str, Any]) -> str | None:
+    """ "thread" or "ticket" for the events the kind maps, None for any other."""
+    kind = ev.get("subscriptionType")
+    what = MAPPED.get(kind) if isinstance(kind, str) else None
+    if str(kind).startswith("object.") and ev.get("objectTypeId") != TICKET_TYPE:
+        return None
+    return what
 
 
 def decoded_uri(uri: str) -> str:
@@ -88,28 +107,32 @@ def verify(source: SourceSettings, request: WebhookRequest, tolerance_s: int) ->
 
 def _event(item: Any) -> SourceEvent:
     ev = require_object(item, "event")
-    kind = ev.get("subscriptionType")
-    if kind not in MAPPED:  # unmapped types are ignored unread (they may lack objectId)
+    what = _what(ev)
+    if what is None:  # unmapped types are ignored unread (they may lack objectId)
         seen = (ev.get(k) for k in ("subscriptionId", "objectId", "eventId", "occurredAt"))
         return SourceEvent(":".join(str(v)[:40] for v in seen), None, ev)
     parts = [text_id(ev.get(k), k) for k in ("subscriptionId", "objectId", "eventId")]
     occurred = parse_time(ev.get("occurredAt"), "occurredAt")
     event_id = ":".join([*parts, str(occurred)])
+    created = str(ev.get("subscriptionType")).endswith(".creation")
     prop = ev.get("propertyName")
     value = optional_text(ev.get("propertyValue"))
     status = str(value or "").upper()
+    owner = "assignedTo" if what == "thread" else "hubspot_owner_id"
     handoff = None
-    if kind == "conversation.creation":
+    if created:
         handoff = Handoff("requested")
-    elif prop == "assignedTo":
+    elif prop == owner:
         handoff = Handoff("accepted", by=value) if value else Handoff("released")
-    elif prop == "status" and status == "CLOSED":
+    elif what == "thread" and prop == "status" and status == "CLOSED":
         handoff = Handoff("completed")
-    elif prop == "status" and status == "OPEN":
+    elif what == "thread" and prop == "status" and status == "OPEN":
         handoff = Handoff("requested")  # reopened
     if handoff is None:
         return SourceEvent(event_id, None, ev)
-    return SourceEvent(event_id, Intent(occurred, external_id=parts[1], handoff=handoff), ev)
+    # Tickets and threads number apart: a ticket's link key says it is a ticket.
+    external = parts[1] if what == "thread" else f"ticket:{parts[1]}"
+    return SourceEvent(event_id, Intent(occurred, external_id=external, handoff=handoff), ev)
 
 
 def normalize(source: SourceSettings, request: WebhookRequest, payload: Any) -> list[SourceEvent]:

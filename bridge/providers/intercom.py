@@ -2,6 +2,8 @@
 
 `X-Hub-Signature: sha1=<hex>`, HMAC-SHA1 of the body keyed with the app's client secret.
 Intercom sends no timestamp: replays are stopped only by dedup on the notification id.
+Conversation topics and ticket topics (API 2.9+) are mapped; a ticket's link key is
+`ticket:<id>`.
 """
 
 from __future__ import annotations
@@ -67,11 +69,13 @@ def _tag_names(item: Any) -> tuple[str, ...]:
     return tuple(n for n in names if isinstance(n, str) and n)
 
 
-def normalize(source: SourceSettings, request: WebhookRequest, payload: Any) -> list[SourceEvent]:
-    note = require_object(payload, "body")
-    event_id = text_id(note.get("id"), "id")
-    topic = note.get("topic")
-    item = dig(note, "data.item")
+def _ticket_state(item: Any) -> str:
+    """A ticket's state category: an object with `category` (API 2.12+) or a string."""
+    state = dig(item, "ticket_state")
+    return str(state.get("category") if isinstance(state, dict) else state or "").lower()
+
+
+def _conversation(topic: Any, item: Any) -> dict[str, Any]:
     intent: dict[str, Any] = {}
     if topic in ASSIGNED:
         admin = _admin_assignee(item)
@@ -88,14 +92,43 @@ def normalize(source: SourceSettings, request: WebhookRequest, payload: Any) -> 
         intent["handoff"] = Handoff("completed")
     elif topic == "conversation_part.tag.created":
         intent["tags_add"] = _tag_names(item)
+    return intent
+
+
+def _ticket(topic: Any, item: Any) -> dict[str, Any]:
+    """Ticket topics (API 2.9+): created, admin/team assigned, state updated."""
+    intent: dict[str, Any] = {}
+    if topic == "ticket.created":
+        intent["handoff"] = Handoff("requested")
+    elif topic == "ticket.admin.assigned":
+        admin = _admin_assignee(item)
+        intent["handoff"] = Handoff("accepted", by=admin) if admin else Handoff("released")
+    elif topic == "ticket.team.assigned":
+        team = optional_text(dig(item, "team_assignee_id"))
+        if team is not None and team != "0":
+            intent["set"] = {"requestedTeamKey": team}
+    elif topic == "ticket.state.updated" and _ticket_state(item) == "resolved":
+        intent["handoff"] = Handoff("completed")
+    return intent
+
+
+def normalize(source: SourceSettings, request: WebhookRequest, payload: Any) -> list[SourceEvent]:
+    note = require_object(payload, "body")
+    event_id = text_id(note.get("id"), "id")
+    topic = note.get("topic")
+    item = dig(note, "data.item")
+    ticket = isinstance(topic, str) and topic.startswith("ticket.")
+    intent = _ticket(topic, item) if ticket else _conversation(topic, item)
     if not intent:
         return [SourceEvent(event_id, None, note)]
+    external = text_id(dig(item, "id"), "data.item.id")
     return [
         SourceEvent(
             event_id,
             Intent(
                 occurred_at=seconds_ms(note.get("created_at"), "created_at"),
-                external_id=text_id(dig(item, "id"), "data.item.id"),
+                # Tickets and conversations number apart: a ticket's link key says so.
+                external_id=f"ticket:{external}" if ticket else external,
                 **intent,
             ),
             note,

@@ -1282,11 +1282,142 @@ def helpscout_more() -> list[Case]:
     ]
 
 
+# --- tickets (issue 13 item 4): Intercom ticket topics, HubSpot Help Desk tickets -----------
+
+IC_TICKET_SRC = (
+    "https://developers.intercom.com/intercom-api-reference/reference/changelog (ticket topics); "
+    "ticket object: https://developers.intercom.com/docs/references/2.15/rest-api/api.intercom.io/tickets/ticket"
+)
+
+
+def ic_ticket(notif: str, topic: str, **item: Any) -> dict[str, Any]:
+    ticket = {
+        "type": "ticket",
+        "id": "1295",
+        "ticket_id": "1390",
+        "category": "Customer",
+        "ticket_attributes": {
+            "_default_title_": "Refund",
+            "_default_description_": "Charged twice",
+        },
+        "ticket_state": {
+            "type": "ticket_state",
+            "id": "12",
+            "category": "in_progress",
+            "internal_label": "In progress",
+            "external_label": "In progress",
+        },
+        "admin_assignee_id": "0",
+        "team_assignee_id": "0",
+        "created_at": 1794999000,
+        "updated_at": 1794999970,
+        "open": True,
+        **item,
+    }
+    return {
+        "type": "notification_event",
+        "app_id": "abc123",
+        "data": {"type": "notification_event_data", "item": ticket},
+        "id": notif,
+        "topic": topic,
+        "delivery_attempts": 1,
+        "first_sent_at": 1794999970,
+        "created_at": 1794999970,
+    }
+
+
+def intercom_tickets() -> list[Case]:
+    at = 1794999970000
+
+    def case(name: str, payload: Any, intents: list[dict[str, Any]]) -> Case:
+        body = body_of(payload)
+        headers = sign_as("intercom", IC_SECRET, body.encode(), "")
+        headers.pop("content-type")
+        return Case(name, IC_TICKET_SRC, IC_SECRET, headers, body, True, [payload["id"]], intents)
+
+    resolved = {
+        "type": "ticket_state",
+        "id": "14",
+        "category": "resolved",
+        "internal_label": "Resolved",
+        "external_label": "Resolved",
+    }
+    return [
+        case(
+            "intercom: ticket created",
+            ic_ticket("notif_t1", "ticket.created"),
+            [intent("ticket:1295", at, handoff={"event": "requested"})],
+        ),
+        case(
+            "intercom: ticket assigned to an admin",
+            ic_ticket("notif_t2", "ticket.admin.assigned", admin_assignee_id="991267883"),
+            [intent("ticket:1295", at, handoff={"event": "accepted", "by": "991267883"})],
+        ),
+        case(
+            "intercom: ticket unassigned (admin 0)",
+            ic_ticket("notif_t3", "ticket.admin.assigned"),
+            [intent("ticket:1295", at, handoff={"event": "released"})],
+        ),
+        case(
+            "intercom: ticket assigned to a team",
+            ic_ticket("notif_t4", "ticket.team.assigned", team_assignee_id="5017691"),
+            [intent("ticket:1295", at, set={"requestedTeamKey": "5017691"})],
+        ),
+        case(
+            "intercom: ticket resolved",
+            ic_ticket("notif_t5", "ticket.state.updated", ticket_state=resolved, open=False),
+            [intent("ticket:1295", at, handoff={"event": "completed"})],
+        ),
+        case(
+            "intercom: ticket in progress is ignored",
+            ic_ticket("notif_t6", "ticket.state.updated"),
+            [],
+        ),
+    ]
+
+
+def hubspot_tickets() -> list[Case]:
+    src = (
+        f"{SRC['hubspot']} (tickets are CRM objects); generic format: "
+        "https://developers.hubspot.com/changelog/public-beta-generic-webhook-subscriptions"
+    )
+    batch = body_of([
+        hs_event(5001, 21, 1794999900000, "ticket.creation", 88001, changeFlag="CREATED"),
+        hs_event(5002, 22, 1794999950000, "ticket.propertyChange", 88001, propertyName="hubspot_owner_id", propertyValue="52550153"),
+        hs_event(5003, 23, 1794999960000, "object.propertyChange", 88002, objectTypeId="0-5", propertyName="hubspot_owner_id", propertyValue=""),
+        hs_event(5004, 24, 1794999960000, "object.creation", 901, objectTypeId="0-1", changeFlag="CREATED"),
+    ])  # fmt: skip
+    return [
+        Case(
+            "hubspot: Help Desk tickets (legacy and generic formats), a contact ignored",
+            src,
+            HS_SECRET,
+            hs_headers(batch, HS_URL, NOW * 1000 - 1000),
+            batch,
+            True,
+            [
+                "5001:88001:21:1794999900000",
+                "5002:88001:22:1794999950000",
+                "5003:88002:23:1794999960000",
+                "5004:901:24:1794999960000",
+            ],
+            [
+                intent("ticket:88001", 1794999900000, handoff={"event": "requested"}),
+                intent(
+                    "ticket:88001", 1794999950000, handoff={"event": "accepted", "by": "52550153"}
+                ),
+                intent("ticket:88002", 1794999960000, handoff={"event": "released"}),
+            ],
+            extra={"method": "POST", "url": HS_URL},
+        )
+    ]
+
+
 BUILDERS: dict[str, Callable[[], list[Case]]] = {
     "standard": lambda: standard() + standard_more(),
     "zendesk": lambda: zendesk() + zendesk_more(),
-    "intercom": lambda: intercom() + intercom_more(),
-    "hubspot": lambda: hubspot() + hubspot_more(),
+    "intercom": lambda: intercom() + intercom_more() + intercom_tickets(),
+    "hubspot": lambda: hubspot() + hubspot_more() + hubspot_tickets(),
     "front": lambda: front() + front_more(),
     "freshdesk": lambda: freshdesk() + freshdesk_more(),
     "helpscout": lambda: helpscout() + helpscout_more(),
