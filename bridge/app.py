@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import time
@@ -16,16 +15,9 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from bridge import metrics
+from bridge.bodies import read_body
 from bridge.config import Settings
-from bridge.errors import (
-    BodyTooLarge,
-    PayloadError,
-    RequestError,
-    RequestTimeout,
-    StoreUnavailable,
-    UnknownSource,
-    UnsupportedMedia,
-)
+from bridge.errors import RequestError, StoreUnavailable, UnknownSource, UnsupportedMedia
 from bridge.ingest import ingest
 from bridge.logs import fields
 from bridge.process import freeze_startup_heap
@@ -47,29 +39,6 @@ def unavailable() -> JSONResponse:
         status_code=503,
         headers={"Retry-After": "5"},
     )
-
-
-async def read_body(request: Request, limit: int, timeout_s: float) -> bytes:
-    """The body, refused as soon as it passes `limit` bytes (never read whole first)."""
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        try:
-            if int(declared) > limit:
-                raise BodyTooLarge(f"body is {declared} bytes; the limit is {limit}")
-        except ValueError:
-            raise PayloadError("content-length: expected a number of bytes") from None
-    chunks: list[bytes] = []
-    size = 0
-    try:
-        async with asyncio.timeout(timeout_s):
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > limit:
-                    raise BodyTooLarge(f"body is over the limit of {limit} bytes")
-                chunks.append(chunk)
-    except TimeoutError:
-        raise RequestTimeout(f"the body did not arrive within {timeout_s:g} s") from None
-    return b"".join(chunks)
 
 
 def is_json(content_type: str) -> bool:

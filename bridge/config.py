@@ -22,10 +22,10 @@ from dataclasses import Field, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin, get_type_hints
 
-import jmespath
 from jmespath.exceptions import JMESPathError
 
 from bridge.errors import ConfigError
+from bridge.expressions import Expression
 from bridge.providers import KINDS
 
 DEFAULT_BASE_URL = "https://eu-cloudflare.vg-stuff.com"
@@ -260,11 +260,11 @@ def require_worker_token(settings: Settings) -> None:
         )
 
 
-def _compile(expr: Any, key: str) -> Any:
+def _compile(expr: Any, key: str) -> Expression:
     if not isinstance(expr, str) or not expr.strip():
         raise ConfigError(key, "expected a JMESPath expression string")
     try:
-        return jmespath.compile(expr)
+        return Expression.compile(key, expr)
     except JMESPathError as exc:
         raise ConfigError(key, f"JMESPath does not compile: {str(exc).splitlines()[0]}") from None
 

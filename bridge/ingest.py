@@ -71,8 +71,11 @@ def route(source: SourceSettings, ev: SourceEvent, index: str) -> Routed | None:
         ck = conversation_key(intent.agent_id, intent.convo_id)
         return Routed(source.name, event_id, [], ck=ck)
     if source.agent_id is not None and source.convo_id is not None:
-        agent = source.agent_id.search(ev.raw)
-        convo = source.convo_id.search(ev.raw)
+        try:  # a payload the expression does not fit is a 400 naming it (expressions.py)
+            agent = source.agent_id.search(ev.raw)
+            convo = source.convo_id.search(ev.raw)
+        except PayloadError as exc:
+            raise exc.at(index) from None
         if agent is not None and convo is not None:
             try:
                 ck = conversation_key(check_id(agent, "agent_id"), check_id(convo, "convo_id"))

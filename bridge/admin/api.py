@@ -11,11 +11,17 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bridge.admin.auth import guarded
+from bridge.bodies import read_body
 from bridge.config import Settings
 from bridge.errors import NotFound, PayloadError
 from bridge.intents import check_id
 from bridge.status import status_report
 from bridge.store import Store
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
 
 
 def _store(request: Request) -> Store:
@@ -24,7 +30,8 @@ def _store(request: Request) -> Store:
 
 
 async def _json_body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
+    ingest = _settings(request).ingest
+    raw = await read_body(request, ingest.max_body_bytes, ingest.read_timeout_s)
     if not raw:
         return {}
     try:

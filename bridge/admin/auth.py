@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import time
 from collections.abc import Awaitable, Callable
 
@@ -18,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from bridge.config import Settings
-from bridge.errors import NotFound, PayloadError, StoreUnavailable
+from bridge.errors import NotFound, RequestError, StoreUnavailable
 from bridge.providers.base import same
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -29,6 +30,7 @@ SAFE_METHODS = ("GET", "HEAD")
 
 
 SESSION_S = 12 * 3600
+_EPOCH = re.compile(r"[0-9]{1,12}")  # a sign-in's expiry, epoch seconds
 
 
 def _session_mac(admin_token: str, expiry: str) -> str:
@@ -44,7 +46,8 @@ def session_cookie(admin_token: str, now: float | None = None) -> str:
 
 def valid_session(value: str, admin_token: str) -> bool:
     expiry, _, mac = value.partition(".")
-    if not admin_token or not expiry.isdigit() or int(expiry) < time.time():
+    # ASCII digits only: '²'.isdigit() is true and int('²') raises
+    if not admin_token or not _EPOCH.fullmatch(expiry) or int(expiry) < time.time():
         return False
     return same(_session_mac(admin_token, expiry), mac)
 
@@ -117,8 +120,8 @@ async def _handled(handler: Handler, request: Request) -> Response:
         return await handler(request)
     except NotFound as exc:
         return JSONResponse({"error": "not_found", "detail": str(exc)}, status_code=404)
-    except PayloadError as exc:
-        return JSONResponse({"error": exc.code, "detail": exc.detail}, status_code=400)
+    except RequestError as exc:  # a bad or slow body
+        return JSONResponse({"error": exc.code, "detail": exc.detail}, status_code=exc.status)
     except StoreUnavailable:
         return JSONResponse(
             {"error": "unavailable", "detail": "Redis is unreachable"}, status_code=503

@@ -30,8 +30,9 @@ from bridge.admin.auth import (
     session_cookie,
     valid_session,
 )
+from bridge.bodies import read_body
 from bridge.config import Settings
-from bridge.errors import StoreUnavailable
+from bridge.errors import RequestError, StoreUnavailable
 from bridge.providers.base import same
 from bridge.status import StatusReport, status_report
 from bridge.store import DeadLetter, Store
@@ -68,11 +69,9 @@ def _signed_in(request: Request) -> bool:
 
 
 async def _form(request: Request) -> dict[str, str]:
-    raw = b""
-    async for chunk in request.stream():
-        raw += chunk
-        if len(raw) > FORM_LIMIT:
-            return {}
+    """The posted form; a body over FORM_LIMIT is 413, one slower than the webhooks'
+    read timeout is 408 (RequestError, answered by `_guard`)."""
+    raw = await read_body(request, FORM_LIMIT, _settings(request).ingest.read_timeout_s)
     parsed = parse_qs(raw.decode("utf-8", "replace"), keep_blank_values=True)
     return {k: v[0] for k, v in parsed.items()}
 
@@ -313,7 +312,9 @@ async def purge_all(request: Request) -> Response:
     return _back("purged")
 
 
-def _unavailable_guard(handler: Any) -> Any:
+def _guard(handler: Any) -> Any:
+    """Redis away is 503, a bad or slow form its 4xx; the page's headers on every answer."""
+
     async def wrapper(request: Request) -> Response:
         try:
             answer: Response = await handler(request)
@@ -321,6 +322,8 @@ def _unavailable_guard(handler: Any) -> Any:
             answer = Response(
                 "Redis is unreachable; try again shortly.", status_code=503, media_type="text/plain"
             )
+        except RequestError as exc:
+            answer = Response(exc.detail, status_code=exc.status, media_type="text/plain")
         for k, v in page_headers(None).items():
             answer.headers.setdefault(k, v)
         return answer
@@ -329,7 +332,7 @@ def _unavailable_guard(handler: Any) -> Any:
 
 
 def routes() -> list[Route]:
-    g = _unavailable_guard
+    g = _guard
     return [
         Route("/admin", lambda request: RedirectResponse("/admin/", 308), methods=["GET"]),
         Route("/admin/", g(page), methods=["GET"]),

@@ -10,10 +10,11 @@ Keys are built inside the scripts, so this layout targets one Redis (not Redis C
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 import uuid
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Callable, Coroutine, Iterable, Sequence
+from typing import Any, Concatenate, ParamSpec, TypeVar
 from urllib.parse import unquote
 
 import orjson
@@ -33,10 +34,28 @@ from bridge.store.scripts import ScriptName, source
 SCRIPT_TIMEOUT_S = 5.0
 _RATES = ("accepted", "duplicates", "patched", "failed", "dead_lettered")
 _RATE_KEYS = ("acc", "dup", "ok", "fail", "dead")  # r:<what> counters the scripts keep
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 def now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def _unavailable_as_error(
+    method: Callable[Concatenate[Store, P], Coroutine[Any, Any, R]],
+) -> Callable[Concatenate[Store, P], Coroutine[Any, Any, R]]:
+    """Redis's own errors on a direct read or write, as StoreUnavailable like every script
+    call's: the admin API and page answer 503, never a 500 with a traceback."""
+
+    @functools.wraps(method)
+    async def wrapper(store: Store, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await method(store, *args, **kwargs)
+        except (RedisError, OSError) as exc:
+            raise StoreUnavailable(f"Redis at {_redact(store.url)}: {type(exc).__name__}") from exc
+
+    return wrapper
 
 
 class Store:
@@ -186,10 +205,12 @@ class Store:
 
     # --- dead letters ---
 
+    @_unavailable_as_error
     async def dead_letter_ids(self, limit: int = 1000) -> list[str]:
         ids = await self.redis.zrange(self.key("dlq"), 0, limit - 1)
         return [str(i) for i in ids]
 
+    @_unavailable_as_error
     async def dead_letter(self, dl_id: str) -> DeadLetter:
         r = self.redis
         rec = await r.hgetall(self.key("dl", dl_id))
@@ -235,6 +256,7 @@ class Store:
             return 0
         return int(await self._run("purge", list(ids)))
 
+    @_unavailable_as_error
     async def dead_letter_reasons(self) -> dict[str, int]:
         raw = await self.redis.hgetall(self.key("dlr"))
         return {k: int(v) for k, v in raw.items() if int(v) > 0}
@@ -248,15 +270,18 @@ class Store:
         res = await self._run("link", [coalesce_ms, source, external_id, ext_key(external_id), ck])
         return str(res)
 
+    @_unavailable_as_error
     async def get_link(self, source: str, external_id: str) -> tuple[str, str]:
         ck = await self.redis.hget(self.key("links", source), external_id)
         if ck is None:
             raise NotFound(f"no link for {source} {external_id!r}")
         return split_key(ck)
 
+    @_unavailable_as_error
     async def delete_link(self, source: str, external_id: str) -> bool:
         return bool(await self.redis.hdel(self.key("links", source), external_id))
 
+    @_unavailable_as_error
     async def links(self, sources: Iterable[str]) -> list[dict[str, str]]:
         out = []
         for source_name in sources:
@@ -274,6 +299,7 @@ class Store:
 
     # --- status ---
 
+    @_unavailable_as_error
     async def status(self) -> StatusReport:
         """The queue's figures (`workers_alive` is left to bridge.status.status_report)."""
         r, now = self.redis, now_ms()

@@ -8,25 +8,12 @@ from collections.abc import Callable
 
 import httpx
 import pytest
-from starlette.routing import Route
 
 from bridge.admin.auth import session_cookie
 from bridge.app import build_app
 from bridge.config import Settings
+from tests.routes import admin_routes
 from tests.servers import serve_app_in_thread
-
-OPEN = {"/admin", "/admin/", "/admin/login"}  # redirect, sign-in form, sign-in itself
-
-
-def admin_routes(settings: Settings) -> list[tuple[str, str]]:
-    out = []
-    for route in build_app(settings).routes:
-        assert isinstance(route, Route)
-        if route.path.startswith("/admin") and route.path not in OPEN:
-            path = route.path.replace("{id}", "1-1").replace("{source}", "demo")
-            path = path.replace("{external_id:path}", "ext-1")
-            out += [(m, path) for m in sorted(route.methods or ()) if m != "HEAD"]
-    return out
 
 
 @pytest.mark.parametrize(
