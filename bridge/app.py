@@ -23,6 +23,7 @@ from bridge.logs import fields
 from bridge.process import freeze_startup_heap
 from bridge.providers import provider
 from bridge.providers.base import Provider, WebhookRequest
+from bridge.snapshot import QueueSnapshot
 from bridge.status import status_report
 from bridge.store import Store
 
@@ -114,15 +115,9 @@ QUEUE_SNAPSHOT_S = 5.0  # scrapes within this share one read of the queue (Redis
 
 
 async def metrics_endpoint(request: Request) -> Response:
-    state = request.app.state
-    taken_at, queue = getattr(state, "queue_snapshot", (0.0, None))
-    if queue is None or time.monotonic() - taken_at > QUEUE_SNAPSHOT_S:
-        try:
-            queue = await status_report(state.store)
-            state.queue_snapshot = (time.monotonic(), queue)
-        except StoreUnavailable:
-            queue = None  # the process's own counters still answer; no queue gauges
-    body, content_type = metrics.render(queue)
+    snapshot: QueueSnapshot = request.app.state.queue_snapshot
+    queue = await snapshot.get(max_age_s=QUEUE_SNAPSHOT_S)
+    body, content_type = metrics.render(queue, request.headers.get("accept", ""))
     return Response(body, media_type=content_type)
 
 
@@ -157,7 +152,8 @@ async def http_exception(request: Request, exc: Exception) -> Response:
 def build_app(settings: Settings) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        app.state.store = Store(settings.redis_url)
+        app.state.store = store = Store(settings.redis_url)
+        app.state.queue_snapshot = QueueSnapshot(lambda: status_report(store))
         freeze_startup_heap()
         try:
             yield

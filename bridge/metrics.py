@@ -17,15 +17,14 @@ from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
     REGISTRY,
     CollectorRegistry,
     Counter,
     Histogram,
-    generate_latest,
     start_http_server,
 )
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.exposition import choose_encoder
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
@@ -59,14 +58,24 @@ WEBHOOK_TO_PATCH_SECONDS = Histogram(
 UNKNOWN_SOURCE = "_unknown"  # requests to a source not in the config share one label
 
 
+SCOPE = ("scope", "cluster")  # the label on every gauge read from Redis (below)
+ALWAYS_REPORTED_REASONS = ("max_attempts", "unroutable")  # at 0 when there are none
+
+
 class QueueCollector(Collector):
-    """The queue as `convo-bridge status` sees it, from a snapshot taken before each scrape."""
+    """The queue as `convo-bridge status` sees it, from a snapshot (bridge/snapshot.py).
+
+    These gauges are read from the one Redis, so every `serve` replica reports the same
+    figures: each carries `scope="cluster"`, and is aggregated across replicas with `max`,
+    never `sum` (`max by (__name__, reason) ({scope="cluster"})`, README, Metrics).
+    """
 
     def __init__(self, report: StatusReport) -> None:
         self.report = report
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         r = self.report
+        label, scope = SCOPE
         for name, value, doc in (
             (
                 "queue_depth",
@@ -80,37 +89,58 @@ class QueueCollector(Collector):
                 r.scheduled_retries,
                 "Conversations waiting for a retry or coalescing delay.",
             ),
+            (
+                "circuit_open",
+                0 if r.circuit.state == "closed" else 1,
+                "1 while the circuit breaker holds PATCHes back (open or probing).",
+            ),
         ):
-            yield GaugeMetricFamily(f"convo_bridge_{name}", doc, value=value)
+            family = GaugeMetricFamily(f"convo_bridge_{name}", doc, labels=[label])
+            family.add_metric([scope], value)
+            yield family
         dead = GaugeMetricFamily(
-            "convo_bridge_dead_letters", "Dead letters, by reason.", labels=["reason"]
+            "convo_bridge_dead_letters", "Dead letters, by reason.", labels=["reason", label]
         )
-        for reason, n in sorted(r.dead_letters_by_reason.items()):
-            dead.add_metric([reason], n)
+        reasons = dict.fromkeys(ALWAYS_REPORTED_REASONS, 0) | r.dead_letters_by_reason
+        for reason, n in sorted(reasons.items()):
+            dead.add_metric([reason, scope], n)
         yield dead
-        yield GaugeMetricFamily(
-            "convo_bridge_circuit_open",
-            "1 while the circuit breaker holds PATCHes back (open or probing).",
-            value=0 if r.circuit.state == "closed" else 1,
-        )
         if r.workers_alive is not None:
-            yield GaugeMetricFamily(
-                "convo_bridge_workers_alive",
-                "Workers with a current heartbeat.",
-                value=r.workers_alive,
+            alive = GaugeMetricFamily(
+                "convo_bridge_workers_alive", "Workers with a current heartbeat.", labels=[label]
             )
+            alive.add_metric([scope], r.workers_alive)
+            yield alive
 
 
-def render(queue: StatusReport | None) -> tuple[bytes, str]:
-    """The exposition text of this process (or of all, in multiprocess mode) plus the queue."""
+class RedisUp(Collector):
+    """Whether this process could read the queue from Redis for this scrape."""
+
+    def __init__(self, up: bool) -> None:
+        self.up = up
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        yield GaugeMetricFamily(
+            "convo_bridge_redis_up",
+            "1 when this process read the queue gauges from Redis; 0 while Redis is away "
+            "(the scope=cluster gauges are then left out).",
+            value=1 if self.up else 0,
+        )
+
+
+def render(queue: StatusReport | None, accept: str = "") -> tuple[bytes, str]:
+    """The exposition of this process (or of all, in multiprocess mode) plus the queue, as
+    OpenMetrics when the scraper's Accept asks for it, else Prometheus text."""
     registry = CollectorRegistry()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
     else:
         registry.register(_Default())
+    registry.register(RedisUp(queue is not None))
     if queue is not None:
         registry.register(QueueCollector(queue))
-    return generate_latest(registry), CONTENT_TYPE_LATEST
+    encode, content_type = choose_encoder(accept)
+    return encode(registry), content_type
 
 
 class _Default(Collector):

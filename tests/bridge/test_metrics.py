@@ -58,7 +58,10 @@ def test_serve_counts_requests_and_intents_and_reports_the_queue(
     assert grew("convo_bridge_webhook_requests_total", source="_unknown", status="404") == 1
     assert grew("convo_bridge_intents_total", source="demo", outcome="accepted") == 1
     assert value(after, "convo_bridge_queue_depth") == 1  # no worker runs here
-    assert "convo_bridge_dead_letters" in after and "convo_bridge_circuit_open 0.0" in after
+    assert (
+        "convo_bridge_dead_letters" in after
+        and 'convo_bridge_circuit_open{scope="cluster"} 0.0' in after
+    )
 
 
 def scrape(url: str) -> str:
