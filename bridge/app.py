@@ -181,6 +181,7 @@ def serve(settings: Settings, host: str, port: int, **options: Any) -> None:
         http="httptools",
         log_level="warning",
         access_log=False,
+        log_config=None,  # uvicorn's records go through bridge.logs like every other line
         timeout_graceful_shutdown=15,
         **options,
     )

@@ -7,6 +7,7 @@ body, a secret or a token, and callers must not either.
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import time
 from typing import Any
@@ -14,6 +15,17 @@ from typing import Any
 import orjson
 
 from bridge.config import LogSettings
+
+UVICORN = ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi")
+
+
+def _access_fields(record: logging.LogRecord) -> dict[str, Any] | None:
+    """uvicorn's access line as fields (its args: client, method, path, HTTP version, status)."""
+    args = record.args
+    if record.name != "uvicorn.access" or not isinstance(args, tuple) or len(args) != 5:
+        return None
+    client, method, path, version, status = args
+    return {"client": client, "method": method, "path": path, "http": version, "status": status}
 
 
 class JsonFormatter(logging.Formatter):
@@ -24,6 +36,9 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
+        access = _access_fields(record)
+        if access is not None:
+            out.update(access, msg="request")
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):
             out.update(fields)
@@ -32,22 +47,53 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(out, default=str).decode()
 
 
+# Line breaks and every other control or separator character a terminal or a log shipper
+# might act on, and the backslash that starts an escape: escaped, so no value forges a line.
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\\]")
+_BARE = re.compile(r"[A-Za-z0-9_.:/@+,\-\[\]]+")  # a value shown without quotes
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    return {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\\": "\\\\"}.get(
+        char, f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}"
+    )
+
+
+def text_value(value: Any) -> str:
+    """One field's value on a text line: bare when plain, else a quoted, escaped string."""
+    text = value if isinstance(value, str) else orjson.dumps(value, default=str).decode()
+    if _BARE.fullmatch(text):
+        return text
+    return '"' + _UNSAFE.sub(_escape, text).replace('"', '\\"') + '"'
+
+
 class TextFormatter(logging.Formatter):
+    """`HH:MM:SS LEVEL logger: message key=value …`, one line per record whatever the values
+    hold (a path with `%0A` in it must not write a second, forged line)."""
+
     def format(self, record: logging.LogRecord) -> str:
         stamp = time.strftime("%H:%M:%S", time.localtime(record.created))
-        fields = getattr(record, "fields", None) or {}
-        extra = " ".join(f"{k}={v}" for k, v in fields.items())
-        return (
-            f"{stamp} {record.levelname:<7} {record.name}: {record.getMessage()} {extra}".rstrip()
-        )
+        fields = getattr(record, "fields", None) or _access_fields(record) or {}
+        message = "request" if record.name == "uvicorn.access" else record.getMessage()
+        extra = " ".join(f"{k}={text_value(v)}" for k, v in fields.items())
+        line = f"{stamp} {record.levelname:<7} {record.name}: {_UNSAFE.sub(_escape, message)}"
+        return f"{line} {extra}".rstrip()
 
 
 def configure(settings: LogSettings) -> None:
+    """Every record of the process, uvicorn's included, through one handler in one format.
+    (uvicorn is started with `log_config=None`, so it adds no handlers of its own.)"""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if settings.format == "json" else TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.level)
+    for name in UVICORN:
+        logger = logging.getLogger(name)
+        logger.handlers[:] = []
+        logger.propagate = True
+    logging.captureWarnings(True)  # Python warnings as records too, not raw stderr text
     for noisy in ("httpx", "httpcore", "uvicorn.access", "rq"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
