@@ -27,12 +27,21 @@ MAX_NUMBER = 2**63  # "absurd numbers": integers beyond 64 bits, floats beyond t
 
 @dataclass(frozen=True, slots=True)
 class Receipt:
+    """The 202 body. product.md's three counts, plus `unroutable`: how many of the accepted
+    events name no conversation yet and wait as dead letters for `links set`."""
+
     accepted: int
     duplicates: int
     ignored: int
+    unroutable: int = 0
 
     def to_json(self) -> dict[str, int]:
-        return {"accepted": self.accepted, "duplicates": self.duplicates, "ignored": self.ignored}
+        return {
+            "accepted": self.accepted,
+            "duplicates": self.duplicates,
+            "ignored": self.ignored,
+            "unroutable": self.unroutable,
+        }
 
 
 def parse_json(body: bytes) -> Any:
@@ -164,4 +173,4 @@ async def ingest(
                 conversations=sorted({r.ck or f"ext:{r.external_id}" for r in routed})[:20],
             ),
         )
-    return Receipt(result.accepted, result.duplicates, ignored)
+    return Receipt(result.accepted, result.duplicates, ignored, result.unroutable)

@@ -372,11 +372,17 @@ def document(sources: list[str] | None = None) -> dict[str, Any]:
             "schemas": {
                 "Receipt": {
                     "type": "object",
-                    "required": ["accepted", "duplicates", "ignored"],
+                    "required": ["accepted", "duplicates", "ignored", "unroutable"],
                     "properties": {
                         "accepted": {"type": "integer", "minimum": 0},
                         "duplicates": {"type": "integer", "minimum": 0},
                         "ignored": {"type": "integer", "minimum": 0},
+                        "unroutable": {
+                            "type": "integer",
+                            "minimum": 0,
+                            "description": "Of the accepted, how many name no conversation "
+                            "yet: they wait as `unroutable` dead letters until a link is set.",
+                        },
                     },
                 },
                 "Error": {

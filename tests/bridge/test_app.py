@@ -34,7 +34,7 @@ def post(url, payload, secret=SECRET, **kw):
 def test_signed_intent_is_queued_before_202(ingest_url, rclient):
     answer = post(ingest_url, intent())
     assert answer.status_code == 202
-    assert answer.json() == {"accepted": 1, "duplicates": 0, "ignored": 0}
+    assert answer.json() == {"accepted": 1, "duplicates": 0, "ignored": 0, "unroutable": 0}
     pending = rclient.hgetall("cb:p:agent-1/convo-1")
     assert set(pending) == {b"f:title", b"f:state"}
 
@@ -43,7 +43,7 @@ def test_redelivery_is_answered_202_as_duplicate(ingest_url):
     assert post(ingest_url, intent(), msg_id="msg_1").json()["accepted"] == 1
     again = post(ingest_url, intent(), msg_id="msg_1")
     assert again.status_code == 202
-    assert again.json() == {"accepted": 0, "duplicates": 1, "ignored": 0}
+    assert again.json() == {"accepted": 0, "duplicates": 1, "ignored": 0, "unroutable": 0}
 
 
 def test_ids_that_would_change_the_url_are_percent_encoded(ingest_url, rclient):
@@ -53,7 +53,16 @@ def test_ids_that_would_change_the_url_are_percent_encoded(ingest_url, rclient):
 
 def test_an_array_of_intents_is_accepted_whole(ingest_url):
     answer = post(ingest_url, [intent(), intent(convo_id="convo-2")])
-    assert answer.json() == {"accepted": 2, "duplicates": 0, "ignored": 0}
+    assert answer.json() == {"accepted": 2, "duplicates": 0, "ignored": 0, "unroutable": 0}
+
+
+def test_the_202_counts_events_that_wait_for_a_link(ingest_url, rclient):
+    routed = intent(convo_id="convo-2")
+    waiting = {k: v for k, v in intent().items() if k not in ("agent_id", "convo_id")}
+    answer = post(ingest_url, [routed, {**waiting, "external_id": "T-1"}])
+    assert answer.status_code == 202
+    assert answer.json() == {"accepted": 2, "duplicates": 0, "ignored": 0, "unroutable": 1}
+    assert rclient.zcard("cb:dlq") == 1
 
 
 @pytest.mark.parametrize(

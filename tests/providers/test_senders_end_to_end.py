@@ -65,6 +65,7 @@ def test_mapped_event_is_patched_once_through_its_link(sender, start_worker, san
         "accepted": mapped,
         "duplicates": 0,
         "ignored": len(case["event_ids"]) - mapped,
+        "unroutable": 0,
     }
     again = post(kind, case, url)
     assert again.json()["duplicates"] == mapped and again.json()["accepted"] == 0
@@ -198,5 +199,5 @@ def test_front_rule_webhook_is_accepted_and_a_forged_one_refused(tmp_path, redis
             },
         )
     assert answer.status_code == 202, answer.text
-    assert answer.json() == {"accepted": 1, "duplicates": 0, "ignored": 0}
+    assert answer.json() == {"accepted": 1, "duplicates": 0, "ignored": 0, "unroutable": 0}
     assert forged.status_code == 401
