@@ -224,13 +224,22 @@ def cmd_links(args: argparse.Namespace) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="convo-bridge", description=__doc__.splitlines()[0])
-    p.add_argument("--config", help="config file (default: $BRIDGE_CONFIG)")
+    p = argparse.ArgumentParser(
+        prog="convo-bridge",
+        description=__doc__.splitlines()[0],
+        epilog=ENVIRONMENT,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--config", help=CONFIG_HELP)
     sub = p.add_subparsers(dest="cmd", required=True)
 
     s = sub.add_parser("serve", help="the ingest HTTP server")
-    s.add_argument("--host", default="127.0.0.1")
-    s.add_argument("--port", type=int, default=8080)
+    s.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
+    )
+    s.add_argument(
+        "--port", type=int, default=8080, help="port to listen on (default: %(default)s)"
+    )
     s.set_defaults(fn=cmd_serve)
 
     w = sub.add_parser("worker", help="a delivery worker")
@@ -245,17 +254,34 @@ def parser() -> argparse.ArgumentParser:
     w.set_defaults(fn=cmd_worker)
 
     d = sub.add_parser("dev", help="Redis, sandbox, ingest and a worker on this machine")
-    d.add_argument("--port", type=int, default=8080)
-    d.add_argument("--sandbox-port", type=int, default=8081)
-    d.add_argument("--dir", default="convo-bridge-dev", help="where config and data go")
+    d.add_argument("--port", type=int, default=8080, help="ingest port (default: %(default)s)")
+    d.add_argument(
+        "--sandbox-port", type=int, default=8081, help="sandbox port (default: %(default)s)"
+    )
+    d.add_argument(
+        "--dir",
+        default=None,
+        help="where dev keeps its config, secrets and Redis data (default: "
+        "$XDG_STATE_HOME/convo-bridge/dev, i.e. ~/.local/state/convo-bridge/dev)",
+    )
     d.set_defaults(fn=cmd_dev)
 
     b = sub.add_parser("sandbox", help="a local stand-in for the Convocore API")
-    b.add_argument("--host", default="127.0.0.1")
-    b.add_argument("--port", type=int, default=8081)
-    b.add_argument("--fail-rate", type=float, default=0.0)
-    b.add_argument("--latency-ms", type=float, default=0.0)
-    b.add_argument("--retry-after", type=float, default=None)
+    b.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
+    )
+    b.add_argument(
+        "--port", type=int, default=8081, help="port to listen on (default: %(default)s)"
+    )
+    b.add_argument(
+        "--fail-rate", type=float, default=0.0, help="share of PATCHes answered 503 (0 to 1)"
+    )
+    b.add_argument(
+        "--latency-ms", type=float, default=0.0, help="delay before every answer, milliseconds"
+    )
+    b.add_argument(
+        "--retry-after", type=float, default=None, help="Retry-After seconds on injected failures"
+    )
     b.add_argument(
         "--auto-create",
         action="store_true",
@@ -265,29 +291,37 @@ def parser() -> argparse.ArgumentParser:
 
     q = sub.add_parser("dlq", help="dead letters")
     qs = q.add_subparsers(dest="dlq_cmd", required=True)
-    ql = qs.add_parser("list")
-    ql.add_argument("--json", action="store_true")
-    qs.add_parser("show").add_argument("id")
-    for name in ("replay", "purge"):
-        x = qs.add_parser(name)
-        x.add_argument("ids", nargs="*")
-        x.add_argument("--all", action="store_true")
+    ql = qs.add_parser("list", help="every dead letter: id, reason, conversation, last answer")
+    ql.add_argument("--json", action="store_true", help="print a JSON array")
+    qs.add_parser("show", help="one dead letter's events and attempts").add_argument(
+        "id", help="dead-letter id (from dlq list)"
+    )
+    for name, does in (("replay", "merge back through newest-wins"), ("purge", "drop")):
+        x = qs.add_parser(name, help=f"{does}: the given dead letters or --all")
+        x.add_argument("ids", nargs="*", help="dead-letter ids (from dlq list)")
+        x.add_argument("--all", action="store_true", help="every dead letter")
     q.set_defaults(fn=cmd_dlq)
 
     lk = sub.add_parser("links", help="the link registry")
     ls = lk.add_subparsers(dest="links_cmd", required=True)
-    x = ls.add_parser("set")
+    what = {
+        "source": "source name ([sources.NAME] in the config)",
+        "external_id": "the sender's ticket or conversation id",
+        "agent_id": "Convocore agent id",
+        "convo_id": "Convocore conversation id",
+    }
+    x = ls.add_parser("set", help="route a ticket to a conversation; replays its waiting events")
     for a in ("source", "external_id", "agent_id", "convo_id"):
-        x.add_argument(a)
+        x.add_argument(a, help=what[a])
     for name in ("get", "delete"):
-        x = ls.add_parser(name)
-        x.add_argument("source")
-        x.add_argument("external_id")
-    ls.add_parser("list")
+        x = ls.add_parser(name, help=f"{name} one link")
+        x.add_argument("source", help=what["source"])
+        x.add_argument("external_id", help=what["external_id"])
+    ls.add_parser("list", help="every link")
     lk.set_defaults(fn=cmd_links)
 
     st = sub.add_parser("status", help="queue, retries, dead letters, circuit, workers")
-    st.add_argument("--json", action="store_true")
+    st.add_argument("--json", action="store_true", help="print JSON")
     st.set_defaults(fn=cmd_status)
 
     c = sub.add_parser("config", help="configuration")
@@ -301,7 +335,30 @@ def parser() -> argparse.ArgumentParser:
         help="check what this command needs (serve needs no Convocore token; default: all)",
     )
     c.set_defaults(fn=cmd_config_check)
+    _everywhere(p)
     return p
+
+
+ENVIRONMENT = """\
+environment:
+  REDIS_URL           Redis to use (default redis://127.0.0.1:6379/0)
+  BRIDGE_CONFIG       config file when --config is not given (none: built-in defaults)
+  BRIDGE_ADMIN_TOKEN  bearer token of the /admin routes (unset: they answer 404)
+  CONVOCORE_BASE_URL, CONVOCORE_SANDBOX, BRIDGE_LOG_LEVEL, BRIDGE_LOG_FORMAT override the
+  file's keys; each [sources.X] secret_env and [convocore] token_env names a variable too.
+`convo-bridge dev` prints an `export ...` line that points these at what it started."""
+CONFIG_HELP = "config file (default: $BRIDGE_CONFIG); may also follow the command"
+
+
+def _everywhere(parser: argparse.ArgumentParser) -> None:
+    """Every command takes --config after its name too, and shows the environment."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                child.add_argument("--config", default=argparse.SUPPRESS, help=CONFIG_HELP)
+                child.epilog = ENVIRONMENT
+                child.formatter_class = argparse.RawDescriptionHelpFormatter
+                _everywhere(child)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

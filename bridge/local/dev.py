@@ -1,8 +1,11 @@
 """`convo-bridge dev`: the whole bridge on one machine for trying it out.
 
 Starts a real Redis server (unless REDIS_URL is set), the sandbox (unless a Convocore token
-is set), `serve` and one `worker` as child processes; writes a sample config and secret;
-prints a command that sends a signed sample webhook; Ctrl-C stops every child.
+is set), `serve` and one `worker` as child processes; uses --config / BRIDGE_CONFIG when
+given, else writes a sample config; keeps its files outside any checkout (--dir, default
+under $XDG_STATE_HOME); prints the `export` line that points the other commands at what it
+started and a command that sends a signed sample webhook; Ctrl-C stops every child.
+A busy port stops it before anything starts, naming the port and its flag.
 """
 
 from __future__ import annotations
@@ -11,16 +14,23 @@ import argparse
 import base64
 import os
 import secrets
+import shlex
 import signal
+import socket
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import httpx
+import redis
 
+from bridge.config import Settings, load_settings
+from bridge.errors import ConfigError
 from bridge.local.redis_server import RedisServer
 
+DEMO_SECRET_ENV = "DEMO_WEBHOOK_SECRET"  # noqa: S105 (a variable's name, not a secret)
 SAMPLE_CONFIG = """\
 # Written by `convo-bridge dev`. Secrets live in the environment, never here.
 [convocore]
@@ -84,16 +94,81 @@ def _stop_on_term(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def default_dir(env: Mapping[str, str]) -> Path:
+    """Where dev keeps its files by default: the user's state directory, never a checkout."""
+    state = env.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state) / "convo-bridge" / "dev"
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers bind
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def check_ports(ports: Mapping[str, int]) -> None:
+    """Each flag's port is distinct and free on 127.0.0.1, or ConfigError naming both."""
+    seen: dict[int, str] = {}
+    for flag, port in ports.items():
+        if port in seen:
+            raise ConfigError(flag, f"port {port} is also {seen[port]}; give each its own port")
+        seen[port] = flag
+        if not port_is_free(port):
+            raise ConfigError(
+                flag, f"port {port} on 127.0.0.1 is busy (another dev?); choose another with {flag}"
+            )
+
+
+def export_line(env: Mapping[str, str], names: list[str]) -> str:
+    return "export " + " ".join(f"{n}={shlex.quote(env[n])}" for n in names if env.get(n))
+
+
+def has_demo_source(settings: Settings) -> bool:
+    """Whether the sample webhook fits the config: the sample's standard source and secret."""
+    demo = settings.sources.get("demo")
+    return demo is not None and demo.kind == "standard" and demo.secret_env == DEMO_SECRET_ENV
+
+
+def check_redis(url: str) -> None:
+    """A REDIS_URL that does not answer (often one left from an earlier dev) stops dev first."""
+    client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+    try:
+        client.ping()
+    except (redis.RedisError, OSError):
+        raise ConfigError(
+            "REDIS_URL",
+            f"{url} does not answer (left from an earlier dev?); unset REDIS_URL and dev "
+            "starts its own Redis",
+        ) from None
+    finally:
+        client.close()
+
+
 def run_dev(args: argparse.Namespace) -> int:
-    base = Path(args.dir).resolve()
+    with_sandbox = not os.environ.get("CONVOCORE_API_TOKEN")
+    check_ports(
+        {"--port": args.port, **({"--sandbox-port": args.sandbox_port} if with_sandbox else {})}
+    )
+    base = Path(args.dir or default_dir(os.environ)).resolve()
     base.mkdir(parents=True, exist_ok=True)
-    config = base / "config.toml"
-    if not config.exists():
-        config.write_text(SAMPLE_CONFIG)
     env = dict(os.environ)
     env.update(_secrets(base / "secrets.env"))
+    given = args.config or env.get("BRIDGE_CONFIG")
+    config = Path(given).resolve() if given else base / "config.toml"
+    if not given and not config.exists():
+        config.write_text(SAMPLE_CONFIG)
     env["BRIDGE_CONFIG"] = str(config)
     env.setdefault("BRIDGE_LOG_FORMAT", "text")
+    if with_sandbox:
+        env["CONVOCORE_BASE_URL"] = f"http://127.0.0.1:{args.sandbox_port}"
+        env["CONVOCORE_SANDBOX"] = "1"  # the worker then needs no token
+    settings = load_settings(config, env)  # a bad --config stops here, before anything starts
+    if env.get("REDIS_URL"):
+        check_redis(env["REDIS_URL"])
 
     children: list[subprocess.Popen[bytes]] = []
     redis_server: RedisServer | None = None
@@ -107,10 +182,8 @@ def run_dev(args: argparse.Namespace) -> int:
         else:
             print(f"redis     {env['REDIS_URL']} (from REDIS_URL)")
         sandbox_port = None
-        if not env.get("CONVOCORE_API_TOKEN"):
+        if with_sandbox:
             sandbox_port = args.sandbox_port
-            env["CONVOCORE_BASE_URL"] = f"http://127.0.0.1:{sandbox_port}"
-            env["CONVOCORE_SANDBOX"] = "1"  # the worker then needs no token
             children.append(
                 subprocess.Popen(
                     [*exe, "sandbox", "--port", str(sandbox_port), "--auto-create"], env=env
@@ -123,14 +196,24 @@ def run_dev(args: argparse.Namespace) -> int:
         if not _wait_http(f"http://127.0.0.1:{args.port}/healthz"):
             print("convo-bridge: the ingest server did not start", file=sys.stderr)
             return 1
-        print(f"ingest    http://127.0.0.1:{args.port}/webhooks/demo  (config {config})")
-        print(
-            f"admin     http://127.0.0.1:{args.port}/admin/  "
-            f"(token: BRIDGE_ADMIN_TOKEN in {base / 'secrets.env'})"
-        )
-        print("\nSend a signed sample webhook (paste into another shell):\n")
-        print("  " + sample_command(args.port, sandbox_port).replace("{dir}", str(base)))
-        if sandbox_port:
+        origin = "from --config" if args.config else "from BRIDGE_CONFIG" if given else "sample"
+        print(f"config    {config} ({origin})")
+        print(f"files     {base} (secrets.env, Redis data)")
+        for name in settings.sources:
+            print(f"ingest    http://127.0.0.1:{args.port}/webhooks/{name}")
+        print(f"admin     http://127.0.0.1:{args.port}/admin/  (token: BRIDGE_ADMIN_TOKEN below)")
+        names = ["REDIS_URL", "BRIDGE_CONFIG", "BRIDGE_ADMIN_TOKEN", DEMO_SECRET_ENV]
+        if with_sandbox:
+            names += ["CONVOCORE_BASE_URL", "CONVOCORE_SANDBOX"]
+        print("\nPoint status, dlq, links, worker… at this bridge (paste into another shell):\n")
+        print("  " + export_line(env, names))
+        if not has_demo_source(settings):
+            print("\nNo sample webhook: the config has no [sources.demo] of kind standard with")
+            print('secret_env = "DEMO_WEBHOOK_SECRET".')
+        else:
+            print("\nSend a signed sample webhook (paste into another shell):\n")
+            print("  " + sample_command(args.port, sandbox_port).replace("{dir}", str(base)))
+        if sandbox_port and has_demo_source(settings):
             print("\nThen see the conversation change:\n")
             print(f"  curl -s http://127.0.0.1:{sandbox_port}/agents/demo-agent/convos/demo-convo")
         print("\nCtrl-C stops everything.", flush=True)

@@ -4,9 +4,11 @@ SIGTERM) stop every child, the embedded Redis included."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -15,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bridge.local.dev import default_dir
 from tests.conftest import wait_until
 from tests.servers import free_port
 
@@ -29,17 +32,52 @@ def children_of(pid: int) -> set[int]:
     return found
 
 
-@pytest.mark.parametrize("stop_with", [signal.SIGINT, signal.SIGTERM])
+def clean_env(tmp_path: Path) -> dict[str, str]:
+    """This machine's environment without anything pointing at a bridge, and a private
+    state directory for dev's default folder."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("REDIS_URL", "CONVOCORE_API_TOKEN", "BRIDGE_CONFIG", "CONVOCORE_BASE_URL")
+    }
+    return {**env, "XDG_STATE_HOME": str(tmp_path / "state")}
+
+
+def dev(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bridge.cli", "dev", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+CUSTOM = """[delivery]
+coalesce_ms = 50
+[sources.demo]
+kind = "standard"
+secret_env = "DEMO_WEBHOOK_SECRET"
+"""
+
+
+@pytest.mark.parametrize(
+    ("stop_with", "own_config"), [(signal.SIGINT, False), (signal.SIGTERM, True)]
+)
 def test_dev_runs_everything_and_its_sample_changes_the_conversation(
-    tmp_path: Path, stop_with: signal.Signals
+    tmp_path: Path, stop_with: signal.Signals, own_config: bool
 ) -> None:
     port, sandbox_port = free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "CONVOCORE_API_TOKEN")}
+    env = clean_env(tmp_path)
+    config_args: list[str] = []
+    if own_config:  # --config after the command: dev runs on the user's file
+        (tmp_path / "mine.toml").write_text(CUSTOM)
+        config_args = ["--config", str(tmp_path / "mine.toml")]
     out_path = tmp_path / "dev.out"
     with out_path.open("w") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "bridge.cli", "dev", "--port", str(port),
-             "--sandbox-port", str(sandbox_port), "--dir", str(tmp_path / "dev")],
+             "--sandbox-port", str(sandbox_port), *config_args],
             env=env, stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
     try:
@@ -47,6 +85,21 @@ def test_dev_runs_everything_and_its_sample_changes_the_conversation(
             lambda: "Ctrl-C stops everything." in (t := out_path.read_text()) and t, timeout_s=60
         )
         assert "(embedded server" in printed and f"http://127.0.0.1:{port}/admin/" in printed
+        home = tmp_path / "state" / "convo-bridge" / "dev"
+        assert f"files     {home}" in printed  # outside any checkout by default
+        expected = f"{tmp_path / 'mine.toml'} (from --config)" if own_config else "(sample)"
+        assert expected in printed
+        export = re.search(r"^  (export .+)$", printed, re.M)
+        assert export is not None
+        for name in ("REDIS_URL=", "BRIDGE_CONFIG=", "BRIDGE_ADMIN_TOKEN="):
+            assert name in export.group(1)
+        # The other commands reach this bridge with the printed line, nothing else.
+        status = subprocess.run(
+            ["bash", "-c", f"{export.group(1)}; {sys.executable} -m bridge.cli status --json"],
+            env=clean_env(tmp_path), capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+        assert status.returncode == 0, status.stderr
+        assert json.loads(status.stdout)["workers_alive"] == 1
         spawned = children_of(proc.pid)
         assert len(spawned) >= 4  # redis-server, sandbox, serve, worker
         sample = re.search(r"Send a signed sample webhook.*?\n\n  (.+?)\n", printed, re.S)
@@ -69,3 +122,50 @@ def test_dev_runs_everything_and_its_sample_changes_the_conversation(
             proc.kill()
         for p in children_of(proc.pid):
             os.kill(p, signal.SIGKILL)
+
+
+@pytest.mark.parametrize("flag", ["--port", "--sandbox-port"])
+def test_a_busy_port_stops_dev_before_anything_naming_the_port_and_flag(tmp_path, flag):
+    busy, other = socket.socket(), free_port()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    port = busy.getsockname()[1]
+    try:
+        ports = {"--port": str(other), "--sandbox-port": str(other + 1), flag: str(port)}
+        done = dev(*[x for pair in ports.items() for x in pair], env=clean_env(tmp_path))
+    finally:
+        busy.close()
+    assert done.returncode == 2
+    assert done.stdout == ""  # no banner, nothing started
+    assert f"{flag}: port {port}" in done.stderr and f"with {flag}" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "state").exists()
+
+
+def test_one_port_for_two_servers_is_refused(tmp_path):
+    port = str(free_port())
+    done = dev("--port", port, "--sandbox-port", port, env=clean_env(tmp_path))
+    assert done.returncode == 2 and done.stdout == ""
+    assert "--sandbox-port: port" in done.stderr and "also --port" in done.stderr
+
+
+def test_dev_checks_the_given_config_before_starting(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[delivery]\nmax_atempts = 3\n")
+    ports = ["--port", str(free_port()), "--sandbox-port", str(free_port())]
+    done = dev(*ports, "--config", str(bad), env=clean_env(tmp_path))
+    assert done.returncode == 2 and done.stdout == ""
+    assert "delivery.max_atempts" in done.stderr
+
+
+def test_a_redis_url_that_does_not_answer_stops_dev_with_what_to_do(tmp_path):
+    env = {**clean_env(tmp_path), "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}
+    done = dev("--port", str(free_port()), "--sandbox-port", str(free_port()), env=env)
+    assert done.returncode == 2 and done.stdout == ""
+    assert "REDIS_URL" in done.stderr and "unset REDIS_URL" in done.stderr
+
+
+def test_devs_folder_is_outside_the_checkout_by_default(tmp_path):
+    repo = Path(__file__).resolve().parents[3]
+    assert repo not in default_dir({}).parents
+    assert default_dir({"XDG_STATE_HOME": str(tmp_path)}) == tmp_path / "convo-bridge" / "dev"
