@@ -148,6 +148,27 @@ FIELDS["tags"] = _simple("an array of strings", _is_str_list)
 FIELDS["handoffHistory"] = _check_handoff_history
 
 
+# orjson writes at most 254 levels of nesting (it reads 1024), and the PATCH body
+# {"conversation": {field: value}} adds two: a deeper value could be accepted but never sent.
+MAX_DEPTH = 252
+
+
+def too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
+    """Whether `value` nests arrays/objects more than `limit` levels (iterative: any depth)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = (
+            item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        )
+        for child in children:
+            if isinstance(child, dict | list):
+                if depth + 1 > limit:
+                    return True
+                stack.append((child, depth + 1))
+    return False
+
+
 def field_problem(name: str, value: Any) -> str | None:
     """Why `value` cannot be written to conversation field `name`, or None when it can."""
     if name in SERVER_SET:
@@ -155,6 +176,8 @@ def field_problem(name: str, value: Any) -> str | None:
     check = FIELDS.get(name)
     if check is None:
         return f"{name} is not a Convocore conversation field"
+    if isinstance(value, dict | list) and too_deep(value):
+        return f"nested more than {MAX_DEPTH} levels deep (Convocore's JSON is written with at most 254)"
     return check(value)
 
 

@@ -14,6 +14,7 @@
     └── DeliveryError         a PATCH or GET to Convocore did not succeed
         ├── TargetUnreachable connection error or timeout
         └── TargetRefused     an HTTP error status, with Retry-After and a snippet
+            └── TargetDeclined  a 2xx whose body says "success": false, with its error code
 
 Messages say what was wrong and what to do; none of them ever holds a secret.
 """
@@ -88,7 +89,12 @@ class DeliveryError(BridgeError):
 
 
 class TargetUnreachable(DeliveryError):
-    pass
+    """No answer. `in_doubt`: the request was (or may have been) sent, so the target may
+    still apply it later (product.md guarantee 10); False when it never left (connect)."""
+
+    def __init__(self, message: str, *, in_doubt: bool = False) -> None:
+        super().__init__(message)
+        self.in_doubt = in_doubt
 
 
 class TargetRefused(DeliveryError):
@@ -97,3 +103,13 @@ class TargetRefused(DeliveryError):
         self.status = status
         self.snippet = snippet
         self.retry_after = retry_after
+
+
+class TargetDeclined(TargetRefused):
+    """A 2xx answer whose body says `"success": false`: nothing was applied."""
+
+    def __init__(
+        self, status: int, snippet: str, code: str, retry_after: str | None = None
+    ) -> None:
+        super().__init__(status, snippet, retry_after)
+        self.code = code

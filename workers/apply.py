@@ -6,15 +6,16 @@ The outcome goes back to the store's settle script, which removes exactly what w
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import time
 
 from bridge import metrics
 from bridge.config import Settings
-from bridge.errors import DeliveryError, TargetRefused
+from bridge.errors import DeliveryError, TargetDeclined, TargetRefused
 from bridge.logs import fields
-from bridge.store import Outcome, Verdict, Work
+from bridge.store import OFFLOAD_ENTRIES, Outcome, Verdict, Work
 from workers import retry
 from workers.compose import arrays_of, compose, needs_arrays
 from workers.convocore import Convocore
@@ -29,10 +30,16 @@ async def apply(work: Work, client: Convocore, settings: Settings, rng: random.R
     try:
         if arrays is None and needs_arrays(work.entries):
             arrays = arrays_of(await client.get(work.ck))
-        composed = compose(work.entries, arrays, settings.convocore.time_unit)
+        unit = settings.convocore.time_unit
+        if len(work.entries) > OFFLOAD_ENTRIES:  # linear, but not free: off the event loop
+            composed = await asyncio.to_thread(compose, work.entries, arrays, unit)
+        else:
+            composed = compose(work.entries, arrays, unit)
         data = await client.patch(work.ck, composed.conversation) if composed.conversation else {}
     except DeliveryError as exc:
         return _failed(work, exc, attempt, started, settings, rng)
+    except Exception as exc:  # a bug or an unsendable change: an attempt too
+        return worker_error(work, exc, settings, rng)
     new_arrays = composed.arrays
     if any(k in data for k in ("tags", "handoffHistory")):
         new_arrays = arrays_of(data)
@@ -83,6 +90,7 @@ def _failed(
         max_s=d.backoff_max_s,
         now_s=now,
         rng=rng,
+        declined_code=exc.code if isinstance(exc, TargetDeclined) else None,
     )
     record = {
         "at": int(started * 1000),
@@ -93,7 +101,8 @@ def _failed(
     metrics.PATCHES.labels(str(record["status"])).inc()
     metrics.ATTEMPT_SECONDS.observe(now - started)
     agent, convo = work.ids
-    circuit: Verdict = "fail" if retry.is_retryable(status) else "ok"
+    declined = isinstance(exc, TargetDeclined)
+    circuit: Verdict = "fail" if retry.is_retryable(status) and not declined else "ok"
     if isinstance(decision, retry.Retry):
         log.warning(
             "retry scheduled",
@@ -132,6 +141,45 @@ def _failed(
         status=str(record["status"]),
         snippet=answer,
         circuit=circuit,
+    )
+
+
+def worker_error(work: Work, exc: Exception, settings: Settings, rng: random.Random) -> Outcome:
+    """An error inside the bridge while preparing or sending: counted as an attempt, and a
+    dead letter (`worker_error`) after max_attempts, so a poison change cannot loop forever."""
+    d = settings.delivery
+    attempt = work.attempts + 1
+    decision = retry.after_worker_error(
+        attempt=attempt,
+        max_attempts=d.max_attempts,
+        initial_s=d.backoff_initial_s,
+        max_s=d.backoff_max_s,
+        rng=rng,
+    )
+    answer = f"{type(exc).__name__}: {str(exc)[:120]}"
+    now = time.time()
+    record = {"at": int(now * 1000), "status": "worker_error", "answer": answer}
+    agent, convo = work.ids
+    log.error(
+        "apply crashed",
+        exc_info=exc,
+        extra=fields(agent_id=agent, convo_id=convo, attempt=attempt, error=type(exc).__name__),
+    )
+    if isinstance(decision, retry.Retry):
+        return Outcome("retry", attempt=record, retry_at_ms=int((now + decision.delay_s) * 1000))
+    log.error(
+        "dead-lettered",
+        extra=fields(
+            agent_id=agent,
+            convo_id=convo,
+            attempt=attempt,
+            status="worker_error",
+            reason=decision.reason,
+            event_ids=_event_ids(work),
+        ),
+    )
+    return Outcome(
+        "dead", attempt=record, reason=decision.reason, status="worker_error", snippet=answer
     )
 
 

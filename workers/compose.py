@@ -93,15 +93,16 @@ def compose(entries: list[Entry], arrays: dict[str, Any] | None, time_unit: str)
         e.name[2:]: e.version for e in ordered if e.name[2:] in ARRAY_FIELDS and e.name[0] == "f"
     }
 
-    tags: list[str] = list(current["tags"])
+    # an insertion-ordered dict: adding and removing are O(1), so the whole is linear
+    present = dict.fromkeys(current["tags"])
     for e in tag_ops:
         if e.version <= set_versions.get("tags", ""):
             continue
-        tag = e.name[2:]
-        if e.payload == 1 and tag not in tags:
-            tags.append(tag)
-        elif e.payload == 0 and tag in tags:
-            tags.remove(tag)
+        if e.payload == 1:
+            present.setdefault(e.name[2:])
+        else:
+            present.pop(e.name[2:], None)
+    tags = list(present)
     history: list[dict[str, Any]] = current["handoffHistory"]
     for e in steps:
         if e.version > set_versions.get("handoffHistory", ""):

@@ -10,7 +10,7 @@ import httpx
 import orjson
 
 from bridge.config import ConvocoreSettings
-from bridge.errors import TargetRefused, TargetUnreachable
+from bridge.errors import TargetDeclined, TargetRefused, TargetUnreachable
 from workers.netio import AsyncioTransport
 
 SNIPPET_CHARS = 200
@@ -27,6 +27,13 @@ def uses_proxy(url: str) -> bool:
     if parts.scheme not in proxies and "all" not in proxies:
         return False
     return not proxy_bypass(parts.hostname or "")
+
+
+def error_code(body: dict[str, Any]) -> str:
+    """The code of either documented error shape: {"code": …} or {"error": {"code": …}}."""
+    err = body.get("error")
+    code = err.get("code") if isinstance(err, dict) else body.get("code")
+    return code if isinstance(code, str) else ""
 
 
 class Convocore:
@@ -86,10 +93,17 @@ class Convocore:
         client = self._client()
         try:
             answer = await client.request(method, self.path(ck), content=body)
-        except httpx.TimeoutException as exc:
-            raise TargetUnreachable(f"timeout: {type(exc).__name__}") from None
-        except httpx.HTTPError as exc:
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             raise TargetUnreachable(f"connection error: {type(exc).__name__}") from None
+        except httpx.TimeoutException as exc:
+            # sent (or partly sent) and no answer: a PATCH may still be applied later
+            raise TargetUnreachable(
+                f"timeout: {type(exc).__name__}", in_doubt=body is not None
+            ) from None
+        except httpx.HTTPError as exc:
+            raise TargetUnreachable(
+                f"connection error: {type(exc).__name__}", in_doubt=body is not None
+            ) from None
         finally:
             self._idle.append(client)
         if not 200 <= answer.status_code < 300:
@@ -100,5 +114,12 @@ class Convocore:
             parsed = orjson.loads(answer.content) if answer.content else {}
         except orjson.JSONDecodeError:
             return {}
+        if isinstance(parsed, dict) and parsed.get("success") is False:
+            raise TargetDeclined(
+                answer.status_code,
+                snippet(answer.text),
+                error_code(parsed),
+                answer.headers.get("retry-after"),
+            )
         data = parsed.get("data") if isinstance(parsed, dict) else None
         return data if isinstance(data, dict) else {}

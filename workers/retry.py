@@ -2,7 +2,10 @@
 
 Pure functions, no I/O: connection errors, timeouts, 408, 425, 429 and 5xx are retried with
 exponential backoff and full jitter, never sooner than a Retry-After; any other 4xx is
-dead-lettered at once; so is the attempt that reaches `max_attempts`.
+dead-lettered at once; so is the attempt that reaches `max_attempts`. A 2xx whose body says
+`"success": false` is a failure too: retried when its error code says it is temporary, else
+dead-lettered (`declined`). An error inside the bridge counts as an attempt like any other
+and ends as `worker_error`.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 
 RETRYABLE_STATUSES = frozenset({408, 425, 429})
+# words in a declined answer's error code that say "try again later"
+TEMPORARY_CODE_WORDS = ("TIMEOUT", "RATE", "TOO_MANY", "UNAVAILABLE", "TEMPORAR", "RETRY", "BUSY")
 MAX_RETRY_AFTER_S = 3600.0  # a Retry-After beyond an hour is capped, not obeyed blindly
 
 
@@ -28,6 +33,11 @@ class Dead:
 def is_retryable(status: int | None) -> bool:
     """`None` stands for no answer at all (connection error or timeout)."""
     return status is None or status in RETRYABLE_STATUSES or status >= 500
+
+
+def is_temporary_code(code: str | None) -> bool:
+    upper = (code or "").upper()
+    return any(word in upper for word in TEMPORARY_CODE_WORDS)
 
 
 def parse_retry_after(value: str | None, now_s: float) -> float | None:
@@ -63,9 +73,14 @@ def decide(
     max_s: float,
     now_s: float,
     rng: random.Random,
+    declined_code: str | None = None,
 ) -> Retry | Dead:
-    """What to do after failed attempt number `attempt` (1-based)."""
-    if not is_retryable(status):
+    """What to do after failed attempt number `attempt` (1-based). `declined_code` is set
+    when a 2xx answer said `"success": false` (the code may be '')."""
+    if declined_code is not None:
+        if not is_temporary_code(declined_code):
+            return Dead("declined")
+    elif not is_retryable(status):
         return Dead(f"rejected_{status}")
     if attempt >= max_attempts:
         return Dead("max_attempts")
@@ -74,3 +89,12 @@ def decide(
     if floor is not None:
         delay = max(delay, floor)
     return Retry(delay)
+
+
+def after_worker_error(
+    *, attempt: int, max_attempts: int, initial_s: float, max_s: float, rng: random.Random
+) -> Retry | Dead:
+    """A bug or an unsendable change inside the bridge: an attempt like any other."""
+    if attempt >= max_attempts:
+        return Dead("worker_error")
+    return Retry(backoff_s(attempt, initial_s, max_s, rng))

@@ -36,7 +36,7 @@ from bridge.errors import StoreUnavailable
 from bridge.logs import fields
 from bridge.process import freeze_startup_heap
 from bridge.store import Outcome, Store, Work
-from workers.apply import apply
+from workers.apply import apply, worker_error
 from workers.convocore import Convocore
 
 log = logging.getLogger("convo_bridge.worker")
@@ -137,17 +137,8 @@ class Engine:
     async def _deliver(self, work: Work) -> None:
         try:
             outcome = await apply(work, self.client, self.settings, self.rng)
-        except Exception as exc:  # a bug must not strand the conversation: retry it later
-            log.exception("apply crashed", extra=fields(error=type(exc).__name__))
-            outcome = Outcome(
-                "retry",
-                attempt={
-                    "at": int(time.time() * 1000),
-                    "status": "worker_error",
-                    "answer": type(exc).__name__,
-                },
-                retry_at_ms=int(time.time() * 1000) + 5000,
-            )
+        except Exception as exc:  # a bug must not strand the conversation: an attempt too
+            outcome = worker_error(work, exc, self.settings, self.rng)
         await self._settle(work, outcome)
 
     async def _settle(self, work: Work, outcome: Outcome) -> None:

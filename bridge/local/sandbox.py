@@ -6,9 +6,14 @@ conversations unless created), plus fault injection and control endpoints under 
 that the tests and benchmarks use:
 
     PUT    /_sandbox/agents/{a}/convos/{c}   create a conversation (optional initial fields)
-    POST   /_sandbox/faults                  {"script": [429, 503, "timeout", 200], "retry_after": 2,
+    POST   /_sandbox/faults                  {"script": [429, 503, "timeout", 200, STEP], "retry_after": 2,
                                               "latency_ms": 20, "fail_rate": 0.1,
-                                              "throttle_rate": 0.05}  (429 + Retry-After: 1)
+                                              "throttle_rate": 0.05,  (429 + Retry-After: 1)
+                                              "get_latency_ms": 1500,  (GETs only)
+                                              "hold_rate": 0.05, "hold_s": 2}  (held, then applied)
+      where a STEP object is {"hold_s": 3} (hold the PATCH 3 s, then apply it, whoever still
+      listens: a timed-out request applied late), or {"success": false, "code": "X"} (answer
+      200 with {"success": false, "error": {"code": "X", ...}} and apply nothing)
     DELETE /_sandbox/faults                  back to no faults
     GET    /_sandbox/log   DELETE /_sandbox/log[?all=1]   every PATCH received
     GET    /_sandbox/stats                   patches, by_status, overlaps, max_inflight
@@ -53,6 +58,9 @@ class Faults:
     retry_after: float | None = None
     script: deque[Any] = field(default_factory=deque)
     throttle_rate: float = 0.0  # share answered 429 with Retry-After (retry_after, else 1 s)
+    get_latency_ms: float = 0.0
+    hold_rate: float = 0.0  # share of PATCHes held `hold_s`, then applied
+    hold_s: float = 0.0
 
 
 @dataclass
@@ -161,9 +169,23 @@ async def _patch(
     record["body"] = body
     if not _authorized(state, request):
         return _error(401, "UNAUTHORIZED", "missing or wrong bearer token")
-    fault = await _injected(state)
-    if fault is not None:
-        return fault
+    f = state.faults
+    step: Any = f.script[0] if f.script else None
+    if isinstance(step, dict):
+        f.script.popleft()
+        if step.get("success") is False:
+            code = str(step.get("code", "VALIDATION_FAILED"))
+            return _json({"success": False, "error": {"code": code, "message": "declined"}})
+        if step.get("hold_s"):
+            record["held_s"] = float(step["hold_s"])
+            await asyncio.sleep(float(step["hold_s"]))
+    else:
+        fault = await _injected(state)
+        if fault is not None:
+            return fault
+        if f.hold_rate and state.rng.random() < f.hold_rate:
+            record["held_s"] = f.hold_s
+            await asyncio.sleep(f.hold_s)
     if bad is not None or body is None:
         return bad or _error(400, "BAD_REQUEST", "body must be a JSON object")
     extra = set(body) - {"conversation"}
@@ -188,6 +210,8 @@ async def get_convo(request: Request) -> Response:
     state = _state(request)
     if not _authorized(state, request):
         return _error(401, "UNAUTHORIZED", "missing or wrong bearer token")
+    if state.faults.get_latency_ms:
+        await asyncio.sleep(state.faults.get_latency_ms / 1000)
     fault = await _injected(state, scripted=False)
     if fault is not None:
         return fault
@@ -223,7 +247,8 @@ async def set_faults(request: Request) -> Response:
     f = state.faults
     if "script" in body:
         f.script = deque(body["script"])
-    for name in ("fail_rate", "latency_ms", "retry_after", "throttle_rate"):
+    numbers = ("fail_rate", "latency_ms", "throttle_rate", "get_latency_ms", "hold_rate", "hold_s")
+    for name in ("retry_after", *numbers):
         if name in body:
             setattr(f, name, body[name])
     return _json(
@@ -232,6 +257,9 @@ async def set_faults(request: Request) -> Response:
             "latency_ms": f.latency_ms,
             "retry_after": f.retry_after,
             "throttle_rate": f.throttle_rate,
+            "get_latency_ms": f.get_latency_ms,
+            "hold_rate": f.hold_rate,
+            "hold_s": f.hold_s,
             "script": list(f.script),
         }
     )

@@ -2,7 +2,7 @@
 loaded by scripts.py), the records that cross its boundary (records.py), and `Store`, the
 async client the rest of the bridge uses (client.py)."""
 
-from bridge.store.client import Store, now_ms
+from bridge.store.client import OFFLOAD_ENTRIES, Store, now_ms
 from bridge.store.keys import PREFIX, conversation_key, ext_key, split_key
 from bridge.store.records import (
     AcceptResult,
@@ -15,6 +15,7 @@ from bridge.store.records import (
 )
 
 __all__ = [
+    "OFFLOAD_ENTRIES",
     "PREFIX",
     "AcceptResult",
     "DeadLetter",

@@ -5,6 +5,10 @@ a webhook. Under load many requests wait on Redis at the same moment, so `GroupC
 sends what has queued up as one call (at most `max_inflight` calls at a time), and hands
 every caller its own slice of the answer. A caller alone is sent at once, so a quiet
 server adds no delay; each caller still returns only after its items are in Redis.
+
+A combined call is bounded by items and by bytes (`max_bytes`, the callers' own estimate):
+one Lua call with two dozen 1 MB bodies ran past the store's 5 s script timeout and failed
+them all, so big submissions go in calls of their own.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ from typing import Generic, TypeVar
 
 Item = TypeVar("Item")
 Answer = TypeVar("Answer")
+# a caller's items, the future its answers go to, and their size in bytes
+_Queued = tuple[Sequence[Item], "asyncio.Future[Sequence[Answer]]", int]
 
 
 class GroupCommit(Generic[Item, Answer]):
@@ -24,19 +30,22 @@ class GroupCommit(Generic[Item, Answer]):
         send: Callable[[list[Item]], Awaitable[Sequence[Answer]]],
         *,
         max_items: int = 256,
+        max_bytes: int = 1 << 20,
         max_inflight: int = 2,
     ) -> None:
         self._send = send
         self._max_items = max_items
+        self._max_bytes = max_bytes
         self._max_inflight = max_inflight
-        self._queue: deque[tuple[Sequence[Item], asyncio.Future[Sequence[Answer]]]] = deque()
+        self._queue: deque[_Queued[Item, Answer]] = deque()
         self._inflight = 0
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def submit(self, items: Sequence[Item]) -> Sequence[Answer]:
-        """Send `items` (with whatever else is waiting); their answers, in order."""
+    async def submit(self, items: Sequence[Item], nbytes: int = 0) -> Sequence[Answer]:
+        """Send `items` (with whatever else is waiting); their answers, in order. `nbytes`:
+        about how big they are on the wire."""
         future: asyncio.Future[Sequence[Answer]] = asyncio.get_running_loop().create_future()
-        self._queue.append((items, future))
+        self._queue.append((items, future, nbytes))
         if self._inflight < self._max_inflight:
             self._inflight += 1
             task = asyncio.create_task(self._drain())
@@ -45,16 +54,21 @@ class GroupCommit(Generic[Item, Answer]):
         return await future
 
     async def _drain(self) -> None:
-        batch: list[tuple[Sequence[Item], asyncio.Future[Sequence[Answer]]]] = []
+        batch: list[_Queued[Item, Answer]] = []
         try:
             while self._queue:
                 batch = [self._queue.popleft()]
-                size = len(batch[0][0])
-                while self._queue and size + len(self._queue[0][0]) <= self._max_items:
+                size, nbytes = len(batch[0][0]), batch[0][2]
+                while (
+                    self._queue
+                    and size + len(self._queue[0][0]) <= self._max_items
+                    and nbytes + self._queue[0][2] <= self._max_bytes
+                ):
                     batch.append(self._queue.popleft())
                     size += len(batch[-1][0])
+                    nbytes += batch[-1][2]
                 try:
-                    answers = await self._send([item for items, _ in batch for item in items])
+                    answers = await self._send([item for items, _, _ in batch for item in items])
                     if len(answers) != size:
                         raise RuntimeError(f"{len(answers)} answers for {size} items")
                 except Exception as exc:
@@ -65,7 +79,7 @@ class GroupCommit(Generic[Item, Answer]):
                     batch = []
                     continue
                 at = 0
-                for items, future in batch:
+                for items, future, _ in batch:
                     if not future.done():
                         future.set_result(answers[at : at + len(items)])
                     at += len(items)
@@ -78,9 +92,7 @@ class GroupCommit(Generic[Item, Answer]):
             self._inflight -= 1
 
     @staticmethod
-    def _fail(
-        batch: list[tuple[Sequence[Item], asyncio.Future[Sequence[Answer]]]], exc: BaseException
-    ) -> None:
-        for _, future in batch:
+    def _fail(batch: list[_Queued[Item, Answer]], exc: BaseException) -> None:
+        for _, future, _ in batch:
             if not future.done():
                 future.set_exception(exc)

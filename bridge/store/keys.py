@@ -18,7 +18,7 @@ Keys (all under the prefix, default `cb:`; `ck` is a conversation key, see `conv
     ux:<source>:<external id>  string dead-letter id                 unroutable, waiting for a link
     links:<source>             hash external id -> ck                the link registry
     circuit / recent           hash state,until / list of 0|1        circuit breaker (9)
-    rl:<second>                counter                               rate_limit_per_s (9)
+    rl                         string: next allowed take time (ms)   rate_limit_per_s (GCRA)
     r:<what>:<10 s bucket>     counters                              recent rates for status
 
 The Lua scripts (lua/*.lua) build the same names from the prefix they are given; this table

@@ -217,3 +217,24 @@ def test_redis_unreachable_is_503_never_2xx(make_settings):
 def test_health_and_readiness(ingest_url):
     assert httpx.get(f"{ingest_url}/healthz").status_code == 200
     assert httpx.get(f"{ingest_url}/readyz").json() == {"status": "ready"}
+
+
+def post_nested(url, depth):
+    """An intent whose set.origin nests `depth` arrays (orjson itself writes only 254)."""
+    inner = b"[" * depth + b"1" + b"]" * depth
+    body = orjson.dumps(intent(set={"origin": 0})).replace(b'"origin":0', b'"origin":' + inner)
+    return httpx.post(f"{url}/webhooks/demo", content=body, headers=standard_headers(SECRET, body))
+
+
+@pytest.mark.parametrize("depth", [253, 300, 1000])
+def test_a_value_nested_deeper_than_a_patch_can_carry_is_400_naming_the_field(
+    ingest_url, rclient, depth
+):
+    answer = post_nested(ingest_url, depth)
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["detail"].startswith("set.origin: nested more than 252 levels")
+    assert rclient.keys("cb:p:*") == []
+
+
+def test_a_value_nested_as_deep_as_a_patch_can_carry_is_accepted(ingest_url):
+    assert post_nested(ingest_url, 252).status_code == 202

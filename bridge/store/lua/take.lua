@@ -1,20 +1,25 @@
 -- take: lease up to n due conversations to one worker, within the circuit and rate limit.
 -- Includes: prelude, circuit.
--- ARGV[3] n, ARGV[4] lease (ms), ARGV[5] token, ARGV[6] rate limit (PATCHes/s, 0 = none)
+-- ARGV[3] n, ARGV[4] lease (ms), ARGV[5] token, ARGV[6] rate limit (PATCHes/s, may be
+--   fractional: 0.5 = one every 2 s; 0 = none). The limit is a GCRA over all workers: `rl`
+--   holds the theoretical time (ms) the next take may start; up to max(1, rate) at once.
 -- Returns {{{ck, token, pending (flat hash), arrays JSON or '', attempts so far}, ...},
 --          when the next conversation is due (ms), or -1}
 local n, lease, token, rate = tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6])
 local state, till
 n, state, till = circuit_gate(n, lease)
 if n == 0 then return {{}, till} end
-local sec = math.floor(NOW / 1000)
+local interval, tat = 0, NOW
 if rate > 0 then
-  local used = tonumber(redis.call('GET', P .. 'rl:' .. sec) or '0')
-  if used >= rate then
+  interval = 1000 / rate
+  local burst = math.max(1, math.floor(rate))
+  tat = math.max(NOW, tonumber(redis.call('GET', P .. 'rl') or '0'))
+  local allowed = math.floor((NOW + burst * interval - tat) / interval)
+  if allowed <= 0 then
     if state ~= 'closed' then circuit_reopen() end
-    return {{}, (sec + 1) * 1000}
+    return {{}, math.ceil(tat - (burst - 1) * interval)}
   end
-  n = math.min(n, rate - used)
+  n = math.min(n, allowed)
 end
 local out = {}
 local cks = redis.call('ZRANGEBYSCORE', P .. 'due', '-inf', NOW, 'LIMIT', 0, n)
@@ -31,8 +36,8 @@ for k, ck in ipairs(cks) do
 end
 if #out == 0 and state ~= 'closed' then circuit_reopen() end
 if rate > 0 and #out > 0 then
-  redis.call('INCRBY', P .. 'rl:' .. sec, #out)
-  redis.call('PEXPIRE', P .. 'rl:' .. sec, 2000)
+  tat = tat + #out * interval
+  redis.call('SET', P .. 'rl', string.format('%.3f', tat), 'PX', math.ceil(tat - NOW) + 1000)
 end
 local nxt = redis.call('ZRANGE', P .. 'due', 0, 0, 'WITHSCORES')
 return {out, tonumber(nxt[2] or '-1')}
