@@ -1,7 +1,7 @@
 """Hostile input for every sender kind, validly signed, and the one rule it must meet:
 a documented answer (202 / 400 / 413 / 415), never a 5xx, and nothing queued unless 202.
 
-Used by tests/providers/test_fuzz.py (a few hundred cases per kind) and by
+Used by tests/bridge/providers/test_fuzz.py (a few hundred cases per kind) and by
 benchmarks/fuzz_soak.py (10,000+ per kind).
 """
 

@@ -12,7 +12,7 @@ from bridge.ingest import parse_json
 from bridge.providers import KINDS, provider
 from bridge.providers.base import WebhookRequest
 
-VECTORS = Path(__file__).resolve().parents[1] / "vectors"
+VECTORS = Path(__file__).resolve().parents[2] / "vectors"
 
 
 def _cases():

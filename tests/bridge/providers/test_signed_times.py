@@ -60,7 +60,7 @@ def test_a_signed_time_that_is_not_a_time_is_401_and_queues_nothing(
 @pytest.mark.parametrize("kind", list(STAMP))
 @pytest.mark.parametrize("stamp", UNSENDABLE + HOSTILE)
 def test_verify_raises_a_signature_error_for_any_hostile_time(kind: str, stamp: str) -> None:
-    from tests.providers.test_vectors import source_for
+    from tests.bridge.providers.test_vectors import source_for
 
     case = vector_cases(kind)[0][0]
     target = webhook_url("https://bridge.example.com", kind)
