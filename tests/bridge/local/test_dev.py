@@ -93,13 +93,18 @@ def test_dev_runs_everything_and_its_sample_changes_the_conversation(
         assert export is not None
         for name in ("REDIS_URL=", "BRIDGE_CONFIG=", "BRIDGE_ADMIN_TOKEN="):
             assert name in export.group(1)
-        # The other commands reach this bridge with the printed line, nothing else.
-        status = subprocess.run(
-            ["bash", "-c", f"{export.group(1)}; {sys.executable} -m bridge.cli status --json"],
-            env=clean_env(tmp_path), capture_output=True, text=True, timeout=30,
-        )  # fmt: skip
-        assert status.returncode == 0, status.stderr
-        assert json.loads(status.stdout)["workers_alive"] == 1
+
+        # The other commands reach this bridge with the printed line, nothing else: status
+        # sees dev's worker (once it has registered).
+        def status() -> dict[str, int]:
+            done = subprocess.run(
+                ["bash", "-c", f"{export.group(1)}; {sys.executable} -m bridge.cli status --json"],
+                env=clean_env(tmp_path), capture_output=True, text=True, timeout=30,
+            )  # fmt: skip
+            assert done.returncode == 0, done.stderr
+            return dict(json.loads(done.stdout))
+
+        wait_until(lambda: status()["workers_alive"] == 1, timeout_s=30, every_s=0.5)
         spawned = children_of(proc.pid)
         assert len(spawned) >= 4  # redis-server, sandbox, serve, worker
         sample = re.search(r"Send a signed sample webhook.*?\n\n  (.+?)\n", printed, re.S)
