@@ -57,7 +57,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from workers.worker import run_worker
+    from workers.rq_worker import run_worker
 
     settings = _settings(args)
     require_worker_token(settings)

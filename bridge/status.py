@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 import redis
-from rq import Worker
+from rq import Queue, Worker
 
 if TYPE_CHECKING:
     from bridge.store import Store
@@ -71,10 +71,13 @@ class StatusReport:
 
 
 def live_workers(redis_url: str) -> int:
-    """Workers with a current RQ heartbeat."""
+    """Workers of the convo-bridge queue with a current RQ registration (other RQ workers
+    on the same Redis are not ours to count)."""
+    from bridge.store.keys import RQ_QUEUE  # bridge.store imports this module
+
     conn = redis.Redis.from_url(redis_url, socket_timeout=5)
     try:
-        return len(Worker.all(connection=conn))
+        return len(Worker.all(queue=Queue(RQ_QUEUE, connection=conn)))
     finally:
         conn.close()
 

@@ -92,3 +92,32 @@ def stop(procs: Iterable[subprocess.Popen[bytes]], timeout_s: float = 20) -> Non
         except subprocess.TimeoutExpired:
             p.kill()
             p.wait()
+
+
+def rq(*args: str, url: str, timeout_s: float = 30) -> subprocess.CompletedProcess[str]:
+    """RQ's own command line (`rq ARGS -u URL`), run to completion."""
+    return subprocess.run(
+        [sys.executable, "-m", "rq.cli", *args, "-u", url],
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
+
+
+def logged(args: list[str], env: Mapping[str, str], log: Any) -> subprocess.Popen[bytes]:
+    """A child process with its output appended to the file at `log`."""
+    with open(log, "ab") as out:
+        return subprocess.Popen(
+            args, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT
+        )
+
+
+def rq_worker(*args: str, url: str, env: Mapping[str, str], log: Any) -> subprocess.Popen[bytes]:
+    """`rq worker ARGS -u URL` as a child process, its output into the file `log`."""
+    return logged([sys.executable, "-m", "rq.cli", "worker", *args, "-u", url], env, log)
+
+
+def cli_logged(*args: str, env: Mapping[str, str], log: Any) -> subprocess.Popen[bytes]:
+    """`convo-bridge ARGS` as a child process, its output into the file `log`."""
+    return logged([sys.executable, "-m", "bridge.cli", *args], env, log)

@@ -2,16 +2,16 @@
 
 RQ's job path (one job per unit, fork per job) measured 232 jobs/s with SimpleWorker here,
 far below the delivery target, and cannot give per-conversation order or coalescing. So the
-hot path is the store's Lua scripts (take / settle / renew / sweep), and RQ keeps what it
-is good at: the worker registry and heartbeats (`rq info`, `convo-bridge status` count live
-workers through `rq.Worker.all`).
+hot path is the store's Lua scripts (take / settle / renew / sweep). The process around the
+engine is an RQ worker (workers/rq_worker.py: registration, suspension, commands, RQ jobs).
 
 Loops, all in one event loop:
   take     up to `concurrency` conversations at once; each runs apply() then settle()
   renew    extends the leases of what this worker holds, every lease_s / 3
   sweep    every 2 s: conversations whose lease expired (a dead worker's) go back to due
-  rq       registers the worker and sends heartbeats
-SIGTERM/SIGINT: stop taking, let running PATCHes finish and settle, deregister, exit.
+  helpers  whatever the caller runs beside them (the RQ side: workers/rq_worker.py)
+stop(): stop taking, let running PATCHes finish and settle, hand back the rest.
+pause(): take nothing new until resume(); PATCHes in flight finish (`rq suspend`).
 """
 
 from __future__ import annotations
@@ -21,32 +21,27 @@ import contextlib
 import logging
 import os
 import random
-import signal
 import socket
 import time
 import uuid
+from collections.abc import Coroutine, Sequence
 from typing import Any
-
-import redis
-from redis.exceptions import RedisError
-from rq import Queue, Worker
 
 from bridge.config import Settings
 from bridge.errors import StoreUnavailable
 from bridge.logs import fields
-from bridge.process import freeze_startup_heap
 from bridge.store import Outcome, Store, Work
 from workers.apply import apply, worker_error
 from workers.convocore import Convocore
 
 log = logging.getLogger("convo_bridge.worker")
-RQ_QUEUE = "convo-bridge"
 SWEEP_EVERY_S = 2.0
-HEARTBEAT_S = 15
 
 
 class Engine:
-    def __init__(self, settings: Settings, *, concurrency: int | None = None) -> None:
+    def __init__(
+        self, settings: Settings, *, concurrency: int | None = None, name: str | None = None
+    ) -> None:
         self.settings = settings
         d = settings.delivery
         self.concurrency = concurrency or d.concurrency
@@ -58,30 +53,46 @@ class Engine:
         self.tasks: set[asyncio.Task[None]] = set()
         self.stopping = asyncio.Event()
         self.slot_freed = asyncio.Event()
-        self.name = f"cb-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.name = name or f"cb-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.patched = 0
+        self.failed = 0  # attempts that did not apply (retried or dead-lettered)
+        self.resumed = asyncio.Event()
+        self.resumed.set()
 
     def stop(self) -> None:
         self.stopping.set()
         self.slot_freed.set()
+        self.resumed.set()
 
-    async def run(self, *, burst: bool = False) -> int:
-        """Work until stopped (or, with burst, until nothing is due or held). Returns the
-        number of conversations settled."""
+    def pause(self) -> None:
+        self.resumed.clear()
+
+    def resume(self) -> None:
+        self.resumed.set()
+
+    @property
+    def paused(self) -> bool:
+        return not self.resumed.is_set()
+
+    async def run(
+        self, *, burst: bool = False, helpers: Sequence[Coroutine[Any, Any, None]] = ()
+    ) -> int:
+        """Work until stopped (or, with burst, until nothing is due or held), with `helpers`
+        running beside the loops. Returns the number of conversations settled."""
         waker = Store(self.settings.redis_url, socket_timeout=None)
-        helpers = [
+        tasks = [
             asyncio.create_task(self._renew_loop()),
             asyncio.create_task(self._sweep_loop()),
-            asyncio.create_task(self._rq_loop()),
+            *(asyncio.create_task(h) for h in helpers),
         ]
         try:
             await self._take_loop(waker, burst)
             if self.tasks:
                 await asyncio.wait(self.tasks, timeout=self.settings.delivery.request_timeout_s + 5)
         finally:
-            for t in helpers:
+            for t in tasks:
                 t.cancel()
-            for t in helpers:
+            for t in tasks:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await t
             await self._release_all()
@@ -93,6 +104,9 @@ class Engine:
     async def _take_loop(self, waker: Store, burst: bool) -> None:
         pause = 0.05
         while not self.stopping.is_set():
+            if self.paused:
+                await self.resumed.wait()
+                continue
             free = self.concurrency - len(self.tasks)
             if free <= 0:
                 self.slot_freed.clear()
@@ -166,6 +180,8 @@ class Engine:
         self.held.pop(work.ck, None)
         if outcome.kind == "ok":
             self.patched += 1
+        elif outcome.kind != "release":
+            self.failed += 1
 
     async def _release_all(self) -> None:
         """Whatever is still held on the way out goes back to due at once."""
@@ -195,47 +211,3 @@ class Engine:
                     log.warning("recovered expired leases", extra=fields(conversations=swept))
             except StoreUnavailable:
                 continue
-
-    async def _rq_loop(self) -> None:
-        """Register with RQ's worker registry and keep the heartbeat going."""
-        rq_worker: Any = None
-        try:
-            while True:
-                try:
-                    rq_worker = await asyncio.to_thread(self._rq_heartbeat, rq_worker)
-                except (RedisError, OSError):
-                    rq_worker = None
-                await asyncio.sleep(HEARTBEAT_S)
-        finally:
-            if rq_worker is not None:
-                with contextlib.suppress(RedisError, OSError):
-                    await asyncio.to_thread(rq_worker.register_death)
-
-    def _rq_heartbeat(self, rq_worker: Any) -> Any:
-        if rq_worker is None:
-            conn = redis.Redis.from_url(self.settings.redis_url, socket_timeout=5)
-            rq_worker = Worker([Queue(RQ_QUEUE, connection=conn)], name=self.name, connection=conn)
-            rq_worker.register_birth()
-        rq_worker.heartbeat(timeout=HEARTBEAT_S * 3)
-        return rq_worker
-
-
-def run_worker(settings: Settings, *, burst: bool = False) -> int:
-    async def main() -> int:
-        engine = Engine(settings)
-        freeze_startup_heap()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, engine.stop)
-        log.info("worker started", extra=fields(name=engine.name, concurrency=engine.concurrency))
-        settled = await engine.run(burst=burst)
-        log.info("worker stopped", extra=fields(name=engine.name, patched=settled))
-        return settled
-
-    try:
-        import uvloop
-
-        uvloop.install()
-    except ImportError:
-        pass
-    return asyncio.run(main())

@@ -30,6 +30,7 @@ from __future__ import annotations
 from urllib.parse import quote, unquote
 
 PREFIX = "cb:"
+RQ_QUEUE = "convo-bridge"  # RQ's side: the workers' queue, its FailedJobRegistry, replay jobs
 HIGH_WATER_TTL_MS = 30 * 86_400_000  # an event older than this and replayed later may reapply
 
 

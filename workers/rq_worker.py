@@ -1,0 +1,333 @@
+"""`DeliveryWorker`: an RQ worker whose work loop is the delivery engine (workers/worker.py).
+
+    rq worker -w workers.DeliveryWorker convo-bridge     # under the supervisor you have
+    convo-bridge worker                                   # the short form: the same worker
+
+Delivery stays on the store's Lua scripts (an RQ job per webhook costs ~25 Redis round trips
+and gives no per-conversation order or coalescing); what RQ sees and does:
+  registry   workers/registration.py keeps rq:worker:<name> true: state idle | busy |
+             suspended, counts, the conversations in flight; it survives Redis restarts
+  suspend    `rq suspend` is seen within SUSPEND_POLL_S: nothing new is taken and no RQ job
+             is started; PATCHes in flight finish and settle. `rq resume` resumes. In burst
+             mode a suspended worker exits, as RQ's do
+  commands   RQ's pubsub channel (rq.command.send_shutdown_command): RQ's handler sends
+             SIGINT to this process, which stops the engine like SIGTERM
+  RQ jobs    the `convo-bridge` queue's jobs (dead-letter replays, bridge/store/rq_jobs.py)
+             run one at a time in a thread beside the event loop, with RQ's own bookkeeping
+             (SimpleWorker.execute_job); TimerDeathPenalty, since SIGALRM needs the main thread
+Configuration comes from BRIDGE_CONFIG and the environment, as for every command; Redis is
+the RQ connection's (`rq worker -u URL`, or REDIS_URL).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any
+from urllib.parse import quote
+
+import redis
+import redis.asyncio as aioredis
+from redis.connection import SSLConnection, parse_url
+from redis.exceptions import RedisError
+from rq import SimpleWorker
+from rq.exceptions import DequeueTimeout
+from rq.suspension import WORKERS_SUSPENDED
+from rq.timeouts import TimerDeathPenalty
+from rq.worker import WorkerStatus
+
+from bridge.config import Settings, load_settings
+from bridge.errors import ConfigError
+from bridge.logs import configure, fields
+from bridge.process import freeze_startup_heap
+from bridge.store.keys import RQ_QUEUE
+from workers.registration import Activity, Registration
+from workers.worker import Engine
+
+log = logging.getLogger("convo_bridge.worker")
+
+SUSPEND_POLL_S = 0.5
+JOB_POLL_S = 2  # a blocked dequeue returns this often to see stop and suspend
+SUBSCRIBE_RETRY_S = 2.0
+
+
+class DeliveryWorker(SimpleWorker):
+    death_penalty_class = TimerDeathPenalty
+
+    def __init__(self, *args: Any, settings: Settings | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if RQ_QUEUE not in self.queue_names():  # replay jobs go to this queue
+            self.queues.append(self.queue_class(RQ_QUEUE, connection=self.connection))
+            self._ordered_queues = self.queues[:]
+        self.settings = settings
+        self.engine: Engine | None = None
+        self.job_running = False
+        self.jobs_done = 0
+        self.jobs_failed = 0
+        self.job_seconds = 0.0
+
+    # --- RQ's work() --------------------------------------------------------------------------
+
+    def work(
+        self,
+        burst: bool = False,
+        logging_level: str | None = None,
+        *args: Any,
+        **kwargs: Any,
+    ) -> bool:
+        """RQ's entry point (`rq worker` calls it): run the engine until stopped. Returns
+        whether anything was done. max_jobs / max_idle_time / with_scheduler do not apply."""
+        settings = self.settings or self._settings_from_environment()
+        configure(settings.log)
+        if (
+            settings.convocore.token is None
+            and "127.0.0.1" not in settings.convocore.base_url
+            and "localhost" not in settings.convocore.base_url
+        ):
+            raise ConfigError(
+                "convocore.token_env",
+                f"environment variable {settings.convocore.token_env} is not set",
+            )
+        try:
+            import uvloop
+
+            uvloop.install()
+        except ImportError:
+            pass
+        done = asyncio.run(self._main(settings, burst))
+        return done > 0
+
+    def _settings_from_environment(self) -> Settings:
+        settings = load_settings(None)
+        url = redis_url_of(self.connection, settings.redis_url)
+        return settings if url == settings.redis_url else replace(settings, redis_url=url)
+
+    async def _main(self, settings: Settings, burst: bool) -> int:
+        engine = self.engine = Engine(settings, name=self.name)
+        freeze_startup_heap()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._stop)
+        client = aioredis.Redis.from_url(
+            settings.redis_url, decode_responses=True, socket_timeout=5, socket_connect_timeout=2
+        )
+        registration = Registration(self, self.activity, client)
+        log.info(
+            "worker started",
+            extra=fields(name=self.name, concurrency=engine.concurrency, queues=self.queue_names()),
+        )
+        helpers = [
+            registration.keep(),
+            self._watch_suspension(client, burst),
+            self._keep_subscribed(),
+        ]
+        try:
+            if burst:
+                await asyncio.to_thread(self._run_jobs_until_empty)
+            else:
+                helpers.append(self._jobs_loop())
+            settled = await engine.run(burst=burst, helpers=helpers)
+        finally:
+            self.unsubscribe()
+            await registration.leave()
+            await client.aclose()
+        log.info(
+            "worker stopped",
+            extra=fields(name=self.name, patched=settled, rq_jobs=self.jobs_done),
+        )
+        return settled + self.jobs_done
+
+    def _stop(self) -> None:
+        if self.engine is not None and not self.engine.stopping.is_set():
+            log.info("stopping: in-flight PATCHes finish and settle", extra=fields(name=self.name))
+            self.engine.stop()
+        self._stop_requested = True
+
+    # --- what RQ shows ------------------------------------------------------------------------
+
+    def activity(self) -> Activity:
+        engine = self.engine
+        held = tuple(engine.held) if engine is not None else ()
+        return Activity(
+            state=self._state_now(),
+            in_flight=held,
+            done=(engine.patched if engine else 0) + self.jobs_done,
+            failed=(engine.failed if engine else 0) + self.jobs_failed,
+            working_s=self.job_seconds,
+        )
+
+    def _state_now(self) -> str:
+        engine = self.engine
+        if engine is not None and engine.paused:
+            return WorkerStatus.SUSPENDED.value
+        if self.job_running or (engine is not None and engine.held):
+            return WorkerStatus.BUSY.value
+        return WorkerStatus.IDLE.value
+
+    def set_state(self, state: str, pipeline: Any = None) -> None:
+        """RQ sets busy/idle around each RQ job; the state written also counts the engine."""
+        if state == WorkerStatus.BUSY:
+            self.job_running = True
+        elif state == WorkerStatus.IDLE:
+            self.job_running = False
+        super().set_state(self._state_now() if self.engine is not None else state, pipeline)
+
+    # registration.py writes the counts (one writer): RQ's increments are kept here
+    def increment_successful_job_count(self, pipeline: Any = None) -> None:
+        self.jobs_done += 1
+
+    def increment_failed_job_count(self, pipeline: Any = None) -> None:
+        self.jobs_failed += 1
+
+    def increment_total_working_time(self, job_execution_time: timedelta, pipeline: Any) -> None:
+        self.job_seconds += job_execution_time.total_seconds()
+
+    # --- rq suspend / resume ------------------------------------------------------------------
+
+    async def _watch_suspension(self, client: Any, burst: bool) -> None:
+        engine = self.engine
+        assert engine is not None
+        while True:
+            try:
+                suspended = bool(await client.exists(WORKERS_SUSPENDED))
+            except (RedisError, OSError):
+                await asyncio.sleep(SUSPEND_POLL_S)
+                continue
+            if suspended and not engine.paused:
+                if burst:
+                    log.info("suspended in burst mode: exiting", extra=fields(name=self.name))
+                    self._stop()
+                    return
+                engine.pause()
+                log.warning(
+                    "suspended (rq suspend): taking nothing new; run `rq resume` to resume",
+                    extra=fields(name=self.name, in_flight=len(engine.held)),
+                )
+            elif not suspended and engine.paused:
+                engine.resume()
+                log.warning("resumed (rq resume)", extra=fields(name=self.name))
+            await asyncio.sleep(SUSPEND_POLL_S)
+
+    # --- RQ commands --------------------------------------------------------------------------
+
+    async def _keep_subscribed(self) -> None:
+        """RQ's pubsub thread carries commands (shutdown); (re)start it whenever it is not
+        running: at start while Redis is down, or after it died on an error."""
+        announced = False
+        while True:
+            thread = self.pubsub_thread
+            if thread is None or not thread.is_alive():
+                try:
+                    await asyncio.to_thread(self.subscribe)
+                    if announced:
+                        log.warning("listening for RQ commands again", extra=fields(name=self.name))
+                except (RedisError, OSError) as exc:
+                    if not announced:
+                        log.warning(
+                            "cannot listen for RQ commands yet; retrying",
+                            extra=fields(name=self.name, error=type(exc).__name__),
+                        )
+                announced = True
+            await asyncio.sleep(SUBSCRIBE_RETRY_S)
+
+    def _pubsub_exception_handler(self, exc: Exception, pubsub: Any, pubsub_thread: Any) -> None:
+        """RQ's handler retries only ConnectionError; a timeout or OSError is as passing."""
+        if isinstance(exc, RedisError | OSError):
+            time.sleep(SUBSCRIBE_RETRY_S)
+            return
+        raise exc
+
+    def unsubscribe(self) -> None:
+        with contextlib.suppress(RedisError, OSError):
+            super().unsubscribe()  # type: ignore[no-untyped-call]
+
+    # --- RQ jobs on the queue -----------------------------------------------------------------
+
+    async def _jobs_loop(self) -> None:
+        engine = self.engine
+        assert engine is not None
+        while not engine.stopping.is_set():
+            if engine.paused:
+                await engine.resumed.wait()
+                continue
+            try:
+                await asyncio.to_thread(self._run_next_job, JOB_POLL_S)
+            except (RedisError, OSError) as exc:
+                log.warning(
+                    "RQ job queue unreachable; retrying", extra=fields(error=type(exc).__name__)
+                )
+                await asyncio.sleep(1.0)
+            except Exception as exc:  # RQ's bookkeeping failed; keep serving the queue
+                log.exception("RQ job handling failed", extra=fields(error=repr(exc)))
+                await asyncio.sleep(1.0)
+
+    def _run_next_job(self, timeout: int | None) -> bool:
+        try:
+            found = self.queue_class.dequeue_any(
+                self._ordered_queues,
+                timeout,
+                connection=self.connection,
+                job_class=self.job_class,
+                serializer=self.serializer,
+                death_penalty_class=self.death_penalty_class,
+            )
+        except DequeueTimeout:
+            return False
+        if found is None:
+            return False
+        job, queue = found
+        log.info("running RQ job", extra=fields(job_id=job.id, description=job.description))
+        self.execute_job(job, queue)
+        return True
+
+    def _run_jobs_until_empty(self) -> None:
+        while self._run_next_job(None):
+            pass
+
+
+def redis_url_of(conn: redis.Redis, preferred: str) -> str:
+    """`preferred` when it names the server `conn` talks to, else a URL built from `conn`
+    (the RQ CLI's -u / RQ_REDIS_URL / REDIS_URL decides where Redis is)."""
+    kw = conn.connection_pool.connection_kwargs
+    ours = parse_url(preferred)  # type: ignore[no-untyped-call]
+    keys = ("host", "port", "db", "path")
+    defaults: dict[str, Any] = {"host": "localhost", "port": 6379, "db": 0, "path": None}
+    if all(ours.get(k, defaults[k]) == kw.get(k, defaults[k]) for k in keys):
+        return preferred
+    auth = ""
+    if kw.get("password"):
+        auth = f"{quote(str(kw.get('username') or ''), safe='')}:{quote(str(kw['password']), safe='')}@"
+    if kw.get("path"):
+        return f"unix://{auth}{kw['path']}?db={kw.get('db', 0)}"
+    scheme = "rediss" if conn.connection_pool.connection_class is SSLConnection else "redis"
+    return (
+        f"{scheme}://{auth}{kw.get('host', 'localhost')}:{kw.get('port', 6379)}/{kw.get('db', 0)}"
+    )
+
+
+def worker_name() -> str:
+    return f"cb-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+def run_worker(
+    settings: Settings, *, burst: bool = False, queues: Sequence[str] = (RQ_QUEUE,)
+) -> int:
+    """`convo-bridge worker`: the same worker `rq worker -w workers.DeliveryWorker` starts.
+    Starts even while Redis is down (the registration and the loops retry)."""
+    conn = redis.Redis.from_url(settings.redis_url)
+    worker = DeliveryWorker(
+        list(queues), name=worker_name(), connection=conn, settings=settings, prepare_for_work=False
+    )
+    worker.hostname, worker.pid = socket.gethostname(), os.getpid()
+    worker.work(burst=burst)
+    engine = worker.engine
+    return engine.patched if engine is not None else 0
