@@ -18,6 +18,7 @@ from bridge.app import build_app
 from bridge.config import Settings, load_settings
 from bridge.local.redis_server import RedisServer
 from tests.servers import cli, stop
+from workers.rq_worker import delivery_worker
 from workers.worker import Engine
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -120,10 +121,12 @@ def ingest_url(settings: Settings) -> Iterator[str]:
 
 
 class WorkerThread:
-    """An Engine running in its own thread and event loop, as a worker process would."""
+    """A delivery worker (engine and RQ side) in its own thread and event loop, as a worker
+    process would run it."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.worker = delivery_worker(settings)
         self.engine: Engine | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -131,10 +134,14 @@ class WorkerThread:
 
     def _run(self) -> None:
         async def main() -> None:
-            self.engine = Engine(self.settings)
             self.loop = asyncio.get_running_loop()
+            run = asyncio.create_task(
+                self.worker.run_async(self.settings, burst=False, signals=False)
+            )
+            await asyncio.sleep(0)
+            self.engine = self.worker.engine
             self.ready.set()
-            await self.engine.run()
+            await run
 
         asyncio.run(main())
 
@@ -145,7 +152,7 @@ class WorkerThread:
 
     def stop(self) -> None:
         if self.loop is not None and self.engine is not None and self.thread.is_alive():
-            self.loop.call_soon_threadsafe(self.engine.stop)
+            self.loop.call_soon_threadsafe(self.worker.stop)
         self.thread.join(30)
 
 

@@ -103,7 +103,8 @@ class DeliveryWorker(SimpleWorker):
             uvloop.install()
         except ImportError:
             pass
-        done = asyncio.run(self._main(settings, burst))
+        freeze_startup_heap()
+        done = asyncio.run(self.run_async(settings, burst=burst))
         return done > 0
 
     def _settings_from_environment(self) -> Settings:
@@ -111,12 +112,14 @@ class DeliveryWorker(SimpleWorker):
         url = redis_url_of(self.connection, settings.redis_url)
         return settings if url == settings.redis_url else replace(settings, redis_url=url)
 
-    async def _main(self, settings: Settings, burst: bool) -> int:
+    async def run_async(self, settings: Settings, *, burst: bool, signals: bool = True) -> int:
+        """The worker in the running event loop; `signals`: SIGTERM and SIGINT stop it (only
+        in the main thread). Returns conversations settled plus RQ jobs run."""
         engine = self.engine = Engine(settings, name=self.name)
-        freeze_startup_heap()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self._stop)
+        if signals:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, self.stop)
         client = aioredis.Redis.from_url(
             settings.redis_url, decode_responses=True, socket_timeout=5, socket_connect_timeout=2
         )
@@ -146,7 +149,7 @@ class DeliveryWorker(SimpleWorker):
         )
         return settled + self.jobs_done
 
-    def _stop(self) -> None:
+    def stop(self) -> None:
         if self.engine is not None and not self.engine.stopping.is_set():
             log.info("stopping: in-flight PATCHes finish and settle", extra=fields(name=self.name))
             self.engine.stop()
@@ -205,7 +208,7 @@ class DeliveryWorker(SimpleWorker):
             if suspended and not engine.paused:
                 if burst:
                     log.info("suspended in burst mode: exiting", extra=fields(name=self.name))
-                    self._stop()
+                    self.stop()
                     return
                 engine.pause()
                 log.warning(
@@ -318,16 +321,22 @@ def worker_name() -> str:
     return f"cb-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 
-def run_worker(
-    settings: Settings, *, burst: bool = False, queues: Sequence[str] = (RQ_QUEUE,)
-) -> int:
-    """`convo-bridge worker`: the same worker `rq worker -w workers.DeliveryWorker` starts.
-    Starts even while Redis is down (the registration and the loops retry)."""
+def delivery_worker(settings: Settings, queues: Sequence[str] = (RQ_QUEUE,)) -> DeliveryWorker:
+    """A DeliveryWorker on `settings`, made without talking to Redis (it may be down)."""
     conn = redis.Redis.from_url(settings.redis_url)
     worker = DeliveryWorker(
         list(queues), name=worker_name(), connection=conn, settings=settings, prepare_for_work=False
     )
     worker.hostname, worker.pid = socket.gethostname(), os.getpid()
+    return worker
+
+
+def run_worker(
+    settings: Settings, *, burst: bool = False, queues: Sequence[str] = (RQ_QUEUE,)
+) -> int:
+    """`convo-bridge worker`: the same worker `rq worker -w workers.DeliveryWorker` starts.
+    Starts even while Redis is down (the registration and the loops retry)."""
+    worker = delivery_worker(settings, queues)
     worker.work(burst=burst)
     engine = worker.engine
     return engine.patched if engine is not None else 0
