@@ -45,8 +45,7 @@ from rq.suspension import WORKERS_SUSPENDED
 from rq.timeouts import TimerDeathPenalty
 from rq.worker import WorkerStatus
 
-from bridge.config import Settings, load_settings
-from bridge.errors import ConfigError
+from bridge.config import Settings, load_settings, require_worker_token
 from bridge.logs import configure, fields
 from bridge.process import freeze_startup_heap
 from bridge.store.keys import RQ_QUEUE
@@ -88,15 +87,7 @@ class DeliveryWorker(SimpleWorker):
         whether anything was done. max_jobs / max_idle_time / with_scheduler do not apply."""
         settings = self.settings or self._settings_from_environment()
         configure(settings.log)
-        if (
-            settings.convocore.token is None
-            and "127.0.0.1" not in settings.convocore.base_url
-            and "localhost" not in settings.convocore.base_url
-        ):
-            raise ConfigError(
-                "convocore.token_env",
-                f"environment variable {settings.convocore.token_env} is not set",
-            )
+        require_worker_token(settings)
         try:
             import uvloop
 
