@@ -115,8 +115,8 @@ class Registration:
 
     async def keep(self) -> None:
         """Beat every BEAT_S, and within STATE_POLL_S of a change of state, until cancelled."""
-        last_at = 0.0
-        last_state = ""
+        last_at = time.monotonic() if self.beats else 0.0
+        last_state = self.activity().state if self.beats else ""
         while True:
             state = self.activity().state
             if state == last_state and time.monotonic() - last_at < BEAT_S:
@@ -125,7 +125,7 @@ class Registration:
             try:
                 created = await self.beat()
             except (RedisError, OSError) as exc:
-                self._failed(exc)
+                self.failed(exc)
                 await asyncio.sleep(RETRY_S)
                 continue
             except Exception as exc:  # a bug here must not end the registration silently
@@ -134,10 +134,10 @@ class Registration:
                 )
                 await asyncio.sleep(RETRY_S)
                 continue
-            self._succeeded(created)
+            self.succeeded(created)
             last_at, last_state = time.monotonic(), state
 
-    def _failed(self, exc: BaseException) -> None:
+    def failed(self, exc: BaseException) -> None:
         if self.failing_since is None:
             self.failing_since = time.monotonic()
             log.warning(
@@ -145,7 +145,7 @@ class Registration:
                 extra=fields(worker=self.worker.name, error=type(exc).__name__),
             )
 
-    def _succeeded(self, created: bool) -> None:
+    def succeeded(self, created: bool) -> None:
         if self.failing_since is not None:
             log.warning(
                 "RQ registration restored",

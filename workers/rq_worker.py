@@ -115,6 +115,10 @@ class DeliveryWorker(SimpleWorker):
             settings.redis_url, decode_responses=True, socket_timeout=5, socket_connect_timeout=2
         )
         registration = Registration(self, self.activity, client)
+        try:  # registered before the first take; if Redis is away, keep() retries
+            registration.succeeded(await registration.beat())
+        except (RedisError, OSError) as exc:
+            registration.failed(exc)
         log.info(
             "worker started",
             extra=fields(name=self.name, concurrency=engine.concurrency, queues=self.queue_names()),
