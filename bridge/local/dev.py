@@ -148,6 +148,21 @@ def check_redis(url: str) -> None:
         client.close()
 
 
+def _wait_worker(redis_url: str, timeout_s: float = 30.0) -> bool:
+    """Until the worker is in RQ's registry, so `status` pasted from the banner counts it."""
+    from bridge.status import live_workers
+
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        try:
+            if live_workers(redis_url) > 0:
+                return True
+        except (redis.exceptions.RedisError, OSError):
+            pass
+        time.sleep(0.1)
+    return False
+
+
 def run_dev(args: argparse.Namespace) -> int:
     with_sandbox = not os.environ.get("CONVOCORE_API_TOKEN")
     check_ports(
@@ -195,6 +210,9 @@ def run_dev(args: argparse.Namespace) -> int:
         children.append(subprocess.Popen([*exe, "worker"], env=env))
         if not _wait_http(f"http://127.0.0.1:{args.port}/healthz"):
             print("convo-bridge: the ingest server did not start", file=sys.stderr)
+            return 1
+        if not _wait_worker(env["REDIS_URL"]):
+            print("convo-bridge: the worker did not register with RQ", file=sys.stderr)
             return 1
         origin = "from --config" if args.config else "from BRIDGE_CONFIG" if given else "sample"
         print(f"config    {config} ({origin})")
