@@ -88,7 +88,8 @@ class Cluster:
         self.config = tmp / "config.toml"
         self.config.write_text(
             '[sources.demo]\nkind = "standard"\nsecret_env = "DEMO_SECRET"\n'
-            "[delivery]\nlease_s = 5\nbackoff_initial_s = 0.2\nbackoff_max_s = 2\n"
+            "[delivery]\nlease_s = 5\nrequest_timeout_s = 2\nin_doubt_quiet_s = 2\n"
+            "backoff_initial_s = 0.2\nbackoff_max_s = 2\n"
             "coalesce_ms = 100\nmax_attempts = 12\n"
             '[log]\nlevel = "WARNING"\n'
         )

@@ -30,6 +30,7 @@ from bridge.providers import KINDS
 
 DEFAULT_BASE_URL = "https://eu-cloudflare.vg-stuff.com"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+LEASE_MARGIN_S = 1.0  # a lease must outlast a request by this (renewal round trip, slack)
 
 
 def setting(
@@ -86,6 +87,11 @@ class DeliverySettings:
     circuit_cooldown_s: float = setting(30.0, low=0.1, help="...for this long, then one probe")
     array_cache_s: int = setting(
         3600, low=1, help="how long tags/handoffHistory from an answer are trusted"
+    )
+    in_doubt_quiet_s: float = setting(
+        10.0,
+        low=0,
+        help="after a PATCH whose fate is unknown, the conversation's next PATCH waits this long",
     )
 
 
@@ -386,6 +392,13 @@ def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
     delivery: DeliverySettings = _section(raw, "delivery", env)
     if delivery.backoff_max_s < delivery.backoff_initial_s:
         raise ConfigError("delivery.backoff_max_s", "must be at least backoff_initial_s")
+    if delivery.lease_s < delivery.request_timeout_s + LEASE_MARGIN_S:
+        raise ConfigError(
+            "delivery.lease_s",
+            f"must be at least request_timeout_s + {LEASE_MARGIN_S:g} s "
+            f"({delivery.request_timeout_s + LEASE_MARGIN_S:g}): a worker sends only while its "
+            "lease outlasts the whole request",
+        )
 
     sources_raw = raw.get("sources", {})
     if not isinstance(sources_raw, dict):

@@ -11,6 +11,7 @@
     │   └── UnsupportedMedia  415: not JSON where the sender sends JSON
     ├── StoreUnavailable      Redis cannot be reached (ingest answers 503)
     ├── NotFound              a dead letter or link that does not exist
+    ├── LeaseLost             a worker no longer holds a conversation's lease: it must not send
     └── DeliveryError         a PATCH or GET to Convocore did not succeed
         ├── TargetUnreachable connection error or timeout
         └── TargetRefused     an HTTP error status, with Retry-After and a snippet
@@ -82,6 +83,10 @@ class StoreUnavailable(BridgeError):
 
 class NotFound(BridgeError):
     pass
+
+
+class LeaseLost(BridgeError):
+    """The worker's lease on a conversation ran out or was refused renewal: stop that work."""
 
 
 class DeliveryError(BridgeError):

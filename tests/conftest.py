@@ -58,12 +58,26 @@ def sandbox_url() -> Iterator[str]:
         yield url
 
 
+TEST_DELIVERY = {
+    "backoff_initial_s": "0.05",
+    "backoff_max_s": "0.2",
+    "coalesce_ms": "20",
+    "lease_s": "3",
+    "request_timeout_s": "2",
+    "in_doubt_quiet_s": "1",
+}
+
+
 def write_config(tmp_path: Path, extra: str = "") -> Path:
+    """The demo source and fast [delivery] settings; `extra` lines (`key = value`, still in
+    [delivery]) override them."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
     path = tmp_path / "config.toml"
+    given = {line.split("=", 1)[0].strip() for line in extra.splitlines() if "=" in line}
+    defaults = "".join(f"{k} = {v}\n" for k, v in TEST_DELIVERY.items() if k not in given)
     path.write_text(
         '[sources.demo]\nkind = "standard"\nsecret_env = "DEMO_SECRET"\n'
-        "[delivery]\nbackoff_initial_s = 0.05\nbackoff_max_s = 0.2\ncoalesce_ms = 20\n"
-        "lease_s = 3\n" + extra
+        "[delivery]\n" + defaults + extra
     )
     return path
 

@@ -2,6 +2,9 @@
 
 The outcome goes back to the store's settle script, which removes exactly what was sent
 (unless overtaken meanwhile), schedules a retry, or dead-letters, as the retry policy says.
+Every request is preceded by the lease fence (workers/lease.py); a PATCH that timed out or
+lost its connection after it was sent is *in doubt* (it may still be applied): the settle
+script then holds the conversation quiet for `in_doubt_quiet_s` before its next PATCH.
 """
 
 from __future__ import annotations
@@ -13,29 +16,46 @@ import time
 
 from bridge import metrics
 from bridge.config import Settings
-from bridge.errors import DeliveryError, TargetDeclined, TargetRefused
+from bridge.errors import (
+    DeliveryError,
+    LeaseLost,
+    TargetDeclined,
+    TargetRefused,
+    TargetUnreachable,
+)
 from bridge.logs import fields
 from bridge.store import OFFLOAD_ENTRIES, Outcome, Verdict, Work
 from workers import retry
 from workers.compose import arrays_of, compose, needs_arrays
 from workers.convocore import Convocore
+from workers.lease import Fence
 
 log = logging.getLogger("convo_bridge.worker")
 
 
-async def apply(work: Work, client: Convocore, settings: Settings, rng: random.Random) -> Outcome:
+async def apply(
+    work: Work, client: Convocore, settings: Settings, rng: random.Random, fence: Fence
+) -> Outcome:
     started = time.time()
     attempt = work.attempts + 1
     arrays = work.arrays
     try:
-        if arrays is None and needs_arrays(work.entries):
+        if arrays is None and needs_arrays(work.entries, work.applied):
+            await fence.check()
             arrays = arrays_of(await client.get(work.ck))
         unit = settings.convocore.time_unit
-        if len(work.entries) > OFFLOAD_ENTRIES:  # linear, but not free: off the event loop
-            composed = await asyncio.to_thread(compose, work.entries, arrays, unit)
+        if len(work.entries) + len(work.applied) > OFFLOAD_ENTRIES:  # linear, not free
+            composed = await asyncio.to_thread(compose, work.entries, work.applied, arrays, unit)
         else:
-            composed = compose(work.entries, arrays, unit)
-        data = await client.patch(work.ck, composed.conversation) if composed.conversation else {}
+            composed = compose(work.entries, work.applied, arrays, unit)
+        data: dict[str, object] = {}
+        if composed.conversation:
+            body = client.body(composed.conversation)  # orjson: ~1 ms per MB
+            await fence.check()
+            fence.sending()
+            data = await client.patch(work.ck, body)
+    except LeaseLost:
+        return Outcome("release")  # nothing sent on a lost lease; whoever holds it goes on
     except DeliveryError as exc:
         return _failed(work, exc, attempt, started, settings, rng)
     except Exception as exc:  # a bug or an unsendable change: an attempt too
@@ -79,6 +99,7 @@ def _failed(
 ) -> Outcome:
     status = exc.status if isinstance(exc, TargetRefused) else None
     answer = exc.snippet if isinstance(exc, TargetRefused) else str(exc)
+    in_doubt = isinstance(exc, TargetUnreachable) and exc.in_doubt
     now = time.time()
     d = settings.delivery
     decision = retry.decide(
@@ -98,6 +119,8 @@ def _failed(
         "answer": answer,
         "duration_ms": round((now - started) * 1000, 1),
     }
+    if in_doubt:
+        record["in_doubt"] = True
     metrics.PATCHES.labels(str(record["status"])).inc()
     metrics.ATTEMPT_SECONDS.observe(now - started)
     agent, convo = work.ids
@@ -113,14 +136,17 @@ def _failed(
                 status=record["status"],
                 retry_in_s=round(decision.delay_s, 3),
                 answer=answer,
+                in_doubt=in_doubt,
                 event_ids=_event_ids(work),
             ),
         )
         return Outcome(
             "retry",
+            sent=work.entries,
             attempt=record,
             retry_at_ms=int((now + decision.delay_s) * 1000),
             circuit=circuit,
+            in_doubt=in_doubt,
         )
     log.error(
         "dead-lettered",
@@ -136,11 +162,13 @@ def _failed(
     )
     return Outcome(
         "dead",
+        sent=work.entries,
         attempt=record,
         reason=decision.reason,
         status=str(record["status"]),
         snippet=answer,
         circuit=circuit,
+        in_doubt=in_doubt,
     )
 
 

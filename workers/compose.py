@@ -1,8 +1,10 @@
 """A conversation's pending changes → the one `conversation` object of its next PATCH.
 
 Fields go out as their newest pending value. Tags and handoffHistory are sent whole
-(convocore.md): the current array (last answer seen, or one GET) with the pending tag
-operations and handoff steps applied in version order. A handoff step already present in
+(convocore.md), as every tag (handoff) event applied in occurred_at order gives them: from
+the newest whole list (`set.tags`, pending, or applied when re-sent) or else the current
+array (last answer seen, or one GET), then each single change newer than that list, the
+applied ones included when a list or a re-send calls for it. Linear in the list's size. A handoff step already present in
 the history (same requestedAt / acceptedAt / completedAt) is a no-op, so a replayed or
 redelivered step never adds a second entry.
 """
@@ -22,11 +24,6 @@ ARRAY_FIELDS = ("tags", "handoffHistory")
 class Composed:
     conversation: dict[str, Any]
     arrays: dict[str, Any] | None  # what the arrays become if the PATCH succeeds
-
-
-def needs_arrays(entries: list[Entry]) -> bool:
-    """True when the PATCH rewrites an array the bridge must first know."""
-    return any(e.name[0] in "th" for e in entries)
 
 
 def arrays_of(data: dict[str, Any]) -> dict[str, Any]:
@@ -73,43 +70,94 @@ def apply_step(history: list[dict[str, Any]], step: dict[str, Any], time_unit: s
         target["acceptedBy"] = step["by"]
 
 
-def compose(entries: list[Entry], arrays: dict[str, Any] | None, time_unit: str) -> Composed:
+def _whole_and_ops(
+    pending: dict[str, Entry], applied: dict[str, Entry], whole_name: str, kind: str, redo: bool
+) -> tuple[Entry | None, list[Entry]]:
+    """The whole list to start from (None: the conversation's current array) and the single
+    changes to replay on it, newest per name, newer than that list, in version order."""
+    whole = pending.get(whole_name)
+    if whole is None and redo:
+        whole = applied.get(whole_name)
+    ops: dict[str, Entry] = {}
+    if whole_name in pending or redo:  # the applied history replays too (occurred_at order)
+        ops = {n: e for n, e in applied.items() if n.startswith(kind)}
+    for n, e in pending.items():
+        if n.startswith(kind) and (n not in ops or ops[n].version < e.version):
+            ops[n] = e
+    floor = whole.version if whole is not None else ""
+    return whole, sorted((e for e in ops.values() if e.version > floor), key=lambda e: e.version)
+
+
+def needs_arrays(entries: list[Entry], applied: list[Entry] | None = None) -> bool:
+    """True when the PATCH rewrites an array from the conversation's current one, which the
+    bridge must then know (from the last answer, or one GET)."""
+    names = {e.name for e in entries}
+    have = {e.name for e in applied or ()}
+    for whole, kind, redo in (
+        ("f:tags", "t:", "r:tags"),
+        ("f:handoffHistory", "h:", "r:handoffHistory"),
+    ):
+        if whole in names or (redo in names and whole in have):
+            continue  # starts from a whole list
+        if redo in names or any(n.startswith(kind) for n in names):
+            return True
+    return False
+
+
+def compose(
+    entries: list[Entry],
+    applied: list[Entry],
+    arrays: dict[str, Any] | None,
+    time_unit: str,
+) -> Composed:
+    """`entries`: the pending changes (at most one per name); `applied`: what the take script
+    brought from hw:<ck> (values to re-send, the applied tag and handoff history)."""
+    pending = {e.name: e for e in entries}
+    done = {e.name: e for e in applied}
     conversation: dict[str, Any] = {}
-    ordered = sorted(entries, key=lambda e: e.version)
-    for e in ordered:
-        if e.name.startswith("f:"):
+    for e in sorted(entries, key=lambda e: e.version):
+        if e.name.startswith("f:") and e.name[2:] not in ARRAY_FIELDS:
             conversation[e.name[2:]] = e.payload
-    tag_ops = [e for e in ordered if e.name.startswith("t:")]
-    steps = [e for e in ordered if e.name.startswith("h:")]
-    if not tag_ops and not steps:
-        return Composed(conversation, None)
+    for name in pending:  # re-sends after an in-doubt PATCH: the newest applied value
+        field = name[4:]
+        resend = name.startswith("r:f:") and field not in conversation and f"f:{field}" in done
+        if resend and field not in ARRAY_FIELDS:
+            conversation[field] = done[f"f:{field}"].payload
+
+    result = dict(arrays) if arrays is not None else None
+    whole, tag_ops = _whole_and_ops(pending, done, "f:tags", "t:", "r:tags" in pending)
+    if whole is not None or tag_ops or "r:tags" in pending:
+        start = whole.payload if whole is not None else _base(arrays)["tags"]
+        # an insertion-ordered dict: adding and removing are O(1), so the whole is linear
+        present = dict.fromkeys(t for t in start if isinstance(t, str))
+        for e in tag_ops:
+            if e.payload == 1:
+                present.setdefault(e.name[2:])
+            else:
+                present.pop(e.name[2:], None)
+        tags = list(present)
+        if whole is not None or "r:tags" in pending or arrays is None or tags != arrays["tags"]:
+            conversation["tags"] = tags
+        if result is not None:
+            result["tags"] = tags
+
+    whole, steps = _whole_and_ops(
+        pending, done, "f:handoffHistory", "h:", "r:handoffHistory" in pending
+    )
+    if whole is not None or steps or "r:handoffHistory" in pending:
+        start = whole.payload if whole is not None else _base(arrays)["handoffHistory"]
+        history: list[dict[str, Any]] = copy.deepcopy([h for h in start if isinstance(h, dict)])
+        for e in steps:
+            apply_step(history, e.payload, time_unit)
+        before = arrays["handoffHistory"] if arrays is not None else None
+        if whole is not None or "r:handoffHistory" in pending or history != before:
+            conversation["handoffHistory"] = history
+        if result is not None:
+            result["handoffHistory"] = history
+    return Composed(conversation, result)
+
+
+def _base(arrays: dict[str, Any] | None) -> dict[str, Any]:
     if arrays is None:
         raise ValueError("compose: arrays are needed; GET the conversation first")
-    current = copy.deepcopy(arrays)
-    for name in ARRAY_FIELDS:
-        if name in conversation and isinstance(conversation[name], list):
-            current[name] = list(conversation[name])  # an explicit `set` replaces the base
-    set_versions = {
-        e.name[2:]: e.version for e in ordered if e.name[2:] in ARRAY_FIELDS and e.name[0] == "f"
-    }
-
-    # an insertion-ordered dict: adding and removing are O(1), so the whole is linear
-    present = dict.fromkeys(current["tags"])
-    for e in tag_ops:
-        if e.version <= set_versions.get("tags", ""):
-            continue
-        if e.payload == 1:
-            present.setdefault(e.name[2:])
-        else:
-            present.pop(e.name[2:], None)
-    tags = list(present)
-    history: list[dict[str, Any]] = current["handoffHistory"]
-    for e in steps:
-        if e.version > set_versions.get("handoffHistory", ""):
-            apply_step(history, e.payload, time_unit)
-
-    if tags != arrays["tags"] or "tags" in conversation:
-        conversation["tags"] = tags
-    if history != arrays["handoffHistory"] or "handoffHistory" in conversation:
-        conversation["handoffHistory"] = history
-    return Composed(conversation, {"tags": tags, "handoffHistory": history})
+    return arrays

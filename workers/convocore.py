@@ -82,8 +82,12 @@ class Convocore:
         agent, _, convo = ck.partition("/")
         return f"/agents/{agent}/convos/{convo}"
 
-    async def patch(self, ck: str, conversation: dict[str, Any]) -> dict[str, Any]:
-        body = orjson.dumps({"conversation": conversation})
+    @staticmethod
+    def body(conversation: dict[str, Any]) -> bytes:
+        """The PATCH body; raises (TypeError) on what cannot be written, before any request."""
+        return orjson.dumps({"conversation": conversation})
+
+    async def patch(self, ck: str, body: bytes) -> dict[str, Any]:
         return await self._call("PATCH", ck, body)
 
     async def get(self, ck: str) -> dict[str, Any]:

@@ -154,7 +154,7 @@ class DeliveryWorker(SimpleWorker):
 
     def activity(self) -> Activity:
         engine = self.engine
-        held = tuple(engine.held) if engine is not None else ()
+        held = tuple(h.work.ck for h in engine.held.values()) if engine is not None else ()
         return Activity(
             state=self._state_now(),
             in_flight=held,

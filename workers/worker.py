@@ -7,10 +7,15 @@ engine is an RQ worker (workers/rq_worker.py: registration, suspension, commands
 
 Loops, all in one event loop:
   take     up to `concurrency` conversations at once; each runs apply() then settle()
-  renew    extends the leases of what this worker holds, every lease_s / 3
-  sweep    every 2 s: conversations whose lease expired (a dead worker's) go back to due
+  renew    extends the leases of what this worker holds, every lease_s / 3; a lease whose
+           renewal is refused is marked lost and its work stops at the next fence
+  sweep    every 2 s: conversations whose lease expired (a dead worker's) go back to due,
+           after in_doubt_quiet_s (its PATCH may still land)
   helpers  whatever the caller runs beside them (the RQ side: workers/rq_worker.py)
-stop(): stop taking, let running PATCHes finish and settle, hand back the rest.
+Each held conversation is keyed by its lease token, so a conversation taken again by this
+same worker (its first lease expired) has both leases renewed and each settled on its own.
+stop(): stop taking, let running requests end (a GET and a PATCH: up to twice
+request_timeout_s) and settle while the leases are still renewed, then hand back the rest.
 pause(): take nothing new until resume(); PATCHes in flight finish (`rq suspend`).
 """
 
@@ -33,6 +38,7 @@ from bridge.logs import fields
 from bridge.store import Outcome, Store, Work
 from workers.apply import apply, worker_error
 from workers.convocore import Convocore
+from workers.lease import FENCE_MARGIN_S, Fence, Held
 
 log = logging.getLogger("convo_bridge.worker")
 SWEEP_EVERY_S = 2.0
@@ -49,7 +55,7 @@ class Engine:
         self.store = Store(settings.redis_url)
         self.client = Convocore(settings.convocore, timeout_s=d.request_timeout_s)
         self.rng = random.Random()
-        self.held: dict[str, Work] = {}
+        self.held: dict[str, Held] = {}  # by lease token
         self.tasks: set[asyncio.Task[None]] = set()
         self.stopping = asyncio.Event()
         self.slot_freed = asyncio.Event()
@@ -87,8 +93,13 @@ class Engine:
         ]
         try:
             await self._take_loop(waker, burst)
+            if self.tasks:  # the renew loop keeps the leases while requests end
+                ending = 2 * self.settings.delivery.request_timeout_s + 10
+                await asyncio.wait(self.tasks, timeout=ending)
+            for t in list(self.tasks):  # stuck past two request timeouts (settle retrying)
+                t.cancel()
             if self.tasks:
-                await asyncio.wait(self.tasks, timeout=self.settings.delivery.request_timeout_s + 5)
+                await asyncio.wait(self.tasks, timeout=5)
         finally:
             for t in tasks:
                 t.cancel()
@@ -112,6 +123,7 @@ class Engine:
                 self.slot_freed.clear()
                 await self.slot_freed.wait()
                 continue
+            taken_at = time.monotonic()
             try:
                 batch, next_due = await self.store.take(
                     free, lease_ms=self.lease_ms, rate_limit=self.settings.delivery.rate_limit_per_s
@@ -123,8 +135,8 @@ class Engine:
                 pause = min(pause * 2, 2.0)
                 continue
             for work in batch:
-                self.held[work.ck] = work
-                task = asyncio.create_task(self._deliver(work))
+                held = self.held[work.token] = Held(work, taken_at + self.lease_ms / 1000)
+                task = asyncio.create_task(self._deliver(held))
                 self.tasks.add(task)
                 task.add_done_callback(self._done)
             if batch:
@@ -148,9 +160,13 @@ class Engine:
         if not task.cancelled() and task.exception() is not None:
             log.error("delivery task failed", extra=fields(error=repr(task.exception())))
 
-    async def _deliver(self, work: Work) -> None:
+    async def _deliver(self, held: Held) -> None:
+        work = held.work
+        fence = Fence(
+            held, self._renew_one, self.settings.delivery.request_timeout_s + FENCE_MARGIN_S
+        )
         try:
-            outcome = await apply(work, self.client, self.settings, self.rng)
+            outcome = await apply(work, self.client, self.settings, self.rng, fence)
         except Exception as exc:  # a bug must not strand the conversation: an attempt too
             outcome = worker_error(work, exc, self.settings, self.rng)
         await self._settle(work, outcome)
@@ -177,18 +193,31 @@ class Engine:
                     extra=fields(ck=work.ck, error=repr(exc)),
                 )
                 break
-        self.held.pop(work.ck, None)
+        self.held.pop(work.token, None)
         if outcome.kind == "ok":
             self.patched += 1
         elif outcome.kind != "release":
             self.failed += 1
 
     async def _release_all(self) -> None:
-        """Whatever is still held on the way out goes back to due at once."""
-        for work in list(self.held.values()):
+        """Whatever is still held on the way out goes back to due: at once when nothing was
+        sent, after the quiet period when a PATCH left and never ended (in doubt)."""
+        for held in list(self.held.values()):
+            outcome = Outcome("release", sent=held.work.entries, in_doubt=held.sent)
             with contextlib.suppress(StoreUnavailable):
-                await self.store.settle(work, Outcome("release"), settings=self.settings.delivery)
+                await self.store.settle(held.work, outcome, settings=self.settings.delivery)
         self.held.clear()
+
+    async def _renew_one(self, held: Held) -> bool:
+        """Renew one lease now (the fence found too little of it left)."""
+        sent_at = time.monotonic()
+        try:
+            (ok,) = await self.store.renew([(held.work.ck, held.work.token)], self.lease_ms)
+        except StoreUnavailable:
+            return False  # cannot prove we hold it: do not send
+        if ok:
+            held.until = sent_at + self.lease_ms / 1000
+        return ok
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -198,15 +227,25 @@ class Engine:
         every = self.lease_ms / 3000
         while True:
             await asyncio.sleep(every)
-            held = [(w.ck, w.token) for w in self.held.values()]
-            with contextlib.suppress(StoreUnavailable):
-                await self.store.renew(held, self.lease_ms)
+            held = list(self.held.values())
+            sent_at = time.monotonic()
+            try:
+                renewed = await self.store.renew(
+                    [(h.work.ck, h.work.token) for h in held], self.lease_ms
+                )
+            except StoreUnavailable:
+                continue
+            for h, ok in zip(held, renewed, strict=True):
+                if ok:
+                    h.until = max(h.until, sent_at + self.lease_ms / 1000)
+                else:
+                    h.lost = True  # its work stops at the next fence
 
     async def _sweep_loop(self) -> None:
         while True:
             await asyncio.sleep(SWEEP_EVERY_S * (0.5 + random.random()))
             try:
-                swept = await self.store.sweep()
+                swept = await self.store.sweep(int(self.settings.delivery.in_doubt_quiet_s * 1000))
                 if swept:
                     log.warning("recovered expired leases", extra=fields(conversations=swept))
             except StoreUnavailable:

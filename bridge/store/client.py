@@ -156,7 +156,7 @@ class Store:
         """Up to `n` due conversations, each now leased to us; and when the next one is due."""
         token = uuid.uuid4().hex
         items, nxt = await self._run("take", [n, lease_ms, token, repr(float(rate_limit))])
-        if sum(len(item[2]) for item in items) > 2 * OFFLOAD_ENTRIES:
+        if sum(len(item[2]) + len(item[5]) for item in items) > 2 * OFFLOAD_ENTRIES:
             work = await asyncio.to_thread(_works, items)  # keep the event loop responsive
         else:
             work = _works(items)
@@ -173,6 +173,7 @@ class Store:
             d.circuit_window,
             int(d.circuit_failure_ratio * 1000),
             int(d.circuit_cooldown_s * 1000),
+            int(d.in_doubt_quiet_s * 1000),
         )
         row = [
             work.ck,
@@ -186,18 +187,21 @@ class Store:
             outcome.snippet[:300],
             outcome.circuit,
             [x for e in outcome.sent for x in (e.name, e.raw)],
+            "1" if outcome.in_doubt else "0",
         ]
         nbytes = sum(len(e.raw) for e in outcome.sent) + len(row[3])
         (dead_id,) = await self._grouped("settle", shared).submit([row], nbytes)
         return str(dead_id)
 
-    async def renew(self, held: Sequence[tuple[str, str]], lease_ms: int) -> int:
+    async def renew(self, held: Sequence[tuple[str, str]], lease_ms: int) -> list[bool]:
+        """Extend each (ck, token) lease still ours; for each, whether it was."""
         if not held:
-            return 0
-        return int(await self._run("renew", [lease_ms, *[x for p in held for x in p]]))
+            return []
+        flags = await self._run("renew", [lease_ms, *[x for p in held for x in p]])
+        return [int(f) == 1 for f in flags]
 
-    async def sweep(self) -> int:
-        return int(await self._run("sweep", []))
+    async def sweep(self, quiet_ms: int) -> int:
+        return int(await self._run("sweep", [quiet_ms]))
 
     async def wait_for_work(self, conn: Any, timeout_s: float) -> None:
         """Block on the wake list until ingest signals new work, or `timeout_s` passes."""
@@ -344,9 +348,11 @@ class Store:
 
 def _works(items: list[Any]) -> list[Work]:
     work = []
-    for ck, tok, flat, arrays, attempts in items:
+    for ck, tok, flat, arrays, attempts, done in items:
         entries = [decode(flat[i], flat[i + 1]) for i in range(0, len(flat), 2)]
-        work.append(Work(ck, tok, entries, orjson.loads(arrays) if arrays else None, int(attempts)))
+        applied = [decode(done[i], done[i + 1]) for i in range(0, len(done), 2)]
+        known = orjson.loads(arrays) if arrays else None
+        work.append(Work(ck, tok, entries, known, int(attempts), applied))
     return work
 
 

@@ -3,8 +3,11 @@
 Keys (all under the prefix, default `cb:`; `ck` is a conversation key, see `conversation_key`):
 
     seen:<source>:<event id>   string, SET NX EX dedup_window_s      guarantee 2 (once per event)
-    p:<ck>                     hash change name -> entry             pending changes (3, 5)
-    hw:<ck>                    hash change name -> applied version   high-water marks (3)
+    p:<ck>                     hash change name -> entry             pending changes (3, 5);
+                               r:<field> -> marker                   re-sends after an in-doubt PATCH (10)
+    hw:<ck>                    hash change name -> applied entry     high-water marks (3), the
+                               _t last PATCH, _q quiet until,        values a re-send needs (10);
+                               _dl dead letters, _rs re-send seq     kept while _dl > 0 (7)
     arr:<ck>                   string JSON {tags, handoffHistory}    arrays from the last answer
     att:<ck>                   list of attempt records (JSON)        attempts so far (6, 7)
     due                        zset ck -> due time (ms)              ready and scheduled work (5, 6)
@@ -31,7 +34,9 @@ from urllib.parse import quote, unquote
 
 PREFIX = "cb:"
 RQ_QUEUE = "convo-bridge"  # RQ's side: the workers' queue, its FailedJobRegistry, replay jobs
-HIGH_WATER_TTL_MS = 30 * 86_400_000  # an event older than this and replayed later may reapply
+# hw:<ck> expires this long after the conversation's last PATCH, unless it has dead letters:
+# then it stays until they are replayed or purged (a replay must meet the newer values)
+HIGH_WATER_TTL_MS = 30 * 86_400_000
 
 
 def conversation_key(agent_id: str, convo_id: str) -> str:

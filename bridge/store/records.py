@@ -47,6 +47,7 @@ class Work:
     entries: list[Entry]
     arrays: dict[str, Any] | None
     attempts: int
+    applied: list[Entry] = field(default_factory=list)  # what compose needs from hw:<ck>
 
     @property
     def ids(self) -> tuple[str, str]:
@@ -66,6 +67,7 @@ class Outcome:
     status: str = ""
     snippet: str = ""
     circuit: Verdict = ""
+    in_doubt: bool = False  # a PATCH left and its fate is unknown: it may still be applied
 
 
 @dataclass(slots=True)

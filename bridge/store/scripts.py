@@ -13,6 +13,7 @@ from importlib.resources import files
 from typing import Literal
 
 from bridge.changes import VERSION_LEN
+from bridge.store.keys import HIGH_WATER_TTL_MS
 
 ScriptName = Literal["accept", "take", "settle", "renew", "sweep", "replay", "purge", "link"]
 
@@ -35,6 +36,6 @@ def _read(name: str) -> str:
 @cache
 def source(name: ScriptName) -> str:
     """The whole text sent to Redis for script `name`."""
-    header = f"local VERSION_LEN = {VERSION_LEN}\n"
+    header = f"local VERSION_LEN = {VERSION_LEN}\nlocal HIGH_WATER_TTL_MS = {HIGH_WATER_TTL_MS}\n"
     parts = [header, _read("prelude"), *(_read(inc) for inc in INCLUDES[name]), _read(name)]
     return "\n".join(parts)

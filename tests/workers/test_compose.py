@@ -20,14 +20,14 @@ def test_fields_go_out_as_their_newest_values():
         Intent(T0, "a", "c", set={"title": "old"}),
         Intent(T0 + 5, "a", "c", set={"title": "new", "userName": "Ada"}),
     )
-    out = compose(es, None, "s")
+    out = compose(es, [], None, "s")
     assert out.conversation == {"title": "new", "userName": "Ada"}
     assert not needs_arrays(es)
 
 
 def test_tags_are_sent_whole_from_the_known_array():
     es = entries_of(Intent(T0, "a", "c", tags_add=("vip", "new"), tags_remove=("bot",)))
-    out = compose(es, {"tags": ["bot", "x"], "handoffHistory": []}, "s")
+    out = compose(es, [], {"tags": ["bot", "x"], "handoffHistory": []}, "s")
     assert out.conversation == {"tags": ["x", "vip", "new"]}
 
 
@@ -35,7 +35,7 @@ def test_a_tag_removed_after_it_was_added_stays_removed():
     es = entries_of(
         Intent(T0, "a", "c", tags_add=("vip",)), Intent(T0 + 1, "a", "c", tags_remove=("vip",))
     )
-    out = compose(es, {"tags": ["vip"], "handoffHistory": []}, "s")
+    out = compose(es, [], {"tags": ["vip"], "handoffHistory": []}, "s")
     assert out.conversation == {"tags": []}
 
 
@@ -44,7 +44,7 @@ def test_handoff_steps_become_history_state_and_assignee():
         Intent(T0, "a", "c", handoff=Handoff("requested", team_key="billing")),
         Intent(T0 + 2000, "a", "c", handoff=Handoff("accepted", by="ann@acme.com")),
     )
-    out = compose(es, {"tags": [], "handoffHistory": []}, "s")
+    out = compose(es, [], {"tags": [], "handoffHistory": []}, "s")
     assert out.conversation["state"] == "human-chatting"
     assert out.conversation["chatAssignedTo"] == "ann@acme.com"
     assert out.conversation["requestedTeamKey"] == "billing"
@@ -61,14 +61,16 @@ def test_handoff_steps_become_history_state_and_assignee():
 def test_a_step_already_in_history_adds_nothing():
     es = entries_of(Intent(T0, "a", "c", handoff=Handoff("requested")))
     history = [{"requestedAt": T0 // 1000}]
-    out = compose(es, {"tags": [], "handoffHistory": history}, "s")
+    out = compose(es, [], {"tags": [], "handoffHistory": history}, "s")
     assert "handoffHistory" not in out.conversation
     assert out.conversation["state"] == "requested_chat"
 
 
 def test_completed_closes_the_open_entry_in_milliseconds():
     es = entries_of(Intent(T0 + 9, "a", "c", handoff=Handoff("completed")))
-    out = compose(es, {"tags": [], "handoffHistory": [{"requestedAt": 1, "acceptedAt": 2}]}, "ms")
+    out = compose(
+        es, [], {"tags": [], "handoffHistory": [{"requestedAt": 1, "acceptedAt": 2}]}, "ms"
+    )
     assert out.conversation["handoffHistory"] == [
         {"requestedAt": 1, "acceptedAt": 2, "completedAt": T0 + 9}
     ]
@@ -81,7 +83,7 @@ def test_released_waits_for_a_human_again_with_a_new_history_entry():
         Intent(T0 + 5000, "a", "c", handoff=Handoff("released")),
     )
     history = [{"requestedAt": T0 // 1000 - 60}]
-    out = compose(es, {"tags": [], "handoffHistory": history}, "s")
+    out = compose(es, [], {"tags": [], "handoffHistory": history}, "s")
     assert out.conversation["state"] == "requested_chat"
     assert out.conversation["chatAssignedTo"] == ""
     assert out.conversation["handoffHistory"] == [
@@ -92,8 +94,8 @@ def test_released_waits_for_a_human_again_with_a_new_history_entry():
 
 def test_a_replayed_release_adds_no_second_entry():
     released = entries_of(Intent(T0, "a", "c", handoff=Handoff("released")))
-    once = compose(released, {"tags": [], "handoffHistory": []}, "s")
-    again = compose(released, once.arrays, "s")
+    once = compose(released, [], {"tags": [], "handoffHistory": []}, "s")
+    again = compose(released, [], once.arrays, "s")
     assert again.conversation.get("handoffHistory", once.arrays["handoffHistory"]) == [
         {"requestedAt": T0 // 1000}
     ]

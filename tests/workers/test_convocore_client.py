@@ -75,7 +75,7 @@ def test_patches_go_through_the_configured_proxy(
     async def main() -> dict[str, Any]:
         client = Convocore(settings, timeout_s=5)
         try:
-            return await client.patch("a%2Fb/c", {"title": "x"})
+            return await client.patch("a%2Fb/c", client.body({"title": "x"}))
         finally:
             await client.close()
 

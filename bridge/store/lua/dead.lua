@@ -6,6 +6,10 @@ local function new_dead(reason, ck, source, ext, status, snippet)
     'external_id', ext, 'created', NOW, 'last_status', status, 'last_snippet', snippet)
   redis.call('ZADD', P .. 'dlq', NOW, id)
   redis.call('HINCRBY', P .. 'dlr', reason, 1)
+  if ck ~= '' then
+    redis.call('HINCRBY', P .. 'hw:' .. ck, '_dl', 1)
+    keep_hw(ck)
+  end
   count('dead', 1)
   return id
 end
@@ -13,7 +17,12 @@ end
 local function drop_dead(id)
   local rec = redis.call('HMGET', P .. 'dl:' .. id, 'reason', 'source', 'external_id', 'ck')
   if not rec[1] then return end
-  if rec[4] == '' then redis.call('DEL', P .. 'ux:' .. rec[2] .. ':' .. rec[3]) end
+  if rec[4] == '' then
+    redis.call('DEL', P .. 'ux:' .. rec[2] .. ':' .. rec[3])
+  elseif redis.call('HINCRBY', P .. 'hw:' .. rec[4], '_dl', -1) <= 0 then
+    redis.call('HDEL', P .. 'hw:' .. rec[4], '_dl')
+    keep_hw(rec[4])
+  end
   redis.call('DEL', P .. 'dl:' .. id, P .. 'dle:' .. id, P .. 'dla:' .. id)
   redis.call('ZREM', P .. 'dlq', id)
   if redis.call('HINCRBY', P .. 'dlr', rec[1], -1) <= 0 then redis.call('HDEL', P .. 'dlr', rec[1]) end

@@ -1,6 +1,7 @@
 -- Shared by every script. ARGV[1] is the key prefix, ARGV[2] the caller's clock (epoch ms);
 -- a script's own arguments start at ARGV[3]. VERSION_LEN is defined above this file by
--- bridge/store/scripts.py from bridge.changes.VERSION_LEN (one definition for both sides).
+-- bridge/store/scripts.py from bridge.changes.VERSION_LEN (one definition for both sides), and
+-- HIGH_WATER_TTL_MS from bridge.store.keys.
 local P = ARGV[1]
 local NOW = tonumber(ARGV[2])
 
@@ -9,13 +10,30 @@ local function version_of(entry)
   return string.sub(entry, 1, VERSION_LEN)
 end
 
--- sets hash[name] = entry when it is newer than what is there and than the applied version
--- in hwkey (nil: no high-water mark to respect); 1 when it did
+-- the whole-list field a per-item change belongs to: a tag to tags, a handoff step to
+-- handoffHistory (nil for anything else)
+local function whole_of(name)
+  local kind = string.sub(name, 1, 2)
+  if kind == 't:' then return 'f:tags' end
+  if kind == 'h:' then return 'f:handoffHistory' end
+  return nil
+end
+
+-- sets hash[name] = entry when it is newer than what is there and than the applied entry in
+-- hwkey (nil: no high-water mark to respect); 1 when it did. A tag or handoff change older
+-- than a whole list (applied or pending) is gone: the list, as of its time, already says it.
 local function merge_into(hash, hwkey, name, entry)
   local ver = version_of(entry)
   if hwkey then
     local hw = redis.call('HGET', hwkey, name)
-    if hw and hw >= ver then return 0 end
+    if hw and version_of(hw) >= ver then return 0 end
+    local whole = whole_of(name)
+    if whole then
+      local w = redis.call('HGET', hwkey, whole)
+      if w and version_of(w) >= ver then return 0 end
+      w = redis.call('HGET', hash, whole)
+      if w and version_of(w) >= ver then return 0 end
+    end
   end
   local cur = redis.call('HGET', hash, name)
   if cur and version_of(cur) >= ver then return 0 end
@@ -27,20 +45,46 @@ local function merge(ck, name, entry)
   return merge_into(P .. 'p:' .. ck, P .. 'hw:' .. ck, name, entry)
 end
 
+-- hw:<ck> lives HIGH_WATER_TTL_MS after its last write, and for ever while the conversation
+-- has dead letters (`_dl`): a replay must still meet the newer values it may not overwrite
+local function keep_hw(ck)
+  local hwk = P .. 'hw:' .. ck
+  if redis.call('HEXISTS', hwk, '_dl') == 1 then
+    redis.call('PERSIST', hwk)
+  else
+    redis.call('PEXPIRE', hwk, HIGH_WATER_TTL_MS)
+  end
+end
+
 local function wake()
   redis.call('LPUSH', P .. 'wake', '1')
   redis.call('LTRIM', P .. 'wake', 0, 63)
 end
 
 -- makes a conversation with pending changes due, no sooner than `coalesce` ms after its last
--- PATCH; a conversation held by a worker is scheduled again when that worker settles
+-- PATCH nor before its quiet time (`_q`, after an in-doubt PATCH); a conversation held by a
+-- worker is scheduled again when that worker settles
 local function schedule(ck, coalesce)
   if redis.call('ZSCORE', P .. 'inflight', ck) then return end
-  local last = tonumber(redis.call('HGET', P .. 'hw:' .. ck, '_t') or '0')
-  local due = math.max(NOW, last + coalesce)
+  local hw = redis.call('HMGET', P .. 'hw:' .. ck, '_t', '_q')
+  local due = math.max(NOW, tonumber(hw[1] or '0') + coalesce, tonumber(hw[2] or '0'))
   -- wake idle workers only when this made the conversation due: if it was already in
   -- `due`, a wake went out then (or it waits for a later time the workers know)
   if redis.call('ZADD', P .. 'due', 'NX', due, ck) == 1 and due <= NOW then wake() end
+end
+
+-- an in-doubt PATCH may still be applied: nothing more goes to this conversation for
+-- `quiet` ms, so whatever follows lands after it
+local function hold_quiet(ck, quiet)
+  local till = NOW + quiet
+  local hwk = P .. 'hw:' .. ck
+  if tonumber(redis.call('HGET', hwk, '_q') or '0') < till then
+    redis.call('HSET', hwk, '_q', till)
+    keep_hw(ck)
+  end
+  local due = redis.call('ZSCORE', P .. 'due', ck)
+  if due and tonumber(due) < till then redis.call('ZADD', P .. 'due', 'XX', till, ck) end
+  return till
 end
 
 -- recent-rate counters for `status`, in 10 s buckets

@@ -1,13 +1,15 @@
 -- renew: extend the leases a worker still holds.
 -- Includes: prelude.
--- ARGV[3] lease (ms), then pairs ck, token. Returns how many were renewed.
-local lease, renewed = tonumber(ARGV[3]), 0
+-- ARGV[3] lease (ms), then pairs ck, token. Returns 1 (renewed) or 0 (lost) per pair.
+local lease, renewed = tonumber(ARGV[3]), {}
 for i = 4, #ARGV, 2 do
   local ck, tok = ARGV[i], ARGV[i + 1]
   if redis.call('GET', P .. 'lease:' .. ck) == tok then
     redis.call('PEXPIRE', P .. 'lease:' .. ck, lease)
     redis.call('ZADD', P .. 'inflight', 'XX', NOW + lease, ck)
-    renewed = renewed + 1
+    renewed[#renewed + 1] = 1
+  else
+    renewed[#renewed + 1] = 0
   end
 end
 return renewed

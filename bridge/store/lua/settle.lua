@@ -1,33 +1,75 @@
 -- settle: record what attempts did; several workers' settles share one call.
 -- Includes: prelude, dead, circuit.
--- ARGV[3] coalesce (ms), ARGV[4] high-water ttl (ms), ARGV[5] array cache ttl (ms),
--- ARGV[6] circuit window, ARGV[7] failure ratio (permille), ARGV[8] cooldown (ms),
--- ARGV[9] a JSON array of settles, each
+-- ARGV[3] coalesce (ms), ARGV[4] (unused: HIGH_WATER_TTL_MS comes with the header),
+-- ARGV[5] array cache ttl (ms), ARGV[6] circuit window, ARGV[7] failure ratio (permille),
+-- ARGV[8] cooldown (ms), ARGV[9] in-doubt quiet period (ms), ARGV[10] a JSON array of
+-- settles, each
 --   [ck, token, outcome (ok|retry|dead|release), arrays JSON or '', attempt JSON, retry_at,
---    reason, status, snippet, circuit verdict (ok|fail|''), [name, entry, ...] sent]
+--    reason, status, snippet, circuit verdict (ok|fail|''), [name, entry, ...] sent,
+--    in doubt (1|0): a PATCH left and its fate is unknown]
 -- Returns each settle's dead-letter id ('' when none).
-local coalesce, hw_ttl, arr_ttl = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local coalesce, arr_ttl = tonumber(ARGV[3]), tonumber(ARGV[5])
 local window, ratio, cooldown = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
+local quiet = tonumber(ARGV[9])
 
--- what was sent is applied: drop it from pending unless overtaken, raise the high-water marks
+-- after a whole list is applied, older single tag / handoff changes can never matter again
+local function prune(hwk, kind, whole_version)
+  local names = redis.call('HKEYS', hwk)
+  for _, name in ipairs(names) do
+    if string.sub(name, 1, 2) == kind then
+      local hw = redis.call('HGET', hwk, name)
+      if version_of(hw) < whole_version then redis.call('HDEL', hwk, name) end
+    end
+  end
+end
+
+-- what was sent is applied: drop it from pending unless overtaken, and keep each newest
+-- applied entry in hw:<ck> (a replay or a re-send after an in-doubt PATCH needs it)
 local function applied(ck, arrays, sent)
   local pk, hwk = P .. 'p:' .. ck, P .. 'hw:' .. ck
+  local wholes = {}
   for j = 1, #sent, 2 do
     local name, raw = sent[j], sent[j + 1]
     if redis.call('HGET', pk, name) == raw then redis.call('HDEL', pk, name) end
-    local v = version_of(raw)
-    local hw = redis.call('HGET', hwk, name)
-    if not hw or v > hw then redis.call('HSET', hwk, name, v) end
+    if string.sub(name, 1, 2) ~= 'r:' then
+      local hw = redis.call('HGET', hwk, name)
+      if not hw or version_of(raw) > version_of(hw) then
+        redis.call('HSET', hwk, name, raw)
+        if name == 'f:tags' then wholes['t:'] = version_of(raw) end
+        if name == 'f:handoffHistory' then wholes['h:'] = version_of(raw) end
+      end
+    end
   end
+  for kind, v in pairs(wholes) do prune(hwk, kind, v) end
   redis.call('HSET', hwk, '_t', NOW)
-  redis.call('PEXPIRE', hwk, hw_ttl)
+  keep_hw(ck)
   if arrays ~= '' then redis.call('SET', P .. 'arr:' .. ck, arrays, 'PX', arr_ttl) end
   redis.call('DEL', P .. 'att:' .. ck)
   count('ok', 1)
 end
 
+-- a PATCH that may have landed after this worker lost its lease (so after newer ones):
+-- every field it carried is sent again at its newest value, pending or applied. A re-send
+-- is a pending `r:<field>` entry (`r:tags` / `r:handoffHistory` for the arrays), its value
+-- a unique marker, so only a worker that took this very marker clears it.
+local function redo(ck, sent)
+  local pk = P .. 'p:' .. ck
+  local seq = redis.call('HINCRBY', P .. 'hw:' .. ck, '_rs', 1)
+  local marker = string.format('%015d%012d', NOW, seq) .. '\nbridge\nredo\n0\nnull'
+  for j = 1, #sent, 2 do
+    local name, target = sent[j], nil
+    local kind = string.sub(name, 1, 2)
+    if kind == 'r:' then target = name
+    elseif kind == 't:' or name == 'f:tags' then target = 'r:tags'
+    elseif kind == 'h:' or name == 'f:handoffHistory' then target = 'r:handoffHistory'
+    else target = 'r:' .. name end
+    redis.call('HSET', pk, target, marker)
+  end
+  keep_hw(ck)
+end
+
 local function settle(ck, token, outcome, arrays, attempt, retry_at, reason, status, snippet,
-                      verdict, sent)
+                      verdict, sent, doubt)
   local owned = redis.call('GET', P .. 'lease:' .. ck) == token
   if owned then
     redis.call('DEL', P .. 'lease:' .. ck)
@@ -35,7 +77,7 @@ local function settle(ck, token, outcome, arrays, attempt, retry_at, reason, sta
   end
   local dead_id = ''
   if outcome == 'ok' then
-    applied(ck, arrays, sent)
+    if owned then applied(ck, arrays, sent) else redo(ck, sent) end
   elseif outcome == 'retry' or outcome == 'dead' then
     -- a failed attempt is recorded only by the lease holder: when the lease is gone (expired
     -- and taken over, or this very settle already ran and is repeated after a lost answer)
@@ -45,6 +87,10 @@ local function settle(ck, token, outcome, arrays, attempt, retry_at, reason, sta
       if outcome == 'dead' then dead_id = dead_letter_pending(ck, reason, status, snippet) end
     end
     count('fail', 1)
+  end
+  if doubt == '1' then
+    if not owned and outcome ~= 'ok' then redo(ck, sent) end
+    retry_at = math.max(retry_at, hold_quiet(ck, quiet))
   end
   if owned or redis.call('EXISTS', P .. 'lease:' .. ck) == 0 then
     if outcome == 'retry' then
@@ -59,7 +105,8 @@ local function settle(ck, token, outcome, arrays, attempt, retry_at, reason, sta
 end
 
 local out = {}
-for i, s in ipairs(cjson.decode(ARGV[9])) do
-  out[i] = settle(s[1], s[2], s[3], s[4], s[5], tonumber(s[6]), s[7], s[8], s[9], s[10], s[11])
+for i, s in ipairs(cjson.decode(ARGV[10])) do
+  out[i] = settle(s[1], s[2], s[3], s[4], s[5], tonumber(s[6]), s[7], s[8], s[9], s[10], s[11],
+    s[12])
 end
 return out

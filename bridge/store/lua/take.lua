@@ -3,9 +3,39 @@
 -- ARGV[3] n, ARGV[4] lease (ms), ARGV[5] token, ARGV[6] rate limit (PATCHes/s, may be
 --   fractional: 0.5 = one every 2 s; 0 = none). The limit is a GCRA over all workers: `rl`
 --   holds the theoretical time (ms) the next take may start; up to max(1, rate) at once.
--- Returns {{{ck, token, pending (flat hash), arrays JSON or '', attempts so far}, ...},
+-- Returns {{{ck, token, pending (flat hash), arrays JSON or '', attempts so far,
+--            applied (flat: the hw:<ck> entries the composition needs)}, ...},
 --          when the next conversation is due (ms), or -1}
 local n, lease, token, rate = tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6])
+-- what of hw:<ck> the composition needs besides the pending changes: the newest applied value
+-- of each field to re-send (`r:<field>`), and the applied tag / handoff history when a whole
+-- list is pending or the array is re-sent (it is replayed in occurred_at order)
+local function applied_for(ck, pending)
+  local fields, tags, history = {}, false, false
+  for j = 1, #pending, 2 do
+    local name = pending[j]
+    if name == 'f:tags' or name == 'r:tags' then tags = true
+    elseif name == 'f:handoffHistory' or name == 'r:handoffHistory' then history = true
+    elseif string.sub(name, 1, 2) == 'r:' then fields[#fields + 1] = string.sub(name, 3) end
+  end
+  local out, hwk = {}, P .. 'hw:' .. ck
+  for _, name in ipairs(fields) do
+    local hw = redis.call('HGET', hwk, name)
+    if hw then out[#out + 1] = name; out[#out + 1] = hw end
+  end
+  if tags or history then
+    local all = redis.call('HGETALL', hwk)
+    for j = 1, #all, 2 do
+      local name, kind = all[j], string.sub(all[j], 1, 2)
+      if (tags and (kind == 't:' or name == 'f:tags'))
+          or (history and (kind == 'h:' or name == 'f:handoffHistory')) then
+        out[#out + 1] = name; out[#out + 1] = all[j + 1]
+      end
+    end
+  end
+  return out
+end
+
 local state, till
 n, state, till = circuit_gate(n, lease)
 if n == 0 then return {{}, till} end
@@ -31,7 +61,8 @@ for k, ck in ipairs(cks) do
     redis.call('SET', P .. 'lease:' .. ck, tok, 'PX', lease)
     redis.call('ZADD', P .. 'inflight', NOW + lease, ck)
     local arrays = redis.call('GET', P .. 'arr:' .. ck) or ''
-    out[#out + 1] = {ck, tok, pending, arrays, redis.call('LLEN', P .. 'att:' .. ck)}
+    out[#out + 1] = {ck, tok, pending, arrays, redis.call('LLEN', P .. 'att:' .. ck),
+      applied_for(ck, pending)}
   end
 end
 if #out == 0 and state ~= 'closed' then circuit_reopen() end

@@ -14,7 +14,7 @@ from tests.fuzzing import VECTORS, config_text, sign, vector_cases, webhook_url
 from tests.servers import serve_app_in_thread
 from tests.signing import sign_as
 
-DELIVERY = "[delivery]\ncoalesce_ms = 10\nlease_s = 3\n"
+DELIVERY = "[delivery]\ncoalesce_ms = 10\nlease_s = 3\nrequest_timeout_s = 2\n"
 
 
 @pytest.fixture

@@ -121,7 +121,7 @@ def test_expired_lease_is_swept_back_to_due(store, rclient):
         await accept(store, routed(Intent(T0, "a", "c", set={"title": "x"}), "e1"))
         work, _ = await store.take(1, lease_ms=50, rate_limit=0)
         await asyncio.sleep(0.12)
-        swept = await store.sweep()
+        swept = await store.sweep(0)
         return work, swept, await take_one(store)
 
     work, swept, again = store.run(go)
