@@ -71,9 +71,11 @@ def _check_numbers(value: Any, path: str) -> None:
 
 
 def route(source: SourceSettings, ev: SourceEvent, index: str) -> Routed | None:
-    """Where an event goes: its own ids, the source's JMESPath, or the link registry."""
+    """Where an event goes: its own ids, the source's JMESPath, or the link registry. None
+    for an event with nothing to change (unmapped, or mapped to no change): it is ignored,
+    never queued nor parked as `unroutable`."""
     intent = ev.intent
-    if intent is None:
+    if intent is None or intent.is_empty():
         return None
     event_id = safe_event_id(ev.event_id)
     if intent.agent_id is not None and intent.convo_id is not None:

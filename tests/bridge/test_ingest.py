@@ -81,7 +81,8 @@ def test_an_event_the_kind_does_not_map_is_ignored():
 
 
 def test_odd_event_ids_are_made_safe_for_keys():
-    routed = route(source(), SourceEvent("a\nb", Intent(occurred_at=T, external_id="e"), {}), "")
+    odd = Intent(occurred_at=T, external_id="e", set={"title": "x"})
+    routed = route(source(), SourceEvent("a\nb", odd, {}), "")
     assert routed is not None and routed.event_id.startswith("sha256:")
 
 
@@ -152,6 +153,16 @@ def test_without_a_link_or_a_default_the_event_waits_as_unroutable(make_settings
     assert not rclient.keys("cb:p:*")
     letters = [rclient.hgetall(f"cb:dl:{i.decode()}") for i in rclient.zrange("cb:dlq", 0, -1)]
     assert [(d[b"reason"], d[b"external_id"]) for d in letters] == [(b"unroutable", b"T-3")]
+
+
+def test_an_event_with_nothing_to_change_is_ignored_not_parked(make_settings, rclient):
+    # e.g. a generic source whose map yields only the ticket id for this status change
+    settings = make_settings()
+    empty = f'{{"external_id":"T-4","occurred_at":{T}}}'.encode()
+    receipt = send(settings, "demo", empty, "m4")
+    assert (receipt.accepted, receipt.ignored, receipt.unroutable) == (0, 1, 0)
+    assert rclient.zrange("cb:dlq", 0, -1) == []
+    assert not rclient.keys("cb:p:*")
 
 
 @pytest.mark.parametrize(
