@@ -42,7 +42,8 @@ SRC = {
     "zendesk": "https://developer.zendesk.com/api-reference/webhooks/event-types/ticket-events/",
     "zendesk_sig": "https://developer.zendesk.com/documentation/webhooks/verifying/",
     "intercom": "https://developers.intercom.com/docs/references/webhooks/webhook-models",
-    "intercom_1x": "https://pastebin.com/0NqBvYkn (a captured Intercom API 1.x conversation.admin.assigned notification)",
+    "intercom_1x": "https://github.com/zulip/zulip/blob/main/zerver/webhooks/intercom/fixtures/conversation_admin_assigned.json (a captured API 1.x conversation.admin.assigned notification)",
+    "intercom_1x_nobody": "https://github.com/zulip/zulip/blob/main/zerver/webhooks/intercom/fixtures/conversation_user_created.json (API 1.x: assignee {type: nobody_admin, id: null})",
     "hubspot": "https://developers.hubspot.com/docs/api/webhooks (example payload)",
     "hubspot_sig": "https://developers.hubspot.com/docs/api/webhooks/validating-requests",
     "front": "https://dev.frontapp.com/reference/events",
@@ -983,21 +984,21 @@ def intercom_more() -> list[Case]:
         headers.pop("content-type")
         return Case(name, src, IC_SECRET, headers, body, True, [payload["id"]], intents)
 
-    v1_item = {
-        "admin_assignee_id": None,
-        "assignee": {
-            "type": "admin",
-            "id": "3832405",
-            "name": "Testteam",
-            "email": "tavxk3ub@atender.intercom-mail.com",
-        },
-    }
+    def v1_note(notif: str, assignee: dict[str, Any]) -> dict[str, Any]:
+        """API 1.x: the conversation names its `assignee`; no admin_/team_assignee_id."""
+        note = ic_note(notif, "conversation.admin.assigned", assignee=assignee)
+        del note["data"]["item"]["admin_assignee_id"], note["data"]["item"]["team_assignee_id"]
+        return note
+
     added = {"type": "tag.list", "tags": [{"type": "tag", "id": "9", "name": "refund"}]}
     return [
         case(
             "intercom: API 1.x assignment (assignee: {type: admin, id})",
-            ic_note("notif_v1", "conversation.admin.assigned", **v1_item),
-            [intent("147", at, handoff={"event": "accepted", "by": "3832405"})],
+            v1_note(
+                "notif_v1",
+                {"type": "admin", "id": "1957471", "name": "Tim Abbott", "email": "tim@zulip.com"},
+            ),
+            [intent("147", at, handoff={"event": "accepted", "by": "1957471"})],
             SRC["intercom_1x"],
         ),
         case(
@@ -1031,14 +1032,9 @@ def intercom_more() -> list[Case]:
         ),
         case(
             "intercom: API 1.x unassigned (assignee type nobody_admin)",
-            ic_note(
-                "notif_nobody",
-                "conversation.admin.assigned",
-                admin_assignee_id=None,
-                assignee={"type": "nobody_admin", "id": None},
-            ),
+            v1_note("notif_nobody", {"type": "nobody_admin", "id": None}),
             [intent("147", at, handoff={"event": "released"})],
-            SRC["intercom_1x"],
+            SRC["intercom_1x_nobody"],
         ),
         case(
             "intercom: reopened by an admin",
