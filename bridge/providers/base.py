@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -175,7 +175,7 @@ def strings(value: Any, name: str) -> tuple[str, ...]:
     return tuple(value)
 
 
-def indexed(payload: list[Any], read: Any) -> list[SourceEvent]:
+def indexed(payload: list[Any], read: Callable[[Any], SourceEvent]) -> list[SourceEvent]:
     """Read each element of a batch; a bad one refuses the whole request, naming its index."""
     out: list[SourceEvent] = []
     for i, item in enumerate(payload):

@@ -93,7 +93,7 @@ def normalize(source: SourceSettings, request: WebhookRequest, payload: Any) -> 
         if not payload:
             raise PayloadError("body: expected an object or a non-empty array")
         return indexed(
-            [(i, x) for i, x in enumerate(payload)],
+            list(enumerate(payload)),
             lambda p: _mapped(source, p[1], f"{digest}:{p[0]}", received),
         )
     return [_mapped(source, payload, digest, received)]

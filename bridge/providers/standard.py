@@ -18,6 +18,7 @@ from bridge.providers.base import (
     SourceEvent,
     WebhookRequest,
     check_window,
+    indexed,
     mac,
     no_challenge,
     require_header,
@@ -75,11 +76,8 @@ def normalize(source: SourceSettings, request: WebhookRequest, payload: Any) -> 
     if isinstance(payload, list):
         if not payload:
             raise PayloadError("expected an intent or a non-empty array of intents")
-        events = []
-        for i, item in enumerate(payload):
-            try:
-                events.append(SourceEvent(f"{msg_id}:{i}", parse_intent(item), item))
-            except PayloadError as exc:
-                raise exc.at(f"[{i}].") from None
-        return events
+        return indexed(
+            list(enumerate(payload)),
+            lambda p: SourceEvent(f"{msg_id}:{p[0]}", parse_intent(p[1]), p[1]),
+        )
     return [SourceEvent(msg_id, parse_intent(payload), payload)]
