@@ -94,7 +94,8 @@ def test_acknowledged_intents_survive_a_redis_kill_and_restart(tmp_path, sandbox
                     },
                 )
             server.kill()  # kill -9 before any worker ran: everything is only in the AOF
-            send(url, {"agent_id": "a", "convo_id": "x", "occurred_at": T0}, expect=503)
+            down = {"agent_id": "a", "convo_id": "x", "occurred_at": T0, "set": {"title": "t"}}
+            send(url, down, expect=503)  # a change to queue (one with none is ignored, 202)
             assert httpx.get(f"{url}/readyz").status_code == 503
             worker = worker_process(config, env)  # starts while Redis is down
             time.sleep(1)
