@@ -6,7 +6,8 @@ Starts its own Redis (AOF everysec), sandbox, `serve` and two `worker` processes
 machine, and measures: ingest req/s and p99 with wrk (vs a bare HMAC+LPUSH app), delivery
 rate of 2,000 intents on distinct conversations (vs one bare httpx keep-alive PATCH loop),
 webhook → PATCH latency at 200 events/s, coalescing of 1,000 updates to 10 conversations
-with a 20 ms target, and resident memory of serve and worker.
+with a 20 ms target, resident memory of serve and worker, and the same delivery as one RQ
+job per intent run by two `rq worker -w rq.SimpleWorker` (benchmarks/rq_patch.py).
 """
 
 from __future__ import annotations
@@ -198,6 +199,42 @@ def bench_delivery(rig: Rig, n: int) -> tuple[float, float]:
     return ours, asyncio.run(bare())
 
 
+def bench_rq_jobs(rig: Rig, n: int) -> float:
+    """The delivery row's n intents as n RQ jobs (one PATCH each) on their own queue, run by
+    two `rq worker -w rq.SimpleWorker --burst`: PATCHes/s from the first to the last."""
+    from rq import Queue
+
+    rig.reset()
+    conn = redis.Redis.from_url(rig.redis.url)
+    queue = Queue("bench-rq", connection=conn)
+    queue.enqueue_many(
+        [
+            Queue.prepare_data(
+                "benchmarks.rq_patch.patch",
+                (rig.sandbox_url, f"q{i}", {"messagesNum": i}),
+                result_ttl=0,
+            )
+            for i in range(n)
+        ]
+    )
+    conn.close()
+    start = time.time()
+    workers = [
+        rig.own(
+            spawn(
+                [PY, "-m", "rq.cli", "worker", "-w", "rq.SimpleWorker", "--burst", "-q",
+                 "-u", rig.redis.url, "bench-rq"],
+                rig.env,
+            )
+        )
+        for _ in range(2)
+    ]  # fmt: skip
+    done = wait_patched(rig, n, timeout=600)
+    first = min(float(p["received_at"]) for p in patches(rig))  # type: ignore[arg-type]
+    stop(workers, 30)
+    return n / (done - max(first, start))
+
+
 def bench_latency(rig: Rig, rate: int, seconds: float) -> tuple[float, float]:
     """Webhook → PATCH at a steady `rate`: the sender runs one unmeasured second first, so
     first connections and first script loads do not count as steady state."""
@@ -299,7 +336,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="smaller runs")
     ap.add_argument(
         "--only",
-        choices=["ingest", "delivery", "latency", "coalescing", "memory"],
+        choices=["ingest", "delivery", "rq", "latency", "coalescing", "memory"],
         action="append",
         help="run only these parts (repeatable)",
     )
@@ -309,7 +346,7 @@ def main() -> None:
         help="serve/worker log level, INFO by default as in production (INFO writes one JSON line per webhook and per PATCH)",
     )
     args = ap.parse_args()
-    parts = set(args.only or ["ingest", "delivery", "latency", "coalescing", "memory"])
+    parts = set(args.only or ["ingest", "delivery", "rq", "latency", "coalescing", "memory"])
     rows: list[tuple[str, str, str, str]] = []
     with tempfile.TemporaryDirectory() as tmp:
         rig = Rig(Path(tmp), args.log_level)
@@ -352,6 +389,16 @@ def main() -> None:
                         f"{ours:,.0f}",
                         f"bare loop {bare:,.0f}",
                         f"ratio {ours / bare:.2f} (≥ 1)",
+                    )
+                )
+            if "rq" in parts:
+                jobs = bench_rq_jobs(rig, n)
+                rows.append(
+                    (
+                        f"same {n} intents as RQ jobs, 2 rq SimpleWorkers /s",
+                        f"{jobs:,.0f}",
+                        f"ours {ours:,.0f}" if "delivery" in parts else "",
+                        "no order, coalescing or newest-wins",
                     )
                 )
             if "latency" in parts:

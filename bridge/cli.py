@@ -163,6 +163,20 @@ def cmd_dlq(args: argparse.Namespace) -> int:
     async def chosen(store: Store) -> list[str]:
         return await store.dead_letter_ids(1_000_000) if args.all else ids
 
+    if args.dlq_cmd == "replay" and args.all:
+        import redis
+
+        from bridge.store.keys import RQ_QUEUE
+        from bridge.store.rq_jobs import enqueue_replay
+
+        conn = redis.Redis.from_url(settings.redis_url)
+        job = enqueue_replay(conn, None, coalesce, "every dead letter")
+        conn.close()
+        print(
+            f"replaying every dead letter in RQ job {job.id} on queue {RQ_QUEUE} "
+            "(a worker runs it; follow it with `rq info` or rq-dashboard)"
+        )
+        return 0
     if args.dlq_cmd == "replay":
 
         async def replay(store: Store) -> dict[str, str]:
@@ -183,6 +197,19 @@ def cmd_dlq(args: argparse.Namespace) -> int:
     print(f"purged {n}")
     if not args.all and n < len(ids):
         raise NotFound("some ids were not dead letters (see `convo-bridge dlq list`)")
+    return 0
+
+
+def cmd_trace(args: argparse.Namespace) -> int:
+    from bridge.trace import render, trace
+
+    settings = _settings(args)
+    agent, convo = check_id(args.agent_id, "AGENT_ID"), check_id(args.convo_id, "CONVO_ID")
+    found = _with_store(settings, lambda s: trace(s, agent, convo))
+    if args.json:
+        _print_json(found.to_json())
+    else:
+        print(render(found))
     return 0
 
 
@@ -323,6 +350,16 @@ def parser() -> argparse.ArgumentParser:
     st = sub.add_parser("status", help="queue, retries, dead letters, circuit, workers")
     st.add_argument("--json", action="store_true", help="print JSON")
     st.set_defaults(fn=cmd_status)
+
+    tr = sub.add_parser(
+        "trace",
+        help="why a conversation did (not) update: pending changes, applied values and "
+        "where they came from, attempts, dead letters, waiting / in flight / in doubt",
+    )
+    tr.add_argument("agent_id", help="the Convocore agent id")
+    tr.add_argument("convo_id", help="the Convocore conversation id")
+    tr.add_argument("--json", action="store_true", help="print JSON")
+    tr.set_defaults(fn=cmd_trace)
 
     c = sub.add_parser("config", help="configuration")
     cs = c.add_subparsers(dest="config_cmd", required=True)

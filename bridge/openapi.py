@@ -279,6 +279,18 @@ def document(sources: list[str] | None = None) -> dict[str, Any]:
                     parameters=[PATH_ID],
                 )
             },
+            "/admin/conversations/{agent_id}/{convo_id}": {
+                "get": _admin(
+                    "Trace one conversation: pending changes, applied values with their source, "
+                    "event id and times, attempts, dead letters, waiting / in flight / in doubt, "
+                    "and why it is (not) up to date",
+                    _json("Trace.", {"type": "object"}),
+                    parameters=[
+                        {"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
+                        for n in ("agent_id", "convo_id")
+                    ],
+                )
+            },
             "/admin/links": {
                 "get": _admin(
                     "Every link", _json("Links.", {"type": "array", "items": {"type": "object"}})
@@ -351,8 +363,26 @@ def document(sources: list[str] | None = None) -> dict[str, Any]:
                 )
             },
             "/admin/logout": {"post": _page("Sign out", PAGE_ANSWERS, requestBody=FORM)},
+            "/admin/ui/conversation": {
+                "get": _page(
+                    "One conversation's trace, for people",
+                    {
+                        "200": _text("HTML.", "text/html"),
+                        "303": {"description": "Not signed in: to /admin/."},
+                        "400": _text("A missing or bad id.", "text/html"),
+                        "404": _text("No admin token is configured."),
+                        "503": _text("Redis is unreachable."),
+                    },
+                    parameters=[
+                        {"name": n, "in": "query", "required": True, "schema": {"type": "string"}}
+                        for n in ("agent_id", "convo_id")
+                    ],
+                )
+            },
             "/admin/ui/dlq/replay-all": {
-                "post": _page("Replay every dead letter", PAGE_ANSWERS, requestBody=FORM)
+                "post": _page(
+                    "Replay every dead letter (queued as an RQ job)", PAGE_ANSWERS, requestBody=FORM
+                )
             },
             "/admin/ui/dlq/purge-all": {
                 "post": _page("Purge every dead letter", PAGE_ANSWERS, requestBody=FORM)

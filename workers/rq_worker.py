@@ -49,6 +49,7 @@ from bridge.config import Settings, load_settings, require_worker_token
 from bridge.logs import configure, fields
 from bridge.process import freeze_startup_heap
 from bridge.store.keys import RQ_QUEUE
+from bridge.store.rq_mirror import mirror_new, reconcile
 from workers.registration import Activity, Registration
 from workers.worker import Engine
 
@@ -57,6 +58,8 @@ log = logging.getLogger("convo_bridge.worker")
 SUSPEND_POLL_S = 0.5
 JOB_POLL_S = 2  # a blocked dequeue returns this often to see stop and suspend
 SUBSCRIBE_RETRY_S = 2.0
+MIRROR_EVERY_S = 1.0  # new dead letters become RQ failed jobs within about this
+RECONCILE_EVERY_S = 300.0  # and every dead letter without a job gets one (at start too)
 
 
 class DeliveryWorker(SimpleWorker):
@@ -127,6 +130,7 @@ class DeliveryWorker(SimpleWorker):
             registration.keep(),
             self._watch_suspension(client, burst),
             self._keep_subscribed(),
+            self._mirror_loop(),
         ]
         try:
             if burst:
@@ -247,6 +251,27 @@ class DeliveryWorker(SimpleWorker):
     def unsubscribe(self) -> None:
         with contextlib.suppress(RedisError, OSError):
             super().unsubscribe()  # type: ignore[no-untyped-call]
+
+    # --- dead letters as RQ failed jobs -------------------------------------------------------
+
+    async def _mirror_loop(self) -> None:
+        """bridge/store/rq_mirror.py: new dead letters every second, all of them at start
+        and every RECONCILE_EVERY_S."""
+        full_at = 0.0
+        while True:
+            try:
+                if time.monotonic() - full_at >= RECONCILE_EVERY_S:
+                    made = await asyncio.to_thread(reconcile, self.connection)
+                    full_at = time.monotonic()
+                    if made:
+                        log.info("dead letters given RQ failed jobs", extra=fields(jobs=made))
+                else:
+                    await asyncio.to_thread(mirror_new, self.connection)
+            except (RedisError, OSError):
+                pass  # Redis away: the registration logs it; the list waits in Redis
+            except Exception as exc:
+                log.exception("mirroring dead letters to RQ failed", extra=fields(error=repr(exc)))
+            await asyncio.sleep(MIRROR_EVERY_S)
 
     # --- RQ jobs on the queue -----------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from bridge.errors import NotFound, PayloadError
 from bridge.intents import check_id
 from bridge.status import status_report
 from bridge.store import Store
+from bridge.trace import trace
 
 
 def _settings(request: Request) -> Settings:
@@ -110,6 +111,12 @@ async def dlq_purge(request: Request) -> Response:
     return JSONResponse({"purged": await _store(request).purge(ids)})
 
 
+async def conversation(request: Request) -> Response:
+    agent = check_id(request.path_params["agent_id"], "agent_id")
+    convo = check_id(request.path_params["convo_id"], "convo_id")
+    return JSONResponse((await trace(_store(request), agent, convo)).to_json())
+
+
 async def links_list(request: Request) -> Response:
     settings: Settings = request.app.state.settings
     return JSONResponse(await _store(request).links(settings.sources))
@@ -167,6 +174,9 @@ def routes() -> list[Route]:
         Route("/admin/dlq/{id}", guarded(dlq_show), methods=["GET"]),
         Route("/admin/dlq/{id}", guarded(dlq_delete), methods=["DELETE"]),
         Route("/admin/dlq/{id}/replay", guarded(dlq_replay_one), methods=["POST"]),
+        Route(
+            "/admin/conversations/{agent_id}/{convo_id}", guarded(conversation), methods=["GET"]
+        ),
         Route("/admin/links", guarded(links_list), methods=["GET"]),
         Route("/admin/links/{source}/{external_id:path}", guarded(link_get), methods=["GET"]),
         Route("/admin/links/{source}/{external_id:path}", guarded(link_put), methods=["PUT"]),

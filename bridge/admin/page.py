@@ -11,6 +11,7 @@ Every value shown is HTML-escaped; tokens and secrets are never rendered.
 
 from __future__ import annotations
 
+import asyncio
 import html
 import secrets
 import time
@@ -18,6 +19,8 @@ from importlib.resources import files
 from typing import Any
 from urllib.parse import parse_qs, quote
 
+import redis
+from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
@@ -32,16 +35,21 @@ from bridge.admin.auth import (
 )
 from bridge.bodies import read_body
 from bridge.config import Settings
-from bridge.errors import RequestError, StoreUnavailable
+from bridge.errors import PayloadError, RequestError, StoreUnavailable
+from bridge.intents import check_id
 from bridge.providers.base import same
 from bridge.status import StatusReport, status_report
 from bridge.store import DeadLetter, Store
+from bridge.store.rq_jobs import enqueue_replay
+from bridge.trace import Change, Trace, json_text, trace
 
 FORM_LIMIT = 4096
 CSS = files("bridge.admin").joinpath("page.css").read_text(encoding="utf-8")
 SCRIPT = files("bridge.admin").joinpath("page.js").read_text(encoding="utf-8")
 NOTICES = {
     "replayed": "Replayed: the changes are queued again (newer values still win).",
+    "replay_queued": "Replay of every dead letter queued as an RQ job on the convo-bridge "
+    "queue; a worker runs it (newer values still win).",
     "purged": "Purged.",
     "missing": "That dead letter is gone already.",
     "unroutable": "Still unroutable: set a link for it first.",
@@ -172,6 +180,99 @@ def _dead_letters(letters: list[DeadLetter], csrf: str) -> str:
     )
 
 
+def _trace_form() -> str:
+    return (
+        '<form method="get" action="/admin/ui/conversation" class="trace" id="trace-form">'
+        '<label>Agent id <input name="agent_id" required></label> '
+        '<label>Conversation id <input name="convo_id" required></label> '
+        '<button type="submit" id="trace">Trace</button></form>'
+    )
+
+
+def _changes_table(ident: str, changes: list[Change]) -> str:
+    if not changes:
+        return f'<p class="empty" id="{ident}">None.</p>'
+    rows = "".join(
+        f"<tr><td><code>{esc(c.name)}</code></td><td><code>{esc(json_text(c.value))}</code></td>"
+        f"<td>{esc(c.source)}</td><td><code>{esc(c.event_id)}</code></td>"
+        f"<td>{esc(when(c.occurred_at))}</td><td>{esc(when(c.received_at))}</td></tr>"
+        for c in changes
+    )
+    return (
+        f'<table id="{ident}"><thead><tr><th>Change</th><th>Value</th><th>Source</th>'
+        f"<th>Event id</th><th>Occurred</th><th>Received</th></tr></thead>"
+        f"<tbody>{rows}</tbody></table>"
+    )
+
+
+def _trace_body(t: Trace) -> str:
+    verdict = "".join(f"<li>{esc(line)}</li>" for line in t.verdict())
+    state = [
+        ("Waiting", "yes, due " + when(t.due_at) if t.waiting else "no"),
+        ("In flight", "until " + when(t.in_flight_until) if t.in_flight_until else "no"),
+        ("In doubt", "yes" if t.in_doubt else "no"),
+        ("Sent again", ", ".join(t.resends) or "—"),
+        ("Last PATCH", when(t.last_patch_at)),
+        ("Attempts since", len(t.attempts)),
+        ("Dead letters", len(t.dead_letters)),
+    ]
+    cards = "".join(
+        f'<div class="card"><span>{esc(k)}</span><b>{esc(v)}</b></div>' for k, v in state
+    )
+    attempts = "".join(
+        f"<tr><td>{esc(when(a.get('at')))}</td><td>{esc(a.get('status', ''))}</td>"
+        f'<td class="answer">{esc(a.get("answer", ""))}</td></tr>'
+        for a in t.attempts
+    )
+    letters = "".join(
+        f"<tr><td><code>{esc(d['id'])}</code></td><td>{esc(d['reason'])}</td>"
+        f'<td>{esc(d["last_status"] or "—")}</td><td class="answer">{esc(d["last_answer"] or "—")}</td></tr>'
+        for d in t.dead_letters
+    )
+    attempts_html = (
+        '<table id="attempts"><thead><tr><th>At</th><th>Status</th><th>Answer</th></tr>'
+        f"</thead><tbody>{attempts}</tbody></table>"
+        if attempts
+        else '<p class="empty" id="attempts">None.</p>'
+    )
+    letters_html = (
+        '<table id="conversation-dead-letters"><thead><tr><th>Id</th><th>Reason</th>'
+        f"<th>Last status</th><th>Last answer</th></tr></thead><tbody>{letters}</tbody></table>"
+        if letters
+        else '<p class="empty">None.</p>'
+    )
+    return f"""<header><h1>{esc(t.agent_id)} / {esc(t.convo_id)}</h1>
+<a href="/admin/">Back to the admin page</a></header><main>
+<h2>Why</h2><ul id="verdict">{verdict}</ul>
+<section class="cards" id="state">{cards}</section>
+<h2>Pending changes</h2>{_changes_table("pending", t.pending)}
+<h2>Applied values and where they came from</h2>{_changes_table("applied", t.applied)}
+<h2>Attempts since the last success</h2>
+{attempts_html}
+<h2>Dead letters</h2>
+{letters_html}
+</main>"""
+
+
+async def conversation_view(request: Request) -> Response:
+    settings = _settings(request)
+    nonce = secrets.token_urlsafe(16)
+    if not settings.admin_token:
+        return Response("Not Found", status_code=404, media_type="text/plain")
+    if not _signed_in(request):
+        return RedirectResponse("/admin/", status_code=303)
+    try:
+        agent = check_id(request.query_params.get("agent_id"), "agent_id")
+        convo = check_id(request.query_params.get("convo_id"), "convo_id")
+    except PayloadError as exc:
+        body = (
+            f'<main><p class="error" role="alert">{esc(exc)}</p><a href="/admin/">Back</a></main>'
+        )
+        return _page(body, nonce, 400)
+    store: Store = request.app.state.store
+    return _page(_trace_body(await trace(store, agent, convo)), nonce)
+
+
 def _links(links: list[dict[str, str]]) -> str:
     if not links:
         return '<p class="empty">No links. Set one with <code>convo-bridge links set</code>.</p>'
@@ -209,6 +310,7 @@ async def page(request: Request) -> Response:
 <label class="minor"><input type="checkbox" id="auto"> refresh every 5 s</label>
 {_button("/admin/logout", "Sign out", csrf, ident="sign-out")}</header>
 <main>{flash}{_status_cards(report)}
+<h2>Trace a conversation</h2>{_trace_form()}
 <h2>Dead letters <small>({len(letters)})</small></h2>{_dead_letters(letters, csrf)}
 <h2>Links</h2>{_links(links)}</main>{_refresh_script(nonce, False)}"""
     return _page(body, nonce)
@@ -297,10 +399,19 @@ async def replay_all(request: Request) -> Response:
     refused = await _checked_form(request)
     if refused is not None:
         return refused
-    store: Store = request.app.state.store
-    ids = await store.dead_letter_ids(100_000)
-    await store.replay(ids, coalesce_ms=_settings(request).delivery.coalesce_ms)
-    return _back("replayed")
+    await asyncio.to_thread(_enqueue_replay_all, _settings(request))
+    return _back("replay_queued")
+
+
+def _enqueue_replay_all(settings: Settings) -> None:
+    """A large replay runs as an RQ job (bridge/store/rq_jobs.py); the page answers at once."""
+    conn = redis.Redis.from_url(settings.redis_url, socket_timeout=5)
+    try:
+        enqueue_replay(conn, None, settings.delivery.coalesce_ms, "every dead letter (admin page)")
+    except (RedisError, OSError) as exc:
+        raise StoreUnavailable(f"Redis: {type(exc).__name__}") from exc
+    finally:
+        conn.close()
 
 
 async def purge_all(request: Request) -> Response:
@@ -338,6 +449,7 @@ def routes() -> list[Route]:
         Route("/admin/", g(page), methods=["GET"]),
         Route("/admin/login", g(login), methods=["POST"]),
         Route("/admin/logout", g(logout), methods=["POST"]),
+        Route("/admin/ui/conversation", g(conversation_view), methods=["GET"]),
         Route("/admin/ui/dlq/replay-all", g(replay_all), methods=["POST"]),
         Route("/admin/ui/dlq/purge-all", g(purge_all), methods=["POST"]),
         Route("/admin/ui/dlq/{id}/replay", g(replay_one), methods=["POST"]),

@@ -18,6 +18,7 @@ Keys (all under the prefix, default `cb:`; `ck` is a conversation key, see `conv
     dl:<id> / dle:<id> / dla:<id>  record hash / its changes / its attempts
     dlr                        hash reason -> count
     dlseq                      counter                               dead-letter ids
+    rqnew                      list of dead-letter ids               waiting for their RQ failed job
     ux:<source>:<external id>  string dead-letter id                 unroutable, waiting for a link
     links:<source>             hash external id -> ck                the link registry
     circuit / recent           hash state,until / list of 0|1        circuit breaker (9)

@@ -12,8 +12,12 @@ from functools import cache
 from importlib.resources import files
 from typing import Literal
 
+from rq.job import Job
+from rq.registry import FailedJobRegistry
+from rq.results import Result
+
 from bridge.changes import VERSION_LEN
-from bridge.store.keys import HIGH_WATER_TTL_MS
+from bridge.store.keys import HIGH_WATER_TTL_MS, RQ_QUEUE
 
 ScriptName = Literal["accept", "take", "settle", "renew", "sweep", "replay", "purge", "link"]
 
@@ -36,6 +40,13 @@ def _read(name: str) -> str:
 @cache
 def source(name: ScriptName) -> str:
     """The whole text sent to Redis for script `name`."""
-    header = f"local VERSION_LEN = {VERSION_LEN}\nlocal HIGH_WATER_TTL_MS = {HIGH_WATER_TTL_MS}\n"
+    header = (
+        f"local VERSION_LEN = {VERSION_LEN}\n"
+        f"local HIGH_WATER_TTL_MS = {HIGH_WATER_TTL_MS}\n"
+        # RQ's keys for a dead letter's failed job (bridge/store/rq_mirror.py), from RQ itself
+        f"local RQ_JOB = '{Job.key_for('')}'\n"
+        f"local RQ_RESULTS = '{Result.get_key('')}'\n"  # type: ignore[no-untyped-call]
+        f"local RQ_FAILED = '{FailedJobRegistry.key_template.format(RQ_QUEUE)}'\n"
+    )
     parts = [header, _read("prelude"), *(_read(inc) for inc in INCLUDES[name]), _read(name)]
     return "\n".join(parts)

@@ -10,6 +10,7 @@ local function new_dead(reason, ck, source, ext, status, snippet)
     redis.call('HINCRBY', P .. 'hw:' .. ck, '_dl', 1)
     keep_hw(ck)
   end
+  redis.call('RPUSH', P .. 'rqnew', id)  -- its RQ failed job is made by rq_mirror.py
   count('dead', 1)
   return id
 end
@@ -25,6 +26,11 @@ local function drop_dead(id)
   end
   redis.call('DEL', P .. 'dl:' .. id, P .. 'dle:' .. id, P .. 'dla:' .. id)
   redis.call('ZREM', P .. 'dlq', id)
+  -- its RQ failed job goes with it; a requeued or running one is left to finish
+  if redis.call('HGET', RQ_JOB .. id, 'status') == 'failed' then
+    redis.call('DEL', RQ_JOB .. id, RQ_RESULTS .. id)
+  end
+  redis.call('ZREM', RQ_FAILED, id)
   if redis.call('HINCRBY', P .. 'dlr', rec[1], -1) <= 0 then redis.call('HDEL', P .. 'dlr', rec[1]) end
 end
 

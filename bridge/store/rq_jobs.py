@@ -1,0 +1,104 @@
+"""The RQ jobs of the `convo-bridge` queue: replays of dead letters through newest-wins.
+
+Any RQ worker on the queue can run them (ours runs them beside delivery, see
+workers/rq_worker.py): they take Redis from the job's own connection and run the store's
+replay script, the same one `dlq replay` runs.
+
+  replay_dead_letter(id)     what a dead letter's failed job calls: `rq requeue <id>` /
+                             `rq requeue --all` replay it; still unroutable, it fails again
+                             (back in the FailedJobRegistry, saying so)
+  replay_dead_letters(ids)   a large replay (`dlq replay --all`, the admin page's Replay all,
+                             a link that releases a big waiting dead letter), in chunks;
+                             enqueue_replay() queues it and returns at once with the job
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+
+from redis import Redis
+from rq import Queue, get_current_job
+from rq.job import Job
+
+from bridge.store import keys
+from bridge.store.keys import PREFIX, RQ_QUEUE
+from bridge.store.scripts import source
+
+CHUNK = 500
+BULK_TIMEOUT_S = 3600
+DEFAULT_COALESCE_MS = 500
+
+
+class StillUnroutable(Exception):
+    """The dead letter's events still name no linked conversation."""
+
+
+def _connection() -> Redis:
+    job = get_current_job()
+    if job is not None:
+        return job.connection
+    return Redis.from_url(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
+
+
+def _coalesce_ms() -> int:
+    """The configured coalesce window when the config can be read here, else the default
+    (it only spaces a replayed conversation's PATCH from its previous one)."""
+    try:
+        from bridge.config import load_settings
+
+        return load_settings(None).delivery.coalesce_ms
+    except Exception:
+        return DEFAULT_COALESCE_MS
+
+
+def replay(conn: Redis, ids: Sequence[str], coalesce_ms: int, prefix: str = PREFIX) -> list[str]:
+    """The store's replay script (lua/replay.lua), synchronously: one answer per id."""
+    if not ids:
+        return []
+    script = conn.register_script(source("replay"))
+    answers = script(args=[prefix, int(time.time() * 1000), coalesce_ms, *ids])
+    return [a.decode() if isinstance(a, bytes) else str(a) for a in answers]
+
+
+def replay_dead_letter(dl_id: str) -> str:
+    """A requeued dead letter: merge it back (newer values still win). 'replayed', or
+    'missing' when it was replayed or purged meanwhile."""
+    [outcome] = replay(_connection(), [dl_id], _coalesce_ms())
+    if outcome == "unroutable":
+        raise StillUnroutable(
+            f"dead letter {dl_id} is still unroutable: set its link with "
+            "`convo-bridge links set SOURCE EXTERNAL_ID AGENT_ID CONVO_ID` (that replays it)"
+        )
+    return outcome
+
+
+def replay_dead_letters(
+    ids: Sequence[str] | None = None, coalesce_ms: int = DEFAULT_COALESCE_MS
+) -> dict[str, int]:
+    """Replay `ids`, or every dead letter when None, CHUNK at a time. Counts per outcome."""
+    conn = _connection()
+    if ids is None:  # every dead letter there is when the job runs
+        ids = [i.decode() if isinstance(i, bytes) else str(i) for i in conn.zrange(_dlq(), 0, -1)]
+    counts: dict[str, int] = {}
+    for start in range(0, len(ids), CHUNK):
+        for outcome in replay(conn, ids[start : start + CHUNK], coalesce_ms):
+            counts[outcome] = counts.get(outcome, 0) + 1
+    return counts
+
+
+def _dlq() -> str:
+    return keys.key(PREFIX, "dlq")
+
+
+def enqueue_replay(conn: Redis, ids: Sequence[str] | None, coalesce_ms: int, what: str) -> Job:
+    """Queue a large replay on the convo-bridge queue; returns its job at once."""
+    queue = Queue(RQ_QUEUE, connection=conn)
+    return queue.enqueue(
+        "bridge.store.rq_jobs.replay_dead_letters",
+        kwargs={"ids": list(ids) if ids is not None else None, "coalesce_ms": coalesce_ms},
+        job_timeout=BULK_TIMEOUT_S,
+        description=f"replay {what}",
+        result_ttl=86_400,
+    )
