@@ -1,5 +1,7 @@
 """Chaos soak: signed events through several `serve` and `worker` processes while the target
-fails, workers are killed with kill -9 and Redis is killed with kill -9 and restarted.
+fails and holds some PATCHes past the client's timeout before applying them (in-doubt
+writes), workers are killed with kill -9 or paused (SIGSTOP) past their leases and resumed
+(SIGCONT), and Redis is killed with kill -9 and restarted.
 
     .venv/bin/python benchmarks/chaos_soak.py            # 20,000 events, 500 conversations
     .venv/bin/python benchmarks/chaos_soak.py --events 1500 --convos 60   # what CI runs
@@ -53,6 +55,7 @@ class Event:
 @dataclass
 class Chaos:
     worker_kills: int = 0
+    worker_pauses: int = 0
     redis_restarts: int = 0
     send_retries: int = 0
     answers: Counter[int] = field(default_factory=Counter)
@@ -117,7 +120,12 @@ class Cluster:
         wait_http(f"{self.sandbox_url}/_sandbox/stats")
         httpx.post(
             f"{self.sandbox_url}/_sandbox/faults",
-            json={"fail_rate": self.args.fail_rate, "throttle_rate": self.args.throttle_rate},
+            json={
+                "fail_rate": self.args.fail_rate,
+                "throttle_rate": self.args.throttle_rate,
+                "hold_rate": self.args.hold_rate,
+                "hold_s": self.args.hold_s,
+            },
         )
         for _ in range(self.args.serves):
             port = free_port()
@@ -134,7 +142,15 @@ class Cluster:
         victim.wait()
         self.workers.append(self.spawn("worker"))
 
+    def pause_a_worker(self, rng: random.Random) -> subprocess.Popen[bytes]:
+        victim = self.workers[rng.randrange(len(self.workers))]
+        victim.send_signal(signal.SIGSTOP)
+        return victim
+
     def stop(self) -> None:
+        for p in self.workers:
+            if p.poll() is None:
+                p.send_signal(signal.SIGCONT)
         stop(self.serves + self.workers + self.others)
         self.redis.stop()
 
@@ -183,9 +199,19 @@ def chaos_loop(
 ) -> None:
     started = time.time()
     next_kill = started + cluster.args.kill_every
+    next_pause = started + cluster.args.pause_every
+    paused: list[tuple[float, subprocess.Popen[bytes]]] = []  # (resume at, process)
     redis_done = False
     while not stop.wait(0.2):
         now = time.time()
+        for at, p in [x for x in paused if x[0] <= now]:
+            paused.remove((at, p))
+            if p.poll() is None:
+                p.send_signal(signal.SIGCONT)
+        if now >= next_pause and not paused:  # past its lease: the others take over
+            paused.append((now + cluster.args.pause_s, cluster.pause_a_worker(rng)))
+            chaos.worker_pauses += 1
+            next_pause = now + cluster.args.pause_every
         for p in cluster.serves:
             chaos.peak_rss["serve"] = max(
                 chaos.peak_rss["serve"], rss_mb(p.pid) if p.poll() is None else 0
@@ -204,6 +230,9 @@ def chaos_loop(
             cluster.redis.start()
             chaos.redis_restarts += 1
             redis_done = True
+    for _, p in paused:
+        if p.poll() is None:
+            p.send_signal(signal.SIGCONT)
 
 
 def settled(r: redis.Redis) -> bool:
@@ -261,6 +290,19 @@ def main(argv: list[str] | None = None) -> int:
         "--throttle-rate", type=float, default=0.05, help="share answered 429 + Retry-After"
     )
     ap.add_argument("--kill-every", type=float, default=3.0, help="seconds between worker kill -9s")
+    ap.add_argument(
+        "--pause-every", type=float, default=5.0, help="seconds between worker SIGSTOPs"
+    )
+    ap.add_argument(
+        "--pause-s", type=float, default=7.0, help="how long a worker stays stopped (lease: 5 s)"
+    )
+    ap.add_argument(
+        "--hold-rate",
+        type=float,
+        default=0.03,
+        help="share of PATCHes the target holds past the client's 2 s timeout, then applies",
+    )
+    ap.add_argument("--hold-s", type=float, default=3.0, help="how long (≤ 2 s + quiet 2 s)")
     ap.add_argument("--redeliver", type=float, default=0.05, help="share of events sent twice")
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args(argv)
@@ -333,9 +375,10 @@ def main(argv: list[str] | None = None) -> int:
             "PATCHes by status",
             ", ".join(f"{k}: {v}" for k, v in sorted(stats["by_status"].items())),
         ),
+        ("PATCHes held past the client timeout, applied late", str(stats["held"])),
         (
-            "worker kill -9s / Redis kill -9 + restarts",
-            f"{chaos.worker_kills} / {chaos.redis_restarts}",
+            "worker kill -9s / SIGSTOP+SIGCONTs / Redis kill -9 + restarts",
+            f"{chaos.worker_kills} / {chaos.worker_pauses} / {chaos.redis_restarts}",
         ),
         ("lost (accepted, neither applied nor dead-lettered)", str(lost)),
         ("stale values / wrong tags", f"{len(stale)} / {len(wrong_tags)}"),

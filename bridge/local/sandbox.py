@@ -16,7 +16,7 @@ that the tests and benchmarks use:
       200 with {"success": false, "error": {"code": "X", ...}} and apply nothing)
     DELETE /_sandbox/faults                  back to no faults
     GET    /_sandbox/log   DELETE /_sandbox/log[?all=1]   every PATCH received
-    GET    /_sandbox/stats                   patches, by_status, overlaps, max_inflight
+    GET    /_sandbox/stats                   patches, by_status, overlaps, max_inflight, held
     GET    /_sandbox/convos                  every conversation
 """
 
@@ -74,6 +74,7 @@ class State:
     inflight: Counter[tuple[str, str]] = field(default_factory=Counter)
     overlaps: int = 0
     max_inflight: int = 0
+    held: int = 0  # PATCHes held by fault injection, then applied
     by_status: Counter[int] = field(default_factory=Counter)
 
 
@@ -178,6 +179,7 @@ async def _patch(
             return _json({"success": False, "error": {"code": code, "message": "declined"}})
         if step.get("hold_s"):
             record["held_s"] = float(step["hold_s"])
+            state.held += 1
             await asyncio.sleep(float(step["hold_s"]))
     else:
         fault = await _injected(state)
@@ -185,6 +187,7 @@ async def _patch(
             return fault
         if f.hold_rate and state.rng.random() < f.hold_rate:
             record["held_s"] = f.hold_s
+            state.held += 1
             await asyncio.sleep(f.hold_s)
     if bad is not None or body is None:
         return bad or _error(400, "BAD_REQUEST", "body must be a JSON object")
@@ -278,7 +281,7 @@ async def clear_log(request: Request) -> Response:
     state = _state(request)
     state.log.clear()
     state.by_status.clear()
-    state.overlaps = state.max_inflight = 0
+    state.overlaps = state.max_inflight = state.held = 0
     if request.query_params.get("all"):
         state.convos.clear()
     return _json({"cleared": True})
@@ -292,6 +295,7 @@ async def stats(request: Request) -> Response:
             "by_status": {str(k): v for k, v in state.by_status.items()},
             "overlaps": state.overlaps,
             "max_inflight": state.max_inflight,
+            "held": state.held,
         }
     )
 

@@ -105,3 +105,30 @@ def test_sigterm_releases_leases_only_after_the_get_and_patch_really_ended(
                 p.terminate()
                 p.wait(30)
         r.close()
+
+
+def test_a_conversation_taken_again_by_the_same_worker_keeps_its_lease_renewed(
+    make_settings, ingest_url, sandbox_url, start_worker, rclient
+):
+    settings = make_settings("in_doubt_quiet_s = 0\n")  # lease_s = 3: renewed every second
+    httpx.post(
+        f"{sandbox_url}/_sandbox/faults", json={"script": [{"hold_s": 1.8}, {"hold_s": 1.9}]}
+    )
+    start_worker(settings)
+    send(ingest_url, {"agent_id": "a", "convo_id": "c", "occurred_at": T0,
+                      "set": {"title": "t"}, "tags": {"add": ["x"]}})  # fmt: skip
+    wait_until(lambda: httpx.get(f"{sandbox_url}/_sandbox/stats").json()["max_inflight"] == 1)
+    # its first lease expires mid-PATCH (as a long pause would) and the sweep hands the
+    # conversation back: this same worker takes it again, and the second run is slow
+    httpx.post(f"{sandbox_url}/_sandbox/faults", json={"get_latency_ms": 1900})
+    rclient.delete("cb:lease:a/c")
+    rclient.zrem("cb:inflight", "a/c")
+    rclient.zadd("cb:due", {"a/c": 0})
+    wait_until(lambda: rclient.exists("cb:lease:a/c"))
+    second = rclient.get("cb:lease:a/c")
+    wait_until(lambda: len(httpx.get(f"{sandbox_url}/_sandbox/log").json()) == 1)  # first ended
+    assert rclient.get("cb:lease:a/c") == second  # the second run still holds it...
+    before = rclient.pttl("cb:lease:a/c")
+    time.sleep(1.5)
+    assert rclient.get("cb:lease:a/c") == second
+    assert rclient.pttl("cb:lease:a/c") > before - 1000  # ...and it is still being renewed

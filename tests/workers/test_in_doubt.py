@@ -44,3 +44,23 @@ def test_a_timed_out_patch_applied_late_is_overtaken_by_the_newest_value(
     last = max(log, key=lambda p: p["received_at"])
     assert last["body"]["conversation"]["title"] == "v2"
     assert last["received_at"] >= held["finished_at"]  # sent after the held one landed
+
+
+def test_a_tag_removed_after_an_in_doubt_add_is_gone_once_the_add_lands(
+    make_settings, ingest_url, sandbox_url, start_worker
+):
+    settings = make_settings("request_timeout_s = 1\nin_doubt_quiet_s = 3\n")
+    start_worker(settings)
+    send(ingest_url, {"agent_id": "a", "convo_id": "c", "occurred_at": T0, "tags": {"add": ["k"]}})
+    wait_until(lambda: (convo(sandbox_url, "a", "c") or {}).get("tags") == ["k"])  # arrays cached
+    httpx.post(f"{sandbox_url}/_sandbox/faults", json={"script": [{"hold_s": 3}]})
+    send(ingest_url, {"agent_id": "a", "convo_id": "c", "occurred_at": T0 + 1,
+                      "tags": {"add": ["x"]}})  # fmt: skip
+    wait_until(lambda: httpx.get(f"{sandbox_url}/_sandbox/stats").json()["held"] == 1)
+    time.sleep(1.3)  # timed out at the bridge, still held by the target
+    send(ingest_url, {"agent_id": "a", "convo_id": "c", "occurred_at": T0 + 2,
+                      "tags": {"remove": ["x"]}})  # fmt: skip
+    wait_until(lambda: any("held_s" in p for p in sandbox_log(sandbox_url)), timeout_s=10)
+    wait_until(lambda: convo(sandbox_url, "a", "c")["tags"] == ["k"], timeout_s=8)
+    time.sleep(1.0)
+    assert convo(sandbox_url, "a", "c")["tags"] == ["k"]

@@ -74,9 +74,11 @@ local function schedule(ck, coalesce)
 end
 
 -- an in-doubt PATCH may still be applied: nothing more goes to this conversation for
--- `quiet` ms, so whatever follows lands after it
+-- `quiet` ms, so whatever follows lands after it; the arrays the bridge last saw may no
+-- longer be the target's, so the next PATCH that rewrites one reads it again
 local function hold_quiet(ck, quiet)
   local till = NOW + quiet
+  redis.call('DEL', P .. 'arr:' .. ck)
   local hwk = P .. 'hw:' .. ck
   if tonumber(redis.call('HGET', hwk, '_q') or '0') < till then
     redis.call('HSET', hwk, '_q', till)

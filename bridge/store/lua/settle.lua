@@ -65,6 +65,7 @@ local function redo(ck, sent)
     else target = 'r:' .. name end
     redis.call('HSET', pk, target, marker)
   end
+  redis.call('DEL', P .. 'arr:' .. ck)  -- the target's arrays may now be the late PATCH's
   keep_hw(ck)
 end
 
