@@ -227,16 +227,18 @@ def cmd_links(args: argparse.Namespace) -> int:
     ext = check_id(args.external_id, "EXTERNAL_ID")
     if args.links_cmd == "set":
         agent, convo = check_id(args.agent_id, "AGENT_ID"), check_id(args.convo_id, "CONVO_ID")
+        from bridge.store.rq_jobs import link
+
         res = _with_store(
             settings,
-            lambda s: s.link(
-                args.source, ext, agent, convo, coalesce_ms=settings.delivery.coalesce_ms
+            lambda s: link(
+                s, args.source, ext, agent, convo, coalesce_ms=settings.delivery.coalesce_ms
             ),
         )
-        print(
-            f"linked {args.source} {ext} -> {agent} {convo}"
-            + (" (waiting events replayed)" if res == "replayed" else "")
-        )
+        done = {"replayed": " (waiting events replayed)"}.get(res, "")
+        if res.startswith("queued "):
+            done = f" (waiting events replay in RQ job {res.split()[1]} on queue convo-bridge)"
+        print(f"linked {args.source} {ext} -> {agent} {convo}{done}")
     elif args.links_cmd == "get":
         agent, convo = _with_store(settings, lambda s: s.get_link(args.source, ext))
         print(f"{agent} {convo}")

@@ -17,6 +17,7 @@ from bridge.errors import NotFound, PayloadError
 from bridge.intents import check_id
 from bridge.status import status_report
 from bridge.store import Store
+from bridge.store.rq_jobs import link
 from bridge.trace import trace
 
 
@@ -144,8 +145,8 @@ async def link_put(request: Request) -> Response:
     body = await _json_body(request)
     agent = check_id(body.get("agent_id"), "agent_id")
     convo = check_id(body.get("convo_id"), "convo_id")
-    result = await _store(request).link(
-        source, ext, agent, convo, coalesce_ms=settings.delivery.coalesce_ms
+    result = await link(
+        _store(request), source, ext, agent, convo, coalesce_ms=settings.delivery.coalesce_ms
     )
     return JSONResponse(
         {
@@ -174,9 +175,7 @@ def routes() -> list[Route]:
         Route("/admin/dlq/{id}", guarded(dlq_show), methods=["GET"]),
         Route("/admin/dlq/{id}", guarded(dlq_delete), methods=["DELETE"]),
         Route("/admin/dlq/{id}/replay", guarded(dlq_replay_one), methods=["POST"]),
-        Route(
-            "/admin/conversations/{agent_id}/{convo_id}", guarded(conversation), methods=["GET"]
-        ),
+        Route("/admin/conversations/{agent_id}/{convo_id}", guarded(conversation), methods=["GET"]),
         Route("/admin/links", guarded(links_list), methods=["GET"]),
         Route("/admin/links/{source}/{external_id:path}", guarded(link_get), methods=["GET"]),
         Route("/admin/links/{source}/{external_id:path}", guarded(link_put), methods=["PUT"]),

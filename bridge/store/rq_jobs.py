@@ -10,23 +10,33 @@ replay script, the same one `dlq replay` runs.
   replay_dead_letters(ids)   a large replay (`dlq replay --all`, the admin page's Replay all,
                              a link that releases a big waiting dead letter), in chunks;
                              enqueue_replay() queues it and returns at once with the job
+  link()                     `links set`: what waited for the link is replayed at once, or in
+                             a job when it holds more than LARGE_REPLAY changes
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from redis import Redis
+from redis.exceptions import RedisError
 from rq import Queue, get_current_job
 from rq.job import Job
 
+from bridge.errors import StoreUnavailable
 from bridge.store import keys
-from bridge.store.keys import PREFIX, RQ_QUEUE
+from bridge.store.keys import PREFIX, RQ_QUEUE, conversation_key, ext_key
 from bridge.store.scripts import source
 
+if TYPE_CHECKING:
+    from bridge.store.client import Store
+
 CHUNK = 500
+LARGE_REPLAY = 500  # changes: a waiting dead letter larger than this is replayed in a job
 BULK_TIMEOUT_S = 3600
 DEFAULT_COALESCE_MS = 500
 
@@ -102,3 +112,38 @@ def enqueue_replay(conn: Redis, ids: Sequence[str] | None, coalesce_ms: int, wha
         description=f"replay {what}",
         result_ttl=86_400,
     )
+
+
+async def link(
+    store: Store, source: str, external_id: str, agent_id: str, convo_id: str, *, coalesce_ms: int
+) -> str:
+    """Set a link. What waited for it is replayed in the same script ('replayed'), or, when
+    it holds more than LARGE_REPLAY changes, by an RQ job ('queued <job id>'); 'linked' when
+    nothing waited."""
+    try:
+        waiting = await store.redis.get(store.key("ux", source, ext_key(external_id)))
+        large = waiting is not None and (
+            await store.redis.hlen(store.key("dle", waiting)) > LARGE_REPLAY
+        )
+        if not large:
+            return await store.link(
+                source, external_id, agent_id, convo_id, coalesce_ms=coalesce_ms
+            )
+        ck = conversation_key(agent_id, convo_id)
+        await store.redis.hset(store.key("links", source), external_id, ck)
+    except (RedisError, OSError) as exc:
+        raise StoreUnavailable(f"Redis: {type(exc).__name__}") from exc
+    job = await asyncio.to_thread(
+        _enqueue_at, store.url, [waiting], coalesce_ms, f"what waited for {source} {external_id}"
+    )
+    return f"queued {job.id}"
+
+
+def _enqueue_at(url: str, ids: Sequence[str], coalesce_ms: int, what: str) -> Job:
+    conn = Redis.from_url(url, socket_timeout=5)
+    try:
+        return enqueue_replay(conn, ids, coalesce_ms, what)
+    except (RedisError, OSError) as exc:
+        raise StoreUnavailable(f"Redis: {type(exc).__name__}") from exc
+    finally:
+        conn.close()

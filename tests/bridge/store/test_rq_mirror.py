@@ -175,6 +175,32 @@ def test_dlq_replay_all_runs_as_an_rq_job_and_answers_at_once(
     assert json.loads(cli("dlq", "list", "--json", env=env).stdout) == []
 
 
+def test_a_link_that_releases_many_waiting_changes_replays_them_in_an_rq_job(
+    start_worker, ingest_url, sandbox_url, conn, env
+):
+    from bridge.store.rq_jobs import LARGE_REPLAY
+
+    start_worker()
+    tags = [f"t{i}" for i in range(LARGE_REPLAY + 10)]
+    payload = [
+        {"external_id": "T-1", "occurred_at": T0 + i, "tags": {"add": [tag]}}
+        for i, tag in enumerate(tags)
+    ]
+    body, headers = signed(SECRET, payload)
+    answer = httpx.post(f"{ingest_url}/webhooks/demo", content=body, headers=headers)
+    assert answer.status_code == 202 and answer.json()["unroutable"] == len(tags), answer.text
+    done = cli("links", "set", "demo", "T-1", "a", "linked", env=env)
+    assert done.returncode == 0, done.stderr
+    assert "replay in RQ job" in done.stdout, done.stdout
+    job_id = done.stdout.split("RQ job ")[1].split()[0]
+    wait_until(lambda: Job.fetch(job_id, connection=conn).get_status() == "finished", timeout_s=20)
+    wait_until(
+        lambda: sorted((convo(sandbox_url, "a", "linked") or {}).get("tags", [])) == sorted(tags),
+        timeout_s=20,
+    )
+    assert dead_ids(conn) == []
+
+
 def test_a_dead_letter_made_before_the_mirror_gets_its_job_from_the_reconcile(
     start_worker, ingest_url, sandbox_url, conn
 ):
