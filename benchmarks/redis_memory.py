@@ -110,7 +110,7 @@ def main() -> None:
         f"  after delivery (dedup + high-water)  {(delivered - base) / n:6.0f} B per conversation"
     )
     print(
-        f"    of which cb:hw:* (versions)        {hw_bytes:6.0f} B, expires 30 days after the last PATCH (TTL {ttls['hw']} s)"
+        f"    of which cb:hw:* (applied entries) {hw_bytes:6.0f} B, expires 30 days after the last PATCH (TTL {ttls['hw']} s)"
     )
 
 
