@@ -4,6 +4,7 @@ otherwise connects directly over the asyncio backend."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -81,3 +82,65 @@ def test_patches_go_through_the_configured_proxy(
 
     assert asyncio.run(main()) == {"title": "via proxy"}
     assert SEEN[-1] == ("convocore.invalid", "/agents/a%2Fb/convos/c")  # still encoded
+
+
+async def _hang_up_after_reading(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+) -> None:
+    """A target that reads the whole request, then drops the connection without an answer."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = next(
+        (
+            int(line.split(b":")[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length")
+        ),
+        0,
+    )
+    await reader.readexactly(length)
+    writer.close()
+
+
+def _client_call(method: str, port: int) -> Exception:
+    from bridge.errors import TargetUnreachable
+
+    async def go() -> Exception:
+        settings = ConvocoreSettings(base_url=f"http://127.0.0.1:{port}", token="t")
+        client = Convocore(settings, timeout_s=2)
+        try:
+            if method == "PATCH":
+                await client.patch("a/c", client.body({"title": "x"}))
+            else:
+                await client.get("a/c")
+        except TargetUnreachable as exc:
+            return exc
+        finally:
+            await client.close()
+        raise AssertionError("expected TargetUnreachable")
+
+    return asyncio.run(go())
+
+
+def test_a_patch_whose_connection_breaks_before_the_answer_is_in_doubt() -> None:
+    from tests.servers import free_port
+
+    port = free_port()
+    ready = threading.Event()
+    loop = asyncio.new_event_loop()
+
+    async def serve() -> None:
+        server = await asyncio.start_server(_hang_up_after_reading, "127.0.0.1", port)
+        ready.set()
+        async with server:
+            await server.serve_forever()
+
+    thread = threading.Thread(target=lambda: loop.run_until_complete(serve()), daemon=True)
+    thread.start()
+    ready.wait(5)
+    patch_error = _client_call("PATCH", port)
+    get_error = _client_call("GET", port)
+    refused = _client_call("PATCH", free_port())  # nothing listens: it never left
+    assert getattr(patch_error, "in_doubt", None) is True
+    assert getattr(get_error, "in_doubt", None) is False  # a GET changes nothing
+    assert getattr(refused, "in_doubt", None) is False
+    loop.call_soon_threadsafe(loop.stop)
