@@ -126,6 +126,17 @@ class DeliveryWorker(SimpleWorker):
             "worker started",
             extra=fields(name=self.name, concurrency=engine.concurrency, queues=self.queue_names()),
         )
+        if await self._suspended(client):  # already: take nothing, not even once
+            if burst:
+                log.info("suspended in burst mode: exiting", extra=fields(name=self.name))
+                await registration.leave()
+                await client.aclose()
+                return 0
+            engine.pause()
+            log.warning(
+                "suspended (rq suspend): taking nothing; run `rq resume` to resume",
+                extra=fields(name=self.name),
+            )
         helpers = [
             registration.keep(),
             self._watch_suspension(client, burst),
@@ -194,6 +205,12 @@ class DeliveryWorker(SimpleWorker):
         self.job_seconds += job_execution_time.total_seconds()
 
     # --- rq suspend / resume ------------------------------------------------------------------
+
+    async def _suspended(self, client: Any) -> bool:
+        try:
+            return bool(await client.exists(WORKERS_SUSPENDED))
+        except (RedisError, OSError):
+            return False  # Redis away: nothing can be taken either; the watcher retries
 
     async def _watch_suspension(self, client: Any, burst: bool) -> None:
         engine = self.engine

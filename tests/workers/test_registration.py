@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 import pytest
 import redis
 from rq import Queue, Worker
+from rq.command import send_shutdown_command
 
 from bridge.local.redis_server import RedisServer
 from bridge.store.keys import RQ_QUEUE
@@ -68,6 +69,11 @@ def test_registration_survives_a_redis_restart(tmp_path, env):
         assert "1 workers" in info.stdout
         assert status_json(server.url, config, env)["workers_alive"] == 1
         assert proc.poll() is None
+        conn = redis.Redis.from_url(server.url)  # RQ's commands still reach it
+        wait_until(lambda: conn.pubsub_numsub(f"rq:pubsub:{before.name}")[0][1], timeout_s=10)
+        send_shutdown_command(conn, before.name)
+        conn.close()
+        assert proc.wait(20) == 0
     finally:
         stop([proc])
         server.stop()

@@ -123,3 +123,17 @@ def test_rq_shutdown_command_stops_the_worker_cleanly(
         assert b"Received shutdown command" in log.read_bytes()
     finally:
         stop([proc])
+
+
+def test_a_burst_worker_exits_while_suspended_without_sending(
+    tmp_path, env, ingest, sandbox_url, redis_url
+):
+    send(ingest, "c1", "left for later")
+    rq("suspend", url=redis_url)
+    try:
+        proc = cli_logged("worker", "--burst", env=env, log=tmp_path / "w")
+        assert proc.wait(30) == 0
+        assert title(sandbox_url, "c1") is None
+        assert b"suspended in burst mode" in (tmp_path / "w").read_bytes()
+    finally:
+        rq("resume", url=redis_url)
