@@ -124,23 +124,21 @@ def _client_call(method: str, port: int) -> Exception:
 def test_a_patch_whose_connection_breaks_before_the_answer_is_in_doubt() -> None:
     from tests.servers import free_port
 
-    port = free_port()
-    ready = threading.Event()
     loop = asyncio.new_event_loop()
-
-    async def serve() -> None:
-        server = await asyncio.start_server(_hang_up_after_reading, "127.0.0.1", port)
-        ready.set()
-        async with server:
-            await server.serve_forever()
-
-    thread = threading.Thread(target=lambda: loop.run_until_complete(serve()), daemon=True)
+    server = loop.run_until_complete(asyncio.start_server(_hang_up_after_reading, "127.0.0.1", 0))
+    port = server.sockets[0].getsockname()[1]
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
-    ready.wait(5)
-    patch_error = _client_call("PATCH", port)
-    get_error = _client_call("GET", port)
-    refused = _client_call("PATCH", free_port())  # nothing listens: it never left
+    try:
+        patch_error = _client_call("PATCH", port)
+        get_error = _client_call("GET", port)
+        refused = _client_call("PATCH", free_port())  # nothing listens: it never left
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        server.close()
+        loop.run_until_complete(server.wait_closed())
+        loop.close()
     assert getattr(patch_error, "in_doubt", None) is True
     assert getattr(get_error, "in_doubt", None) is False  # a GET changes nothing
     assert getattr(refused, "in_doubt", None) is False
-    loop.call_soon_threadsafe(loop.stop)
