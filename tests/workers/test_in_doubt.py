@@ -64,3 +64,27 @@ def test_a_tag_removed_after_an_in_doubt_add_is_gone_once_the_add_lands(
     wait_until(lambda: convo(sandbox_url, "a", "c")["tags"] == ["k"], timeout_s=8)
     time.sleep(1.0)
     assert convo(sandbox_url, "a", "c")["tags"] == ["k"]
+
+
+def test_a_patch_that_lands_after_its_lease_was_lost_is_followed_by_the_newest_values(
+    make_settings, ingest_url, sandbox_url, start_worker, rclient
+):
+    settings = make_settings("in_doubt_quiet_s = 0\n")
+    httpx.post(f"{sandbox_url}/_sandbox/faults", json={"script": [{"hold_s": 1.8}]})
+    start_worker(settings)
+    send(ingest_url, {"agent_id": "a", "convo_id": "c", "occurred_at": T0, "set": {"title": "v1"}})
+    wait_until(lambda: httpx.get(f"{sandbox_url}/_sandbox/stats").json()["max_inflight"] == 1)
+    # the lease runs out while the target holds that PATCH (as a paused worker's would), the
+    # conversation is taken again and a newer value goes out and lands first
+    rclient.delete("cb:lease:a/c")
+    rclient.zrem("cb:inflight", "a/c")
+    rclient.zadd("cb:due", {"a/c": 0})
+    send(ingest_url, {"agent_id": "a", "convo_id": "c", "occurred_at": T0 + 1,
+                      "set": {"title": "v2"}})  # fmt: skip
+    wait_until(lambda: any("held_s" in p for p in sandbox_log(sandbox_url)), timeout_s=10)
+    # the held v1 landed last; its worker sees its PATCH ended without the lease: re-send
+    wait_until(lambda: convo(sandbox_url, "a", "c")["title"] == "v2", timeout_s=8)
+    time.sleep(1.0)
+    titles = [p["body"]["conversation"]["title"] for p in sandbox_log(sandbox_url)]
+    assert titles[-1] == "v2" and "v1" in titles
+    assert convo(sandbox_url, "a", "c")["title"] == "v2"
