@@ -48,11 +48,17 @@ def apply_step(history: list[dict[str, Any]], step: dict[str, Any], time_unit: s
         if any(h.get("requestedAt") == at for h in history):
             return
         entry: dict[str, Any] = {"requestedAt": at}
+        # convocore.md: a release opens a bare {requestedAt} entry; team fields come only
+        # with a request
         for src, dst in (
-            ("team_key", "requestedTeamKey"),
-            ("team_ids", "teamIds"),
-            ("team_keys", "teamKeys"),
-            ("organization_id", "organizationId"),
+            ()
+            if event == "released"
+            else (
+                ("team_key", "requestedTeamKey"),
+                ("team_ids", "teamIds"),
+                ("team_keys", "teamKeys"),
+                ("organization_id", "organizationId"),
+            )
         ):
             if step.get(src) is not None:
                 entry[dst] = step[src]

@@ -101,6 +101,14 @@ def test_a_replayed_release_adds_no_second_entry():
     ]
 
 
+def test_a_release_with_team_fields_opens_a_bare_history_entry():
+    released = entries_of(
+        Intent(T0, "a", "c", handoff=Handoff("released", team_key="billing", team_ids=("t1",)))
+    )
+    out = compose(released, [], {"tags": [], "handoffHistory": []}, "s")
+    assert out.conversation["handoffHistory"] == [{"requestedAt": T0 // 1000}]
+
+
 def test_a_late_whole_tag_list_replays_the_newer_applied_changes_on_top():
     [whole] = entries_of(Intent(T0 + 1000, "a", "c", set={"tags": ["a", "b"]}))
     applied = entries_of(
