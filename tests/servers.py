@@ -121,3 +121,17 @@ def rq_worker(*args: str, url: str, env: Mapping[str, str], log: Any) -> subproc
 def cli_logged(*args: str, env: Mapping[str, str], log: Any) -> subprocess.Popen[bytes]:
     """`convo-bridge ARGS` as a child process, its output into the file `log`."""
     return logged([sys.executable, "-m", "bridge.cli", *args], env, log)
+
+
+def rq_workers(url: str) -> list[Any]:
+    """The workers RQ's registry lists on the convo-bridge queue (what `rq info` shows)."""
+    import redis
+    from rq import Queue, Worker
+
+    from bridge.store.keys import RQ_QUEUE
+
+    conn = redis.Redis.from_url(url)
+    try:
+        return list(Worker.all(queue=Queue(RQ_QUEUE, connection=conn)))
+    finally:
+        conn.close()

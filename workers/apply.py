@@ -13,8 +13,11 @@ import asyncio
 import logging
 import random
 import time
+from collections.abc import Sequence
+from typing import Any
 
 from bridge import metrics
+from bridge.changes import Entry
 from bridge.config import Settings
 from bridge.errors import (
     DeliveryError,
@@ -148,25 +151,13 @@ def _failed(
             circuit=circuit,
             in_doubt=in_doubt,
         )
-    log.error(
-        "dead-lettered",
-        extra=fields(
-            agent_id=agent,
-            convo_id=convo,
-            attempt=attempt,
-            status=record["status"],
-            reason=decision.reason,
-            answer=answer,
-            event_ids=_event_ids(work),
-        ),
-    )
-    return Outcome(
-        "dead",
+    return _dead(
+        work,
+        attempt,
+        record,
+        decision.reason,
+        answer,
         sent=work.entries,
-        attempt=record,
-        reason=decision.reason,
-        status=str(record["status"]),
-        snippet=answer,
         circuit=circuit,
         in_doubt=in_doubt,
     )
@@ -195,19 +186,43 @@ def worker_error(work: Work, exc: Exception, settings: Settings, rng: random.Ran
     )
     if isinstance(decision, retry.Retry):
         return Outcome("retry", attempt=record, retry_at_ms=int((now + decision.delay_s) * 1000))
+    return _dead(work, attempt, record, decision.reason, answer)
+
+
+def _dead(
+    work: Work,
+    attempt: int,
+    record: dict[str, Any],
+    reason: str,
+    answer: str,
+    *,
+    sent: Sequence[Entry] = (),
+    circuit: Verdict = "",
+    in_doubt: bool = False,
+) -> Outcome:
+    """The dead-letter outcome of a last attempt, and its log line."""
+    agent, convo = work.ids
     log.error(
         "dead-lettered",
         extra=fields(
             agent_id=agent,
             convo_id=convo,
             attempt=attempt,
-            status="worker_error",
-            reason=decision.reason,
+            status=record["status"],
+            reason=reason,
+            answer=answer,
             event_ids=_event_ids(work),
         ),
     )
     return Outcome(
-        "dead", attempt=record, reason=decision.reason, status="worker_error", snippet=answer
+        "dead",
+        sent=sent,
+        attempt=record,
+        reason=reason,
+        status=str(record["status"]),
+        snippet=answer,
+        circuit=circuit,
+        in_doubt=in_doubt,
     )
 
 

@@ -10,21 +10,12 @@ from datetime import UTC, datetime
 
 import pytest
 import redis
-from rq import Queue, Worker
 from rq.command import send_shutdown_command
 
 from bridge.local.redis_server import RedisServer
 from bridge.store.keys import RQ_QUEUE
 from tests.conftest import wait_until, write_config
-from tests.servers import cli_logged, rq, stop
-
-
-def workers(url):
-    conn = redis.Redis.from_url(url)
-    try:
-        return Worker.all(queue=Queue(RQ_QUEUE, connection=conn))
-    finally:
-        conn.close()
+from tests.servers import cli_logged, rq, rq_workers, stop
 
 
 def status_json(url, config, env):
@@ -54,13 +45,13 @@ def test_registration_survives_a_redis_restart(tmp_path, env):
         "--config", str(config), "worker", env={**env, "REDIS_URL": server.url}, log=tmp_path / "w"
     )
     try:
-        [before] = wait_until(lambda: workers(server.url), timeout_s=30)
+        [before] = wait_until(lambda: rq_workers(server.url), timeout_s=30)
         server.stop()
         time.sleep(16)  # longer than one of the old 15 s heartbeats: one of them fails
         server.start()
         restarted = datetime.now(UTC)
         [after] = wait_until(
-            lambda: [w for w in workers(server.url) if w.last_heartbeat > restarted],
+            lambda: [w for w in rq_workers(server.url) if w.last_heartbeat > restarted],
             timeout_s=15,
         )
         assert after.name == before.name and after.get_state() == "idle"
@@ -84,14 +75,14 @@ def test_registration_is_made_again_after_a_flush_and_logged(tmp_path, env, redi
     log_path = tmp_path / "worker.log"
     proc = cli_logged("--config", str(config), "worker", env=env, log=log_path)
     try:
-        [before] = wait_until(lambda: workers(redis_url), timeout_s=30)
+        [before] = wait_until(lambda: rq_workers(redis_url), timeout_s=30)
         conn = redis.Redis.from_url(redis_url)
         conn.flushall()
         conn.close()
-        [after] = wait_until(lambda: workers(redis_url), timeout_s=10)
+        [after] = wait_until(lambda: rq_workers(redis_url), timeout_s=10)
         assert after.name == before.name
         assert after.hostname and after.pid == proc.pid and after.queue_names() == [RQ_QUEUE]
         wait_until(lambda: b"registered with RQ again" in log_path.read_bytes(), timeout_s=5)
     finally:
         stop([proc])
-    assert workers(redis_url) == []  # a clean exit deregisters at once
+    assert rq_workers(redis_url) == []  # a clean exit deregisters at once

@@ -7,25 +7,16 @@ import time
 import httpx
 import pytest
 import redis
-from rq import Queue, Worker
 from rq.command import send_shutdown_command
 
 from bridge.app import build_app
 from bridge.config import load_settings
 from bridge.store.keys import RQ_QUEUE
 from tests.conftest import SECRET, convo, wait_until, write_config
-from tests.servers import cli_logged, rq, rq_worker, serve_app_in_thread, stop
+from tests.servers import cli_logged, rq, rq_worker, rq_workers, serve_app_in_thread, stop
 from tests.signing import signed
 
 T0 = int(time.time() * 1000) - 60_000
-
-
-def workers(url):
-    conn = redis.Redis.from_url(url)
-    try:
-        return Worker.all(queue=Queue(RQ_QUEUE, connection=conn))
-    finally:
-        conn.close()
 
 
 def send(url, convo_id, title):
@@ -57,7 +48,7 @@ def test_rq_worker_with_the_delivery_class_delivers_and_rq_info_shows_it(
         "-w", "workers.DeliveryWorker", RQ_QUEUE, url=redis_url, env=env, log=tmp_path / "w"
     )
     try:
-        [worker] = wait_until(lambda: workers(redis_url), timeout_s=30)
+        [worker] = wait_until(lambda: rq_workers(redis_url), timeout_s=30)
         send(ingest, "c1", "via rq worker")
         wait_until(lambda: title(sandbox_url, "c1") == "via rq worker", timeout_s=15)
         line = f"{worker.name} ("
@@ -81,14 +72,14 @@ def test_rq_suspend_pauses_delivery_and_rq_resume_resumes_it(
 ):
     proc = cli_logged("worker", env=env, log=tmp_path / "w")
     try:
-        wait_until(lambda: workers(redis_url), timeout_s=30)
+        wait_until(lambda: rq_workers(redis_url), timeout_s=30)
         httpx.post(f"{sandbox_url}/_sandbox/faults", json={"latency_ms": 1500})
         send(ingest, "before", "in flight")
         wait_until(
             lambda: httpx.get(f"{sandbox_url}/_sandbox/stats").json()["max_inflight"], timeout_s=10
         )
         assert "Suspending workers" in rq("suspend", url=redis_url).stdout
-        wait_until(lambda: workers(redis_url)[0].get_state() == "suspended", timeout_s=5)
+        wait_until(lambda: rq_workers(redis_url)[0].get_state() == "suspended", timeout_s=5)
         send(ingest, "during", "waits")
         time.sleep(2.5)
         assert title(sandbox_url, "before") == "in flight"  # the PATCH in flight finished
@@ -96,7 +87,7 @@ def test_rq_suspend_pauses_delivery_and_rq_resume_resumes_it(
         assert "suspended convo-bridge" in rq("info", "-W", url=redis_url).stdout
         rq("resume", url=redis_url)
         wait_until(lambda: title(sandbox_url, "during") == "waits", timeout_s=10)
-        wait_until(lambda: workers(redis_url)[0].get_state() == "idle", timeout_s=10)
+        wait_until(lambda: rq_workers(redis_url)[0].get_state() == "idle", timeout_s=10)
     finally:
         stop([proc])
 
@@ -107,7 +98,7 @@ def test_rq_shutdown_command_stops_the_worker_cleanly(
     log = tmp_path / "w"
     proc = cli_logged("worker", env=env, log=log)
     try:
-        [worker] = wait_until(lambda: workers(redis_url), timeout_s=30)
+        [worker] = wait_until(lambda: rq_workers(redis_url), timeout_s=30)
         httpx.post(f"{sandbox_url}/_sandbox/faults", json={"latency_ms": 1000})
         send(ingest, "c1", "finished first")
         wait_until(
@@ -118,7 +109,7 @@ def test_rq_shutdown_command_stops_the_worker_cleanly(
         assert proc.wait(20) == 0
         assert title(sandbox_url, "c1") == "finished first"
         assert conn.zcard("cb:inflight") == 0 and conn.exists("cb:p:a/c1") == 0
-        assert workers(redis_url) == []
+        assert rq_workers(redis_url) == []
         conn.close()
         assert b"Received shutdown command" in log.read_bytes()
     finally:
