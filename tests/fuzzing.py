@@ -25,6 +25,19 @@ KINDS = ["standard", "zendesk", "intercom", "hubspot", "front", "freshdesk", "he
 ALLOWED = {202, 400, 413, 415}
 
 
+def fuzz_settings(examples: int, derandomize: bool) -> settings:
+    """How every fuzzer runs: `examples` cases, no deadline or example database (each run
+    stands alone), reproducible with `derandomize`, no health checks (servers make slow cases)."""
+    return settings(
+        max_examples=examples,
+        deadline=None,
+        database=None,
+        derandomize=derandomize,
+        suppress_health_check=list(HealthCheck),
+        phases=[Phase.generate, Phase.shrink],
+    )
+
+
 @functools.cache
 def vector_cases(kind: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The kind's valid vectors that carry intents, and the source config they need."""
@@ -239,14 +252,7 @@ def fuzz(
     )
 
     @given(body=bodies_for(kind), content_type=content_types)
-    @settings(
-        max_examples=examples,
-        deadline=None,
-        database=None,
-        derandomize=derandomize,
-        suppress_health_check=list(HealthCheck),
-        phases=[Phase.generate, Phase.shrink],
-    )
+    @fuzz_settings(examples, derandomize)
     def one(body: bytes, content_type: str) -> None:
         headers = sign(kind, secret, body, target)
         headers["content-type"] = content_type

@@ -16,10 +16,10 @@ from typing import Any
 from urllib.parse import quote
 
 import redis
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.fuzzing import KINDS, sign, vector_cases, webhook_url
+from tests.fuzzing import KINDS, fuzz_settings, sign, vector_cases, webhook_url
 
 ADMIN_TOKEN = "admin-token"
 WEBHOOK_ANSWERS = {200, 202, 400, 401, 404, 408, 413, 415}  # 200: Front's set-up challenge
@@ -345,14 +345,7 @@ def fuzz_probes(
         return seen
 
     @given(probe=probes)
-    @settings(
-        max_examples=examples,
-        deadline=None,
-        database=None,
-        derandomize=derandomize,
-        suppress_health_check=list(HealthCheck),
-        phases=[Phase.generate, Phase.shrink],
-    )
+    @fuzz_settings(examples, derandomize)
     def one(probe: Probe) -> None:
         check(probe)
 

@@ -72,6 +72,13 @@ def _settings(request: Request) -> Settings:
     return settings
 
 
+def _admin_token(request: Request) -> str:
+    """The admin token: `_guard` answers 404 before any handler runs without one."""
+    token = _settings(request).admin_token
+    assert token
+    return token
+
+
 def _signed_in(request: Request) -> bool:
     return valid_session(request.cookies.get(COOKIE, ""), _settings(request).admin_token or "")
 
@@ -255,10 +262,7 @@ def _trace_body(t: Trace) -> str:
 
 
 async def conversation_view(request: Request) -> Response:
-    settings = _settings(request)
     nonce = secrets.token_urlsafe(16)
-    if not settings.admin_token:
-        return Response("Not Found", status_code=404, media_type="text/plain")
     if not _signed_in(request):
         return RedirectResponse("/admin/", status_code=303)
     try:
@@ -291,12 +295,10 @@ def _links(links: list[dict[str, str]]) -> str:
 async def page(request: Request) -> Response:
     settings = _settings(request)
     nonce = secrets.token_urlsafe(16)
-    if not settings.admin_token:
-        return Response("Not Found", status_code=404, media_type="text/plain")
     if not _signed_in(request):
         return _login(nonce)
     store: Store = request.app.state.store
-    csrf = csrf_token(settings.admin_token)
+    csrf = csrf_token(_admin_token(request))
     notice = NOTICES.get(request.query_params.get("notice", ""), "")
     try:
         report = await status_report(store)
@@ -324,11 +326,9 @@ def _refresh_script(nonce: str, always: bool) -> str:
 
 
 async def login(request: Request) -> Response:
-    settings = _settings(request)
-    if not settings.admin_token:
-        return Response("Not Found", status_code=404, media_type="text/plain")
+    token = _admin_token(request)
     form = await _form(request)
-    if not same(settings.admin_token, form.get("token", "")):
+    if not same(token, form.get("token", "")):
         return _login(secrets.token_urlsafe(16), "That is not the admin token.", 401)
     answer = RedirectResponse("/admin/", status_code=303)
     https = request.url.scheme == "https" or (
@@ -336,7 +336,7 @@ async def login(request: Request) -> Response:
     )  # behind a TLS-terminating proxy the bridge itself sees http
     answer.set_cookie(
         COOKIE,
-        session_cookie(settings.admin_token),
+        session_cookie(token),
         max_age=SESSION_S,
         path="/admin",
         httponly=True,
@@ -348,13 +348,10 @@ async def login(request: Request) -> Response:
 
 async def _checked_form(request: Request) -> Response | None:
     """None when signed in and the CSRF token matches; else the answer to give."""
-    settings = _settings(request)
-    if not settings.admin_token:
-        return Response("Not Found", status_code=404, media_type="text/plain")
     if not _signed_in(request):
         return RedirectResponse("/admin/", status_code=303)
     form = await _form(request)
-    if not same(csrf_token(settings.admin_token), form.get("csrf", "")):
+    if not same(csrf_token(_admin_token(request)), form.get("csrf", "")):
         return Response(
             "Forbidden: missing or wrong CSRF token; reload the page and try again.",
             status_code=403,
@@ -424,11 +421,15 @@ async def purge_all(request: Request) -> Response:
 
 
 def _guard(handler: Any) -> Any:
-    """Redis away is 503, a bad or slow form its 4xx; the page's headers on every answer."""
+    """404 while no admin token is set (as if the page did not exist); Redis away is 503, a
+    bad or slow form its 4xx; the page's headers on every answer."""
 
     async def wrapper(request: Request) -> Response:
         try:
-            answer: Response = await handler(request)
+            if _settings(request).admin_token:
+                answer: Response = await handler(request)
+            else:
+                answer = Response("Not Found", status_code=404, media_type="text/plain")
         except StoreUnavailable:
             answer = Response(
                 "Redis is unreachable; try again shortly.", status_code=503, media_type="text/plain"

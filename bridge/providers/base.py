@@ -158,6 +158,12 @@ def optional_text(value: Any) -> str | None:
     return str(value) if isinstance(value, str | int) else None
 
 
+def time_or_receipt(value: Any, name: str, request: WebhookRequest) -> int:
+    """The payload's own time (`name`), else when the bridge received the request: for
+    senders whose body may not say when the change happened."""
+    return parse_time(value, name) if value else int(request.received_at * 1000)
+
+
 def seconds_ms(value: Any, name: str) -> int:
     """Epoch seconds (possibly fractional) as epoch milliseconds."""
     if isinstance(value, bool) or not isinstance(value, int | float):

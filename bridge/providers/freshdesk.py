@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from bridge.errors import SignatureError
-from bridge.intents import Handoff, Intent, parse_time
+from bridge.intents import Handoff, Intent
 from bridge.providers.base import (
     SourceEvent,
     WebhookRequest,
@@ -21,6 +21,7 @@ from bridge.providers.base import (
     require_object,
     same,
     text_id,
+    time_or_receipt,
 )
 
 if TYPE_CHECKING:
@@ -61,8 +62,7 @@ def normalize(source: SourceSettings, request: WebhookRequest, payload: Any) -> 
     )
     if handoff is None and not tags:
         return [SourceEvent(event_id, None, ticket)]
-    stamp = ticket.get("updated_at")
-    occurred = parse_time(stamp, "updated_at") if stamp else int(request.received_at * 1000)
+    occurred = time_or_receipt(ticket.get("updated_at"), "updated_at", request)
     return [
         SourceEvent(
             event_id,

@@ -12,7 +12,7 @@ import hmac
 from typing import TYPE_CHECKING, Any
 
 from bridge.errors import SignatureError
-from bridge.intents import Handoff, Intent, parse_time
+from bridge.intents import Handoff, Intent
 from bridge.providers.base import (
     SourceEvent,
     WebhookRequest,
@@ -24,6 +24,7 @@ from bridge.providers.base import (
     require_object,
     same,
     text_id,
+    time_or_receipt,
 )
 
 if TYPE_CHECKING:
@@ -65,8 +66,7 @@ def normalize(source: SourceSettings, request: WebhookRequest, payload: Any) -> 
         intent["set"] = {"tags": list(dict.fromkeys(n for n in names if isinstance(n, str) and n))}
     if not intent:
         return [SourceEvent(event_id, None, convo)]
-    stamp = convo.get("userUpdatedAt")
-    occurred = parse_time(stamp, "userUpdatedAt") if stamp else int(request.received_at * 1000)
+    occurred = time_or_receipt(convo.get("userUpdatedAt"), "userUpdatedAt", request)
     return [
         SourceEvent(
             event_id,

@@ -30,6 +30,7 @@ from bridge.providers.base import (
     signed_iso_time,
     strings,
     text_id,
+    time_or_receipt,
 )
 
 if TYPE_CHECKING:
@@ -124,8 +125,7 @@ def _trigger(request: WebhookRequest, ticket: dict[str, Any]) -> SourceEvent:
         intent["set"] = {"tags": list(dict.fromkeys(tags.split()))}
     if not intent:
         return SourceEvent(event_id, None, ticket)
-    stamp = ticket.get("updated_at")
-    occurred = parse_time(stamp, "updated_at") if stamp else int(request.received_at * 1000)
+    occurred = time_or_receipt(ticket.get("updated_at"), "updated_at", request)
     return SourceEvent(
         event_id,
         Intent(
