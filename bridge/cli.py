@@ -17,7 +17,7 @@ from redis.exceptions import RedisError
 
 from bridge.config import Settings, load_settings, require_worker_token
 from bridge.errors import BridgeError, ConfigError, NotFound, PayloadError
-from bridge.intents import check_id
+from bridge.intents import check_id, check_segment_id
 from bridge.store import Store
 
 T = TypeVar("T")
@@ -224,9 +224,15 @@ def cmd_links(args: argparse.Namespace) -> int:
         return 0
     if args.source not in settings.sources:
         raise ConfigError(f"sources.{args.source}", "no such source in the config")
-    ext = check_id(args.external_id, "EXTERNAL_ID")
+    try:  # a bad argument is a usage error (exit 2), like argparse's own
+        ext = check_id(args.external_id, "EXTERNAL_ID")
+        if args.links_cmd == "set":
+            agent = check_segment_id(args.agent_id, "AGENT_ID")
+            convo = check_segment_id(args.convo_id, "CONVO_ID")
+    except PayloadError as exc:
+        print(f"convo-bridge: {exc.detail}", file=sys.stderr)
+        return 2
     if args.links_cmd == "set":
-        agent, convo = check_id(args.agent_id, "AGENT_ID"), check_id(args.convo_id, "CONVO_ID")
         from bridge.store.rq_jobs import link
 
         res = _with_store(

@@ -321,8 +321,14 @@ def _source(name: str, table: Any, env: Mapping[str, str]) -> SourceSettings:
                 )
             mapping[key] = _compile(expr, f"{where}.map.{key}")
     default_agent = table.get("default_agent_id")
-    if default_agent is not None and not isinstance(default_agent, str):
-        raise ConfigError(f"{where}.default_agent_id", "expected a string")
+    if default_agent is not None:
+        from bridge.errors import PayloadError
+        from bridge.intents import check_segment_id
+
+        try:
+            check_segment_id(default_agent, "default_agent_id")
+        except PayloadError as exc:
+            raise ConfigError(f"{where}.default_agent_id", exc.detail) from None
     has_agent, has_convo = "agent_id" in table, "convo_id" in table
     if has_agent != has_convo:
         raise ConfigError(

@@ -16,7 +16,7 @@ from bridge import metrics
 from bridge.changes import changes, safe_event_id
 from bridge.config import Settings, SourceSettings
 from bridge.errors import PayloadError
-from bridge.intents import check_id
+from bridge.intents import check_segment_id, segment_problem
 from bridge.logs import fields
 from bridge.providers.base import Provider, SourceEvent, WebhookRequest
 from bridge.store import AcceptResult, Routed, Store, conversation_key
@@ -89,11 +89,13 @@ def route(source: SourceSettings, ev: SourceEvent, index: str) -> Routed | None:
             raise exc.at(index) from None
         if agent is not None and convo is not None:
             try:
-                ck = conversation_key(check_id(agent, "agent_id"), check_id(convo, "convo_id"))
+                ck = conversation_key(
+                    check_segment_id(agent, "agent_id"), check_segment_id(convo, "convo_id")
+                )
             except PayloadError as exc:
                 expr = (
                     source.agent_id.expression
-                    if "agent" in exc.detail
+                    if exc.detail.startswith("agent_id")
                     else source.convo_id.expression
                 )
                 raise PayloadError(f"{index}{exc.detail} (from JMESPath {expr!r})") from None
@@ -101,7 +103,11 @@ def route(source: SourceSettings, ev: SourceEvent, index: str) -> Routed | None:
     ext = intent.external_id
     if ext is None:
         raise PayloadError(f"{index}external_id: the event names no conversation to route to")
-    fallback = conversation_key(source.default_agent_id, ext) if source.default_agent_id else ""
+    # default_agent_id takes the external id as the conversation's; one that cannot be a
+    # conversation id waits for a link like any other unroutable event.
+    fallback = ""
+    if source.default_agent_id and segment_problem(ext) is None:
+        fallback = conversation_key(source.default_agent_id, ext)
     return Routed(source.name, event_id, [], external_id=ext, fallback_ck=fallback)
 
 

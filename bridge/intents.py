@@ -102,8 +102,8 @@ def parse_time(value: Any, name: str) -> int:
 
 
 def check_id(value: Any, name: str) -> str:
-    """An agent, conversation or external id: a short printable string, never a path segment
-    that could change the PATCH URL."""
+    """An agent, conversation or external id: a short printable string, never '.' or '..'.
+    Agent and conversation ids go through `check_segment_id` as well."""
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise PayloadError(f"{name}: expected a string id")
     text = str(value)
@@ -112,6 +112,25 @@ def check_id(value: Any, name: str) -> str:
     if _CONTROL.search(text) or text in (".", ".."):
         raise PayloadError(f"{name}: control characters and '.'/'..' are not allowed in an id")
     return text
+
+
+def check_segment_id(value: Any, name: str) -> str:
+    """An agent or conversation id: `check_id`, and usable as one segment of the PATCH URL
+    (no '/'), so Convocore can find the conversation it names."""
+    text = check_id(value, name)
+    problem = segment_problem(text)
+    if problem:
+        raise PayloadError(f"{name}: {problem}")
+    return text
+
+
+def segment_problem(text: str) -> str | None:
+    """Why `text` cannot be an agent or conversation id, or None. Ids are percent-encoded
+    into the PATCH URL, but an encoded '/' (%2F) does not reach Convocore as part of one id
+    (routers and proxies refuse it or split on it): it could only end as a 404 dead letter."""
+    if "/" in text:
+        return "'/' is not allowed in an agent or conversation id (it separates URL segments)"
+    return None
 
 
 def _opt_str(obj: Mapping[str, Any], key: str, path: str) -> str | None:
@@ -167,7 +186,9 @@ def parse_intent(obj: Any) -> Intent:
         raise PayloadError("occurred_at: required (epoch milliseconds or RFC 3339)")
     occurred_at = parse_time(obj["occurred_at"], "occurred_at")
 
-    ids = {k: check_id(obj[k], k) for k in ("agent_id", "convo_id", "external_id") if k in obj}
+    ids = {k: check_segment_id(obj[k], k) for k in ("agent_id", "convo_id") if k in obj}
+    if "external_id" in obj:
+        ids["external_id"] = check_id(obj["external_id"], "external_id")
     if "external_id" not in ids and not ("agent_id" in ids and "convo_id" in ids):
         raise PayloadError("agent_id: give agent_id and convo_id, or external_id")
 

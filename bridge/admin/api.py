@@ -14,7 +14,7 @@ from bridge.admin.auth import guarded
 from bridge.bodies import read_body
 from bridge.config import Settings
 from bridge.errors import NotFound, PayloadError
-from bridge.intents import check_id
+from bridge.intents import check_id, check_segment_id
 from bridge.status import status_report
 from bridge.store import Store
 from bridge.store.rq_jobs import link
@@ -143,8 +143,8 @@ async def link_put(request: Request) -> Response:
     settings: Settings = request.app.state.settings
     source, ext = _link_target(request)
     body = await _json_body(request)
-    agent = check_id(body.get("agent_id"), "agent_id")
-    convo = check_id(body.get("convo_id"), "convo_id")
+    agent = check_segment_id(body.get("agent_id"), "agent_id")
+    convo = check_segment_id(body.get("convo_id"), "convo_id")
     result = await link(
         _store(request), source, ext, agent, convo, coalesce_ms=settings.delivery.coalesce_ms
     )

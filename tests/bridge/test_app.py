@@ -46,9 +46,22 @@ def test_redelivery_is_answered_202_as_duplicate(ingest_url):
     assert again.json() == {"accepted": 0, "duplicates": 1, "ignored": 0, "unroutable": 0}
 
 
-def test_ids_that_would_change_the_url_are_percent_encoded(ingest_url, rclient):
-    assert post(ingest_url, intent(agent_id="a/../b", convo_id="c?x=1#f")).status_code == 202
-    assert rclient.exists("cb:p:a%2F..%2Fb/c%3Fx%3D1%23f")
+def test_ids_with_url_characters_are_percent_encoded(ingest_url, rclient):
+    assert post(ingest_url, intent(agent_id="a..b", convo_id="c?x=1#f%")).status_code == 202
+    assert rclient.exists("cb:p:a..b/c%3Fx%3D1%23f%25")
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("convo_id", "../../victim-agent/convos/victim-convo"), ("agent_id", "a/b")],
+)
+def test_an_agent_or_conversation_id_with_a_slash_is_400_naming_it(
+    ingest_url, rclient, field, value
+):
+    answer = post(ingest_url, intent(**{field: value}))
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["detail"].startswith(f"{field}: '/' is not allowed"), answer.text
+    assert rclient.keys("cb:*") == []
 
 
 def test_an_array_of_intents_is_accepted_whole(ingest_url):

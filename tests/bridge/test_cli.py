@@ -72,3 +72,20 @@ def test_config_after_the_command_wins_over_the_one_before(tmp_path):
     assert done.returncode == 2 and "delivery.max_atempts" in done.stderr
     done = run("--config", str(bad), "config", "check", "--for", "serve", "--config", str(good))
     assert done.returncode == 0, done.stderr
+
+
+def test_links_set_refuses_a_conversation_id_with_a_slash_with_exit_2(tmp_path, redis_url):
+    import os
+
+    import redis
+
+    from tests.conftest import SECRET, write_config
+
+    env = {**os.environ, "REDIS_URL": redis_url, "DEMO_SECRET": SECRET}
+    config = str(write_config(tmp_path))
+    done = run("--config", config, "links", "set", "demo", "x", "agent-1", "c/d", env=env)
+    assert done.returncode == 2, done
+    assert done.stderr.startswith("convo-bridge: CONVO_ID: '/' is not allowed"), done.stderr
+    r = redis.Redis.from_url(redis_url)
+    assert r.keys("cb:*") == []
+    r.close()

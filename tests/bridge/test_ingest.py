@@ -64,6 +64,13 @@ def test_a_jmespath_that_finds_nothing_leaves_the_external_id_to_resolve():
     assert route(source(), event(external_id="T-1"), "").fallback_ck == ""
 
 
+def test_an_external_id_with_a_slash_waits_for_a_link_instead_of_the_default_agent():
+    src = source(default_agent_id="dflt")
+    routed = route(src, event(external_id="T/1"), "")
+    assert routed is not None
+    assert (routed.ck, routed.external_id, routed.fallback_ck) == ("", "T/1", "")
+
+
 def test_an_event_naming_no_conversation_is_refused_naming_its_index():
     with pytest.raises(PayloadError) as err:
         route(source(**JMES), event({}), "[2].")

@@ -59,6 +59,17 @@ def test_a_routing_expression_that_does_not_fit_is_400_naming_it(
     assert rclient.keys("cb:*") == []
 
 
+def test_a_routing_expression_giving_an_id_with_a_slash_is_400_naming_it(
+    crm_url: str, rclient: redis.Redis
+) -> None:
+    answer = post(crm_url, good(ticket="c/d"))
+    assert answer.status_code == 400, answer.text
+    detail = answer.json()["detail"]
+    assert detail.startswith("convo_id: '/' is not allowed"), detail
+    assert "JMESPath 'ticket'" in detail, detail
+    assert rclient.keys("cb:*") == []
+
+
 @pytest.mark.parametrize(
     ("payload", "key", "expression"),
     [

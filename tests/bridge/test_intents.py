@@ -10,6 +10,7 @@ from bridge.intents import (
     Handoff,
     Intent,
     check_id,
+    check_segment_id,
     parse_intent,
     parse_time,
 )
@@ -69,6 +70,17 @@ def test_an_id_is_a_short_printable_string_that_cannot_change_the_url():
         with pytest.raises(PayloadError) as err:
             check_id(bad, "convo_id")
         assert err.value.detail.startswith("convo_id: ")
+
+
+def test_an_agent_or_conversation_id_is_one_url_segment():
+    assert check_segment_id("c?x#%ä", "convo_id") == "c?x#%ä"
+    assert check_id("T/1", "external_id") == "T/1"  # a sender's own id may hold one
+    for bad in ("c/d", "../../victim-agent/convos/victim-convo", "/", "a/"):
+        with pytest.raises(PayloadError) as err:
+            check_segment_id(bad, "convo_id")
+        assert err.value.detail.startswith("convo_id: '/' is not allowed")
+    assert refusal(intent(agent_id="x/y")).startswith("agent_id: '/'")
+    assert parse_intent({"external_id": "T/1", "occurred_at": T}).external_id == "T/1"
 
 
 def test_a_full_intent_reads_into_typed_parts():
