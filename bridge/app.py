@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -16,8 +17,15 @@ from starlette.routing import Route
 
 from bridge import metrics
 from bridge.bodies import read_body
-from bridge.config import Settings
-from bridge.errors import RequestError, StoreUnavailable, UnknownSource, UnsupportedMedia
+from bridge.config import Settings, SourceSettings
+from bridge.content_encoding import codings, decode
+from bridge.errors import (
+    RequestError,
+    SignatureError,
+    StoreUnavailable,
+    UnknownSource,
+    UnsupportedMedia,
+)
 from bridge.ingest import ingest
 from bridge.logs import fields
 from bridge.process import freeze_startup_heap
@@ -71,17 +79,17 @@ async def _webhook(request: Request) -> Response:
             and "x-front-challenge" not in request.headers
         ):
             raise UnsupportedMedia("expected Content-Type: application/json")
-        body = await read_body(
-            request, settings.ingest.max_body_bytes, settings.ingest.read_timeout_s
-        )
+        applied = codings(request.headers.get("content-encoding"))
+        limit = settings.ingest.max_body_bytes
+        sent = await read_body(request, limit, settings.ingest.read_timeout_s)
         hook = WebhookRequest(
             method=request.method,
             url=str(request.url),
             headers={k.lower(): v for k, v in request.headers.items()},
-            body=body,
+            body=decode(sent, applied, limit) if applied else sent,
             received_at=time.time(),
         )
-        kind.verify(source, hook, settings.ingest.signature_tolerance_s)
+        verify(kind, source, hook, sent, settings.ingest.signature_tolerance_s)
         answer = kind.challenge(source, hook)
         if answer is not None:  # a sender's set-up handshake (Front): echo, queue nothing
             return PlainTextResponse(answer)
@@ -99,6 +107,20 @@ async def _webhook(request: Request) -> Response:
             "request done", extra=fields(source=name, ms=(time.perf_counter() - started) * 1e3)
         )
     return JSONResponse(receipt.to_json(), status_code=202)
+
+
+def verify(
+    kind: Provider, source: SourceSettings, hook: WebhookRequest, sent: bytes, tolerance_s: int
+) -> None:
+    """The signature over the body the sender signed: the decoded one (senders sign their
+    JSON, then compress it for the wire), or else the bytes as they came, should a sender
+    sign those."""
+    try:
+        kind.verify(source, hook, tolerance_s)
+    except SignatureError:
+        if sent is hook.body:
+            raise
+        kind.verify(source, dataclasses.replace(hook, body=sent), tolerance_s)
 
 
 async def healthz(request: Request) -> Response:

@@ -193,8 +193,10 @@ def document(sources: list[str] | None = None) -> dict[str, Any]:
                         "401": _error("Signature missing, wrong or outside the time window."),
                         "404": _error("No source of that name in the config."),
                         "408": _error("The body did not arrive within read_timeout_s."),
-                        "413": _error("The body is over max_body_bytes."),
-                        "415": _error("Content-Type is not JSON."),
+                        "413": _error("The body is over max_body_bytes (once decoded)."),
+                        "415": _error(
+                            "Content-Type is not JSON, or a Content-Encoding other than gzip or deflate."
+                        ),
                         "503": _error("Redis is unreachable: nothing was queued; retry."),
                     },
                 }

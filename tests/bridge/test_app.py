@@ -251,3 +251,50 @@ def test_a_value_nested_deeper_than_a_patch_can_carry_is_400_naming_the_field(
 
 def test_a_value_nested_as_deep_as_a_patch_can_carry_is_accepted(ingest_url):
     assert post_nested(ingest_url, 252).status_code == 202
+
+
+@pytest.mark.parametrize("coding", ["gzip", "deflate"])
+def test_a_compressed_body_is_decoded_and_its_signature_checked_over_the_json(
+    ingest_url, rclient, coding
+):
+    import gzip
+    import zlib
+
+    body, headers = signed(SECRET, intent(convo_id=f"zipped-{coding}"))
+    packed = gzip.compress(body) if coding == "gzip" else zlib.compress(body)
+    headers["content-encoding"] = coding
+    answer = httpx.post(f"{ingest_url}/webhooks/demo", content=packed, headers=headers)
+    assert answer.status_code == 202, answer.text
+    assert rclient.hlen(f"cb:p:agent-1/zipped-{coding}") == 2
+
+
+def test_a_signature_over_the_compressed_bytes_is_accepted_too(ingest_url, rclient):
+    import gzip
+
+    packed = gzip.compress(orjson.dumps(intent(convo_id="signed-packed")))
+    headers = {**standard_headers(SECRET, packed), "content-encoding": "gzip"}
+    answer = httpx.post(f"{ingest_url}/webhooks/demo", content=packed, headers=headers)
+    assert answer.status_code == 202, answer.text
+    assert rclient.hlen("cb:p:agent-1/signed-packed") == 2
+
+
+def test_a_compressed_body_over_the_limit_once_decoded_is_413(ingest_url, rclient):
+    import gzip
+
+    body = orjson.dumps(intent(set={"title": "x" * 2_000_000}))
+    headers = {**standard_headers(SECRET, body), "content-encoding": "gzip"}
+    packed = gzip.compress(body)
+    assert len(packed) < 100_000
+    answer = httpx.post(f"{ingest_url}/webhooks/demo", content=packed, headers=headers)
+    assert answer.status_code == 413, answer.text
+    assert "once decoded" in answer.json()["detail"]
+    assert rclient.keys("cb:*") == []
+
+
+def test_an_unsupported_content_encoding_is_415_naming_it(ingest_url, rclient):
+    body, headers = signed(SECRET, intent())
+    headers["content-encoding"] = "br"
+    answer = httpx.post(f"{ingest_url}/webhooks/demo", content=body, headers=headers)
+    assert answer.status_code == 415, answer.text
+    assert "'br'" in answer.json()["detail"]
+    assert rclient.keys("cb:*") == []
