@@ -193,17 +193,6 @@ def build_app(settings: Settings) -> Starlette:
 
 
 def serve(settings: Settings, host: str, port: int, **options: Any) -> None:
-    import uvicorn
+    from bridge.serving import serve as run
 
-    uvicorn.run(
-        build_app(settings),
-        host=host,
-        port=port,
-        loop="uvloop",
-        http="httptools",
-        log_level="warning",
-        access_log=False,
-        log_config=None,  # uvicorn's records go through bridge.logs like every other line
-        timeout_graceful_shutdown=15,
-        **options,
-    )
+    run(settings, host, port, **options)

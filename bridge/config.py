@@ -101,6 +101,15 @@ class IngestSettings:
     dedup_window_s: int = setting(86_400, low=1, help="a redelivered event id is a duplicate")
     signature_tolerance_s: int = setting(300, low=1, help="signed timestamps this old or new")
     read_timeout_s: float = setting(10.0, low=0.1, help="a body slower than this is 408")
+    max_header_bytes: int = setting(
+        65_536, low=1024, help="a larger request head (request line and headers) is 431"
+    )
+    head_timeout_s: float = setting(
+        10.0, low=0.1, help="a request head (new or kept-alive connection) slower than this: closed"
+    )
+    max_connections: int = setting(
+        1000, low=1, help="open connections per serve process (below its open-file limit)"
+    )
 
 
 @dataclass(frozen=True, slots=True)

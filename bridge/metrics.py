@@ -55,6 +55,12 @@ WEBHOOK_TO_PATCH_SECONDS = Histogram(
     "From the webhook's receipt to Convocore accepting the PATCH that carried it.",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600),
 )
+CONNECTIONS_CLOSED = Counter(
+    "convo_bridge_connections_closed",
+    "Connections serve closed before reading a request: connection_limit (the per-process "
+    "bound was reached), head_timeout, headers_too_large.",
+    ["reason"],
+)
 UNKNOWN_SOURCE = "_unknown"  # requests to a source not in the config share one label
 
 
