@@ -10,6 +10,7 @@ import logging
 import socket
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import httpx
 import orjson
@@ -19,8 +20,8 @@ from prometheus_client import REGISTRY
 from bridge.app import build_app
 from bridge.config import Settings
 from bridge.connections import Limits, protocol_class
-from tests.conftest import SECRET
-from tests.servers import serve_app_in_thread
+from tests.conftest import SECRET, wait_until, write_config
+from tests.servers import cli, free_port, ready, serve_app_in_thread
 from tests.signing import standard_headers
 
 HEAD = b"POST /webhooks/demo HTTP/1.1\r\nHost: bridge\r\nContent-Type: application/json\r\n"
@@ -166,3 +167,41 @@ def test_the_limits_are_settings_with_defaults(make_settings: Callable[..., Sett
     assert ingest_settings.max_header_bytes == 65_536
     assert ingest_settings.head_timeout_s == 10.0
     assert ingest_settings.max_connections == 1000
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+def test_serve_memory_stays_flat_under_many_big_header_connections(
+    tmp_path: Path, redis_url: str
+) -> None:
+    port = free_port()
+    env = {"DEMO_SECRET": SECRET, "REDIS_URL": redis_url}
+    proc = cli("--config", str(write_config(tmp_path)), "serve", "--port", str(port), env=env)
+    held: list[socket.socket] = []
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_until(lambda: ready(url, "/healthz"), timeout_s=20)
+        for i in range(5):
+            assert webhook(url, f"warm-{i}").status_code == 202
+        before = rss_mb(proc.pid)
+        value = b"v" * 65536
+        for _ in range(100):  # each streams up to 2 MB of one header value, never ending it
+            sock = connect(port)
+            held.append(sock)
+            with contextlib.suppress(OSError):
+                sock.sendall(HEAD + b"X-Big: ")
+                for _ in range(32):
+                    sock.sendall(value)
+        grown = rss_mb(proc.pid) - before
+        assert grown < 40, f"serve RSS grew {grown:.0f} MB"  # 200 MB held before the bound
+        assert webhook(url, "after-big-heads").status_code == 202
+    finally:
+        for sock in held:
+            sock.close()
+        proc.kill()
+        proc.wait(10)
