@@ -139,7 +139,7 @@ class GuardedProtocol(HttpToolsProtocol):
         if self._busy():  # a pipelined request is being answered: its deadline starts after
             return
         metrics.CONNECTIONS_CLOSED.labels("head_timeout").inc()
-        if self._began:
+        if self._began and self._in_head:
             detail = f"the request head did not arrive within {self.gate.limits.head_timeout_s:g} s"
             self.transport.write(_answer(b"408 Request Timeout", "request_timeout", detail))
         self.transport.close()
@@ -191,8 +191,10 @@ class GuardedProtocol(HttpToolsProtocol):
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        if not self.transport.is_closing() and not self._busy() and self._in_head:
-            self._wait_for_head()  # the next head (keep-alive) has the same deadline
+        if not self.transport.is_closing() and not self._busy():
+            # the next head (keep-alive) has the same deadline; so has the rest of a body
+            # the answer did not need (a client trickling it would hold the connection)
+            self._wait_for_head()
 
     # --- shutdown ---------------------------------------------------------------------------
 

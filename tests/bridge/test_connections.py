@@ -205,3 +205,18 @@ def test_serve_memory_stays_flat_under_many_big_header_connections(
             sock.close()
         proc.kill()
         proc.wait(10)
+
+
+def test_a_body_still_trickling_after_its_answer_is_closed_after_the_deadline(
+    settings: Settings,
+) -> None:
+    with ingest(settings, head_timeout_s=0.5) as (_, port), connect(port) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: bridge\r\nContent-Length: 100000\r\n\r\n")
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200 ")
+        started = time.monotonic()
+        with contextlib.suppress(OSError):
+            for _ in range(50):  # the body the answer never needed, a byte every 0.1 s
+                sock.sendall(b"x")
+                time.sleep(0.1)
+        read_all(sock)
+        assert time.monotonic() - started < 4.5
