@@ -6,7 +6,7 @@ memory or file descriptors, so real webhooks keep being answered.
 
 At the connection bound, a new connection takes the place of the one that has waited
 longest for its request head (a slow or idle client); when none is waiting (every
-connection is being answered), the new one is closed. Each closing is counted in
+connection is being answered), the new one is answered 503 and closed. Each closing is counted in
 `convo_bridge_connections_closed{reason}`; reaching the bound is logged.
 
 On shutdown every request whose bytes arrived is answered (see `shutdown`).
@@ -38,12 +38,22 @@ class Limits:
     max_connections: int
 
 
-def _answer(status: bytes, code: str, detail: str) -> bytes:
+def _answer(status: bytes, code: str, detail: str, extra: bytes = b"") -> bytes:
+    """A whole JSON error answer that closes the connection (written before any request
+    was read, or instead of reading it)."""
     body = b'{"error":"%s","detail":"%s"}' % (code.encode(), detail.encode())
     return (
         b"HTTP/1.1 %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
-        b"connection: close\r\n\r\n%s" % (status, len(body), body)
+        b"%sconnection: close\r\n\r\n%s" % (status, len(body), extra, body)
     )
+
+
+FULL = _answer(
+    b"503 Service Unavailable",
+    "unavailable",
+    "every connection of this server is answering a request; retry later",
+    b"retry-after: 1\r\n",
+)
 
 
 class Gate:
@@ -114,6 +124,7 @@ class GuardedProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         if not self.gate.admit(self, self.loop):
+            self.transport.write(FULL)
             self.transport.close()
             return
         self._wait_for_head()

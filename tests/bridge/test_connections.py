@@ -220,3 +220,21 @@ def test_a_body_still_trickling_after_its_answer_is_closed_after_the_deadline(
                 time.sleep(0.1)
         read_all(sock)
         assert time.monotonic() - started < 4.5
+
+
+def test_at_the_bound_with_every_connection_answering_a_new_one_gets_503(
+    settings: Settings,
+) -> None:
+    with ingest(settings, max_connections=2) as (_, port):
+        busy = [connect(port), connect(port)]
+        try:
+            for sock in busy:  # whole heads, bodies still coming: both being answered
+                sock.sendall(HEAD + b"Content-Length: 100\r\n\r\n{")
+            time.sleep(0.2)
+            with connect(port) as extra:
+                answer = read_all(extra)
+            assert answer.startswith(b"HTTP/1.1 503 "), answer
+            assert b"retry-after: 1" in answer
+        finally:
+            for sock in busy:
+                sock.close()
