@@ -197,7 +197,11 @@ def document(sources: list[str] | None = None) -> dict[str, Any]:
                         "415": _error(
                             "Content-Type is not JSON, or a Content-Encoding other than gzip or deflate."
                         ),
-                        "503": _error("Redis is unreachable: nothing was queued; retry."),
+                        "431": _error("The request head is over max_header_bytes."),
+                        "503": _error(
+                            "Redis is unreachable, or every connection is busy: nothing was "
+                            "queued; retry."
+                        ),
                     },
                 }
             },
