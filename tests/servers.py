@@ -135,3 +135,80 @@ def rq_workers(url: str) -> list[Any]:
         return list(Worker.all(queue=Queue(RQ_QUEUE, connection=conn)))
     finally:
         conn.close()
+
+
+class TricklingTarget:
+    """A Convocore stand-in over a raw socket: a PATCH whose path contains `slow` is answered
+    one byte every `every_s` (for at most `limit_s`, then the rest at once), so no single
+    read ever waits long; every other request is answered at once. Each request is recorded
+    with when it arrived and when its connection ended or its answer was complete."""
+
+    ANSWER = b'{"success": true, "data": {}}'
+
+    def __init__(self, every_s: float = 0.5, limit_s: float = 10.0) -> None:
+        self.every_s = every_s
+        self.limit_s = limit_s
+        self.requests: list[dict[str, Any]] = []
+        self.url = ""
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+
+    def __enter__(self) -> TricklingTarget:
+        server = self._loop.run_until_complete(asyncio.start_server(self._serve, "127.0.0.1", 0))
+        self._server = server
+        self.url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        async def close() -> None:
+            self._server.close()
+            handlers = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in handlers:
+                task.cancel()
+            await asyncio.gather(*handlers, return_exceptions=True)
+
+        asyncio.run_coroutine_threadsafe(close(), self._loop).result(5)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+        self._loop.close()
+
+    def paths(self, method: str = "PATCH") -> list[str]:
+        return [r["path"] for r in list(self.requests) if r["method"] == method]
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                lines = head.decode("latin-1").split("\r\n")
+                method, path, _ = lines[0].split(" ", 2)
+                length = next(
+                    (int(v) for k, _, v in (x.partition(":") for x in lines[1:])
+                     if k.strip().lower() == "content-length"),
+                    0,
+                )  # fmt: skip
+                await reader.readexactly(length)
+                record = {"method": method, "path": path, "at": time.monotonic(), "ended": None}
+                self.requests.append(record)
+                answer = (
+                    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+                    + f"content-length: {len(self.ANSWER)}\r\n\r\n".encode()
+                    + self.ANSWER
+                )
+                if method == "PATCH" and "slow" in path:
+                    sent = 0
+                    while sent < len(answer) and time.monotonic() - record["at"] < self.limit_s:
+                        writer.write(answer[sent : sent + 1])
+                        sent += 1
+                        await asyncio.sleep(self.every_s)
+                        if reader.at_eof() or writer.transport.is_closing():
+                            record["ended"], record["complete"] = time.monotonic(), False
+                            return
+                    answer = answer[sent:]
+                writer.write(answer)
+                await writer.drain()
+                record["ended"], record["complete"] = time.monotonic(), True
+        except (asyncio.IncompleteReadError, ConnectionError):
+            return
+        finally:
+            writer.close()
