@@ -212,3 +212,72 @@ class TricklingTarget:
             return
         finally:
             writer.close()
+
+
+class StallingProxy:
+    """A TCP proxy (threads) in front of a server; `stall()` makes it a half-open peer: every
+    connection, old and new, stays open and nothing more is forwarded either way, as when a
+    Redis host hangs or a network path silently drops packets."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.target = (host, port)
+        self.stalled = threading.Event()
+        self.closed = threading.Event()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self._listener.getsockname()[1])
+        self._sockets: list[socket.socket] = []
+
+    def __enter__(self) -> StallingProxy:
+        threading.Thread(target=self._accept, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.closed.set()
+        self._listener.close()
+        for s in list(self._sockets):
+            with contextlib.suppress(OSError):
+                s.close()
+
+    def stall(self) -> None:
+        self.stalled.set()
+
+    def _accept(self) -> None:
+        while not self.closed.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            self._sockets.append(client)
+            if self.stalled.is_set():
+                continue  # accepted, never answered
+            try:
+                upstream = socket.create_connection(self.target, timeout=2)
+            except OSError:
+                client.close()
+                continue
+            self._sockets.append(upstream)
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+        src.settimeout(0.1)
+        while not self.closed.is_set():
+            if self.stalled.is_set():
+                time.sleep(0.1)
+                continue
+            try:
+                data = src.recv(65536)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            if not data:
+                with contextlib.suppress(OSError):
+                    dst.shutdown(socket.SHUT_WR)
+                return
+            if self.stalled.is_set():
+                return  # read while stalling: dropped, like the lost packets
+            try:
+                dst.sendall(data)
+            except OSError:
+                return

@@ -2,6 +2,7 @@
 -w workers.DeliveryWorker` delivers, `rq info` shows its state and counts, `rq suspend` /
 `rq resume` pause and resume delivery, RQ's shutdown command stops it cleanly."""
 
+import subprocess
 import time
 
 import httpx
@@ -128,3 +129,43 @@ def test_a_burst_worker_exits_while_suspended_without_sending(
         assert b"suspended in burst mode" in (tmp_path / "w").read_bytes()
     finally:
         rq("resume", url=redis_url)
+
+
+def test_sigterm_with_a_half_open_redis_exits_within_the_lease_and_logs_only_json(
+    tmp_path, bridge_env, redis_server, redis_url
+):
+    """Redis stops answering (a proxy in between stops forwarding, connections stay open)
+    while the worker's RQ threads and loops use it; SIGTERM ends the process within
+    lease_s + 5 s, and every line it wrote, thread errors included, is JSON."""
+    import json
+    import signal
+
+    from tests.servers import StallingProxy
+
+    lease_s = 3
+    config = write_config(tmp_path, f"lease_s = {lease_s}\n")
+    with StallingProxy("127.0.0.1", redis_server.port) as proxy:
+        url = f"redis://127.0.0.1:{proxy.port}/0"
+        env = {**bridge_env, "REDIS_URL": url, "BRIDGE_CONFIG": str(config)}
+        env["BRIDGE_LOG_FORMAT"] = "json"
+        log = tmp_path / "w"
+        proc = cli_logged("worker", env=env, log=log)
+        try:
+            wait_until(lambda: rq_workers(redis_url), timeout_s=30)
+            time.sleep(1.5)  # the loops and RQ's threads are using their connections
+            proxy.stall()
+            time.sleep(2.5)  # they are now blocked on it
+            proc.send_signal(signal.SIGTERM)
+            sent = time.monotonic()
+            try:
+                proc.wait(lease_s + 5)
+            except subprocess.TimeoutExpired:
+                pytest.fail(f"still running {lease_s + 5} s after SIGTERM")
+            took = time.monotonic() - sent
+        finally:
+            stop([proc], 5)
+    assert took < lease_s + 5
+    lines = [line for line in log.read_text().splitlines() if line.strip()]
+    for line in lines:
+        json.loads(line)  # raises on a raw traceback line
+    assert any(json.loads(line)["msg"] == "worker stopped" for line in lines)
