@@ -169,3 +169,47 @@ def test_sigterm_with_a_half_open_redis_exits_within_the_lease_and_logs_only_jso
     for line in lines:
         json.loads(line)  # raises on a raw traceback line
     assert any(json.loads(line)["msg"] == "worker stopped" for line in lines)
+
+
+def test_the_worker_overrides_and_uses_only_public_rq_names_of_the_pinned_rq() -> None:
+    """DeliveryWorker overrides RQ's public hooks only (as rq's own worker classes do), with
+    RQ's parameters, and the RQ names it reads exist: a new rq within the pinned range that
+    renames one fails here, not in production."""
+    import inspect
+    import tomllib
+    from importlib.metadata import version
+    from pathlib import Path
+
+    from packaging.requirements import Requirement
+    from rq import SimpleWorker
+
+    from workers.rq_worker import DeliveryWorker
+
+    project = tomllib.loads(Path("pyproject.toml").read_text())["project"]
+    [pinned] = [Requirement(d) for d in project["dependencies"] if Requirement(d).name == "rq"]
+    assert version("rq") in pinned.specifier
+    assert "99.0" not in pinned.specifier  # an upper bound: a new major is tried first
+    ours = {n for n in vars(DeliveryWorker) if not n.startswith("__")}
+    overridden = ours & set(dir(SimpleWorker))
+    assert overridden, "nothing overridden: the check below checks nothing"
+    for name in overridden:
+        assert not name.startswith("_"), f"{name} is private to rq"
+        theirs, mine = getattr(SimpleWorker, name), vars(DeliveryWorker)[name]
+        if callable(theirs) and callable(mine):  # RQ's parameters, or *args / **kwargs
+            accepted = []
+            for param in inspect.signature(mine).parameters.values():
+                if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+                    break
+                accepted.append(param.name)
+            params = list(inspect.signature(theirs).parameters)
+            assert params[: len(accepted)] == accepted, name
+    worker = DeliveryWorker(["q"], name="w", connection=redis.Redis(port=1), prepare_for_work=False)
+    assert worker.queue_names() == ["q", RQ_QUEUE]
+    for name in (
+        "queue_class", "job_class", "serializer", "death_penalty_class", "execute_job",
+        "pubsub_channel_name", "handle_payload", "key", "executions_key", "queues",
+        "pubsub", "pubsub_thread", "connection",
+    ):  # fmt: skip
+        assert hasattr(worker, name), name
+    kwargs = worker.connection.connection_pool.connection_kwargs
+    assert kwargs["socket_timeout"] == worker.connection_timeout < 60  # not RQ's 415 s
