@@ -86,6 +86,7 @@ class DeliveryWorker(SimpleWorker):
         self.leaving = threading.Event()  # stop() was called: the pubsub thread ends quietly
         self.engine: Engine | None = None
         self.job_running = False
+        self.job_call: asyncio.Future[bool] | None = None  # the RQ job poll (or job) running
         self.jobs_done = 0
         self.jobs_failed = 0
         self.job_seconds = 0.0
@@ -162,6 +163,7 @@ class DeliveryWorker(SimpleWorker):
             else:
                 helpers.append(self._jobs_loop())
             settled = await engine.run(burst=burst, helpers=helpers)
+            await self._let_the_rq_job_end(engine)
         finally:
             await self._leave(registration, client)
         log.info(
@@ -169,6 +171,14 @@ class DeliveryWorker(SimpleWorker):
             extra=fields(name=self.name, patched=settled, rq_jobs=self.jobs_done),
         )
         return settled + self.jobs_done
+
+    async def _let_the_rq_job_end(self, engine: Engine) -> None:
+        """An RQ job running at stop (a replay) may end within the lease; one still running
+        then is abandoned at exit (RQ's registry cleanup fails it; requeued, it replays what
+        is left)."""
+        call = self.job_call
+        if call is not None and not call.done() and self.job_running:
+            await asyncio.wait({call}, timeout=engine.left_s(reserve=0))
 
     async def _leave(self, registration: Registration, client: Any) -> None:
         """Out of RQ's registry and off its channel, waiting at most about LEAVE_S each: a
@@ -362,7 +372,11 @@ class DeliveryWorker(SimpleWorker):
                 await engine.resumed.wait()
                 continue
             try:
-                await in_daemon_thread(self._run_next_job, JOB_POLL_S)
+                # shielded: stop() cancels this loop, not the job it may be running
+                self.job_call = asyncio.ensure_future(
+                    in_daemon_thread(self._run_next_job, JOB_POLL_S)
+                )
+                await asyncio.shield(self.job_call)
             except (RedisError, OSError) as exc:
                 log.warning(
                     "RQ job queue unreachable; retrying", extra=fields(error=type(exc).__name__)

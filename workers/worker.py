@@ -104,7 +104,7 @@ class Engine:
         try:
             await self._take_until_stopped(waker, burst)
             if self.tasks:  # the renew loop keeps the leases while requests end
-                await asyncio.wait(self.tasks, timeout=self._left_s(reserve=CLOSE_S))
+                await asyncio.wait(self.tasks, timeout=self.left_s(reserve=CLOSE_S))
             for t in list(self.tasks):  # at the lease's end (settle retrying on a silent Redis)
                 t.cancel()
             if self.tasks:
@@ -124,7 +124,7 @@ class Engine:
         await waker.close()
         await self.store.close()
 
-    def _left_s(self, *, reserve: float) -> float:
+    def left_s(self, *, reserve: float) -> float:
         """Seconds left of the way out: lease_s from stop(), less `reserve` for what follows."""
         if self.stopped_at is None:  # a burst run that ran out of work: nothing to bound
             return 2 * self.settings.delivery.request_timeout_s + 10
