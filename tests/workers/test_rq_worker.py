@@ -131,12 +131,14 @@ def test_a_burst_worker_exits_while_suspended_without_sending(
         rq("resume", url=redis_url)
 
 
+@pytest.mark.parametrize("patching", [False, True], ids=["idle", "patch_in_flight"])
 def test_sigterm_with_a_half_open_redis_exits_within_the_lease_and_logs_only_json(
-    tmp_path, bridge_env, redis_server, redis_url
+    tmp_path, bridge_env, redis_server, redis_url, sandbox_url, patching
 ):
     """Redis stops answering (a proxy in between stops forwarding, connections stay open)
-    while the worker's RQ threads and loops use it; SIGTERM ends the process within
-    lease_s + 5 s, and every line it wrote, thread errors included, is JSON."""
+    while the worker's RQ threads and loops use it, and maybe a PATCH is in flight (its
+    settle then waits on Redis); SIGTERM ends the process within lease_s + 5 s, and every
+    line it wrote, thread errors included, is JSON."""
     import json
     import signal
 
@@ -152,9 +154,17 @@ def test_sigterm_with_a_half_open_redis_exits_within_the_lease_and_logs_only_jso
         proc = cli_logged("worker", env=env, log=log)
         try:
             wait_until(lambda: rq_workers(redis_url), timeout_s=30)
-            time.sleep(1.5)  # the loops and RQ's threads are using their connections
+            if patching:
+                httpx.post(f"{sandbox_url}/_sandbox/faults", json={"latency_ms": 1500})
+                settings = load_settings(str(config), {**bridge_env, "BRIDGE_CONFIG": ""})
+                with serve_app_in_thread(build_app(settings)) as ingest:
+                    send(ingest, "c1", "in flight")
+                stats = f"{sandbox_url}/_sandbox/stats"
+                wait_until(lambda: httpx.get(stats).json()["max_inflight"], timeout_s=10)
+            else:
+                time.sleep(1.5)  # the loops and RQ's threads are using their connections
             proxy.stall()
-            time.sleep(2.5)  # they are now blocked on it
+            time.sleep(2.0)  # they are now blocked on it
             proc.send_signal(signal.SIGTERM)
             sent = time.monotonic()
             try:
