@@ -208,8 +208,8 @@ class TricklingTarget:
                 writer.write(answer)
                 await writer.drain()
                 record["ended"], record["complete"] = time.monotonic(), True
-        except (asyncio.IncompleteReadError, ConnectionError):
-            return
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
+            return  # the client left, or the target is closing (not a cancelled task: quiet)
         finally:
             writer.close()
 
