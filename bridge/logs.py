@@ -98,6 +98,11 @@ def configure(settings: LogSettings) -> None:
         logger = logging.getLogger(name)
         logger.handlers[:] = []
         logger.propagate = True
+    for name in list(logging.Logger.manager.loggerDict):
+        if name.split(".")[0] == "rq":  # `rq worker` gives RQ's loggers text handlers of their own
+            logger = logging.getLogger(name)
+            logger.handlers[:] = []
+            logger.propagate = True
     logging.captureWarnings(True)  # Python warnings as records too, not raw stderr text
     threading.excepthook = _thread_crashed
     sys.unraisablehook = _unraisable

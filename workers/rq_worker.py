@@ -12,9 +12,10 @@ and gives no per-conversation order or coalescing); what RQ sees and does:
              mode a suspended worker exits, as RQ's do
   commands   RQ's pubsub channel (rq.command.send_shutdown_command): RQ's handler sends
              SIGINT to this process, which stops the engine like SIGTERM
-  stopping   SIGTERM / SIGINT: the engine's way out (workers/worker.py) is bounded by
-             lease_s, RQ's side by a few seconds more, whatever Redis does: its blocking
-             calls run on daemon threads (workers/threads.py) abandoned at exit
+  stopping   SIGTERM / SIGINT: PATCHes in flight end and settle while their leases last
+             (workers/worker.py); a Redis that answers nothing renews none, so that takes
+             at most lease_s, RQ's side ~2 s more: its blocking calls run on daemon threads
+             (workers/threads.py) abandoned at exit
   RQ jobs    the `convo-bridge` queue's jobs (dead-letter replays, bridge/store/rq_jobs.py)
              run one at a time in a thread beside the event loop, with RQ's own bookkeeping
              (SimpleWorker.execute_job); TimerDeathPenalty, since SIGALRM needs the main thread
@@ -178,25 +179,32 @@ class DeliveryWorker(SimpleWorker):
         is left)."""
         call = self.job_call
         if call is not None and not call.done() and self.job_running:
-            await asyncio.wait({call}, timeout=engine.left_s(reserve=0))
+            await asyncio.wait({call}, timeout=engine.left_s())
 
     async def _leave(self, registration: Registration, client: Any) -> None:
-        """Out of RQ's registry and off its channel, waiting at most about LEAVE_S each: a
-        Redis that answers nothing must not hold the exit (the entry expires by itself)."""
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(LEAVE_S + PUBSUB_POLL_S):
-                await in_daemon_thread(self.unsubscribe)
-        try:
-            async with asyncio.timeout(LEAVE_S):
-                await registration.leave()
-        except TimeoutError:
-            log.warning(
-                "could not deregister from RQ; the entry expires by itself",
-                extra=fields(worker=self.name, error=f"no answer within {LEAVE_S:g} s"),
-            )
-        with contextlib.suppress(TimeoutError, RedisError, OSError):
-            async with asyncio.timeout(LEAVE_S):
-                await client.aclose()
+        """Off RQ's channel and out of its registry at once, waiting at most about LEAVE_S +
+        PUBSUB_POLL_S: a Redis that answers nothing must not hold the exit (the entry
+        expires by itself)."""
+
+        async def unsubscribe() -> None:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(LEAVE_S + PUBSUB_POLL_S):
+                    await in_daemon_thread(self.unsubscribe)
+
+        async def deregister() -> None:
+            try:
+                async with asyncio.timeout(LEAVE_S):
+                    await registration.leave()
+            except TimeoutError:
+                log.warning(
+                    "could not deregister from RQ; the entry expires by itself",
+                    extra=fields(worker=self.name, error=f"no answer within {LEAVE_S:g} s"),
+                )
+            with contextlib.suppress(TimeoutError, RedisError, OSError):
+                async with asyncio.timeout(LEAVE_S):
+                    await client.aclose()
+
+        await asyncio.gather(unsubscribe(), deregister())
 
     def stop(self) -> None:
         """SIGTERM / SIGINT / RQ's shutdown command: the engine stops taking and winds down."""

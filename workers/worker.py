@@ -14,11 +14,12 @@ Loops, all in one event loop:
   helpers  whatever the caller runs beside them (the RQ side: workers/rq_worker.py)
 Each held conversation is keyed by its lease token, so a conversation taken again by this
 same worker (its first lease expired) has both leases renewed and each settled on its own.
-stop(): stop taking, let running requests end (each within request_timeout_s) and settle
-while the leases are still renewed, then hand back the rest; all of it within lease_s of
-the stop, whatever Redis does (a half-open Redis answers nothing and errs nothing): past
-lease_s the leases lapse anyway, and what is still running is cancelled and released (a
-PATCH that left is released in doubt).
+stop(): stop taking, let running requests end (a GET and a PATCH, each within
+request_timeout_s) and settle for as long as their leases last (renewed while Redis
+answers), then hand back the rest. A Redis that stops answering (half-open: no answer, no
+error) renews nothing, so the leases end at most lease_s after the stop: what is still
+running then is cancelled and released (a PATCH that left, in doubt), and each step of the
+way out is bounded, so the process ends within about lease_s + 3 s whatever Redis does.
 pause(): take nothing new until resume(); PATCHes in flight finish (`rq suspend`).
 """
 
@@ -103,9 +104,8 @@ class Engine:
         ]
         try:
             await self._take_until_stopped(waker, burst)
-            if self.tasks:  # the renew loop keeps the leases while requests end
-                await asyncio.wait(self.tasks, timeout=self.left_s(reserve=CLOSE_S))
-            for t in list(self.tasks):  # at the lease's end (settle retrying on a silent Redis)
+            await self._let_running_end()
+            for t in list(self.tasks):  # their leases ended (settle retrying on a silent Redis)
                 t.cancel()
             if self.tasks:
                 await asyncio.wait(self.tasks, timeout=CLOSE_S / 2)
@@ -124,12 +124,22 @@ class Engine:
         await waker.close()
         await self.store.close()
 
-    def left_s(self, *, reserve: float) -> float:
-        """Seconds left of the way out: lease_s from stop(), less `reserve` for what follows."""
+    async def _let_running_end(self) -> None:
+        """Wait for the running deliveries while their leases last (the renew loop extends
+        them while Redis answers), at most a GET and a PATCH and 10 s."""
+        cap = time.monotonic() + 2 * self.settings.delivery.request_timeout_s + 10
+        while self.tasks:
+            leases_end = max((h.until for h in self.held.values()), default=0.0)
+            left = min(cap, leases_end) - time.monotonic()
+            if left <= 0:
+                return
+            await asyncio.wait(self.tasks, timeout=min(left, 0.5))  # renewals move the end
+
+    def left_s(self) -> float:
+        """Seconds the way out may still take: until the last lease held at stop() ends."""
         if self.stopped_at is None:  # a burst run that ran out of work: nothing to bound
             return 2 * self.settings.delivery.request_timeout_s + 10
-        lease_s = self.lease_ms / 1000
-        return max(self.stopped_at + lease_s - reserve - time.monotonic(), 0.0)
+        return max(self.stopped_at + self.lease_ms / 1000 - time.monotonic(), 0.0)
 
     async def _take_until_stopped(self, waker: Store, burst: bool) -> None:
         """The take loop, cut off TAKE_GRACE_S after stop() when it is still waiting on Redis

@@ -223,3 +223,33 @@ def test_the_worker_overrides_and_uses_only_public_rq_names_of_the_pinned_rq() -
         assert hasattr(worker, name), name
     kwargs = worker.connection.connection_pool.connection_kwargs
     assert kwargs["socket_timeout"] == worker.connection_timeout < 60  # not RQ's 415 s
+
+
+def test_rq_worker_command_in_json_format_writes_rqs_own_lines_as_json(tmp_path, env, redis_url):
+    """`rq worker` gives RQ's loggers text handlers of their own before our worker starts;
+    in `json` format RQ's lines about the jobs it runs are JSON records too."""
+    import json
+
+    from rq import Queue
+
+    log = tmp_path / "w"
+    proc = rq_worker(
+        "-w",
+        "workers.DeliveryWorker",
+        RQ_QUEUE,
+        url=redis_url,
+        env={**env, "BRIDGE_LOG_FORMAT": "json"},
+        log=log,
+    )
+    try:
+        wait_until(lambda: rq_workers(redis_url), timeout_s=30)
+        conn = redis.Redis.from_url(redis_url)
+        job = Queue(RQ_QUEUE, connection=conn).enqueue(
+            "bridge.store.rq_jobs.replay_dead_letters", kwargs={"ids": []}
+        )
+        wait_until(lambda: job.get_status(refresh=True) == "finished", timeout_s=15)
+        conn.close()
+    finally:
+        stop([proc])
+    records = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    assert any(r["logger"] == "rq.worker" and "Job OK" in r["msg"] for r in records)
