@@ -1,7 +1,9 @@
 """Logging set-up: one JSON line per event (or plain text), level and format from config.
 
 Call sites pass structured fields with `extra={"fields": {...}}`; nothing here ever logs a
-body, a secret or a token, and callers must not either.
+body, a secret or a token, and callers must not either. What Python itself would print to
+stderr (an exception that ends a thread, one raised where it cannot be, such as in `__del__`,
+one that ends the program) becomes a record too, so a `json` log holds nothing but JSON.
 """
 
 from __future__ import annotations
@@ -9,7 +11,10 @@ from __future__ import annotations
 import logging
 import re
 import sys
+import threading
 import time
+import traceback
+from types import TracebackType
 from typing import Any
 
 import orjson
@@ -93,7 +98,15 @@ def configure(settings: LogSettings) -> None:
         logger = logging.getLogger(name)
         logger.handlers[:] = []
         logger.propagate = True
+    for name in list(logging.Logger.manager.loggerDict):
+        if name.split(".")[0] == "rq":  # `rq worker` gives RQ's loggers text handlers of their own
+            logger = logging.getLogger(name)
+            logger.handlers[:] = []
+            logger.propagate = True
     logging.captureWarnings(True)  # Python warnings as records too, not raw stderr text
+    threading.excepthook = _thread_crashed
+    sys.unraisablehook = _unraisable
+    sys.excepthook = _uncaught
     for noisy in ("httpx", "httpcore", "uvicorn.access", "rq"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
@@ -101,3 +114,46 @@ def configure(settings: LogSettings) -> None:
 def fields(**values: Any) -> dict[str, Any]:
     """`logger.info("...", extra=fields(event_id=..., status=...))`."""
     return {"fields": values}
+
+
+_CRASHES = logging.getLogger("convo_bridge.crash")
+
+
+def _crash_fields(
+    exc_type: type[BaseException], exc: BaseException | None, tb: TracebackType | None, **more: Any
+) -> dict[str, Any]:
+    """The exception in one line and where it was raised (file:line of the innermost frame)."""
+    frames = traceback.extract_tb(tb) if tb is not None else []
+    where = f"{frames[-1].filename}:{frames[-1].lineno}" if frames else ""
+    return fields(**more, error=f"{exc_type.__name__}: {exc}", where=where)
+
+
+def _thread_crashed(args: threading.ExceptHookArgs) -> None:
+    """threading.excepthook: an exception ended a thread."""
+    if args.exc_type is SystemExit:  # as threading's own hook: a thread may exit this way
+        return
+    name = args.thread.name if args.thread is not None else ""
+    _CRASHES.error(
+        "thread crashed",
+        extra=_crash_fields(args.exc_type, args.exc_value, args.exc_traceback, thread=name),
+    )
+
+
+def _unraisable(args: Any) -> None:
+    """sys.unraisablehook: an exception Python could not raise (in __del__, a callback…)."""
+    exc_type = args.exc_type
+    what = args.err_msg or "Exception ignored in"
+    _CRASHES.error(
+        "exception ignored",
+        extra=_crash_fields(
+            exc_type, args.exc_value, args.exc_traceback, context=f"{what}: {args.object!r}"[:200]
+        ),
+    )
+
+
+def _uncaught(exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
+    """sys.excepthook: an exception ended the program."""
+    if issubclass(exc_type, KeyboardInterrupt):
+        _CRASHES.warning("interrupted", extra=_crash_fields(exc_type, exc, tb))
+        return
+    _CRASHES.critical("uncaught exception", extra=_crash_fields(exc_type, exc, tb))

@@ -1,7 +1,15 @@
-"""The Convocore client: PATCH and GET one conversation, or raise a typed DeliveryError."""
+"""The Convocore client: PATCH and GET one conversation, or raise a typed DeliveryError.
+
+`request_timeout_s` is one deadline for the whole request (connect, send, every read of the
+answer), not httpx's per-operation timeout: a target trickling one byte a second never trips
+a read timeout and held a PATCH, its slot and its lease for a minute. The worker's lease
+fence (workers/lease.py) counts on a request ending within that deadline.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from typing import Any
 from urllib.parse import urlsplit
 from urllib.request import getproxies, proxy_bypass
@@ -46,6 +54,7 @@ class Convocore:
             headers["Authorization"] = f"Bearer {settings.token}"
         self._base_url = settings.base_url
         self._headers = headers
+        self._deadline_s = timeout_s
         self._timeout = httpx.Timeout(timeout_s)
         self._tls = httpx.create_ssl_context()  # one CA bundle load for all clients
         self._proxied = uses_proxy(settings.base_url)
@@ -77,6 +86,12 @@ class Convocore:
         self._all.clear()
         self._idle.clear()
 
+    async def _discard(self, client: httpx.AsyncClient) -> None:
+        self._all.remove(client)
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(1):
+                await client.aclose()
+
     @staticmethod
     def path(ck: str) -> str:
         agent, _, convo = ck.partition("/")
@@ -95,8 +110,18 @@ class Convocore:
 
     async def _call(self, method: str, ck: str, body: bytes | None) -> dict[str, Any]:
         client = self._client()
+        reusable = True
         try:
-            answer = await client.request(method, self.path(ck), content=body)
+            async with asyncio.timeout(self._deadline_s):
+                answer = await client.request(method, self.path(ck), content=body)
+        except TimeoutError:
+            # the deadline passed mid-request; it may have been sent: a PATCH is in doubt.
+            # The connection was cut mid-answer: that client is closed, not reused.
+            reusable = False
+            raise TargetUnreachable(
+                f"timeout: no whole answer within {self._deadline_s:g} s",
+                in_doubt=body is not None,
+            ) from None
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             raise TargetUnreachable(f"connection error: {type(exc).__name__}") from None
         except httpx.TimeoutException as exc:
@@ -109,7 +134,10 @@ class Convocore:
                 f"connection error: {type(exc).__name__}", in_doubt=body is not None
             ) from None
         finally:
-            self._idle.append(client)
+            if reusable:
+                self._idle.append(client)
+            else:
+                await self._discard(client)
         if not 200 <= answer.status_code < 300:
             raise TargetRefused(
                 answer.status_code, snippet(answer.text), answer.headers.get("retry-after")

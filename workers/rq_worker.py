@@ -12,11 +12,20 @@ and gives no per-conversation order or coalescing); what RQ sees and does:
              mode a suspended worker exits, as RQ's do
   commands   RQ's pubsub channel (rq.command.send_shutdown_command): RQ's handler sends
              SIGINT to this process, which stops the engine like SIGTERM
+  stopping   SIGTERM / SIGINT: PATCHes in flight end and settle while their leases last
+             (workers/worker.py); a Redis that answers nothing renews none, so that takes
+             at most lease_s, RQ's side ~2 s more: its blocking calls run on daemon threads
+             (workers/threads.py) abandoned at exit
   RQ jobs    the `convo-bridge` queue's jobs (dead-letter replays, bridge/store/rq_jobs.py)
              run one at a time in a thread beside the event loop, with RQ's own bookkeeping
              (SimpleWorker.execute_job); TimerDeathPenalty, since SIGALRM needs the main thread
 Configuration comes from BRIDGE_CONFIG and the environment, as for every command; Redis is
 the RQ connection's (`rq worker -u URL`, or REDIS_URL).
+
+Only RQ's public names are overridden or used (as rq's own worker classes do): the queue
+list is given to RQ's constructor, `connection_timeout` sizes the sync socket timeout,
+`subscribe` / `unsubscribe` own the pubsub thread, `increment_*` and `set_state` are RQ's
+bookkeeping hooks. tests/workers/test_rq_worker.py checks their shapes on the installed rq.
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ import logging
 import os
 import signal
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Sequence
@@ -39,7 +49,7 @@ import redis
 import redis.asyncio as aioredis
 from redis.connection import SSLConnection, parse_url
 from redis.exceptions import RedisError
-from rq import SimpleWorker
+from rq import Queue, SimpleWorker
 from rq.exceptions import DequeueTimeout
 from rq.suspension import WORKERS_SUSPENDED
 from rq.timeouts import TimerDeathPenalty
@@ -51,6 +61,7 @@ from bridge.process import freeze_startup_heap
 from bridge.store.keys import RQ_QUEUE
 from bridge.store.rq_mirror import mirror_new, reconcile
 from workers.registration import Activity, Registration
+from workers.threads import in_daemon_thread
 from workers.worker import Engine
 
 log = logging.getLogger("convo_bridge.worker")
@@ -58,6 +69,9 @@ log = logging.getLogger("convo_bridge.worker")
 SUSPEND_POLL_S = 0.5
 JOB_POLL_S = 2  # a blocked dequeue returns this often to see stop and suspend
 SUBSCRIBE_RETRY_S = 2.0
+PUBSUB_POLL_S = 1.0  # the pubsub thread sees stop() this often (RQ's waits 60 s)
+SYNC_SOCKET_TIMEOUT_S = 30  # RQ's side notices a Redis that stopped answering within this
+LEAVE_S = 1.0  # deregistering on the way out waits this long at most
 MIRROR_EVERY_S = 1.0  # new dead letters become RQ failed jobs within about this
 RECONCILE_EVERY_S = 300.0  # and every dead letter without a job gets one (at start too)
 
@@ -65,14 +79,15 @@ RECONCILE_EVERY_S = 300.0  # and every dead letter without a job gets one (at st
 class DeliveryWorker(SimpleWorker):
     death_penalty_class = TimerDeathPenalty
 
-    def __init__(self, *args: Any, settings: Settings | None = None, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        if RQ_QUEUE not in self.queue_names():  # replay jobs go to this queue
-            self.queues.append(self.queue_class(RQ_QUEUE, connection=self.connection))
-            self._ordered_queues = self.queues[:]
+    def __init__(
+        self, queues: Any, *args: Any, settings: Settings | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(with_replay_queue(queues), *args, **kwargs)
         self.settings = settings
+        self.leaving = threading.Event()  # stop() was called: the pubsub thread ends quietly
         self.engine: Engine | None = None
         self.job_running = False
+        self.job_call: asyncio.Future[bool] | None = None  # the RQ job poll (or job) running
         self.jobs_done = 0
         self.jobs_failed = 0
         self.job_seconds = 0.0
@@ -145,25 +160,58 @@ class DeliveryWorker(SimpleWorker):
         ]
         try:
             if burst:
-                await asyncio.to_thread(self._run_jobs_until_empty)
+                await in_daemon_thread(self._run_jobs_until_empty)
             else:
                 helpers.append(self._jobs_loop())
             settled = await engine.run(burst=burst, helpers=helpers)
+            await self._let_the_rq_job_end(engine)
         finally:
-            self.unsubscribe()
-            await registration.leave()
-            await client.aclose()
+            await self._leave(registration, client)
         log.info(
             "worker stopped",
             extra=fields(name=self.name, patched=settled, rq_jobs=self.jobs_done),
         )
         return settled + self.jobs_done
 
+    async def _let_the_rq_job_end(self, engine: Engine) -> None:
+        """An RQ job running at stop (a replay) may end within the lease; one still running
+        then is abandoned at exit (RQ's registry cleanup fails it; requeued, it replays what
+        is left)."""
+        call = self.job_call
+        if call is not None and not call.done() and self.job_running:
+            await asyncio.wait({call}, timeout=engine.left_s())
+
+    async def _leave(self, registration: Registration, client: Any) -> None:
+        """Off RQ's channel and out of its registry at once, waiting at most about LEAVE_S +
+        PUBSUB_POLL_S: a Redis that answers nothing must not hold the exit (the entry
+        expires by itself)."""
+
+        async def unsubscribe() -> None:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(LEAVE_S + PUBSUB_POLL_S):
+                    await in_daemon_thread(self.unsubscribe)
+
+        async def deregister() -> None:
+            try:
+                async with asyncio.timeout(LEAVE_S):
+                    await registration.leave()
+            except TimeoutError:
+                log.warning(
+                    "could not deregister from RQ; the entry expires by itself",
+                    extra=fields(worker=self.name, error=f"no answer within {LEAVE_S:g} s"),
+                )
+            with contextlib.suppress(TimeoutError, RedisError, OSError):
+                async with asyncio.timeout(LEAVE_S):
+                    await client.aclose()
+
+        await asyncio.gather(unsubscribe(), deregister())
+
     def stop(self) -> None:
+        """SIGTERM / SIGINT / RQ's shutdown command: the engine stops taking and winds down."""
         if self.engine is not None and not self.engine.stopping.is_set():
             log.info("stopping: in-flight PATCHes finish and settle", extra=fields(name=self.name))
             self.engine.stop()
-        self._stop_requested = True
+        self.leaving.set()
 
     # --- what RQ shows ------------------------------------------------------------------------
 
@@ -246,7 +294,7 @@ class DeliveryWorker(SimpleWorker):
             thread = self.pubsub_thread
             if thread is None or not thread.is_alive():
                 try:
-                    await asyncio.to_thread(self.subscribe)
+                    await in_daemon_thread(self.subscribe)
                     if announced:
                         log.warning("listening for RQ commands again", extra=fields(name=self.name))
                 except (RedisError, OSError) as exc:
@@ -258,16 +306,48 @@ class DeliveryWorker(SimpleWorker):
                 announced = True
             await asyncio.sleep(SUBSCRIBE_RETRY_S)
 
-    def _pubsub_exception_handler(self, exc: Exception, pubsub: Any, pubsub_thread: Any) -> None:
-        """RQ's handler retries only ConnectionError; a timeout or OSError is as passing."""
+    @property
+    def connection_timeout(self) -> int:
+        """RQ raises the sync connection's socket timeout to this (415 s by default, sized for
+        its own 405 s blocking dequeue); ours block JOB_POLL_S, so a Redis that stops
+        answering is noticed within SYNC_SOCKET_TIMEOUT_S instead."""
+        return SYNC_SOCKET_TIMEOUT_S
+
+    def subscribe(self) -> None:
+        """RQ's channel for this worker, read by a thread that polls every PUBSUB_POLL_S and
+        handles errors as below (RQ's own waits 60 s between polls and dies on any error but
+        ConnectionError)."""
+        if self.leaving.is_set():
+            return
+        pubsub = self.connection.pubsub()  # type: ignore[no-untyped-call]
+        pubsub.subscribe(**{self.pubsub_channel_name: self.handle_payload})
+        self.pubsub = pubsub
+        self.pubsub_thread = pubsub.run_in_thread(
+            sleep_time=PUBSUB_POLL_S, daemon=True, exception_handler=self._on_pubsub_error
+        )
+
+    def _on_pubsub_error(self, exc: BaseException, pubsub: Any, thread: Any) -> None:
+        """Redis away (a timeout or OSError too, not only ConnectionError): wait and go on.
+        On the way out anything goes: the connection is being closed under the thread."""
+        if self.leaving.is_set():
+            thread.stop()
+            return
         if isinstance(exc, RedisError | OSError):
             time.sleep(SUBSCRIBE_RETRY_S)
             return
         raise exc
 
     def unsubscribe(self) -> None:
-        with contextlib.suppress(RedisError, OSError):
-            super().unsubscribe()  # type: ignore[no-untyped-call]
+        """Stop the pubsub thread, then close its connection (which drops the subscription):
+        nothing is sent to Redis, and nothing is closed under a thread still reading."""
+        thread, pubsub = self.pubsub_thread, self.pubsub
+        if thread is None or pubsub is None:
+            return
+        thread.stop()
+        thread.join(PUBSUB_POLL_S + 0.5)
+        if not thread.is_alive():
+            with contextlib.suppress(RedisError, OSError):
+                pubsub.close()
 
     # --- dead letters as RQ failed jobs -------------------------------------------------------
 
@@ -278,12 +358,12 @@ class DeliveryWorker(SimpleWorker):
         while True:
             try:
                 if time.monotonic() - full_at >= RECONCILE_EVERY_S:
-                    made = await asyncio.to_thread(reconcile, self.connection)
+                    made = await in_daemon_thread(reconcile, self.connection)
                     full_at = time.monotonic()
                     if made:
                         log.info("dead letters given RQ failed jobs", extra=fields(jobs=made))
                 else:
-                    await asyncio.to_thread(mirror_new, self.connection)
+                    await in_daemon_thread(mirror_new, self.connection)
             except (RedisError, OSError):
                 pass  # Redis away: the registration logs it; the list waits in Redis
             except Exception as exc:
@@ -300,7 +380,11 @@ class DeliveryWorker(SimpleWorker):
                 await engine.resumed.wait()
                 continue
             try:
-                await asyncio.to_thread(self._run_next_job, JOB_POLL_S)
+                # shielded: stop() cancels this loop, not the job it may be running
+                self.job_call = asyncio.ensure_future(
+                    in_daemon_thread(self._run_next_job, JOB_POLL_S)
+                )
+                await asyncio.shield(self.job_call)
             except (RedisError, OSError) as exc:
                 log.warning(
                     "RQ job queue unreachable; retrying", extra=fields(error=type(exc).__name__)
@@ -313,7 +397,7 @@ class DeliveryWorker(SimpleWorker):
     def _run_next_job(self, timeout: int | None) -> bool:
         try:
             found = self.queue_class.dequeue_any(
-                self._ordered_queues,
+                self.queues,
                 timeout,
                 connection=self.connection,
                 job_class=self.job_class,
@@ -332,6 +416,14 @@ class DeliveryWorker(SimpleWorker):
     def _run_jobs_until_empty(self) -> None:
         while self._run_next_job(None):
             pass
+
+
+def with_replay_queue(queues: Any) -> list[Any]:
+    """The queues asked for (names or Queues, one or many), plus the `convo-bridge` queue
+    where replay jobs go."""
+    given = [queues] if isinstance(queues, str | Queue) else list(queues)
+    names = {q if isinstance(q, str) else q.name for q in given}
+    return given if RQ_QUEUE in names else [*given, RQ_QUEUE]
 
 
 def redis_url_of(conn: redis.Redis, preferred: str) -> str:

@@ -14,8 +14,12 @@ Loops, all in one event loop:
   helpers  whatever the caller runs beside them (the RQ side: workers/rq_worker.py)
 Each held conversation is keyed by its lease token, so a conversation taken again by this
 same worker (its first lease expired) has both leases renewed and each settled on its own.
-stop(): stop taking, let running requests end (a GET and a PATCH: up to twice
-request_timeout_s) and settle while the leases are still renewed, then hand back the rest.
+stop(): stop taking, let running requests end (a GET and a PATCH, each within
+request_timeout_s) and settle for as long as their leases last (renewed while Redis
+answers), then hand back the rest. A Redis that stops answering (half-open: no answer, no
+error) renews nothing, so the leases end at most lease_s after the stop: what is still
+running then is cancelled and released (a PATCH that left, in doubt), and each step of the
+way out is bounded, so the process ends within about lease_s + 3 s whatever Redis does.
 pause(): take nothing new until resume(); PATCHes in flight finish (`rq suspend`).
 """
 
@@ -32,6 +36,8 @@ import uuid
 from collections.abc import Coroutine, Sequence
 from typing import Any
 
+from redis.exceptions import RedisError
+
 from bridge.config import Settings
 from bridge.errors import StoreUnavailable
 from bridge.logs import fields
@@ -42,6 +48,8 @@ from workers.lease import FENCE_MARGIN_S, Fence, Held
 
 log = logging.getLogger("convo_bridge.worker")
 SWEEP_EVERY_S = 2.0
+TAKE_GRACE_S = 0.5  # after stop(), a take still waiting on Redis is cancelled after this
+CLOSE_S = 1.0  # each step of the way out (release, closing) is bounded by this
 
 
 class Engine:
@@ -64,8 +72,11 @@ class Engine:
         self.failed = 0  # attempts that did not apply (retried or dead-lettered)
         self.resumed = asyncio.Event()
         self.resumed.set()
+        self.stopped_at: float | None = None  # monotonic
 
     def stop(self) -> None:
+        if self.stopped_at is None:
+            self.stopped_at = time.monotonic()
         self.stopping.set()
         self.slot_freed.set()
         self.resumed.set()
@@ -92,25 +103,62 @@ class Engine:
             *(asyncio.create_task(h) for h in helpers),
         ]
         try:
-            await self._take_loop(waker, burst)
-            if self.tasks:  # the renew loop keeps the leases while requests end
-                ending = 2 * self.settings.delivery.request_timeout_s + 10
-                await asyncio.wait(self.tasks, timeout=ending)
-            for t in list(self.tasks):  # stuck past two request timeouts (settle retrying)
+            await self._take_until_stopped(waker, burst)
+            await self._let_running_end()
+            for t in list(self.tasks):  # their leases ended (settle retrying on a silent Redis)
                 t.cancel()
             if self.tasks:
-                await asyncio.wait(self.tasks, timeout=5)
+                await asyncio.wait(self.tasks, timeout=CLOSE_S / 2)
         finally:
             for t in tasks:
                 t.cancel()
             for t in tasks:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await t
-            await self._release_all()
-            await self.client.close()
-            await waker.close()
-            await self.store.close()
+            await _bounded(self._release_all(), CLOSE_S)
+            await _bounded(self._close(waker), CLOSE_S)
         return self.patched
+
+    async def _close(self, waker: Store) -> None:
+        await self.client.close()
+        await waker.close()
+        await self.store.close()
+
+    async def _let_running_end(self) -> None:
+        """Wait for the running deliveries while their leases last (the renew loop extends
+        them while Redis answers), at most a GET and a PATCH and 10 s."""
+        cap = time.monotonic() + 2 * self.settings.delivery.request_timeout_s + 10
+        while self.tasks:
+            leases_end = max((h.until for h in self.held.values()), default=0.0)
+            left = min(cap, leases_end) - time.monotonic()
+            if left <= 0:
+                return
+            await asyncio.wait(self.tasks, timeout=min(left, 0.5))  # renewals move the end
+
+    def left_s(self) -> float:
+        """Seconds the way out may still take: until the last lease held at stop() ends."""
+        if self.stopped_at is None:  # a burst run that ran out of work: nothing to bound
+            return 2 * self.settings.delivery.request_timeout_s + 10
+        return max(self.stopped_at + self.lease_ms / 1000 - time.monotonic(), 0.0)
+
+    async def _take_until_stopped(self, waker: Store, burst: bool) -> None:
+        """The take loop, cut off TAKE_GRACE_S after stop() when it is still waiting on Redis
+        (a silent Redis holds a call for its whole timeout). A take cut off after its script
+        ran leaves leases nobody renews: they lapse and the sweep returns the work."""
+        take = asyncio.create_task(self._take_loop(waker, burst))
+        stopped = asyncio.create_task(self.stopping.wait())
+        try:
+            await asyncio.wait({take, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            if not take.done():
+                await asyncio.wait({take}, timeout=TAKE_GRACE_S)
+        finally:
+            stopped.cancel()
+            if not take.done():
+                take.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await take
+        if not take.cancelled():
+            take.result()  # a bug in the take loop is raised here
 
     async def _take_loop(self, waker: Store, burst: bool) -> None:
         pause = 0.05
@@ -250,3 +298,10 @@ class Engine:
                     log.warning("recovered expired leases", extra=fields(conversations=swept))
             except StoreUnavailable:
                 continue
+
+
+async def _bounded(step: Coroutine[Any, Any, None], seconds: float) -> None:
+    """One step of the way out, given up after `seconds` (a silent Redis, a stuck socket)."""
+    with contextlib.suppress(TimeoutError, StoreUnavailable, RedisError, OSError):
+        async with asyncio.timeout(seconds):
+            await step

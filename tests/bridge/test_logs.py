@@ -142,3 +142,32 @@ def test_uvicorns_access_records_follow_the_format(
 )
 def test_text_values_are_escaped(value: object, shown: str) -> None:
     assert text_value(value) == shown
+
+
+def test_json_format_turns_what_python_prints_on_stderr_into_json_records(
+    tmp_path: Path,
+) -> None:
+    """An exception that ends a thread, one raised in `__del__`, and one that ends the
+    program are records in the log's format, not raw traceback lines."""
+    program = (
+        "import threading\n"
+        "from bridge.config import LogSettings\n"
+        "from bridge.logs import configure\n"
+        "configure(LogSettings(level='INFO', format='json'))\n"
+        "t = threading.Thread(target=lambda: 1 / 0, name='pubsub'); t.start(); t.join()\n"
+        "class Closing:\n"
+        "    def __del__(self): raise TypeError('argument must be an int')\n"
+        "Closing()\n"
+        "raise RuntimeError('the end')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=30
+    )
+    lines = [line for line in done.stderr.splitlines() if line]
+    records = [json.loads(line) for line in lines]  # raises on a raw traceback line
+    by_msg = {r["msg"]: r for r in records}
+    assert by_msg["thread crashed"]["thread"] == "pubsub"
+    assert by_msg["thread crashed"]["error"].startswith("ZeroDivisionError")
+    assert by_msg["exception ignored"]["error"] == "TypeError: argument must be an int"
+    assert by_msg["uncaught exception"]["error"] == "RuntimeError: the end"
+    assert done.returncode == 1

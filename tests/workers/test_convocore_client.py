@@ -142,3 +142,34 @@ def test_a_patch_whose_connection_breaks_before_the_answer_is_in_doubt() -> None
     assert getattr(patch_error, "in_doubt", None) is True
     assert getattr(get_error, "in_doubt", None) is False  # a GET changes nothing
     assert getattr(refused, "in_doubt", None) is False
+
+
+def test_a_target_trickling_its_answer_is_cut_off_at_the_request_deadline() -> None:
+    """One byte every 0.5 s never trips a read timeout; the deadline covers the whole
+    request, so the PATCH ends (in doubt: it was sent) within request_timeout_s."""
+    import time
+
+    from bridge.errors import TargetUnreachable
+    from tests.servers import TricklingTarget
+
+    async def go(url: str) -> tuple[Exception | None, float]:
+        client = Convocore(ConvocoreSettings(base_url=url, token="t"), timeout_s=1)
+        started = time.monotonic()
+        try:
+            await client.patch("a/slow", client.body({"title": "x"}))
+        except TargetUnreachable as exc:
+            return exc, time.monotonic() - started
+        finally:
+            await client.close()
+        return None, time.monotonic() - started
+
+    with TricklingTarget(every_s=0.5, limit_s=8) as target:
+        error, took = asyncio.run(go(target.url))
+        assert error is not None and getattr(error, "in_doubt", None) is True
+        assert "timeout" in str(error)
+        assert took < 3.0  # 1 s deadline, wide margin for a loaded machine
+        [request] = target.requests
+        from tests.conftest import wait_until
+
+        wait_until(lambda: request["ended"] is not None, timeout_s=3)
+        assert request["complete"] is False  # the client hung up mid-answer

@@ -125,3 +125,33 @@ def test_updates_queued_behind_a_slow_patch_go_out_as_one(ingest_url, sandbox_ur
     assert stats["overlaps"] == 0
     assert stats["patches"] == 2
     assert data["tags"] == [f"t{i}" for i in range(1, 30)]
+
+
+def test_a_trickling_target_frees_its_slots_within_the_request_deadline(
+    make_settings, ingest_url, start_worker
+):
+    """Two conversations whose target answers one byte every 0.5 s hold both slots of a
+    worker with concurrency 2; each PATCH ends at request_timeout_s (1 s) and the other due
+    conversations are delivered meanwhile, not after the trickle."""
+    from tests.servers import TricklingTarget
+
+    with TricklingTarget(every_s=0.5, limit_s=12) as target:
+        settings = make_settings(
+            "request_timeout_s = 1\nconcurrency = 2\nin_doubt_quiet_s = 2\n",
+            env={"CONVOCORE_BASE_URL": target.url},
+        )
+        start_worker(settings)
+        for slow in ("slow1", "slow2"):
+            send(ingest_url, intent(convo_id=slow, set={"title": "x"}))
+        wait_until(lambda: len(target.paths()) >= 2, timeout_s=10)
+        started = time.monotonic()
+        for i in range(4):
+            send(ingest_url, intent(convo_id=f"fast{i}", set={"title": "y"}))
+        wait_until(
+            lambda: {f"/agents/a1/convos/fast{i}" for i in range(4)} <= set(target.paths()),
+            timeout_s=10,
+        )
+        assert time.monotonic() - started < 8  # the trickle alone would hold them 12 s
+        slow = [r for r in list(target.requests) if "slow" in r["path"] and r["ended"]]
+        assert slow and all(r["complete"] is False for r in slow)
+        assert all(r["ended"] - r["at"] < 3.5 for r in slow)  # 1 s deadline, wide margin

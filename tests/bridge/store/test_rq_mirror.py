@@ -212,3 +212,29 @@ def test_a_dead_letter_made_before_the_mirror_gets_its_job_from_the_reconcile(
 
     assert reconcile(conn) == 1
     assert failed_ids(conn) == [dl_id] and dead_ids(conn) == [dl_id]  # data is not dropped
+
+
+def test_rq_requeue_stops_at_a_dead_letter_replayed_after_it_listed_it_and_loses_nothing(
+    start_worker, ingest_url, sandbox_url, conn, env, redis_url
+):
+    """`rq requeue --all` racing `dlq replay --all`: the CLI lists the failed jobs, then
+    requeues them one by one; a job whose dead letter was replayed in between is gone. RQ
+    3.0's CLI then stops on NoSuchJobError (or InvalidJobOperation when only the registry
+    entry is gone): it catches InvalidJobOperationError, a class RQ never raises. Asking it
+    for that job first, as the race does, shows it; nothing is lost, and a rerun finishes."""
+    from rq.exceptions import InvalidJobOperation, InvalidJobOperationError
+
+    assert not issubclass(InvalidJobOperation, InvalidJobOperationError)  # RQ's bug, still
+    start_worker()
+    gone, left = make_dead_letters(ingest_url, sandbox_url, conn, n=2)
+    wait_until(lambda: failed_ids(conn) == [gone, left], timeout_s=10)
+    assert cli("dlq", "replay", gone, env=env).returncode == 0  # after the CLI's listing
+    crashed = rq("requeue", "--queue", RQ_QUEUE, gone, left, url=redis_url)
+    assert crashed.returncode != 0 and "NoSuchJobError" in crashed.stderr
+    assert failed_ids(conn) == [left] and dead_ids(conn) == [left]  # not requeued, not lost
+    assert rq("requeue", "--queue", RQ_QUEUE, "--all", url=redis_url).returncode == 0
+    for i in range(2):
+        wait_until(
+            lambda i=i: (convo(sandbox_url, "a", f"c{i}") or {}).get("title") == f"refused {i}"
+        )
+    wait_until(lambda: dead_ids(conn) == [] and failed_ids(conn) == [], timeout_s=10)
