@@ -185,8 +185,9 @@ async def trace(store: Store, agent_id: str, convo_id: str) -> Trace:
 
 async def _trace(store: Store, agent_id: str, convo_id: str) -> Trace:
     ck = conversation_key(agent_id, convo_id)
-    r, now = store.redis, int(time.time() * 1000)
+    r = store.redis
     async with r.pipeline(transaction=False) as pipe:
+        pipe.time()  # Redis's clock: due times, leases and quiet times are on it
         pipe.hgetall(store.key("p", ck))
         pipe.hgetall(store.key("hw", ck))
         pipe.lrange(store.key("att", ck), 0, -1)
@@ -196,7 +197,8 @@ async def _trace(store: Store, agent_id: str, convo_id: str) -> Trace:
         pipe.exists("rq:suspended")
         pipe.zrange(store.key("dlq"), 0, -1)
         answers = await pipe.execute()
-    pending, applied, attempts, due, inflight, leased, suspended, dl_ids = answers
+    clock, pending, applied, attempts, due, inflight, leased, suspended, dl_ids = answers
+    now = int(clock[0]) * 1000 + int(clock[1]) // 1000
     t = Trace(agent_id, convo_id, now=now, suspended=bool(suspended))
     t.resends = sorted(k[2:] for k in pending if k.startswith("r:"))
     t.pending = sorted(

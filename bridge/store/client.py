@@ -42,6 +42,9 @@ R = TypeVar("R")
 
 
 def now_ms() -> int:
+    """This host's clock (epoch ms). Only for what stays on this host (log fields, metric
+    arithmetic through `Store.clock_offset_ms`): every time kept in Redis is Redis's own
+    (`Store.redis_now_ms`, and NOW inside the scripts)."""
     return int(time.time() * 1000)
 
 
@@ -81,6 +84,9 @@ class Store:
         self.prefix = prefix
         self._script: dict[ScriptName, Any] = {}
         self._groups: dict[tuple[Any, tuple[int, ...]], GroupCommit[list[Any], Any]] = {}
+        # Redis's clock minus this host's (ms), as of the last take: the worker turns
+        # receipt times (Redis's) into latencies with it
+        self.clock_offset_ms = 0
 
     def key(self, *parts: str) -> str:
         return keys.key(self.prefix, *parts)
@@ -117,7 +123,7 @@ class Store:
     async def _run(self, name: ScriptName, args: Iterable[Any]) -> Any:
         try:
             async with asyncio.timeout(SCRIPT_TIMEOUT_S):
-                return await self._lua(name)(args=[self.prefix, now_ms(), *args])
+                return await self._lua(name)(args=[self.prefix, *args])
         except TimeoutError:
             raise StoreUnavailable(
                 f"Redis at {_redact(self.url)}: no answer within {SCRIPT_TIMEOUT_S:g} s"
@@ -153,13 +159,17 @@ class Store:
     async def take(
         self, n: int, *, lease_ms: int, rate_limit: float
     ) -> tuple[list[Work], int | None]:
-        """Up to `n` due conversations, each now leased to us; and when the next one is due."""
+        """Up to `n` due conversations, each now leased to us; and in how many ms the next
+        one is due (on Redis's clock, so this host's own clock does not matter)."""
         token = uuid.uuid4().hex
-        items, nxt = await self._run("take", [n, lease_ms, token, repr(float(rate_limit))])
+        items, nxt, redis_now = await self._run(
+            "take", [n, lease_ms, token, repr(float(rate_limit))]
+        )
+        offset = self.clock_offset_ms = int(redis_now) - now_ms()
         if sum(len(item[2]) + len(item[5]) for item in items) > 2 * OFFLOAD_ENTRIES:
-            work = await asyncio.to_thread(_works, items)  # keep the event loop responsive
+            work = await asyncio.to_thread(_works, items, offset)  # keep the loop responsive
         else:
-            work = _works(items)
+            work = _works(items, offset)
         return work, (None if int(nxt) < 0 else int(nxt))
 
     async def settle(self, work: Work, outcome: Outcome, *, settings: DeliverySettings) -> str:
@@ -181,7 +191,7 @@ class Store:
             outcome.kind,
             orjson.dumps(outcome.arrays).decode() if outcome.arrays is not None else "",
             orjson.dumps(outcome.attempt).decode() if outcome.attempt else "{}",
-            str(outcome.retry_at_ms),
+            str(outcome.retry_in_ms),
             outcome.reason,
             outcome.status,
             outcome.snippet[:300],
@@ -307,9 +317,15 @@ class Store:
     # --- status ---
 
     @_unavailable_as_error
+    async def redis_now_ms(self) -> int:
+        """Redis's clock, the one every stored time is on."""
+        seconds, micros = await self.redis.time()
+        return int(seconds) * 1000 + int(micros) // 1000
+
+    @_unavailable_as_error
     async def status(self) -> StatusReport:
         """The queue's figures (`workers_alive` is left to bridge.status.status_report)."""
-        r, now = self.redis, now_ms()
+        r, now = self.redis, await self.redis_now_ms()
         bucket = now // 10_000
         async with r.pipeline(transaction=False) as pipe:
             pipe.zcount(self.key("due"), "-inf", now)
@@ -346,13 +362,13 @@ class Store:
         )
 
 
-def _works(items: list[Any]) -> list[Work]:
+def _works(items: list[Any], clock_offset_ms: int) -> list[Work]:
     work = []
     for ck, tok, flat, arrays, attempts, done in items:
         entries = [decode(flat[i], flat[i + 1]) for i in range(0, len(flat), 2)]
         applied = [decode(done[i], done[i + 1]) for i in range(0, len(done), 2)]
         known = orjson.loads(arrays) if arrays else None
-        work.append(Work(ck, tok, entries, known, int(attempts), applied))
+        work.append(Work(ck, tok, entries, known, int(attempts), applied, clock_offset_ms))
     return work
 
 

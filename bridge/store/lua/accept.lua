@@ -1,12 +1,12 @@
 -- accept: dedup, route and merge the events of one or more requests, atomically.
 -- Includes: prelude, dead.
--- ARGV[3] dedup ttl (s), ARGV[4] coalesce (ms), ARGV[5] a JSON array of events, each
+-- ARGV[2] dedup ttl (s), ARGV[3] coalesce (ms), ARGV[4] a JSON array of events, each
 --   [seen_key, ck or '', source, ext_key, ext, fallback_ck, [name, entry, name, entry, ...]]
 -- Returns one letter per event: a(ccepted), d(uplicate) or p(arked as unroutable).
-local ttl, coalesce = tonumber(ARGV[3]), tonumber(ARGV[4])
+local ttl, coalesce = tonumber(ARGV[2]), tonumber(ARGV[3])
 local accepted, dups = 0, 0
 local touched, codes = {}, {}
-for _, ev in ipairs(cjson.decode(ARGV[5])) do
+for _, ev in ipairs(cjson.decode(ARGV[4])) do
   local seen, ck, source, ext_key, ext, fallback, ch = ev[1], ev[2], ev[3], ev[4], ev[5], ev[6], ev[7]
   if redis.call('SET', P .. 'seen:' .. seen, '1', 'NX', 'EX', ttl) == false then
     dups = dups + 1

@@ -170,7 +170,7 @@ def test_a_repeated_failed_settle_changes_nothing_more(store, kind):
             attempt={"at": T0, "status": 422},
             reason="rejected_422",
             status="422",
-            retry_at_ms=0,
+            retry_in_ms=0,
         )
         first = await store.settle(work, outcome, settings=D)
         await accept(store, routed(Intent(T0 + 50, "a", "c", set={"notes": "newer"}), "e2"))
@@ -242,7 +242,7 @@ def test_circuit_opens_after_mostly_failures_and_probes_after_cooldown(store):
         for w in work:
             await store.settle(
                 w,
-                Outcome("retry", attempt={"status": 503}, retry_at_ms=0, circuit="fail"),
+                Outcome("retry", attempt={"status": 503}, retry_in_ms=0, circuit="fail"),
                 settings=d,
             )
         blocked, _ = await store.take(10, lease_ms=5000, rate_limit=0)
