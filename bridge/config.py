@@ -101,6 +101,9 @@ class IngestSettings:
     dedup_window_s: int = setting(86_400, low=1, help="a redelivered event id is a duplicate")
     signature_tolerance_s: int = setting(300, low=1, help="signed timestamps this old or new")
     read_timeout_s: float = setting(10.0, low=0.1, help="a body slower than this is 408")
+    max_clock_skew_s: int = setting(
+        300, low=0, help="an occurred_at later than receipt + this counts as the receipt time"
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,8 +32,10 @@ class Change:
     value: Any
     source: str
     event_id: str
-    occurred_at: int  # epoch ms at the sender
-    received_at: int  # epoch ms at ingest
+    occurred_at: int  # epoch ms at the sender (the receipt time when claimed_at is set)
+    received_at: int  # epoch ms at ingest (Redis's clock)
+    # what the sender said when it was later than receipt + max_clock_skew_s (not believed)
+    claimed_at: int | None = None
 
     @classmethod
     def of(cls, entry: Entry) -> Change:
@@ -44,6 +46,7 @@ class Change:
             entry.event_id,
             entry.occurred_at,
             entry.received_ms,
+            entry.claimed_ms,
         )
 
 
@@ -156,6 +159,11 @@ def render(t: Trace) -> str:
             lines.append(
                 f"  {c.name} = {json_text(c.value)[:80]}  from {c.source}:{c.event_id}  "
                 f"occurred {_when(c.occurred_at)}  received {_when(c.received_at)}"
+                + (
+                    f"  (the sender said {_when(c.claimed_at)}: in the future, not believed)"
+                    if c.claimed_at is not None
+                    else ""
+                )
             )
     lines.append(f"attempts      {len(t.attempts)} since the last success")
     for a in t.attempts:

@@ -21,7 +21,7 @@ import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from bridge.changes import decode
+from bridge.changes import decode, identity
 from bridge.config import DeliverySettings
 from bridge.errors import NotFound, StoreUnavailable
 from bridge.status import Circuit, Rates, StatusReport
@@ -134,9 +134,16 @@ class Store:
     # --- ingest ---
 
     async def accept(
-        self, events: Sequence[Routed], *, dedup_ttl_s: int, coalesce_ms: int
+        self,
+        events: Sequence[Routed],
+        *,
+        dedup_ttl_s: int,
+        coalesce_ms: int,
+        max_clock_skew_ms: int = 300_000,
     ) -> AcceptResult:
-        """Dedup, route and merge every event of one request, atomically."""
+        """Dedup, route and merge every event of one request, atomically. The script dates
+        each event by Redis's clock: its receipt, and its version when the sender gave no
+        time or one later than receipt + `max_clock_skew_ms`."""
         rows = [
             [
                 f"{ev.source}:{ev.event_id}",
@@ -145,14 +152,20 @@ class Store:
                 ext_key(ev.external_id),
                 ev.external_id,
                 ev.fallback_ck,
+                -1 if ev.occurred_at is None else ev.occurred_at,
+                identity(ev.source, ev.event_id),
+                ev.event_id,
                 [x for pair in ev.changes for x in pair],
             ]
             for ev in events
         ]
         nbytes = sum(len(x) for ev in events for pair in ev.changes for x in pair)
-        codes = await self._grouped("accept", (dedup_ttl_s, coalesce_ms)).submit(rows, nbytes)
+        head = (dedup_ttl_s, coalesce_ms, max_clock_skew_ms)
+        codes = await self._grouped("accept", head).submit(rows, nbytes)
+        future = tuple(i for i, code in enumerate(codes) if code.isupper())
+        codes = [code.lower() for code in codes]
         parked = codes.count("p")
-        return AcceptResult(codes.count("a") + parked, codes.count("d"), parked)
+        return AcceptResult(codes.count("a") + parked, codes.count("d"), parked, future)
 
     # --- delivery ---
 

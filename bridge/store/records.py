@@ -26,7 +26,8 @@ class Routed:
 
     source: str
     event_id: str
-    changes: Sequence[tuple[str, str]]
+    changes: Sequence[tuple[str, str]]  # (name, JSON payload): bridge.changes.payloads
+    occurred_at: int | None  # the sender's time (epoch ms); None: when received
     ck: str = ""  # known conversation, or "" to resolve `external_id` through the links
     external_id: str = ""
     fallback_ck: str = ""  # default_agent_id/external_id when no link exists
@@ -37,6 +38,9 @@ class AcceptResult:
     accepted: int
     duplicates: int
     unroutable: int
+    # indexes of the accepted events whose occurred_at was later than receipt +
+    # max_clock_skew_s, and so counted as their receipt time
+    future: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 
-from bridge.changes import changes
+from bridge.changes import payloads
 from bridge.config import DeliverySettings
 from bridge.intents import Handoff, Intent
 from bridge.store import Outcome, Routed, Store, conversation_key
@@ -18,7 +18,8 @@ def routed(intent, event_id, source="demo"):
     return Routed(
         source,
         event_id,
-        changes(intent, source, event_id, "ended_chat"),
+        payloads(intent, "ended_chat"),
+        intent.occurred_at,
         ck=ck,
         external_id=intent.external_id or "",
     )
