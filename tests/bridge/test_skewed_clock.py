@@ -120,3 +120,23 @@ def test_receipt_dated_events_keep_their_order_across_skewed_and_true_replicas(
                 and c.get("chatAssignedTo") == "second@acme.test"
             )
         )
+
+
+def test_a_worker_whose_clock_runs_behind_delivers_at_once(config, sandbox_url):
+    path, env = config
+    with serve_app_in_thread(build_app(load_settings(path, env))) as ingest:
+        args = [sys.executable, "-m", "bridge.cli", "--config", str(path), "worker"]
+        worker = spawn(["faketime", "-f", f"-{AHEAD_S}s", *args], env)
+        try:
+            payload = {"agent_id": "a1", "convo_id": "c2", "occurred_at": int(time.time() * 1000)}
+            body, headers = signed(SECRET, {**payload, "set": {"title": "behind"}})
+            sent = time.monotonic()
+            answer = httpx.post(f"{ingest}/webhooks/demo", content=body, headers=headers)
+            assert answer.status_code == 202, answer.text
+            wait_until(
+                lambda: (c := convo(sandbox_url, "a1", "c2")) and c.get("title") == "behind",
+                timeout_s=AHEAD_S - 5,
+            )
+            assert time.monotonic() - sent < 15  # start-up included; due at once, not in 30 s
+        finally:
+            stop([worker], 20)
