@@ -300,6 +300,13 @@ class Store:
         res = await self._run("link", [coalesce_ms, source, external_id, ext_key(external_id), ck])
         return str(res)
 
+    # --- applied entries ---
+
+    async def clear_applied(self, ck: str, what: str) -> list[str]:
+        """Drop applied entries of `ck` so the next event for them wins (lua/clear.lua):
+        'future' (dated after Redis's now), a field name, or one change's name."""
+        return sorted(str(name) for name in await self._run("clear", [ck, what]))
+
     @_unavailable_as_error
     async def get_link(self, source: str, external_id: str) -> tuple[str, str]:
         ck = await self.redis.hget(self.key("links", source), external_id)
