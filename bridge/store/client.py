@@ -21,7 +21,7 @@ import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from bridge.changes import decode, identity
+from bridge.changes import VERSION_LEN, decode, identity
 from bridge.config import DeliverySettings
 from bridge.errors import NotFound, StoreUnavailable
 from bridge.status import Circuit, Rates, StatusReport
@@ -159,7 +159,12 @@ class Store:
             ]
             for ev in events
         ]
-        nbytes = sum(len(x) for ev in events for pair in ev.changes for x in pair)
+        # the entries the script makes: each payload behind version, source, event id, times
+        nbytes = sum(
+            len(name) + len(payload) + len(ev.source) + len(ev.event_id) + VERSION_LEN + 30
+            for ev in events
+            for name, payload in ev.changes
+        )
         head = (dedup_ttl_s, coalesce_ms, max_clock_skew_ms)
         codes = await self._grouped("accept", head).submit(rows, nbytes)
         future = tuple(i for i, code in enumerate(codes) if code.isupper())
