@@ -65,6 +65,10 @@ def _unavailable_as_error(
 
 
 class Store:
+    # Redis's clock minus this host's (ms), as of the last take: the worker turns receipt
+    # times (Redis's) into latencies with it
+    clock_offset_ms = 0
+
     def __init__(self, url: str, *, prefix: str = PREFIX, **client_options: Any) -> None:
         options: dict[str, Any] = {
             "socket_connect_timeout": 2.0,
@@ -84,9 +88,6 @@ class Store:
         self.prefix = prefix
         self._script: dict[ScriptName, Any] = {}
         self._groups: dict[tuple[Any, tuple[int, ...]], GroupCommit[list[Any], Any]] = {}
-        # Redis's clock minus this host's (ms), as of the last take: the worker turns
-        # receipt times (Redis's) into latencies with it
-        self.clock_offset_ms = 0
 
     def key(self, *parts: str) -> str:
         return keys.key(self.prefix, *parts)
