@@ -77,6 +77,9 @@ def test_a_future_dated_tag_list_and_state_do_not_freeze_later_ones(
     # state and history agree: the newest entry is the open request
     assert "requestedAt" in data["handoffHistory"][-1]
     assert "completedAt" not in data["handoffHistory"][-1]
+    # the 2099 step is dated when it was received, like its state
+    times = [v for step in data["handoffHistory"] for k, v in step.items() if k.endswith("At")]
+    assert times and all(t < Y2099_MS // 1000 for t in times)
 
 
 def test_a_time_within_the_allowed_skew_is_believed(ingest_url, sandbox_url, start_worker):
