@@ -20,7 +20,7 @@ from pathlib import Path
 import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bridge.changes import changes
+from bridge.changes import payloads
 from bridge.config import load_settings
 from bridge.intents import parse_intent
 from bridge.local.redis_server import RedisServer
@@ -51,7 +51,8 @@ async def accept_all(url: str, n: int) -> None:
             Routed(
                 "zendesk",
                 f"evt_{i:010d}",
-                changes(intent, "zendesk", f"evt_{i:010d}", "ended_chat", now),
+                payloads(intent, "ended_chat"),
+                now,
                 ck=ck,
             )
         )

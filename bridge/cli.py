@@ -213,6 +213,31 @@ def cmd_trace(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_fields(args: argparse.Namespace) -> int:
+    from bridge.fields import check_field, clear_applied, future_applied, render
+
+    settings = _settings(args)
+    agent, convo = check_id(args.agent_id, "AGENT_ID"), check_id(args.convo_id, "CONVO_ID")
+    if args.fields_cmd == "future":
+        found = _with_store(settings, lambda s: future_applied(s, agent, convo))
+        if args.json:
+            _print_json(found.to_json())
+        else:
+            print(render(found))
+        return 0
+    if (args.field is None) == (not args.future):
+        raise PayloadError("give one FIELD, or --future for every value dated in the future")
+    name = None if args.future else check_field(args.field)
+    dropped = _with_store(settings, lambda s: clear_applied(s, agent, convo, name))
+    if args.json:
+        _print_json({"cleared": dropped})
+    elif dropped:
+        print(f"cleared {', '.join(dropped)}: the next event for them wins")
+    else:
+        print("nothing to clear")
+    return 0
+
+
 def cmd_links(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if args.links_cmd == "list":
@@ -368,6 +393,32 @@ def parser() -> argparse.ArgumentParser:
     tr.add_argument("convo_id", help="the Convocore conversation id")
     tr.add_argument("--json", action="store_true", help="print JSON")
     tr.set_defaults(fn=cmd_trace)
+
+    fl = sub.add_parser(
+        "fields",
+        help="applied values dated in the future (a sender's bad clock), and clearing them "
+        "so the next event wins",
+    )
+    fs = fl.add_subparsers(dest="fields_cmd", required=True)
+    fu = fs.add_parser("future", help="applied values of a conversation dated in the future")
+    fc = fs.add_parser(
+        "clear",
+        help="forget when a field's applied value happened (FIELD, or --future for every one "
+        "dated in the future), so the next event for it wins; the target is not touched",
+    )
+    for x in (fu, fc):
+        x.add_argument("agent_id", help="the Convocore agent id")
+        x.add_argument("convo_id", help="the Convocore conversation id")
+    fc.add_argument(
+        "field",
+        nargs="?",
+        help="a Convocore field name (title, tags, handoffHistory…) or a change name as "
+        "trace shows it (f:title, t:vip)",
+    )
+    fc.add_argument("--future", action="store_true", help="every value dated in the future")
+    for x in (fu, fc):
+        x.add_argument("--json", action="store_true", help="print JSON")
+    fl.set_defaults(fn=cmd_fields)
 
     c = sub.add_parser("config", help="configuration")
     cs = c.add_subparsers(dest="config_cmd", required=True)

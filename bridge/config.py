@@ -110,6 +110,9 @@ class IngestSettings:
     max_connections: int = setting(
         1000, low=1, help="open connections per serve process (below its open-file limit)"
     )
+    max_clock_skew_s: int = setting(
+        300, low=0, help="an occurred_at later than receipt + this counts as the receipt time"
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from bridge import metrics
-from bridge.changes import changes, safe_event_id
+from bridge.changes import payloads, safe_event_id
 from bridge.config import Settings, SourceSettings
 from bridge.errors import PayloadError
 from bridge.intents import check_segment_id, segment_problem
@@ -80,7 +80,7 @@ def route(source: SourceSettings, ev: SourceEvent, index: str) -> Routed | None:
     event_id = safe_event_id(ev.event_id)
     if intent.agent_id is not None and intent.convo_id is not None:
         ck = conversation_key(intent.agent_id, intent.convo_id)
-        return Routed(source.name, event_id, [], ck=ck)
+        return Routed(source.name, event_id, [], None, ck=ck)
     if source.agent_id is not None and source.convo_id is not None:
         try:  # a payload the expression does not fit is a 400 naming it (expressions.py)
             agent = source.agent_id.search(ev.raw)
@@ -99,7 +99,7 @@ def route(source: SourceSettings, ev: SourceEvent, index: str) -> Routed | None:
                     else source.convo_id.expression
                 )
                 raise PayloadError(f"{index}{exc.detail} (from JMESPath {expr!r})") from None
-            return Routed(source.name, event_id, [], ck=ck)
+            return Routed(source.name, event_id, [], None, ck=ck)
     ext = intent.external_id
     if ext is None:
         raise PayloadError(f"{index}external_id: the event names no conversation to route to")
@@ -108,7 +108,21 @@ def route(source: SourceSettings, ev: SourceEvent, index: str) -> Routed | None:
     fallback = ""
     if source.default_agent_id and segment_problem(ext) is None:
         fallback = conversation_key(source.default_agent_id, ext)
-    return Routed(source.name, event_id, [], external_id=ext, fallback_ck=fallback)
+    return Routed(source.name, event_id, [], None, external_id=ext, fallback_ck=fallback)
+
+
+def _future(source: str, events: list[Routed]) -> None:
+    """Events dated later than receipt + max_clock_skew_s: counted and logged, naming the
+    source whose clock is wrong."""
+    metrics.FUTURE_EVENTS.labels(source).inc(len(events))
+    log.warning(
+        "occurred_at in the future: counted as the receipt time (is the sender's clock right?)",
+        extra=fields(
+            source=source,
+            event_ids=[f"{ev.source}:{ev.event_id}" for ev in events][:20],
+            occurred_at=[ev.occurred_at for ev in events][:20],
+        ),
+    )
 
 
 async def ingest(
@@ -136,18 +150,15 @@ async def ingest(
         if target is None or ev.intent is None:
             ignored += 1
             continue
-        pairs = changes(
-            ev.intent,
-            source.name,
-            target.event_id,
-            settings.convocore.completed_state,
-            received_ms=int(request.received_at * 1000),
-        )
+        occurred: int | None = ev.intent.occurred_at
+        if occurred == int(request.received_at * 1000):
+            occurred = None  # the sender gave no time: Redis's receipt time (accept.lua)
         routed.append(
             Routed(
                 target.source,
                 target.event_id,
-                pairs,
+                payloads(ev.intent, settings.convocore.completed_state),
+                occurred,
                 target.ck,
                 target.external_id,
                 target.fallback_ck,
@@ -159,7 +170,10 @@ async def ingest(
             routed,
             dedup_ttl_s=settings.ingest.dedup_window_s,
             coalesce_ms=settings.delivery.coalesce_ms,
+            max_clock_skew_ms=settings.ingest.max_clock_skew_s * 1000,
         )
+        if result.future:
+            _future(source.name, [routed[i] for i in result.future])
     for outcome, n in (
         ("accepted", result.accepted - result.unroutable),
         ("duplicate", result.duplicates),

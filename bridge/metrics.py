@@ -40,6 +40,12 @@ INTENTS = Counter(
     "Events received, by source and outcome: accepted, duplicate, ignored, unroutable.",
     ["source", "outcome"],
 )
+FUTURE_EVENTS = Counter(
+    "convo_bridge_future_events",
+    "Accepted events whose occurred_at was later than receipt + max_clock_skew_s, by source:"
+    " counted as happening when received (the sender's clock is wrong).",
+    ["source"],
+)
 PATCHES = Counter(
     "convo_bridge_patches",
     "PATCH attempts to Convocore, by outcome: the HTTP status, or no_answer.",

@@ -57,6 +57,10 @@ def _webhook_source(sources: list[str]) -> dict[str, Any]:
     return {"name": "source", "in": "path", "required": True, "schema": schema}
 
 
+PATH_CONVERSATION = [
+    {"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
+    for n in ("agent_id", "convo_id")
+]
 PATH_EXT = {"name": "external_id", "in": "path", "required": True, "schema": {"type": "string"}}
 SELECT = {
     "required": True,
@@ -291,10 +295,68 @@ def document(sources: list[str] | None = None) -> dict[str, Any]:
                     "event id and times, attempts, dead letters, waiting / in flight / in doubt, "
                     "and why it is (not) up to date",
                     _json("Trace.", {"type": "object"}),
-                    parameters=[
-                        {"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
-                        for n in ("agent_id", "convo_id")
-                    ],
+                    parameters=PATH_CONVERSATION,
+                )
+            },
+            "/admin/conversations/{agent_id}/{convo_id}/future": {
+                "get": _admin(
+                    "Applied values of one conversation dated in the future (a sender's bad "
+                    "clock): events for them dated before that are dropped until then",
+                    _json(
+                        "The entries, with Redis's time now (epoch ms).",
+                        {
+                            "type": "object",
+                            "required": ["agent_id", "convo_id", "now", "entries"],
+                            "properties": {
+                                "agent_id": {"type": "string"},
+                                "convo_id": {"type": "string"},
+                                "now": {"type": "integer"},
+                                "entries": {"type": "array", "items": {"type": "object"}},
+                            },
+                        },
+                    ),
+                    parameters=PATH_CONVERSATION,
+                )
+            },
+            "/admin/conversations/{agent_id}/{convo_id}/clear": {
+                "post": _admin(
+                    "Forget when applied values happened, so the next event for them wins: "
+                    "one field's, or every one dated in the future (the target is not touched)",
+                    _json(
+                        "The change names dropped.",
+                        {
+                            "type": "object",
+                            "required": ["cleared"],
+                            "properties": {
+                                "cleared": {"type": "array", "items": {"type": "string"}}
+                            },
+                        },
+                    ),
+                    parameters=PATH_CONVERSATION,
+                    requestBody={
+                        "required": True,
+                        "content": {
+                            JSON: {
+                                "schema": {
+                                    "oneOf": [
+                                        {
+                                            "type": "object",
+                                            "required": ["field"],
+                                            "properties": {"field": {"type": "string"}},
+                                            "description": "a Convocore field name (title, "
+                                            "tags, handoffHistory) or a change name as the "
+                                            "trace shows it (f:title, t:vip)",
+                                        },
+                                        {
+                                            "type": "object",
+                                            "required": ["future"],
+                                            "properties": {"future": {"const": True}},
+                                        },
+                                    ]
+                                }
+                            }
+                        },
+                    },
                 )
             },
             "/admin/links": {

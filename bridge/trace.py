@@ -32,8 +32,10 @@ class Change:
     value: Any
     source: str
     event_id: str
-    occurred_at: int  # epoch ms at the sender
-    received_at: int  # epoch ms at ingest
+    occurred_at: int  # epoch ms at the sender (the receipt time when claimed_at is set)
+    received_at: int  # epoch ms at ingest (Redis's clock)
+    # what the sender said when it was later than receipt + max_clock_skew_s (not believed)
+    claimed_at: int | None = None
 
     @classmethod
     def of(cls, entry: Entry) -> Change:
@@ -44,6 +46,7 @@ class Change:
             entry.event_id,
             entry.occurred_at,
             entry.received_ms,
+            entry.claimed_ms,
         )
 
 
@@ -66,6 +69,8 @@ class Trace:
     circuit: str = "closed"
     circuit_until: int | None = None
     now: int = 0
+    # applied changes dated after now: older-dated events for them are dropped until then
+    future: list[str] = field(default_factory=list)
 
     @property
     def waiting(self) -> bool:
@@ -82,10 +87,10 @@ class Trace:
                     f"`convo-bridge dlq replay {d['id']}` or `rq requeue --queue convo-bridge {d['id']}`"
                 )
         if self.in_flight_until is not None:
-            out.append(f"a worker is PATCHing it now (lease until {_when(self.in_flight_until)})")
+            out.append(f"a worker is PATCHing it now (lease until {when(self.in_flight_until)})")
         if self.in_doubt:
             quiet = (
-                f" nothing is sent before {_when(self.quiet_until)};"
+                f" nothing is sent before {when(self.quiet_until)};"
                 if self.quiet_until and self.quiet_until > self.now
                 else ""
             )
@@ -98,11 +103,11 @@ class Trace:
             if self.due_at > self.now:
                 last = self.attempts[-1] if self.attempts else {}
                 out.append(
-                    f"retry scheduled at {_when(self.due_at)} after {len(self.attempts)} "
+                    f"retry scheduled at {when(self.due_at)} after {len(self.attempts)} "
                     f"failed attempt(s); last: {last.get('status', '-')} {str(last.get('answer', ''))[:120]}"
                 )
             else:
-                out.append(f"waiting for a worker since {_when(self.due_at)}")
+                out.append(f"waiting for a worker since {when(self.due_at)}")
         if self.pending or self.due_at is not None:
             if self.workers_alive == 0:
                 out.append("no worker is running: start `convo-bridge worker`")
@@ -110,15 +115,23 @@ class Trace:
                 out.append("workers are suspended (`rq suspend`): run `rq resume`")
             if self.circuit != "closed":
                 out.append(
-                    f"the circuit breaker is {self.circuit} until {_when(self.circuit_until)}: "
+                    f"the circuit breaker is {self.circuit} until {when(self.circuit_until)}: "
                     "Convocore has been failing; one probe goes out then"
                 )
+        if self.future:
+            shown = ", ".join(self.future[:10]) + (" …" if len(self.future) > 10 else "")
+            out.append(
+                f"applied values dated in the future ({shown}): events for them dated "
+                "before that are dropped (newest wins); `convo-bridge fields clear "
+                f"{self.agent_id} {self.convo_id} --future` drops those dates so the next "
+                "event wins"
+            )
         if self.pending and self.due_at is None and self.in_flight_until is None:
             out.append("pending changes are not scheduled (the sweep puts them back within 3 s)")
         if not out:
             if self.applied:
                 out.append(
-                    f"up to date: nothing pending; last PATCH at {_when(self.last_patch_at)}. "
+                    f"up to date: nothing pending; last PATCH at {when(self.last_patch_at)}. "
                     "An event older than an applied value is dropped (newest wins): compare "
                     "its occurred_at with the applied ones below"
                 )
@@ -146,27 +159,33 @@ def render(t: Trace) -> str:
     lines = [f"conversation  {t.agent_id} / {t.convo_id}", "why"]
     lines += [f"  - {line}" for line in t.verdict()]
     lines.append(
-        f"state         waiting: {'due ' + _when(t.due_at) if t.waiting else 'no'}; "
-        f"in flight: {'until ' + _when(t.in_flight_until) if t.in_flight_until else 'no'}; "
-        f"in doubt: {'yes' if t.in_doubt else 'no'}; last PATCH: {_when(t.last_patch_at)}"
+        f"state         waiting: {'due ' + when(t.due_at) if t.waiting else 'no'}; "
+        f"in flight: {'until ' + when(t.in_flight_until) if t.in_flight_until else 'no'}; "
+        f"in doubt: {'yes' if t.in_doubt else 'no'}; last PATCH: {when(t.last_patch_at)}"
     )
     for title, changes in (("pending", t.pending), ("applied", t.applied)):
         lines.append(f"{title:<14}{len(changes)}")
         for c in changes:
             lines.append(
                 f"  {c.name} = {json_text(c.value)[:80]}  from {c.source}:{c.event_id}  "
-                f"occurred {_when(c.occurred_at)}  received {_when(c.received_at)}"
+                f"occurred {when(c.occurred_at)}  received {when(c.received_at)}"
+                + (
+                    f"  (the sender said {when(c.claimed_at)}: in the future, not believed)"
+                    if c.claimed_at is not None
+                    else ""
+                )
             )
     lines.append(f"attempts      {len(t.attempts)} since the last success")
     for a in t.attempts:
-        lines.append(f"  {_when(a.get('at'))}  {a.get('status')}  {str(a.get('answer', ''))[:100]}")
+        lines.append(f"  {when(a.get('at'))}  {a.get('status')}  {str(a.get('answer', ''))[:100]}")
     lines.append(f"dead letters  {len(t.dead_letters)}")
     for d in t.dead_letters:
         lines.append(f"  {d['id']}  {d['reason']}  {d['last_status']}  {d['last_answer'][:80]}")
     return "\n".join(lines)
 
 
-def _when(ms: int | None) -> str:
+def when(ms: int | None) -> str:
+    """An epoch-ms time for people (UTC), or '-'."""
     if not ms:
         return "-"
     return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ms / 1000))
@@ -185,8 +204,9 @@ async def trace(store: Store, agent_id: str, convo_id: str) -> Trace:
 
 async def _trace(store: Store, agent_id: str, convo_id: str) -> Trace:
     ck = conversation_key(agent_id, convo_id)
-    r, now = store.redis, int(time.time() * 1000)
+    r = store.redis
     async with r.pipeline(transaction=False) as pipe:
+        pipe.time()  # Redis's clock: due times, leases and quiet times are on it
         pipe.hgetall(store.key("p", ck))
         pipe.hgetall(store.key("hw", ck))
         pipe.lrange(store.key("att", ck), 0, -1)
@@ -196,17 +216,20 @@ async def _trace(store: Store, agent_id: str, convo_id: str) -> Trace:
         pipe.exists("rq:suspended")
         pipe.zrange(store.key("dlq"), 0, -1)
         answers = await pipe.execute()
-    pending, applied, attempts, due, inflight, leased, suspended, dl_ids = answers
+    clock, pending, applied, attempts, due, inflight, leased, suspended, dl_ids = answers
+    now = int(clock[0]) * 1000 + int(clock[1]) // 1000
     t = Trace(agent_id, convo_id, now=now, suspended=bool(suspended))
     t.resends = sorted(k[2:] for k in pending if k.startswith("r:"))
     t.pending = sorted(
         (Change.of(decode(k, v)) for k, v in pending.items() if not k.startswith("r:")),
         key=lambda c: c.name,
     )[:SHOWN]
-    t.applied = sorted(  # hw: keeps the applied entry per change, beside _t, _q, _dl, _rs
+    done = sorted(  # hw: keeps the applied entry per change, beside _t, _q, _dl, _rs
         (Change.of(decode(k, v)) for k, v in applied.items() if k[:1] != "_" and "\n" in v),
         key=lambda c: c.name,
-    )[:SHOWN]
+    )
+    t.applied = done[:SHOWN]
+    t.future = [c.name for c in done if c.occurred_at > now]
     t.last_patch_at = int(applied["_t"]) if applied.get("_t") else None
     t.quiet_until = int(applied["_q"]) if applied.get("_q") else None
     t.attempts = [orjson.loads(a) for a in attempts]

@@ -70,9 +70,11 @@ async def apply(
     elapsed = now - started
     metrics.PATCHES.labels("ok").inc()
     metrics.ATTEMPT_SECONDS.observe(elapsed)
-    oldest = now
+    # receipt times are Redis's clock: compare them with this host's, corrected to it
+    redis_now = now + work.clock_offset_ms / 1000
+    oldest = redis_now
     for received in {e.received_ms for e in work.entries if e.received_ms}:
-        metrics.WEBHOOK_TO_PATCH_SECONDS.observe(max(now - received / 1000, 0.0))
+        metrics.WEBHOOK_TO_PATCH_SECONDS.observe(max(redis_now - received / 1000, 0.0))
         oldest = min(oldest, received / 1000)
     if log.isEnabledFor(logging.INFO):
         agent, convo = work.ids
@@ -84,7 +86,7 @@ async def apply(
                 attempt=attempt,
                 status="ok",
                 duration_ms=round(elapsed * 1000, 1),
-                since_webhook_ms=round((now - oldest) * 1000, 1),
+                since_webhook_ms=round((redis_now - oldest) * 1000, 1),
                 changes=len(work.entries),
                 event_ids=_event_ids(work),
             ),
@@ -147,7 +149,7 @@ def _failed(
             "retry",
             sent=work.entries,
             attempt=record,
-            retry_at_ms=int((now + decision.delay_s) * 1000),
+            retry_in_ms=int(decision.delay_s * 1000),
             circuit=circuit,
             in_doubt=in_doubt,
         )
@@ -185,7 +187,7 @@ def worker_error(work: Work, exc: Exception, settings: Settings, rng: random.Ran
         extra=fields(agent_id=agent, convo_id=convo, attempt=attempt, error=type(exc).__name__),
     )
     if isinstance(decision, retry.Retry):
-        return Outcome("retry", attempt=record, retry_at_ms=int((now + decision.delay_s) * 1000))
+        return Outcome("retry", attempt=record, retry_in_ms=int(decision.delay_s * 1000))
     return _dead(work, attempt, record, decision.reason, answer)
 
 

@@ -153,8 +153,8 @@ def compose(
     if whole is not None or steps or "r:handoffHistory" in pending:
         start = whole.payload if whole is not None else _base(arrays)["handoffHistory"]
         history: list[dict[str, Any]] = copy.deepcopy([h for h in start if isinstance(h, dict)])
-        for e in steps:
-            apply_step(history, e.payload, time_unit)
+        for e in steps:  # a step without its own `at` happened at its version's time
+            apply_step(history, {"at": e.occurred_at, **e.payload}, time_unit)
         before = arrays["handoffHistory"] if arrays is not None else None
         if whole is not None or "r:handoffHistory" in pending or history != before:
             conversation["handoffHistory"] = history

@@ -193,7 +193,7 @@ class Engine:
                 return
             wait = 0.1
             if next_due is not None:
-                wait = min(wait, max(next_due / 1000 - time.time(), 0.005))
+                wait = min(wait, max(next_due / 1000, 0.005))
             try:
                 await asyncio.wait_for(waker.wait_for_work(waker.redis, wait), wait + 1.0)
             except (StoreUnavailable, TimeoutError):

@@ -1,5 +1,6 @@
-"""The admin JSON API under /admin/: status, dead letters (list, show, replay, purge) and
-links. Every route is wrapped by `auth.guarded`."""
+"""The admin JSON API under /admin/: status, dead letters (list, show, replay, purge),
+conversations (trace, applied values dated in the future, clearing them) and links. Every
+route is wrapped by `auth.guarded`."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from bridge.admin.auth import guarded
 from bridge.bodies import read_body
 from bridge.config import Settings
 from bridge.errors import NotFound, PayloadError
+from bridge.fields import check_field, clear_applied, future_applied
 from bridge.intents import check_id, check_segment_id
 from bridge.status import status_report
 from bridge.store import Store
@@ -118,6 +120,30 @@ async def conversation(request: Request) -> Response:
     return JSONResponse((await trace(_store(request), agent, convo)).to_json())
 
 
+def _conversation_ids(request: Request) -> tuple[str, str]:
+    agent = check_id(request.path_params["agent_id"], "agent_id")
+    return agent, check_id(request.path_params["convo_id"], "convo_id")
+
+
+async def conversation_future(request: Request) -> Response:
+    agent, convo = _conversation_ids(request)
+    return JSONResponse((await future_applied(_store(request), agent, convo)).to_json())
+
+
+async def conversation_clear(request: Request) -> Response:
+    """{"field": "title"} or {"future": true}: forget when those applied values happened,
+    so the next event for them wins."""
+    agent, convo = _conversation_ids(request)
+    body = await _json_body(request)
+    if body.get("future") is True and "field" not in body:
+        name = None
+    elif "field" in body and "future" not in body:
+        name = check_field(body["field"])
+    else:
+        raise PayloadError('expected {"field": "NAME"} or {"future": true}')
+    return JSONResponse({"cleared": await clear_applied(_store(request), agent, convo, name)})
+
+
 async def links_list(request: Request) -> Response:
     settings: Settings = request.app.state.settings
     return JSONResponse(await _store(request).links(settings.sources))
@@ -176,6 +202,16 @@ def routes() -> list[Route]:
         Route("/admin/dlq/{id}", guarded(dlq_delete), methods=["DELETE"]),
         Route("/admin/dlq/{id}/replay", guarded(dlq_replay_one), methods=["POST"]),
         Route("/admin/conversations/{agent_id}/{convo_id}", guarded(conversation), methods=["GET"]),
+        Route(
+            "/admin/conversations/{agent_id}/{convo_id}/future",
+            guarded(conversation_future),
+            methods=["GET"],
+        ),
+        Route(
+            "/admin/conversations/{agent_id}/{convo_id}/clear",
+            guarded(conversation_clear),
+            methods=["POST"],
+        ),
         Route("/admin/links", guarded(links_list), methods=["GET"]),
         Route("/admin/links/{source}/{external_id:path}", guarded(link_get), methods=["GET"]),
         Route("/admin/links/{source}/{external_id:path}", guarded(link_put), methods=["PUT"]),

@@ -196,13 +196,19 @@ def _trace_form() -> str:
     )
 
 
+def _claimed(c: Change) -> str:
+    if c.claimed_at is None:
+        return ""
+    return f" (the sender said {esc(when(c.claimed_at))}: in the future, not believed)"
+
+
 def _changes_table(ident: str, changes: list[Change]) -> str:
     if not changes:
         return f'<p class="empty" id="{ident}">None.</p>'
     rows = "".join(
         f"<tr><td><code>{esc(c.name)}</code></td><td><code>{esc(json_text(c.value))}</code></td>"
         f"<td>{esc(c.source)}</td><td><code>{esc(c.event_id)}</code></td>"
-        f"<td>{esc(when(c.occurred_at))}</td><td>{esc(when(c.received_at))}</td></tr>"
+        f"<td>{esc(when(c.occurred_at))}{_claimed(c)}</td><td>{esc(when(c.received_at))}</td></tr>"
         for c in changes
     )
     return (

@@ -160,7 +160,8 @@ def optional_text(value: Any) -> str | None:
 
 def time_or_receipt(value: Any, name: str, request: WebhookRequest) -> int:
     """The payload's own time (`name`), else when the bridge received the request: for
-    senders whose body may not say when the change happened."""
+    senders whose body may not say when the change happened. Ingest recognises the receipt
+    time and dates such an event by Redis's clock instead (one clock for every replica)."""
     return parse_time(value, name) if value else int(request.received_at * 1000)
 
 

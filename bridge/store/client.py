@@ -21,7 +21,7 @@ import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from bridge.changes import decode
+from bridge.changes import VERSION_LEN, decode, identity
 from bridge.config import DeliverySettings
 from bridge.errors import NotFound, StoreUnavailable
 from bridge.status import Circuit, Rates, StatusReport
@@ -42,6 +42,9 @@ R = TypeVar("R")
 
 
 def now_ms() -> int:
+    """This host's clock (epoch ms). Only for what stays on this host (log fields, metric
+    arithmetic through `Store.clock_offset_ms`): every time kept in Redis is Redis's own
+    (`Store.redis_now_ms`, and NOW inside the scripts)."""
     return int(time.time() * 1000)
 
 
@@ -62,6 +65,10 @@ def _unavailable_as_error(
 
 
 class Store:
+    # Redis's clock minus this host's (ms), as of the last take: the worker turns receipt
+    # times (Redis's) into latencies with it
+    clock_offset_ms = 0
+
     def __init__(self, url: str, *, prefix: str = PREFIX, **client_options: Any) -> None:
         options: dict[str, Any] = {
             "socket_connect_timeout": 2.0,
@@ -117,7 +124,7 @@ class Store:
     async def _run(self, name: ScriptName, args: Iterable[Any]) -> Any:
         try:
             async with asyncio.timeout(SCRIPT_TIMEOUT_S):
-                return await self._lua(name)(args=[self.prefix, now_ms(), *args])
+                return await self._lua(name)(args=[self.prefix, *args])
         except TimeoutError:
             raise StoreUnavailable(
                 f"Redis at {_redact(self.url)}: no answer within {SCRIPT_TIMEOUT_S:g} s"
@@ -128,9 +135,16 @@ class Store:
     # --- ingest ---
 
     async def accept(
-        self, events: Sequence[Routed], *, dedup_ttl_s: int, coalesce_ms: int
+        self,
+        events: Sequence[Routed],
+        *,
+        dedup_ttl_s: int,
+        coalesce_ms: int,
+        max_clock_skew_ms: int = 300_000,
     ) -> AcceptResult:
-        """Dedup, route and merge every event of one request, atomically."""
+        """Dedup, route and merge every event of one request, atomically. The script dates
+        each event by Redis's clock: its receipt, and its version when the sender gave no
+        time or one later than receipt + `max_clock_skew_ms`."""
         rows = [
             [
                 f"{ev.source}:{ev.event_id}",
@@ -139,27 +153,42 @@ class Store:
                 ext_key(ev.external_id),
                 ev.external_id,
                 ev.fallback_ck,
+                -1 if ev.occurred_at is None else ev.occurred_at,
+                identity(ev.source, ev.event_id),
+                ev.event_id,
                 [x for pair in ev.changes for x in pair],
             ]
             for ev in events
         ]
-        nbytes = sum(len(x) for ev in events for pair in ev.changes for x in pair)
-        codes = await self._grouped("accept", (dedup_ttl_s, coalesce_ms)).submit(rows, nbytes)
+        # the entries the script makes: each payload behind version, source, event id, times
+        nbytes = sum(
+            len(name) + len(payload) + len(ev.source) + len(ev.event_id) + VERSION_LEN + 30
+            for ev in events
+            for name, payload in ev.changes
+        )
+        head = (dedup_ttl_s, coalesce_ms, max_clock_skew_ms)
+        codes = await self._grouped("accept", head).submit(rows, nbytes)
+        future = tuple(i for i, code in enumerate(codes) if code.isupper())
+        codes = [code.lower() for code in codes]
         parked = codes.count("p")
-        return AcceptResult(codes.count("a") + parked, codes.count("d"), parked)
+        return AcceptResult(codes.count("a") + parked, codes.count("d"), parked, future)
 
     # --- delivery ---
 
     async def take(
         self, n: int, *, lease_ms: int, rate_limit: float
     ) -> tuple[list[Work], int | None]:
-        """Up to `n` due conversations, each now leased to us; and when the next one is due."""
+        """Up to `n` due conversations, each now leased to us; and in how many ms the next
+        one is due (on Redis's clock, so this host's own clock does not matter)."""
         token = uuid.uuid4().hex
-        items, nxt = await self._run("take", [n, lease_ms, token, repr(float(rate_limit))])
+        items, nxt, redis_now = await self._run(
+            "take", [n, lease_ms, token, repr(float(rate_limit))]
+        )
+        offset = self.clock_offset_ms = int(redis_now) - now_ms()
         if sum(len(item[2]) + len(item[5]) for item in items) > 2 * OFFLOAD_ENTRIES:
-            work = await asyncio.to_thread(_works, items)  # keep the event loop responsive
+            work = await asyncio.to_thread(_works, items, offset)  # keep the loop responsive
         else:
-            work = _works(items)
+            work = _works(items, offset)
         return work, (None if int(nxt) < 0 else int(nxt))
 
     async def settle(self, work: Work, outcome: Outcome, *, settings: DeliverySettings) -> str:
@@ -181,7 +210,7 @@ class Store:
             outcome.kind,
             orjson.dumps(outcome.arrays).decode() if outcome.arrays is not None else "",
             orjson.dumps(outcome.attempt).decode() if outcome.attempt else "{}",
-            str(outcome.retry_at_ms),
+            str(outcome.retry_in_ms),
             outcome.reason,
             outcome.status,
             outcome.snippet[:300],
@@ -277,6 +306,13 @@ class Store:
         res = await self._run("link", [coalesce_ms, source, external_id, ext_key(external_id), ck])
         return str(res)
 
+    # --- applied entries ---
+
+    async def clear_applied(self, ck: str, what: str) -> list[str]:
+        """Drop applied entries of `ck` so the next event for them wins (lua/clear.lua):
+        'future' (dated after Redis's now), a field name, or one change's name."""
+        return sorted(str(name) for name in await self._run("clear", [ck, what]))
+
     @_unavailable_as_error
     async def get_link(self, source: str, external_id: str) -> tuple[str, str]:
         ck = await self.redis.hget(self.key("links", source), external_id)
@@ -307,9 +343,15 @@ class Store:
     # --- status ---
 
     @_unavailable_as_error
+    async def redis_now_ms(self) -> int:
+        """Redis's clock, the one every stored time is on."""
+        seconds, micros = await self.redis.time()
+        return int(seconds) * 1000 + int(micros) // 1000
+
+    @_unavailable_as_error
     async def status(self) -> StatusReport:
         """The queue's figures (`workers_alive` is left to bridge.status.status_report)."""
-        r, now = self.redis, now_ms()
+        r, now = self.redis, await self.redis_now_ms()
         bucket = now // 10_000
         async with r.pipeline(transaction=False) as pipe:
             pipe.zcount(self.key("due"), "-inf", now)
@@ -346,13 +388,13 @@ class Store:
         )
 
 
-def _works(items: list[Any]) -> list[Work]:
+def _works(items: list[Any], clock_offset_ms: int) -> list[Work]:
     work = []
     for ck, tok, flat, arrays, attempts, done in items:
         entries = [decode(flat[i], flat[i + 1]) for i in range(0, len(flat), 2)]
         applied = [decode(done[i], done[i + 1]) for i in range(0, len(done), 2)]
         known = orjson.loads(arrays) if arrays else None
-        work.append(Work(ck, tok, entries, known, int(attempts), applied))
+        work.append(Work(ck, tok, entries, known, int(attempts), applied, clock_offset_ms))
     return work
 
 

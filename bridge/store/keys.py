@@ -7,7 +7,8 @@ Keys (all under the prefix, default `cb:`; `ck` is a conversation key, see `conv
                                r:<field> -> marker                   re-sends after an in-doubt PATCH (10)
     hw:<ck>                    hash change name -> applied entry     high-water marks (3), the
                                _t last PATCH, _q quiet until,        values a re-send needs (10);
-                               _dl dead letters, _rs re-send seq     kept while _dl > 0 (7)
+                               _dl dead letters, _rs re-send seq     kept while _dl > 0 (7);
+                                                                     `fields clear` drops entries
     arr:<ck>                   string JSON {tags, handoffHistory}    arrays from the last answer
     att:<ck>                   list of attempt records (JSON)        attempts so far (6, 7)
     due                        zset ck -> due time (ms)              ready and scheduled work (5, 6)

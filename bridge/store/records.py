@@ -11,8 +11,9 @@ from bridge.changes import Entry
 from bridge.store.keys import split_key
 
 OutcomeKind = Literal["ok", "retry", "dead", "release"]
-"""ok: applied; retry: failed, try again at `retry_at_ms`; dead: dead-letter the pending
-changes; release: not attempted (shutdown), due again at once."""
+"""ok: applied; retry: failed, try again in `retry_in_ms` (counted from Redis's clock when
+settled); dead: dead-letter the pending changes; release: not attempted (shutdown), due
+again at once."""
 
 Verdict = Literal["ok", "fail", ""]
 """What an attempt tells the circuit breaker: the target worked, failed retryably, or
@@ -25,7 +26,8 @@ class Routed:
 
     source: str
     event_id: str
-    changes: Sequence[tuple[str, str]]
+    changes: Sequence[tuple[str, str]]  # (name, JSON payload): bridge.changes.payloads
+    occurred_at: int | None  # the sender's time (epoch ms); None: when received
     ck: str = ""  # known conversation, or "" to resolve `external_id` through the links
     external_id: str = ""
     fallback_ck: str = ""  # default_agent_id/external_id when no link exists
@@ -36,6 +38,9 @@ class AcceptResult:
     accepted: int
     duplicates: int
     unroutable: int
+    # indexes of the accepted events whose occurred_at was later than receipt +
+    # max_clock_skew_s, and so counted as their receipt time
+    future: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +53,8 @@ class Work:
     arrays: dict[str, Any] | None
     attempts: int
     applied: list[Entry] = field(default_factory=list)  # what compose needs from hw:<ck>
+    # Redis's clock minus the taking host's (ms) when taken: receipt times are Redis's
+    clock_offset_ms: int = 0
 
     @property
     def ids(self) -> tuple[str, str]:
@@ -62,7 +69,7 @@ class Outcome:
     sent: Sequence[Entry] = ()
     arrays: dict[str, Any] | None = None
     attempt: Mapping[str, Any] | None = None
-    retry_at_ms: int = 0
+    retry_in_ms: int = 0
     reason: str = ""
     status: str = ""
     snippet: str = ""

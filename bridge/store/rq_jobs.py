@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -68,7 +67,7 @@ def replay(conn: Redis, ids: Sequence[str], coalesce_ms: int, prefix: str = PREF
     if not ids:
         return []
     script = conn.register_script(source("replay"))
-    answers = script(args=[prefix, int(time.time() * 1000), coalesce_ms, *ids])
+    answers = script(args=[prefix, coalesce_ms, *ids])
     return [a.decode() if isinstance(a, bytes) else str(a) for a in answers]
 
 

@@ -16,10 +16,12 @@ from rq.job import Job
 from rq.registry import FailedJobRegistry
 from rq.results import Result
 
-from bridge.changes import VERSION_LEN
+from bridge.changes import TIME_DIGITS, VERSION_LEN
 from bridge.store.keys import HIGH_WATER_TTL_MS, RQ_QUEUE
 
-ScriptName = Literal["accept", "take", "settle", "renew", "sweep", "replay", "purge", "link"]
+ScriptName = Literal[
+    "accept", "take", "settle", "renew", "sweep", "replay", "purge", "link", "clear"
+]
 
 INCLUDES: dict[ScriptName, tuple[str, ...]] = {
     "accept": ("dead",),
@@ -30,6 +32,7 @@ INCLUDES: dict[ScriptName, tuple[str, ...]] = {
     "replay": ("dead",),
     "purge": ("dead",),
     "link": ("dead",),
+    "clear": (),
 }
 
 
@@ -42,6 +45,7 @@ def source(name: ScriptName) -> str:
     """The whole text sent to Redis for script `name`."""
     header = (
         f"local VERSION_LEN = {VERSION_LEN}\n"
+        f"local TIME_DIGITS = {TIME_DIGITS}\n"
         f"local HIGH_WATER_TTL_MS = {HIGH_WATER_TTL_MS}\n"
         # RQ's keys for a dead letter's failed job (bridge/store/rq_mirror.py), from RQ itself
         f"local RQ_JOB = '{Job.key_for('')}'\n"

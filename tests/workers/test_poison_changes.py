@@ -7,7 +7,7 @@ import time
 
 import httpx
 
-from bridge.changes import changes
+from bridge.changes import payloads
 from bridge.intents import Intent
 from bridge.store import Routed, Store, conversation_key
 from tests.conftest import SECRET, convo, wait_until
@@ -29,11 +29,10 @@ def queue_directly(redis_url, intent, event_id):
     async def go():
         store = Store(redis_url)
         try:
-            pairs = changes(intent, "demo", event_id, "ended_chat")
+            pairs = payloads(intent, "ended_chat")
             ck = conversation_key(intent.agent_id, intent.convo_id)
-            await store.accept(
-                [Routed("demo", event_id, pairs, ck=ck)], dedup_ttl_s=60, coalesce_ms=0
-            )
+            routed = Routed("demo", event_id, pairs, intent.occurred_at, ck=ck)
+            await store.accept([routed], dedup_ttl_s=60, coalesce_ms=0)
         finally:
             await store.close()
 

@@ -1,18 +1,49 @@
 -- accept: dedup, route and merge the events of one or more requests, atomically.
 -- Includes: prelude, dead.
--- ARGV[3] dedup ttl (s), ARGV[4] coalesce (ms), ARGV[5] a JSON array of events, each
---   [seen_key, ck or '', source, ext_key, ext, fallback_ck, [name, entry, name, entry, ...]]
--- Returns one letter per event: a(ccepted), d(uplicate) or p(arked as unroutable).
-local ttl, coalesce = tonumber(ARGV[3]), tonumber(ARGV[4])
+-- ARGV[2] dedup ttl (s), ARGV[3] coalesce (ms), ARGV[4] max clock skew (ms), ARGV[5] a JSON
+--   array of events, each
+--   [seen_key, ck or '', source, ext_key, ext, fallback_ck, occurred_at (ms, -1: none given),
+--    identity (the version's last digits), event id, [name, JSON payload, ...]]
+-- Every entry is made here, on Redis's clock (NOW): its receipt time is NOW, and so is its
+-- version's time when the sender gave none or one later than NOW + max clock skew (a bad
+-- clock must never freeze a field); the sender's time is then kept after the receipt time.
+-- A handoff step's name 'h:' becomes 'h:<version>'. Entry layout: bridge/changes.py.
+-- Returns one letter per event: a(ccepted), d(uplicate) or p(arked as unroutable); A or P
+-- when its occurred_at was not believed.
+local ttl, coalesce, skew = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local received = string.format('%d', NOW)
 local accepted, dups = 0, 0
 local touched, codes = {}, {}
+
+-- the (name, entry) pairs of one event, and whether its own time was set aside
+local function entries(ev)
+  local at, claimed, future = tonumber(ev[7]), '', false
+  if at < 0 then
+    at = NOW
+  elseif at > NOW + skew then
+    claimed, at, future = ',' .. string.format('%d', at), NOW, true
+  end
+  local ver = string.format('%015d', at) .. ev[8]
+  local head = ver .. '\n' .. ev[3] .. '\n' .. ev[9] .. '\n' .. received .. claimed .. '\n'
+  local out, given = {}, ev[10]
+  for j = 1, #given, 2 do
+    local name = given[j]
+    if name == 'h:' then name = 'h:' .. ver end
+    out[#out + 1] = name
+    out[#out + 1] = head .. given[j + 1]
+  end
+  return out, future
+end
+
 for _, ev in ipairs(cjson.decode(ARGV[5])) do
-  local seen, ck, source, ext_key, ext, fallback, ch = ev[1], ev[2], ev[3], ev[4], ev[5], ev[6], ev[7]
+  local seen, ck, source, ext_key, ext, fallback = ev[1], ev[2], ev[3], ev[4], ev[5], ev[6]
   if redis.call('SET', P .. 'seen:' .. seen, '1', 'NX', 'EX', ttl) == false then
     dups = dups + 1
     codes[#codes + 1] = 'd'
   else
     accepted = accepted + 1
+    local ch, future = entries(ev)
+    local code
     if ck == '' then ck = redis.call('HGET', P .. 'links:' .. source, ext) or fallback end
     if ck == '' then
       local uk = P .. 'ux:' .. source .. ':' .. ext_key
@@ -22,13 +53,15 @@ for _, ev in ipairs(cjson.decode(ARGV[5])) do
         redis.call('SET', uk, id)
       end
       for j = 1, #ch, 2 do merge_into(P .. 'dle:' .. id, nil, ch[j], ch[j + 1]) end
-      codes[#codes + 1] = 'p'
+      code = 'p'
     else
-      codes[#codes + 1] = 'a'
+      code = 'a'
       for j = 1, #ch, 2 do
         if merge(ck, ch[j], ch[j + 1]) == 1 then touched[ck] = true end
       end
     end
+    if future then code = string.upper(code) end
+    codes[#codes + 1] = code
   end
 end
 for ck, _ in pairs(touched) do schedule(ck, coalesce) end

@@ -1,9 +1,13 @@
--- Shared by every script. ARGV[1] is the key prefix, ARGV[2] the caller's clock (epoch ms);
--- a script's own arguments start at ARGV[3]. VERSION_LEN is defined above this file by
--- bridge/store/scripts.py from bridge.changes.VERSION_LEN (one definition for both sides), and
--- HIGH_WATER_TTL_MS from bridge.store.keys.
+-- Shared by every script. ARGV[1] is the key prefix; a script's own arguments start at
+-- ARGV[2]. NOW (epoch ms) is Redis's own clock, never a caller's: every due time, lease,
+-- rate-limit slot, circuit deadline, quiet time and receipt time is on this one clock, so
+-- hosts whose clocks disagree cannot delay or reorder each other's work (scripts replicate
+-- by their effects, so reading TIME before a write is allowed). VERSION_LEN is defined above
+-- this file by bridge/store/scripts.py from bridge.changes.VERSION_LEN (one definition for
+-- both sides), and HIGH_WATER_TTL_MS from bridge.store.keys.
 local P = ARGV[1]
-local NOW = tonumber(ARGV[2])
+local CLOCK = redis.call('TIME')
+local NOW = tonumber(CLOCK[1]) * 1000 + math.floor(tonumber(CLOCK[2]) / 1000)
 
 -- the version part of a change entry: newer is a plain string comparison
 local function version_of(entry)

@@ -1,8 +1,8 @@
 -- renew: extend the leases a worker still holds.
 -- Includes: prelude.
--- ARGV[3] lease (ms), then pairs ck, token. Returns 1 (renewed) or 0 (lost) per pair.
-local lease, renewed = tonumber(ARGV[3]), {}
-for i = 4, #ARGV, 2 do
+-- ARGV[2] lease (ms), then pairs ck, token. Returns 1 (renewed) or 0 (lost) per pair.
+local lease, renewed = tonumber(ARGV[2]), {}
+for i = 3, #ARGV, 2 do
   local ck, tok = ARGV[i], ARGV[i + 1]
   if redis.call('GET', P .. 'lease:' .. ck) == tok then
     redis.call('PEXPIRE', P .. 'lease:' .. ck, lease)

@@ -1,7 +1,7 @@
 -- replay: merge dead letters back through newest-wins.
 -- Includes: prelude, dead.
--- ARGV[3] coalesce (ms), then dead-letter ids. Returns replayed|unroutable|missing per id.
-local coalesce = tonumber(ARGV[3])
+-- ARGV[2] coalesce (ms), then dead-letter ids. Returns replayed|unroutable|missing per id.
+local coalesce = tonumber(ARGV[2])
 local out = {}
-for i = 4, #ARGV do out[#out + 1] = replay(ARGV[i], coalesce) end
+for i = 3, #ARGV do out[#out + 1] = replay(ARGV[i], coalesce) end
 return out

@@ -1,16 +1,16 @@
 -- settle: record what attempts did; several workers' settles share one call.
 -- Includes: prelude, dead, circuit.
--- ARGV[3] coalesce (ms), ARGV[4] (unused: HIGH_WATER_TTL_MS comes with the header),
--- ARGV[5] array cache ttl (ms), ARGV[6] circuit window, ARGV[7] failure ratio (permille),
--- ARGV[8] cooldown (ms), ARGV[9] in-doubt quiet period (ms), ARGV[10] a JSON array of
+-- ARGV[2] coalesce (ms), ARGV[3] (unused: HIGH_WATER_TTL_MS comes with the header),
+-- ARGV[4] array cache ttl (ms), ARGV[5] circuit window, ARGV[6] failure ratio (permille),
+-- ARGV[7] cooldown (ms), ARGV[8] in-doubt quiet period (ms), ARGV[9] a JSON array of
 -- settles, each
---   [ck, token, outcome (ok|retry|dead|release), arrays JSON or '', attempt JSON, retry_at,
+--   [ck, token, outcome (ok|retry|dead|release), arrays JSON or '', attempt JSON, retry in (ms),
 --    reason, status, snippet, circuit verdict (ok|fail|''), [name, entry, ...] sent,
 --    in doubt (1|0): a PATCH left and its fate is unknown]
 -- Returns each settle's dead-letter id ('' when none).
-local coalesce, arr_ttl = tonumber(ARGV[3]), tonumber(ARGV[5])
-local window, ratio, cooldown = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
-local quiet = tonumber(ARGV[9])
+local coalesce, arr_ttl = tonumber(ARGV[2]), tonumber(ARGV[4])
+local window, ratio, cooldown = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+local quiet = tonumber(ARGV[8])
 
 -- after a whole list is applied, older single tag / handoff changes can never matter again
 local function prune(hwk, kind, whole_version)
@@ -69,8 +69,9 @@ local function redo(ck, sent)
   keep_hw(ck)
 end
 
-local function settle(ck, token, outcome, arrays, attempt, retry_at, reason, status, snippet,
+local function settle(ck, token, outcome, arrays, attempt, retry_in, reason, status, snippet,
                       verdict, sent, doubt)
+  local retry_at = NOW + retry_in
   local owned = redis.call('GET', P .. 'lease:' .. ck) == token
   if owned then
     redis.call('DEL', P .. 'lease:' .. ck)
@@ -106,7 +107,7 @@ local function settle(ck, token, outcome, arrays, attempt, retry_at, reason, sta
 end
 
 local out = {}
-for i, s in ipairs(cjson.decode(ARGV[10])) do
+for i, s in ipairs(cjson.decode(ARGV[9])) do
   out[i] = settle(s[1], s[2], s[3], s[4], s[5], tonumber(s[6]), s[7], s[8], s[9], s[10], s[11],
     s[12])
 end

@@ -1,12 +1,13 @@
 -- take: lease up to n due conversations to one worker, within the circuit and rate limit.
 -- Includes: prelude, circuit.
--- ARGV[3] n, ARGV[4] lease (ms), ARGV[5] token, ARGV[6] rate limit (PATCHes/s, may be
+-- ARGV[2] n, ARGV[3] lease (ms), ARGV[4] token, ARGV[5] rate limit (PATCHes/s, may be
 --   fractional: 0.5 = one every 2 s; 0 = none). The limit is a GCRA over all workers: `rl`
 --   holds the theoretical time (ms) the next take may start; up to max(1, rate) at once.
 -- Returns {{{ck, token, pending (flat hash), arrays JSON or '', attempts so far,
 --            applied (flat: the hw:<ck> entries the composition needs)}, ...},
---          when the next conversation is due (ms), or -1}
-local n, lease, token, rate = tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6])
+--          in how many ms the next conversation is due (0: now), or -1,
+--          NOW: Redis's clock, from which the caller learns how far its own is off}
+local n, lease, token, rate = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5])
 -- what of hw:<ck> the composition needs besides the pending changes: the newest applied value
 -- of each field to re-send (`r:<field>`), and the applied tag / handoff history when a whole
 -- list is pending or the array is re-sent (it is replayed in occurred_at order)
@@ -38,7 +39,7 @@ end
 
 local state, till
 n, state, till = circuit_gate(n, lease)
-if n == 0 then return {{}, till} end
+if n == 0 then return {{}, math.max(till - NOW, 0), NOW} end
 local interval, tat = 0, NOW
 if rate > 0 then
   interval = 1000 / rate
@@ -47,7 +48,7 @@ if rate > 0 then
   local allowed = math.floor((NOW + burst * interval - tat) / interval)
   if allowed <= 0 then
     if state ~= 'closed' then circuit_reopen() end
-    return {{}, math.ceil(tat - (burst - 1) * interval)}
+    return {{}, math.max(math.ceil(tat - (burst - 1) * interval) - NOW, 0), NOW}
   end
   n = math.min(n, allowed)
 end
@@ -71,4 +72,5 @@ if rate > 0 and #out > 0 then
   redis.call('SET', P .. 'rl', string.format('%.3f', tat), 'PX', math.ceil(tat - NOW) + 1000)
 end
 local nxt = redis.call('ZRANGE', P .. 'due', 0, 0, 'WITHSCORES')
-return {out, tonumber(nxt[2] or '-1')}
+if not nxt[2] then return {out, -1, NOW} end
+return {out, math.max(tonumber(nxt[2]) - NOW, 0), NOW}

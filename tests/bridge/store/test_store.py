@@ -1,10 +1,11 @@
 """The Redis layout's guarantees, script by script, against a real Redis server."""
 
 import asyncio
+import time
 
 import pytest
 
-from bridge.changes import changes
+from bridge.changes import changes, payloads
 from bridge.config import DeliverySettings
 from bridge.intents import Handoff, Intent
 from bridge.store import Outcome, Routed, Store, conversation_key
@@ -18,7 +19,8 @@ def routed(intent, event_id, source="demo"):
     return Routed(
         source,
         event_id,
-        changes(intent, source, event_id, "ended_chat"),
+        payloads(intent, "ended_chat"),
+        intent.occurred_at,
         ck=ck,
         external_id=intent.external_id or "",
     )
@@ -170,7 +172,7 @@ def test_a_repeated_failed_settle_changes_nothing_more(store, kind):
             attempt={"at": T0, "status": 422},
             reason="rejected_422",
             status="422",
-            retry_at_ms=0,
+            retry_in_ms=0,
         )
         first = await store.settle(work, outcome, settings=D)
         await accept(store, routed(Intent(T0 + 50, "a", "c", set={"notes": "newer"}), "e2"))
@@ -242,7 +244,7 @@ def test_circuit_opens_after_mostly_failures_and_probes_after_cooldown(store):
         for w in work:
             await store.settle(
                 w,
-                Outcome("retry", attempt={"status": 503}, retry_at_ms=0, circuit="fail"),
+                Outcome("retry", attempt={"status": 503}, retry_in_ms=0, circuit="fail"),
                 settings=d,
             )
         blocked, _ = await store.take(10, lease_ms=5000, rate_limit=0)
@@ -257,3 +259,48 @@ def test_circuit_opens_after_mostly_failures_and_probes_after_cooldown(store):
     assert blocked == [] and state == "open"
     assert len(probe) == 1
     assert len(after) == 5
+
+
+def test_the_accept_script_makes_the_entries_bridge_changes_describes(store):
+    """accept.lua and bridge.changes.changes build the same entries (receipt time aside)."""
+    i = Intent(T0, "a", "c", set={"title": "x"}, tags_add=("vip",), handoff=Handoff("requested"))
+
+    async def go(store):
+        await accept(store, routed(i, "e1"))
+        return await take_one(store)
+
+    [work] = store.run(go)
+    received = {e.received_ms for e in work.entries}
+    assert len(received) == 1 and abs(received.pop() - time.time() * 1000) < 60_000
+    made = {e.name: e.raw for e in work.entries}
+    assert made == dict(changes(i, "demo", "e1", "ended_chat", work.entries[0].received_ms))
+
+
+def test_receipt_time_and_far_future_times_are_redis_time(store, rclient):
+    """No occurred_at (None) and one later than receipt + skew both become Redis's receipt
+    time; the far-future one keeps what the sender said."""
+    far = T0 + 10 * 365 * 86_400_000
+    ahead = Intent(far, "a", "c", set={"title": "ahead"})
+    untimed = Intent(T0, "a", "c2", set={"title": "untimed"})
+
+    async def go(store):
+        result = await store.accept(
+            [
+                routed(ahead, "e1"),
+                Routed("demo", "e2", payloads(untimed, "ended_chat"), None, ck="a/c2"),
+            ],
+            dedup_ttl_s=60,
+            coalesce_ms=0,
+            max_clock_skew_ms=300_000,
+        )
+        return result, await store.take(10, lease_ms=5000, rate_limit=0)
+
+    result, (works, _) = store.run(go)
+    seconds, micros = rclient.time()
+    redis_now = seconds * 1000 + micros // 1000
+    assert result.accepted == 2 and result.future == (0,)
+    by_ck = {w.ck: w.entries[0] for w in works}
+    for entry in by_ck.values():
+        assert entry.occurred_at == entry.received_ms
+        assert 0 <= redis_now - entry.received_ms < 60_000
+    assert by_ck["a/c"].claimed_ms == far and by_ck["a/c2"].claimed_ms is None
