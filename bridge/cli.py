@@ -33,7 +33,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def _with_store(settings: Settings, fn: Callable[[Store], Awaitable[T]]) -> T:
     async def run() -> T:
-        store = Store(settings.redis_url)
+        store = Store(settings.redis_url, durability=settings.redis)
         try:
             return await fn(store)
         finally:
@@ -102,6 +102,10 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     print(
         f"config ok for {args.role}: {settings.path or 'defaults'}; sources: {names}; convocore: {target}"
     )
+    from bridge.store.redis_check import durability_warnings
+
+    for warning in durability_warnings(settings):
+        print(f"warning: {warning}", file=sys.stderr)
     return 0
 
 
@@ -164,12 +168,11 @@ def cmd_dlq(args: argparse.Namespace) -> int:
         return await store.dead_letter_ids(1_000_000) if args.all else ids
 
     if args.dlq_cmd == "replay" and args.all:
-        import redis
-
+        from bridge.store.connect import sync_client
         from bridge.store.keys import RQ_QUEUE
         from bridge.store.rq_jobs import enqueue_replay
 
-        conn = redis.Redis.from_url(settings.redis_url)
+        conn = sync_client(settings.redis_url)
         job = enqueue_replay(conn, None, coalesce, "every dead letter")
         conn.close()
         print(

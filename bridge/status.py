@@ -8,7 +8,6 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-import redis
 from rq import Queue, Worker
 
 if TYPE_CHECKING:
@@ -73,9 +72,10 @@ class StatusReport:
 def live_workers(redis_url: str) -> int:
     """Workers of the convo-bridge queue with a current RQ registration (other RQ workers
     on the same Redis are not ours to count)."""
-    from bridge.store.keys import RQ_QUEUE  # bridge.store imports this module
+    from bridge.store.connect import sync_client  # bridge.store imports this module
+    from bridge.store.keys import RQ_QUEUE
 
-    conn = redis.Redis.from_url(redis_url, socket_timeout=5)
+    conn = sync_client(redis_url, socket_timeout=5)
     try:
         return len(Worker.all(queue=Queue(RQ_QUEUE, connection=conn)))
     finally:

@@ -18,14 +18,15 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 from urllib.parse import unquote
 
 import orjson
-import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 
 from bridge.changes import decode
-from bridge.config import DeliverySettings
-from bridge.errors import NotFound, StoreUnavailable
+from bridge.config import DeliverySettings, RedisSettings
+from bridge.errors import NotFound, NotReplicated, StoreUnavailable
 from bridge.status import Circuit, Rates, StatusReport
 from bridge.store import keys
+from bridge.store.connect import async_client
+from bridge.store.connect import redact as _redact
 from bridge.store.group_commit import GroupCommit
 from bridge.store.keys import PREFIX, conversation_key, ext_key, split_key
 from bridge.store.records import AcceptResult, DeadLetter, Outcome, Routed, Work
@@ -62,7 +63,14 @@ def _unavailable_as_error(
 
 
 class Store:
-    def __init__(self, url: str, *, prefix: str = PREFIX, **client_options: Any) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str = PREFIX,
+        durability: RedisSettings | None = None,
+        **client_options: Any,
+    ) -> None:
         options: dict[str, Any] = {
             "socket_connect_timeout": 2.0,
             "socket_timeout": SCRIPT_TIMEOUT_S,
@@ -72,12 +80,13 @@ class Store:
             "decode_responses": True,
         }
         options.update(client_options)
-        self.redis: Any = aioredis.Redis.from_url(url, **options)  # decode_responses: str
+        self.redis: Any = async_client(url, **options)  # decode_responses: str
         # The scripts (every hot-path call) run on a second client without a socket timeout,
         # bounded instead by one asyncio.timeout per call: redis-py wraps every write in
         # asyncio.wait_for when a socket timeout is set, which costs a task per command.
-        self._scripts: Any = aioredis.Redis.from_url(url, **{**options, "socket_timeout": None})
+        self._scripts: Any = async_client(url, **{**options, "socket_timeout": None})
         self.url = url
+        self.durability = durability or RedisSettings()
         self.prefix = prefix
         self._script: dict[ScriptName, Any] = {}
         self._groups: dict[tuple[Any, tuple[int, ...]], GroupCommit[list[Any], Any]] = {}
@@ -117,6 +126,8 @@ class Store:
     async def _run(self, name: ScriptName, args: Iterable[Any]) -> Any:
         try:
             async with asyncio.timeout(SCRIPT_TIMEOUT_S):
+                if self.durability.durability == "replica":
+                    return await self._replicated(name, [self.prefix, now_ms(), *args])
                 return await self._lua(name)(args=[self.prefix, now_ms(), *args])
         except TimeoutError:
             raise StoreUnavailable(
@@ -124,6 +135,37 @@ class Store:
             ) from None
         except (RedisError, OSError) as exc:
             raise StoreUnavailable(f"Redis at {_redact(self.url)}: {type(exc).__name__}") from exc
+
+    async def _replicated(self, name: ScriptName, args: list[Any]) -> Any:
+        """Script `name`, then WAIT and WAITAOF on the same connection (one pipeline, one
+        round trip): its answer only once `replicas` replicas hold the write, in memory and
+        in their append-only file. Else NotReplicated, so the caller answers 503 and never
+        2xx. The sender's retry reruns the script, which waits again: a duplicate is not
+        acknowledged before the write it repeats is on the replicas either."""
+        want, timeout_ms = self.durability.replicas, self.durability.replica_timeout_ms
+        script = self._lua(name)
+        for _ in range(2):
+            async with self._scripts.pipeline(transaction=False) as pipe:
+                pipe.evalsha(script.sha, 0, *args)
+                pipe.wait(want, timeout_ms)
+                pipe.waitaof(0, want, timeout_ms)
+                answer, in_memory, on_disk = await pipe.execute(raise_on_error=False)
+            if isinstance(answer, NoScriptError):  # a new or restarted primary: load, rerun
+                await self._scripts.script_load(script.script)
+                continue
+            if isinstance(answer, Exception):
+                raise answer
+            for reply in (in_memory, on_disk):
+                if isinstance(reply, Exception):
+                    raise reply
+            held = min(int(in_memory), int(on_disk[1]))
+            if held < want:
+                raise NotReplicated(
+                    f"Redis at {_redact(self.url)}: {held} of {want} replica(s) acknowledged "
+                    f"the write within {timeout_ms} ms"
+                )
+            return answer
+        raise StoreUnavailable(f"Redis at {_redact(self.url)}: script {name} would not load")
 
     # --- ingest ---
 
@@ -354,11 +396,3 @@ def _works(items: list[Any]) -> list[Work]:
         known = orjson.loads(arrays) if arrays else None
         work.append(Work(ck, tok, entries, known, int(attempts), applied))
     return work
-
-
-def _redact(url: str) -> str:
-    """A Redis URL without its password, for messages."""
-    if "@" in url:
-        scheme, _, rest = url.partition("://")
-        return f"{scheme}://***@{rest.split('@', 1)[1]}"
-    return url

@@ -27,8 +27,10 @@ from redis.exceptions import RedisError
 from rq import Queue, get_current_job
 from rq.job import Job
 
+from bridge.config import DEFAULT_REDIS_URL
 from bridge.errors import StoreUnavailable
 from bridge.store import keys
+from bridge.store.connect import sync_client
 from bridge.store.keys import PREFIX, RQ_QUEUE, conversation_key, ext_key
 from bridge.store.scripts import source
 
@@ -49,7 +51,7 @@ def _connection() -> Redis:
     job = get_current_job()
     if job is not None:
         return job.connection
-    return Redis.from_url(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
+    return sync_client(os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL)
 
 
 def _coalesce_ms() -> int:
@@ -140,7 +142,7 @@ async def link(
 
 
 def _enqueue_at(url: str, ids: Sequence[str], coalesce_ms: int, what: str) -> Job:
-    conn = Redis.from_url(url, socket_timeout=5)
+    conn = sync_client(url, socket_timeout=5)
     try:
         return enqueue_replay(conn, ids, coalesce_ms, what)
     except (RedisError, OSError) as exc:

@@ -1,0 +1,38 @@
+"""What `config check` says about the Redis it will run on: whether the server is set up
+for the `[redis] durability` chosen. Warnings, never errors: Redis may be down during the
+check, and an operator may knowingly run without an append-only file."""
+
+from __future__ import annotations
+
+from redis.exceptions import RedisError
+
+from bridge.config import Settings
+from bridge.store.connect import redact, sync_client
+
+
+def durability_warnings(settings: Settings) -> list[str]:
+    """One line per mismatch between the Redis server and `[redis] durability`."""
+    where = redact(settings.redis_url)
+    conn = sync_client(
+        settings.redis_url, socket_connect_timeout=2, socket_timeout=2, decode_responses=True
+    )
+    try:
+        appendonly = conn.config_get("appendonly").get("appendonly")
+        replicas = int(conn.info("replication").get("connected_slaves", 0))
+    except (RedisError, OSError) as exc:
+        return [f"Redis at {where} could not be checked ({type(exc).__name__})"]
+    finally:
+        conn.close()
+    out = []
+    if settings.redis.durability == "local" and appendonly != "yes":
+        out.append(
+            f"Redis at {where} has appendonly {appendonly}: a restart loses what was "
+            "acknowledged since its last snapshot (set appendonly yes)"
+        )
+    want = settings.redis.replicas
+    if settings.redis.durability == "replica" and replicas < want:
+        out.append(
+            f"Redis at {where} has {replicas} replica(s) connected; [redis] durability = "
+            f'"replica" needs {want}: every write is answered 503 until they connect'
+        )
+    return out
