@@ -34,7 +34,7 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
 
 @pytest.fixture(scope="session")
 def ha_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """A primary, a replica and three sentinels (tests/ha.py), started once per run."""
+    """A primary, two replicas and three sentinels (tests/ha.py), started once per run."""
     from tests.ha import HaRedis
 
     ha = HaRedis(tmp_path_factory.mktemp("ha")).start()
@@ -45,7 +45,7 @@ def ha_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 @pytest.fixture
 def ha(ha_redis: Any) -> Any:
     """The HA set, healthy and empty."""
-    for i in (0, 1):
+    for i in range(len(ha_redis.nodes)):
         if ha_redis.nodes[i].proc is None or ha_redis.proxies[i].cut_off:
             ha_redis.restore(i)
     ha_redis.flush()

@@ -1,5 +1,6 @@
-"""A real Redis high-availability set for tests and benchmarks: two valkey-server data
-nodes (a primary and a replica, appendfsync always) and three sentinels (down-after 1 s).
+"""A real Redis high-availability set for tests and benchmarks: valkey-server data nodes (a
+primary and, by default, two replicas, appendfsync always: with one replica left after a
+failover, `durability = "replica"` still takes writes) and three sentinels (down-after 1 s).
 
 Every data node is reached by its replica and by the sentinels through its own TCP proxy
 (it announces the proxy's port), while a client may also connect to it directly: cutting
@@ -118,9 +119,9 @@ class Sentinel:
 class HaRedis:
     """The primary and replica (each behind its proxy) and three sentinels."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, nodes: int = 3) -> None:
         self.root = root
-        self.ports = [free_port(), free_port()]
+        self.ports = [free_port() for _ in range(nodes)]
         self.proxies = [TcpProxy(p) for p in self.ports]
         self.nodes: list[RedisServer] = []
         for i, port in enumerate(self.ports):
@@ -136,7 +137,7 @@ class HaRedis:
                 "--repl-timeout",
                 "5",
             ]
-            if i == 1:
+            if i > 0:
                 extra += ["--replicaof", "127.0.0.1", str(self.proxies[0].port)]
             self.nodes.append(
                 RedisServer(
@@ -197,12 +198,11 @@ class HaRedis:
         while time.time() < deadline:
             try:
                 p = self.primary_index()
-                r = 1 - p
-                ok = self.role(p) == "master" and self._link_up(r)
+                ok = self.role(p) == "master" and all(self._link_up(r) for r in self.replicas())
                 ok = ok and all(self._sentinel_sees_all(s) for s in self.sentinels)
                 if ok:
                     return p
-                last = f"primary {p}, roles {self.role(0)}/{self.role(1)}"
+                last = f"primary {p}, roles {[self.role(i) for i in range(len(self.nodes))]}"
             except AssertionError as exc:
                 last = str(exc)
             time.sleep(0.1)
@@ -223,7 +223,7 @@ class HaRedis:
         try:
             state = conn.sentinel_master(SERVICE)  # redis-py parses it into a dict
             return (
-                int(state.get("num-slaves", 0)) >= 1
+                int(state.get("num-slaves", 0)) >= len(self.nodes) - 1
                 and int(state.get("num-other-sentinels", 0)) >= 2
                 and not state.get("is_sdown")
                 and not state.get("is_odown")
@@ -245,6 +245,18 @@ class HaRedis:
     def kill(self, i: int) -> None:
         self.nodes[i].kill()
 
+    def replicas(self) -> list[int]:
+        """The nodes the sentinels do not name primary."""
+        p = self.primary_index()
+        return [i for i in range(len(self.nodes)) if i != p]
+
+    def stop_replicas(self) -> list[int]:
+        """SIGSTOP every replica: none acknowledges a write. Returns them for resume_node."""
+        stopped = self.replicas()
+        for i in stopped:
+            self.stop_node(i)
+        return stopped
+
     def stop_node(self, i: int) -> None:
         """SIGSTOP: the node hangs (a replica that stops acknowledging)."""
         proc = self.nodes[i].proc
@@ -261,15 +273,21 @@ class HaRedis:
         deadline = time.time() + timeout_s
         while time.time() < deadline:
             with contextlib.suppress(AssertionError):
-                if self.primary_index() != old and self.role(1 - old) == "master":
+                new = self.primary_index()
+                if new != old and self.role(new) == "master":
                     return time.time()
             time.sleep(0.05)
         raise AssertionError(f"no promotion within {timeout_s} s")
 
     def restore(self, i: int) -> None:
         """Node `i` back (restarted if it was killed); the sentinels make it a replica."""
-        if self.nodes[i].proc is None:
-            self.nodes[i].start()
+        if self.nodes[i].proc is None:  # back as a replica of the current primary at once
+            node, primary = self.nodes[i], self.primary_index()
+            if "--replicaof" in node.extra_args:
+                at = node.extra_args.index("--replicaof")
+                del node.extra_args[at : at + 3]
+            node.extra_args += ["--replicaof", "127.0.0.1", str(self.proxies[primary].port)]
+            node.start()
         self.proxies[i].heal()
         self.wait_healthy()
 

@@ -45,12 +45,20 @@ def _post(url: str, msg_id: str, convo: str = "c-1") -> httpx.Response:
 
 
 def _on_replica(ha, msg_id: str) -> bool:
-    replica = 1 - ha.primary_index()
-    conn = redis.Redis(port=ha.ports[replica])
-    try:
-        return bool(conn.exists(f"cb:seen:demo:{msg_id}"))
-    finally:
-        conn.close()
+    """Whether some replica holds the event (replicas = 1)."""
+    for replica in ha.replicas():
+        conn = redis.Redis(port=ha.ports[replica])
+        try:
+            if conn.exists(f"cb:seen:demo:{msg_id}"):
+                return True
+        finally:
+            conn.close()
+    return False
+
+
+def _resume(ha, nodes: list[int]) -> None:
+    for i in nodes:
+        ha.resume_node(i)
 
 
 def test_a_202_means_the_replica_holds_the_event(ha, tmp_path):
@@ -63,9 +71,8 @@ def test_a_202_means_the_replica_holds_the_event(ha, tmp_path):
 
 def test_an_unacknowledged_write_is_503_and_its_retry_no_duplicate_202(ha, tmp_path):
     settings = _settings(tmp_path, ha.sentinel_url, "replica")
-    replica = 1 - ha.primary_index()
     with serve_app_in_thread(build_app(settings)) as url:
-        ha.stop_node(replica)
+        stopped = ha.stop_replicas()
         try:
             first = _post(url, "m1")
             assert first.status_code == 503
@@ -75,7 +82,7 @@ def test_an_unacknowledged_write_is_503_and_its_retry_no_duplicate_202(ha, tmp_p
             # not be acknowledged as a duplicate while the replica lacks the event
             assert _post(url, "m1").status_code == 503
         finally:
-            ha.resume_node(replica)
+            _resume(ha, stopped)
         again = _post(url, "m1")
         assert again.status_code == 202
         assert again.json()["accepted"] + again.json()["duplicates"] == 1
@@ -84,13 +91,12 @@ def test_an_unacknowledged_write_is_503_and_its_retry_no_duplicate_202(ha, tmp_p
 
 def test_local_durability_acknowledges_without_the_replica(ha, tmp_path):
     settings = _settings(tmp_path, ha.sentinel_url, "local")
-    replica = 1 - ha.primary_index()
     with serve_app_in_thread(build_app(settings)) as url:
-        ha.stop_node(replica)
+        stopped = ha.stop_replicas()
         try:
             assert _post(url, "m1").status_code == 202
         finally:
-            ha.resume_node(replica)
+            _resume(ha, stopped)
 
 
 def test_a_workers_settle_and_an_admin_link_wait_for_the_replica_too(ha, tmp_path):
@@ -102,8 +108,7 @@ def test_a_workers_settle_and_an_admin_link_wait_for_the_replica_too(ha, tmp_pat
         store = Store(ha.sentinel_url, durability=REPLICA)
         try:
             [work], _ = await store.take(1, lease_ms=5000, rate_limit=0.0)
-            replica = 1 - ha.primary_index()
-            ha.stop_node(replica)
+            stopped = ha.stop_replicas()
             try:
                 with pytest.raises(NotReplicated):
                     await store.settle(
@@ -112,7 +117,7 @@ def test_a_workers_settle_and_an_admin_link_wait_for_the_replica_too(ha, tmp_pat
                 with pytest.raises(NotReplicated):
                     await store.link("demo", "ext-1", "a-1", "c-1", coalesce_ms=0)
             finally:
-                ha.resume_node(replica)
+                _resume(ha, stopped)
             await store.link("demo", "ext-2", "a-1", "c-1", coalesce_ms=0)
         finally:
             await store.close()
