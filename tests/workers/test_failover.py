@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import redis
 
 from bridge.app import build_app
 from bridge.config import Settings, load_settings
@@ -141,3 +142,43 @@ def test_killing_the_primary_under_load_loses_nothing_acknowledged(ha, tmp_path,
     finally:
         worker.stop()
         ha.restore(old)
+
+
+def split_brain(ha: Any, tmp_path: Path, durability: str, after_s: float = 1.0) -> tuple[int, int]:
+    """Ingest pinned to the primary by a direct URL (as a client that never re-asks the
+    sentinels); the primary is cut off from its replicas and the sentinels, which promote
+    a replica, while ingest keeps writing to the old primary for `after_s`. Returns
+    (acknowledged, acknowledged but missing from the promoted primary)."""
+    old = ha.primary_index()
+    settings = ha_settings(tmp_path, ha.url_of(old), "http://127.0.0.1:9", durability)
+    try:
+        with serve_app_in_thread(build_app(settings)) as url:
+            sender = Sender(url, retry=False)
+            sender.start()
+            wait_until(lambda: len(sender.acked) >= 20, timeout_s=20)
+            ha.proxies[old].cut()
+            ha.wait_promoted(old)
+            time.sleep(after_s)
+            sender.stop()
+        new = ha.primary_index()
+        conn = redis.Redis(port=ha.ports[new])
+        try:
+            with conn.pipeline(transaction=False) as pipe:
+                for i in sender.acked:
+                    pipe.exists(f"cb:seen:demo:msg-{i}:0")  # its first event
+                found = pipe.execute()
+        finally:
+            conn.close()
+        print(
+            f"\nsplit brain, durability {durability}: {len(sender.acked)} acknowledged, {found.count(0)} lost"
+        )
+        return len(sender.acked), found.count(0)
+    finally:  # the old primary comes back as a replica of the new one, its writes dropped
+        ha.kill(old)
+        ha.restore(old)
+
+
+def test_a_split_brain_loses_nothing_acknowledged_with_replica_durability(ha, tmp_path):
+    acked, lost = split_brain(ha, tmp_path, "replica")
+    assert acked >= 20
+    assert lost == 0
