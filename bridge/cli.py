@@ -173,7 +173,7 @@ def cmd_dlq(args: argparse.Namespace) -> int:
         from bridge.store.rq_jobs import enqueue_replay
 
         conn = sync_client(settings.redis_url)
-        job = enqueue_replay(conn, None, coalesce, "every dead letter")
+        job = enqueue_replay(conn, None, coalesce, "every dead letter", settings.redis)
         conn.close()
         print(
             f"replaying every dead letter in RQ job {job.id} on queue {RQ_QUEUE} "

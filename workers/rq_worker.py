@@ -48,6 +48,7 @@ from rq.worker import WorkerStatus
 from bridge.config import Settings, load_settings, require_worker_token
 from bridge.logs import configure, fields
 from bridge.process import freeze_startup_heap
+from bridge.store import rq_jobs
 from bridge.store.connect import async_client, parse_redis_url, sync_client
 from bridge.store.keys import RQ_QUEUE
 from bridge.store.rq_mirror import mirror_new, reconcile
@@ -111,6 +112,7 @@ class DeliveryWorker(SimpleWorker):
         """The worker in the running event loop; `signals`: SIGTERM and SIGINT stop it (only
         in the main thread). Returns conversations settled plus RQ jobs run."""
         engine = self.engine = Engine(settings, name=self.name)
+        rq_jobs.configure(settings.delivery.coalesce_ms, settings.redis)  # for the jobs we run
         if signals:
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):

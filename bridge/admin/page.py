@@ -404,7 +404,13 @@ def _enqueue_replay_all(settings: Settings) -> None:
     """A large replay runs as an RQ job (bridge/store/rq_jobs.py); the page answers at once."""
     conn = sync_client(settings.redis_url, socket_timeout=5)
     try:
-        enqueue_replay(conn, None, settings.delivery.coalesce_ms, "every dead letter (admin page)")
+        enqueue_replay(
+            conn,
+            None,
+            settings.delivery.coalesce_ms,
+            "every dead letter (admin page)",
+            settings.redis,
+        )
     except (RedisError, OSError) as exc:
         raise StoreUnavailable(f"Redis: {type(exc).__name__}") from exc
     finally:

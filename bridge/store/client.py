@@ -22,7 +22,7 @@ from redis.exceptions import NoScriptError, RedisError
 
 from bridge.changes import decode
 from bridge.config import DeliverySettings, RedisSettings
-from bridge.errors import NotFound, NotReplicated, StoreUnavailable
+from bridge.errors import NotFound, StoreUnavailable
 from bridge.status import Circuit, Rates, StatusReport
 from bridge.store import keys
 from bridge.store.connect import async_client
@@ -30,6 +30,7 @@ from bridge.store.connect import redact as _redact
 from bridge.store.group_commit import GroupCommit
 from bridge.store.keys import PREFIX, conversation_key, ext_key, split_key
 from bridge.store.records import AcceptResult, DeadLetter, Outcome, Routed, Work
+from bridge.store.replication import add_waits, check_waits
 from bridge.store.scripts import ScriptName, source
 
 SCRIPT_TIMEOUT_S = 5.0
@@ -138,34 +139,39 @@ class Store:
 
     async def _replicated(self, name: ScriptName, args: list[Any]) -> Any:
         """Script `name`, then WAIT and WAITAOF on the same connection (one pipeline, one
-        round trip): its answer only once `replicas` replicas hold the write, in memory and
-        in their append-only file. Else NotReplicated, so the caller answers 503 and never
-        2xx. The sender's retry reruns the script, which waits again: a duplicate is not
-        acknowledged before the write it repeats is on the replicas either."""
-        want, timeout_ms = self.durability.replicas, self.durability.replica_timeout_ms
+        round trip, bridge/store/replication.py): its answer only once the replicas hold
+        the write, else NotReplicated, so the caller answers 503 and never 2xx. The sender's
+        retry reruns the script, which writes (its counters) and waits again: a duplicate
+        is not acknowledged before the write it repeats is on the replicas either."""
         script = self._lua(name)
         for _ in range(2):
             async with self._scripts.pipeline(transaction=False) as pipe:
                 pipe.evalsha(script.sha, 0, *args)
-                pipe.wait(want, timeout_ms)
-                pipe.waitaof(0, want, timeout_ms)
-                answer, in_memory, on_disk = await pipe.execute(raise_on_error=False)
+                add_waits(pipe, self.durability)
+                answer, *waits = await pipe.execute(raise_on_error=False)
             if isinstance(answer, NoScriptError):  # a new or restarted primary: load, rerun
                 await self._scripts.script_load(script.script)
                 continue
             if isinstance(answer, Exception):
                 raise answer
-            for reply in (in_memory, on_disk):
-                if isinstance(reply, Exception):
-                    raise reply
-            held = min(int(in_memory), int(on_disk[1]))
-            if held < want:
-                raise NotReplicated(
-                    f"Redis at {_redact(self.url)}: {held} of {want} replica(s) acknowledged "
-                    f"the write within {timeout_ms} ms"
-                )
+            check_waits(waits, self.durability, _redact(self.url))
             return answer
         raise StoreUnavailable(f"Redis at {_redact(self.url)}: script {name} would not load")
+
+    async def _write(self, *commands: tuple[str, ...]) -> list[Any]:
+        """Direct writes (not scripts) in one pipeline, waiting for the replicas like a
+        script under replica durability. Their answers."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for command in commands:
+                pipe.execute_command(*command)
+            add_waits(pipe, self.durability)
+            replies = await pipe.execute(raise_on_error=False)
+        answers: list[Any] = replies[: len(commands)]
+        for reply in answers:
+            if isinstance(reply, Exception):
+                raise reply
+        check_waits(replies[len(commands) :], self.durability, _redact(self.url))
+        return answers
 
     # --- ingest ---
 
@@ -328,7 +334,24 @@ class Store:
 
     @_unavailable_as_error
     async def delete_link(self, source: str, external_id: str) -> bool:
-        return bool(await self.redis.hdel(self.key("links", source), external_id))
+        [deleted] = await self._write(("HDEL", self.key("links", source), external_id))
+        return bool(deleted)
+
+    @_unavailable_as_error
+    async def waiting_for_link(self, source: str, external_id: str) -> tuple[str | None, int]:
+        """The unroutable dead letter waiting for this link, if any, and its change count."""
+        waiting = await self.redis.get(self.key("ux", source, ext_key(external_id)))
+        if waiting is None:
+            return None, 0
+        return str(waiting), int(await self.redis.hlen(self.key("dle", waiting)))
+
+    @_unavailable_as_error
+    async def set_link_only(
+        self, source: str, external_id: str, agent_id: str, convo_id: str
+    ) -> None:
+        """Set a link without replaying what waits for it (an RQ job does that)."""
+        ck = conversation_key(agent_id, convo_id)
+        await self._write(("HSET", self.key("links", source), external_id, ck))
 
     @_unavailable_as_error
     async def links(self, sources: Iterable[str]) -> list[dict[str, str]]:

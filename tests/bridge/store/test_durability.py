@@ -123,3 +123,34 @@ def test_a_workers_settle_and_an_admin_link_wait_for_the_replica_too(ha, tmp_pat
             await store.close()
 
     asyncio.run(run())
+
+
+def test_an_unlink_and_a_queued_replay_wait_for_the_replica_too(ha):
+    from bridge.store.connect import sync_client
+    from bridge.store.rq_jobs import enqueue_replay
+
+    async def unlink() -> None:
+        store = Store(ha.sentinel_url, durability=REPLICA)
+        try:
+            await store.link("demo", "ext-1", "a-1", "c-1", coalesce_ms=0)
+            stopped = ha.stop_replicas()
+            try:
+                with pytest.raises(NotReplicated):
+                    await store.delete_link("demo", "ext-1")
+            finally:
+                _resume(ha, stopped)
+        finally:
+            await store.close()
+
+    asyncio.run(unlink())
+    conn = sync_client(ha.sentinel_url)
+    try:
+        enqueue_replay(conn, ["1"], 0, "a test", REPLICA)  # the replicas answer: fine
+        stopped = ha.stop_replicas()
+        try:
+            with pytest.raises(NotReplicated):
+                enqueue_replay(conn, ["1"], 0, "a test", REPLICA)
+        finally:
+            _resume(ha, stopped)
+    finally:
+        conn.close()
