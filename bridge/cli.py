@@ -168,13 +168,12 @@ def cmd_dlq(args: argparse.Namespace) -> int:
         return await store.dead_letter_ids(1_000_000) if args.all else ids
 
     if args.dlq_cmd == "replay" and args.all:
-        from bridge.store.connect import sync_client
         from bridge.store.keys import RQ_QUEUE
-        from bridge.store.rq_jobs import enqueue_replay
+        from bridge.store.rq_jobs import enqueue_replay_at
 
-        conn = sync_client(settings.redis_url)
-        job = enqueue_replay(conn, None, coalesce, "every dead letter", settings.redis)
-        conn.close()
+        job = enqueue_replay_at(
+            settings.redis_url, None, coalesce, "every dead letter", settings.redis
+        )
         print(
             f"replaying every dead letter in RQ job {job.id} on queue {RQ_QUEUE} "
             "(a worker runs it; follow it with `rq info` or rq-dashboard)"

@@ -151,7 +151,7 @@ def check_redis(url: str) -> None:
 
 def _wait_worker(redis_url: str, timeout_s: float = 30.0) -> bool:
     """Until the worker is in RQ's registry, so `status` pasted from the banner counts it."""
-    from bridge.status import live_workers
+    from bridge.store.rq_workers import live_workers
 
     deadline = time.time() + timeout_s
     while time.time() < deadline:

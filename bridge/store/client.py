@@ -25,11 +25,18 @@ from bridge.config import DeliverySettings, RedisSettings
 from bridge.errors import NotFound, StoreUnavailable
 from bridge.status import Circuit, Rates, StatusReport
 from bridge.store import keys
-from bridge.store.connect import async_client
+from bridge.store.connect import async_client, store_errors
 from bridge.store.connect import redact as _redact
 from bridge.store.group_commit import GroupCommit
 from bridge.store.keys import PREFIX, conversation_key, ext_key, split_key
-from bridge.store.records import AcceptResult, DeadLetter, Outcome, Routed, Work
+from bridge.store.records import (
+    AcceptResult,
+    ConversationState,
+    DeadLetter,
+    Outcome,
+    Routed,
+    Work,
+)
 from bridge.store.replication import add_waits, check_waits
 from bridge.store.scripts import ScriptName, source
 
@@ -55,10 +62,8 @@ def _unavailable_as_error(
 
     @functools.wraps(method)
     async def wrapper(store: Store, /, *args: P.args, **kwargs: P.kwargs) -> R:
-        try:
+        with store_errors(store.url):
             return await method(store, *args, **kwargs)
-        except (RedisError, OSError) as exc:
-            raise StoreUnavailable(f"Redis at {_redact(store.url)}: {type(exc).__name__}") from exc
 
     return wrapper
 
@@ -99,6 +104,13 @@ class Store:
         await self.redis.aclose()
         await self._scripts.aclose()
 
+    async def live_workers(self) -> int:
+        """Workers with a current RQ registration on the convo-bridge queue."""
+        from bridge.store.rq_workers import live_workers
+
+        with store_errors(self.url):
+            return await asyncio.to_thread(live_workers, self.url)
+
     async def ping(self) -> bool:
         try:
             return bool(await self.redis.ping())
@@ -127,15 +139,14 @@ class Store:
     async def _run(self, name: ScriptName, args: Iterable[Any]) -> Any:
         try:
             async with asyncio.timeout(SCRIPT_TIMEOUT_S):
-                if self.durability.durability == "replica":
-                    return await self._replicated(name, [self.prefix, now_ms(), *args])
-                return await self._lua(name)(args=[self.prefix, now_ms(), *args])
+                with store_errors(self.url):
+                    if self.durability.durability == "replica":
+                        return await self._replicated(name, [self.prefix, now_ms(), *args])
+                    return await self._lua(name)(args=[self.prefix, now_ms(), *args])
         except TimeoutError:
             raise StoreUnavailable(
                 f"Redis at {_redact(self.url)}: no answer within {SCRIPT_TIMEOUT_S:g} s"
             ) from None
-        except (RedisError, OSError) as exc:
-            raise StoreUnavailable(f"Redis at {_redact(self.url)}: {type(exc).__name__}") from exc
 
     async def _replicated(self, name: ScriptName, args: list[Any]) -> Any:
         """Script `name`, then WAIT and WAITAOF on the same connection (one pipeline, one
@@ -253,10 +264,8 @@ class Store:
 
     async def wait_for_work(self, conn: Any, timeout_s: float) -> None:
         """Block on the wake list until ingest signals new work, or `timeout_s` passes."""
-        try:
+        with store_errors(self.url):
             await conn.blpop([self.key("wake")], timeout=max(timeout_s, 0.01))
-        except (RedisError, OSError) as exc:
-            raise StoreUnavailable(f"Redis at {_redact(self.url)}: {type(exc).__name__}") from exc
 
     # --- dead letters ---
 
@@ -368,6 +377,36 @@ class Store:
                     }
                 )
         return sorted(out, key=lambda x: (x["source"], x["external_id"]))
+
+    # --- trace ---
+
+    @_unavailable_as_error
+    async def conversation(self, ck: str) -> ConversationState:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(self.key("p", ck))
+            pipe.hgetall(self.key("hw", ck))
+            pipe.lrange(self.key("att", ck), 0, -1)
+            pipe.zscore(self.key("due"), ck)
+            pipe.zscore(self.key("inflight"), ck)
+            pipe.exists(self.key("lease", ck))
+            pipe.exists("rq:suspended")  # RQ's own key
+            pipe.zrange(self.key("dlq"), 0, -1)
+            answers = await pipe.execute()
+        pending, applied, attempts, due, inflight, leased, suspended, dl_ids = answers
+        return ConversationState(
+            pending, applied, attempts, due, inflight, bool(leased), bool(suspended), dl_ids
+        )
+
+    @_unavailable_as_error
+    async def dead_letters_of(self, ck: str, ids: Sequence[str]) -> list[str]:
+        """Those of `ids` whose dead letter is conversation `ck`'s."""
+        if not ids:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for dl_id in ids:
+                pipe.hget(self.key("dl", dl_id), "ck")
+            cks = await pipe.execute()
+        return [i for i, c in zip(ids, cks, strict=True) if c == ck]
 
     # --- status ---
 

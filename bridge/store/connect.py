@@ -16,6 +16,8 @@ when the settings load, before anything starts.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -24,9 +26,10 @@ import redis
 import redis.asyncio as aioredis
 from redis.asyncio.sentinel import Sentinel as AsyncSentinel
 from redis.connection import parse_url
+from redis.exceptions import RedisError
 from redis.sentinel import Sentinel
 
-from bridge.errors import ConfigError
+from bridge.errors import ConfigError, StoreUnavailable
 
 SENTINEL_PORT = 26379
 _SENTINEL_QUERY = {"sentinel_password", "sentinel_username"}
@@ -190,6 +193,17 @@ class Redis(redis.Redis):
         if url.startswith("redis+"):
             return sync_client(url, **kwargs)
         return super().from_url(url, **kwargs)
+
+
+@contextlib.contextmanager
+def store_errors(url: str) -> Iterator[None]:
+    """Redis's own errors (and socket errors) inside the block, as StoreUnavailable naming
+    the server without its password: callers answer 503 or retry, never a traceback. The
+    one place they are mapped; it works around `await`s too."""
+    try:
+        yield
+    except (RedisError, OSError) as exc:
+        raise StoreUnavailable(f"Redis at {redact(url)}: {type(exc).__name__}") from exc
 
 
 def redact(url: str) -> str:

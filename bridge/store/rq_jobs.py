@@ -24,14 +24,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from redis import Redis
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import NoScriptError
 from rq import Queue, get_current_job
 from rq.job import Job
 
 from bridge.config import DEFAULT_REDIS_URL, RedisSettings
 from bridge.errors import StoreUnavailable
 from bridge.store import keys
-from bridge.store.connect import sync_client
+from bridge.store.connect import store_errors, sync_client
 from bridge.store.keys import PREFIX, RQ_QUEUE
 from bridge.store.replication import add_waits, check_waits
 from bridge.store.scripts import source
@@ -198,7 +198,7 @@ async def link(
         return await store.link(source, external_id, agent_id, convo_id, coalesce_ms=coalesce_ms)
     await store.set_link_only(source, external_id, agent_id, convo_id)
     job = await asyncio.to_thread(
-        _enqueue_at,
+        enqueue_replay_at,
         store.url,
         [waiting],
         coalesce_ms,
@@ -208,13 +208,14 @@ async def link(
     return f"queued {job.id}"
 
 
-def _enqueue_at(
-    url: str, ids: Sequence[str], coalesce_ms: int, what: str, durability: RedisSettings
+def enqueue_replay_at(
+    url: str, ids: Sequence[str] | None, coalesce_ms: int, what: str, durability: RedisSettings
 ) -> Job:
+    """enqueue_replay on a client of its own (blocking: run it in a thread from async code);
+    StoreUnavailable when Redis does not answer."""
     conn = sync_client(url, socket_timeout=5)
     try:
-        return enqueue_replay(conn, ids, coalesce_ms, what, durability)
-    except (RedisError, OSError) as exc:
-        raise StoreUnavailable(f"Redis: {type(exc).__name__}") from exc
+        with store_errors(url):
+            return enqueue_replay(conn, ids, coalesce_ms, what, durability)
     finally:
         conn.close()

@@ -140,3 +140,18 @@ def test_no_module_builds_its_own_redis_client():
     """Every process and command reaches Redis through bridge/store/connect.py, so Sentinel
     URLs work everywhere."""
     assert _from_url_callers() == []
+
+
+def test_only_the_store_builds_keys_and_maps_redis_errors():
+    """One door: outside bridge/store no module reads Redis keys it built itself, and
+    `RedisError → StoreUnavailable` is written once (connect.store_errors)."""
+    offenders = []
+    for base in ("bridge", "workers"):
+        for path in (ROOT / base).rglob("*.py"):
+            text = path.read_text()
+            inside = "store" in path.relative_to(ROOT).parts
+            if not inside and ("store.redis" in text or ".key(" in text):
+                offenders.append(str(path.relative_to(ROOT)))
+            if path.name != "connect.py" and 'raise StoreUnavailable(f"Redis: {type(exc)' in text:
+                offenders.append(f"{path.relative_to(ROOT)}: maps RedisError itself")
+    assert offenders == []
