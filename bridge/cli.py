@@ -102,7 +102,7 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     print(
         f"config ok for {args.role}: {settings.path or 'defaults'}; sources: {names}; convocore: {target}"
     )
-    from bridge.store.redis_check import durability_warnings
+    from bridge.store.server_check import durability_warnings
 
     for warning in durability_warnings(settings):
         print(f"warning: {warning}", file=sys.stderr)
