@@ -154,3 +154,22 @@ def test_an_unlink_and_a_queued_replay_wait_for_the_replica_too(ha):
             _resume(ha, stopped)
     finally:
         conn.close()
+
+
+def test_config_check_warns_when_fewer_replicas_are_connected_than_asked(ha, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    path = write_config(tmp_path)
+    path.write_text(path.read_text() + '[redis]\ndurability = "replica"\nreplicas = 3\n')
+    done = subprocess.run(
+        [sys.executable, "-m", "bridge.cli", "--config", str(path), "config", "check", "--for",
+         "serve"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "REDIS_URL": ha.sentinel_url, "DEMO_SECRET": SECRET},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "2 replica(s) connected" in done.stderr and "needs 3" in done.stderr
