@@ -173,3 +173,18 @@ def test_config_check_warns_when_fewer_replicas_are_connected_than_asked(ha, tmp
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "2 replica(s) connected" in done.stderr and "needs 3" in done.stderr
+
+
+def test_scripts_are_loaded_again_after_noscript_as_on_a_promoted_replica(ha):
+    async def run() -> None:
+        store = Store(ha.sentinel_url, durability=REPLICA)
+        try:
+            await store.link("demo", "ext-1", "a-1", "c-1", coalesce_ms=0)
+            conn = redis.Redis(port=ha.ports[ha.primary_index()])
+            conn.script_flush()  # what a newly promoted primary's empty script cache looks like
+            conn.close()
+            assert await store.link("demo", "ext-2", "a-1", "c-2", coalesce_ms=0) == "linked"
+        finally:
+            await store.close()
+
+    asyncio.run(run())
