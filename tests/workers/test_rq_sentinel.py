@@ -99,3 +99,20 @@ def test_rq_worker_info_and_dashboard_follow_the_sentinels(ha, tmp_path, sandbox
     finally:
         stop([worker, dashboard])
     assert b"Traceback" not in (tmp_path / "worker.log").read_bytes()
+
+
+def test_the_worker_reads_a_sentinel_connection_back_as_its_sentinel_url():
+    """`rq worker -c SETTINGS` hands DeliveryWorker a Sentinel-managed connection; the
+    engine's own clients must go to the same sentinels and service (not localhost:6379)."""
+    from redis.sentinel import Sentinel
+
+    from workers.rq_worker import redis_url_of
+
+    sentinel = Sentinel(
+        [("127.0.0.1", 26001), ("127.0.0.1", 26002)], sentinel_kwargs={"password": "sp"}
+    )
+    conn = sentinel.master_for("svc", db=3, password="pw")
+    url = redis_url_of(conn, "redis://127.0.0.1:6379/0")
+    assert url == "redis+sentinel://:pw@127.0.0.1:26001,127.0.0.1:26002/svc/3?sentinel_password=sp"
+    same = "redis+sentinel://:pw@127.0.0.1:26001/svc/3"
+    assert redis_url_of(conn, same) == same
