@@ -4,7 +4,7 @@ check, and an operator may knowingly run without an append-only file."""
 
 from __future__ import annotations
 
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from bridge.config import Settings
 from bridge.store.connect import redact, sync_client
@@ -16,14 +16,22 @@ def durability_warnings(settings: Settings) -> list[str]:
     conn = sync_client(
         settings.redis_url, socket_connect_timeout=2, socket_timeout=2, decode_responses=True
     )
+    out = []
     try:
         appendonly = conn.config_get("appendonly").get("appendonly")
         replicas = int(conn.info("replication").get("connected_slaves", 0))
+        if settings.redis.durability == "replica":
+            try:
+                conn.waitaof(0, 0, 0)
+            except ResponseError:
+                out.append(
+                    f'Redis at {where} has no WAITAOF: [redis] durability = "replica" needs '
+                    "Redis >= 7.2 or Valkey; every write is answered 503 until then"
+                )
     except (RedisError, OSError) as exc:
         return [f"Redis at {where} could not be checked ({type(exc).__name__})"]
     finally:
         conn.close()
-    out = []
     if settings.redis.durability == "local" and appendonly != "yes":
         out.append(
             f"Redis at {where} has appendonly {appendonly}: a restart loses what was "

@@ -155,3 +155,25 @@ def test_only_the_store_builds_keys_and_maps_redis_errors():
             if path.name != "connect.py" and 'raise StoreUnavailable(f"Redis: {type(exc)' in text:
                 offenders.append(f"{path.relative_to(ROOT)}: maps RedisError itself")
     assert offenders == []
+
+
+def test_config_check_warns_when_redis_cannot_wait_for_replica_fsyncs(redis_url, tmp_path):
+    """The tests' own redis-server may predate WAITAOF (Redis 7.2); Valkey has it."""
+    conn = sync_client(redis_url)
+    try:
+        conn.execute_command("WAITAOF", 0, 0, 0)
+        has_waitaof = True
+    except redis.ResponseError:
+        has_waitaof = False
+    finally:
+        conn.close()
+    path = tmp_path / "c.toml"
+    path.write_text('[redis]\ndurability = "replica"\n')
+    done = subprocess.run(
+        [sys.executable, "-m", "bridge.cli", "--config", str(path), "config", "check", "--for",
+         "serve"],
+        capture_output=True, text=True, timeout=60, env={**os.environ, "REDIS_URL": redis_url},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "0 replica(s) connected" in done.stderr
+    assert ("has no WAITAOF" in done.stderr) != has_waitaof
