@@ -8,6 +8,8 @@ rate of 2,000 intents on distinct conversations (vs one bare httpx keep-alive PA
 webhook → PATCH latency at 200 events/s, coalescing of 1,000 updates to 10 conversations
 with a 20 ms target, resident memory of serve and worker, and the same delivery as one RQ
 job per intent run by two `rq worker -w rq.SimpleWorker` (benchmarks/rq_patch.py).
+`--only durability` (not in the default set): ingest with [redis] durability = "local" vs
+"replica" on a primary + replica, side by side.
 """
 
 from __future__ import annotations
@@ -331,12 +333,78 @@ def wrk(url: str, script: Path, seconds: int) -> tuple[float, float]:
     return rate, p99
 
 
+def bench_durability(tmp: Path, script: Path, secs: int, log_level: str) -> list[tuple[str, ...]]:
+    """Ingest on a primary (AOF everysec) with one replica (valkey-server, AOF fsync always):
+    one `serve` with [redis] durability = "local", one with "replica", each measured twice
+    with wrk, alternately, on the same servers. Returns the table's rows."""
+    from bridge.local.redis_server import valkey_binary
+
+    primary = RedisServer(tmp / "primary", binary=valkey_binary(), appendfsync="everysec")
+    primary.start()
+    replica = RedisServer(
+        tmp / "replica",
+        binary=valkey_binary(),
+        appendfsync="always",
+        extra_args=["--replicaof", "127.0.0.1", str(primary.port)],
+    )
+    replica.start()
+    conn = redis.Redis(port=primary.port)
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        while conn.wait(1, 100) < 1:
+            time.sleep(0.1)
+        urls: dict[str, str] = {}
+        for durability in ("local", "replica"):
+            config = tmp / f"{durability}.toml"
+            config.write_text(
+                '[sources.demo]\nkind = "standard"\nsecret_env = "DEMO_SECRET"\n'
+                f'[log]\nlevel = "{log_level}"\n[redis]\ndurability = "{durability}"\n'
+            )
+            port = free_port()
+            env = {
+                "DEMO_SECRET": SECRET,
+                "REDIS_URL": primary.url,
+                "BRIDGE_CONFIG": str(config),
+                "CONVOCORE_BASE_URL": "http://127.0.0.1:9",
+            }
+            procs.append(cli("serve", "--port", str(port), env=env))
+            urls[durability] = f"http://127.0.0.1:{port}"
+            wait_http(urls[durability] + "/healthz")
+        runs: dict[str, list[tuple[float, float]]] = {"local": [], "replica": []}
+        for _ in range(2):
+            for durability, url in urls.items():
+                conn.flushall()
+                conn.wait(1, 1000)
+                runs[durability].append(wrk(url, script, secs))
+    finally:
+        stop(procs)
+        conn.close()
+        replica.stop()
+        primary.stop()
+    rate = {d: statistics.mean(r for r, _ in v) for d, v in runs.items()}
+    p99 = {d: statistics.mean(p for _, p in v) for d, v in runs.items()}
+    return [
+        (
+            "ingest req/s, durability local | replica",
+            f"{rate['local']:,.0f} | {rate['replica']:,.0f}",
+            "primary + 1 replica (fsync always)",
+            f"ratio {rate['replica'] / rate['local']:.2f} (≥ 0.8)",
+        ),
+        (
+            "ingest p99 ms, durability local | replica",
+            f"{p99['local']:.1f} | {p99['replica']:.1f}",
+            "WAIT + WAITAOF pipelined",
+            f"ratio {p99['replica'] / p99['local']:.2f}",
+        ),
+    ]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="smaller runs")
     ap.add_argument(
         "--only",
-        choices=["ingest", "delivery", "rq", "latency", "coalescing", "memory"],
+        choices=["ingest", "delivery", "rq", "latency", "coalescing", "memory", "durability"],
         action="append",
         help="run only these parts (repeatable)",
     )
@@ -416,6 +484,13 @@ def main() -> None:
                         "≤ 50",
                     )
                 )
+            if "durability" in parts and shutil.which("wrk"):
+                script = Path(tmp) / "signed.lua"
+                if not script.exists():
+                    wrk_lua(script, 20_000)
+                durable = Path(tmp) / "durability"
+                durable.mkdir()
+                rows += bench_durability(durable, script, 5 if args.quick else 10, args.log_level)
             if "memory" in parts:
                 rig.start_workers(1)
                 time.sleep(1)

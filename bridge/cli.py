@@ -33,7 +33,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def _with_store(settings: Settings, fn: Callable[[Store], Awaitable[T]]) -> T:
     async def run() -> T:
-        store = Store(settings.redis_url)
+        store = Store(settings.redis_url, durability=settings.redis)
         try:
             return await fn(store)
         finally:
@@ -102,6 +102,10 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     print(
         f"config ok for {args.role}: {settings.path or 'defaults'}; sources: {names}; convocore: {target}"
     )
+    from bridge.store.server_check import durability_warnings
+
+    for warning in durability_warnings(settings):
+        print(f"warning: {warning}", file=sys.stderr)
     return 0
 
 
@@ -164,14 +168,12 @@ def cmd_dlq(args: argparse.Namespace) -> int:
         return await store.dead_letter_ids(1_000_000) if args.all else ids
 
     if args.dlq_cmd == "replay" and args.all:
-        import redis
-
         from bridge.store.keys import RQ_QUEUE
-        from bridge.store.rq_jobs import enqueue_replay
+        from bridge.store.rq_jobs import enqueue_replay_at
 
-        conn = redis.Redis.from_url(settings.redis_url)
-        job = enqueue_replay(conn, None, coalesce, "every dead letter")
-        conn.close()
+        job = enqueue_replay_at(
+            settings.redis_url, None, coalesce, "every dead letter", settings.redis
+        )
         print(
             f"replaying every dead letter in RQ job {job.id} on queue {RQ_QUEUE} "
             "(a worker runs it; follow it with `rq info` or rq-dashboard)"

@@ -125,12 +125,26 @@ class LogSettings:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class RedisSettings:
+    durability: Literal["local", "replica"] = setting(
+        "local",
+        help='"replica": a write is acknowledged (202) only once `replicas` replicas hold it',
+    )
+    replicas: int = setting(1, low=1, high=16, help="replicas that must hold a write")
+    # Beyond product.md: tuning a production user may need; documented in the README.
+    replica_timeout_ms: int = setting(
+        500, low=1, high=60_000, help="wait this long for the replicas, else answer 503"
+    )
+
+
 # The file's [section] tables, each read into its dataclass.
 SECTIONS: dict[str, type[Any]] = {
     "convocore": ConvocoreSettings,
     "delivery": DeliverySettings,
     "ingest": IngestSettings,
     "log": LogSettings,
+    "redis": RedisSettings,
 }
 
 
@@ -192,6 +206,7 @@ class Settings:
     log: LogSettings
     sources: Mapping[str, SourceSettings]
     redis_url: str = DEFAULT_REDIS_URL
+    redis: RedisSettings = RedisSettings()
     admin_token: str | None = field(default=None, repr=False)
     path: str | None = None
 
@@ -427,13 +442,18 @@ def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
             raise ConfigError(
                 f"sources.{name}", "a source name is a URL segment: letters, digits, - and _"
             )
+    from bridge.store.connect import parse_redis_url  # bridge.store imports this module
+
+    redis_url = env.get("REDIS_URL") or DEFAULT_REDIS_URL
+    parse_redis_url(redis_url)
     return Settings(
         convocore=convocore,
         delivery=delivery,
         ingest=_section(raw, "ingest", env),
         log=_section(raw, "log", env),
         sources=sources,
-        redis_url=env.get("REDIS_URL") or DEFAULT_REDIS_URL,
+        redis_url=redis_url,
+        redis=_section(raw, "redis", env),
         admin_token=env.get("BRIDGE_ADMIN_TOKEN") or None,
         path=str(path) if path else None,
     )

@@ -10,6 +10,7 @@
     │   ├── BodyTooLarge      413: over [ingest] max_body_bytes
     │   └── UnsupportedMedia  415: not JSON where the sender sends JSON
     ├── StoreUnavailable      Redis cannot be reached (ingest answers 503)
+    │   └── NotReplicated     [redis] durability = "replica": the replicas did not acknowledge
     ├── NotFound              a dead letter or link that does not exist
     ├── LeaseLost             a worker no longer holds a conversation's lease: it must not send
     └── DeliveryError         a PATCH or GET to Convocore did not succeed
@@ -79,6 +80,11 @@ class UnsupportedMedia(RequestError):
 
 class StoreUnavailable(BridgeError):
     """Redis did not answer; nothing was queued."""
+
+
+class NotReplicated(StoreUnavailable):
+    """The primary ran the write, but fewer replicas than `[redis] replicas` acknowledged it
+    in time: it may be lost in a failover, so it is not acknowledged (503)."""
 
 
 class NotFound(BridgeError):

@@ -15,10 +15,8 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from redis.exceptions import RedisError
-
 from bridge.changes import decode
-from bridge.errors import PayloadError, StoreUnavailable
+from bridge.errors import PayloadError
 from bridge.store import Store, conversation_key
 from bridge.trace import Change, when
 
@@ -50,15 +48,8 @@ def check_field(value: Any) -> str:
 
 
 async def future_applied(store: Store, agent_id: str, convo_id: str) -> Future:
-    ck = conversation_key(agent_id, convo_id)
-    try:
-        async with store.redis.pipeline(transaction=False) as pipe:
-            pipe.time()
-            pipe.hgetall(store.key("hw", ck))
-            (seconds, micros), applied = await pipe.execute()
-    except (RedisError, OSError) as exc:
-        raise StoreUnavailable(f"Redis: {type(exc).__name__}") from exc
-    now = int(seconds) * 1000 + int(micros) // 1000
+    state = await store.conversation(conversation_key(agent_id, convo_id))
+    now, applied = state.now_ms, state.applied
     entries = [
         Change.of(decode(name, raw))
         for name, raw in applied.items()

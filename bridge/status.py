@@ -3,13 +3,9 @@ page and the `/metrics` gauges all show the same `StatusReport`."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
-
-import redis
-from rq import Queue, Worker
 
 if TYPE_CHECKING:
     from bridge.store import Store
@@ -70,23 +66,11 @@ class StatusReport:
         }
 
 
-def live_workers(redis_url: str) -> int:
-    """Workers of the convo-bridge queue with a current RQ registration (other RQ workers
-    on the same Redis are not ours to count)."""
-    from bridge.store.keys import RQ_QUEUE  # bridge.store imports this module
-
-    conn = redis.Redis.from_url(redis_url, socket_timeout=5)
-    try:
-        return len(Worker.all(queue=Queue(RQ_QUEUE, connection=conn)))
-    finally:
-        conn.close()
-
-
 async def status_report(store: Store) -> StatusReport:
     """The store's figures plus the live worker count (None when RQ cannot say)."""
     report = await store.status()
     try:
-        alive: int | None = await asyncio.to_thread(live_workers, store.url)
+        alive: int | None = await store.live_workers()
     except Exception:  # the count is informative; its absence is not an error
         alive = None
     return dataclasses.replace(report, workers_alive=alive)

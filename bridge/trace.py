@@ -16,10 +16,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import orjson
-from redis.exceptions import RedisError
 
 from bridge.changes import Entry, decode
-from bridge.errors import NotFound, StoreUnavailable
+from bridge.errors import NotFound
 from bridge.status import status_report
 from bridge.store import Store, conversation_key
 
@@ -196,28 +195,17 @@ def _text(raw: Any) -> str:
 
 
 async def trace(store: Store, agent_id: str, convo_id: str) -> Trace:
-    try:
-        return await _trace(store, agent_id, convo_id)
-    except (RedisError, OSError) as exc:
-        raise StoreUnavailable(f"Redis: {type(exc).__name__}") from exc
+    """Raises StoreUnavailable when Redis does not answer (the store maps its errors)."""
+    return await _trace(store, agent_id, convo_id)
 
 
 async def _trace(store: Store, agent_id: str, convo_id: str) -> Trace:
     ck = conversation_key(agent_id, convo_id)
-    r = store.redis
-    async with r.pipeline(transaction=False) as pipe:
-        pipe.time()  # Redis's clock: due times, leases and quiet times are on it
-        pipe.hgetall(store.key("p", ck))
-        pipe.hgetall(store.key("hw", ck))
-        pipe.lrange(store.key("att", ck), 0, -1)
-        pipe.zscore(store.key("due"), ck)
-        pipe.zscore(store.key("inflight"), ck)
-        pipe.exists(store.key("lease", ck))
-        pipe.exists("rq:suspended")
-        pipe.zrange(store.key("dlq"), 0, -1)
-        answers = await pipe.execute()
-    clock, pending, applied, attempts, due, inflight, leased, suspended, dl_ids = answers
-    now = int(clock[0]) * 1000 + int(clock[1]) // 1000
+    state = await store.conversation(ck)
+    now = state.now_ms  # Redis's clock: due times, leases and quiet times are on it
+    pending, applied, attempts = state.pending, state.applied, state.attempts
+    due, inflight, leased, suspended = state.due, state.inflight, state.leased, state.suspended
+    dl_ids = state.dead_letter_ids
     t = Trace(agent_id, convo_id, now=now, suspended=bool(suspended))
     t.resends = sorted(k[2:] for k in pending if k.startswith("r:"))
     t.pending = sorted(
@@ -250,14 +238,8 @@ async def _trace(store: Store, agent_id: str, convo_id: str) -> Trace:
 
 async def _dead_letters_of(store: Store, ck: str, ids: list[str]) -> list[dict[str, Any]]:
     """This conversation's dead letters (a scan of every dead letter's conversation)."""
-    if not ids:
-        return []
-    async with store.redis.pipeline(transaction=False) as pipe:
-        for dl_id in ids:
-            pipe.hget(store.key("dl", dl_id), "ck")
-        cks = await pipe.execute()
     out = []
-    for dl_id in [i for i, c in zip(ids, cks, strict=True) if c == ck][:SHOWN]:
+    for dl_id in (await store.dead_letters_of(ck, ids))[:SHOWN]:
         try:
             out.append((await store.dead_letter(dl_id)).summary())
         except NotFound:

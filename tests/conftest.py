@@ -32,6 +32,26 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def ha_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A primary, two replicas and three sentinels (tests/ha.py), started once per run."""
+    from tests.ha import HaRedis
+
+    ha = HaRedis(tmp_path_factory.mktemp("ha")).start()
+    yield ha
+    ha.stop()
+
+
+@pytest.fixture
+def ha(ha_redis: Any) -> Any:
+    """The HA set, healthy and empty."""
+    for i in range(len(ha_redis.nodes)):
+        if ha_redis.nodes[i].proc is None or ha_redis.proxies[i].cut_off:
+            ha_redis.restore(i)
+    ha_redis.flush()
+    return ha_redis
+
+
 @pytest.fixture
 def redis_url(redis_server: RedisServer) -> str:
     if redis_server.proc is None:  # a test killed it

@@ -46,9 +46,9 @@ from typing import Any
 from urllib.parse import quote
 
 import redis
-import redis.asyncio as aioredis
 from redis.connection import SSLConnection, parse_url
 from redis.exceptions import RedisError
+from redis.sentinel import SentinelConnectionPool
 from rq import Queue, SimpleWorker
 from rq.exceptions import DequeueTimeout
 from rq.suspension import WORKERS_SUSPENDED
@@ -58,6 +58,8 @@ from rq.worker import WorkerStatus
 from bridge.config import Settings, load_settings, require_worker_token
 from bridge.logs import configure, fields
 from bridge.process import freeze_startup_heap
+from bridge.store import rq_jobs
+from bridge.store.connect import async_client, parse_redis_url, sync_client
 from bridge.store.keys import RQ_QUEUE
 from bridge.store.rq_mirror import mirror_new, reconcile
 from workers.registration import Activity, Registration
@@ -125,11 +127,12 @@ class DeliveryWorker(SimpleWorker):
         """The worker in the running event loop; `signals`: SIGTERM and SIGINT stop it (only
         in the main thread). Returns conversations settled plus RQ jobs run."""
         engine = self.engine = Engine(settings, name=self.name)
+        rq_jobs.configure(settings.delivery.coalesce_ms, settings.redis)  # for the jobs we run
         if signals:
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self.stop)
-        client = aioredis.Redis.from_url(
+        client = async_client(
             settings.redis_url, decode_responses=True, socket_timeout=5, socket_connect_timeout=2
         )
         registration = Registration(self, self.activity, client)
@@ -430,7 +433,11 @@ def redis_url_of(conn: redis.Redis, preferred: str) -> str:
     """`preferred` when it names the server `conn` talks to, else a URL built from `conn`
     (the RQ CLI's -u / RQ_REDIS_URL / REDIS_URL decides where Redis is)."""
     kw = conn.connection_pool.connection_kwargs
-    ours = parse_url(preferred)  # type: ignore[no-untyped-call]
+    if isinstance(conn.connection_pool, SentinelConnectionPool):
+        return _sentinel_url_of(conn.connection_pool, preferred)
+    if preferred.startswith("redis+"):  # the RQ CLI was given a server of its own
+        preferred = ""
+    ours = parse_url(preferred) if preferred else {"host": None}  # type: ignore[no-untyped-call]
     keys = ("host", "port", "db", "path")
     defaults: dict[str, Any] = {"host": "localhost", "port": 6379, "db": 0, "path": None}
     if all(ours.get(k, defaults[k]) == kw.get(k, defaults[k]) for k in keys):
@@ -446,13 +453,37 @@ def redis_url_of(conn: redis.Redis, preferred: str) -> str:
     )
 
 
+def _sentinel_url_of(pool: SentinelConnectionPool, preferred: str) -> str:
+    """The redis+sentinel:// URL of a Sentinel-managed pool (`rq worker -c` with SENTINEL,
+    or --connection-class bridge.store.connect.Redis): `preferred` when it names the same
+    service and database."""
+    kw = pool.connection_kwargs
+    if preferred.startswith("redis+sentinel://"):
+        ours = parse_redis_url(preferred)
+        if ours.service == pool.service_name and ours.db == kw.get("db", 0):
+            return preferred
+    hosts = ",".join(
+        f"{s.connection_pool.connection_kwargs.get('host', 'localhost')}:"
+        f"{s.connection_pool.connection_kwargs.get('port', 26379)}"
+        for s in pool.sentinel_manager.sentinels
+    )
+    auth = ""
+    if kw.get("password"):
+        auth = f"{quote(str(kw.get('username') or ''), safe='')}:{quote(str(kw['password']), safe='')}@"
+    query = ""
+    first = pool.sentinel_manager.sentinels[0].connection_pool.connection_kwargs
+    if first.get("password"):
+        query = f"?sentinel_password={quote(str(first['password']), safe='')}"
+    return f"redis+sentinel://{auth}{hosts}/{quote(pool.service_name, safe='')}/{kw.get('db', 0)}{query}"
+
+
 def worker_name() -> str:
     return f"cb-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 
 def delivery_worker(settings: Settings, queues: Sequence[str] = (RQ_QUEUE,)) -> DeliveryWorker:
     """A DeliveryWorker on `settings`, made without talking to Redis (it may be down)."""
-    conn = redis.Redis.from_url(settings.redis_url)
+    conn = sync_client(settings.redis_url)
     worker = DeliveryWorker(
         list(queues), name=worker_name(), connection=conn, settings=settings, prepare_for_work=False
     )

@@ -19,8 +19,6 @@ from importlib.resources import files
 from typing import Any
 from urllib.parse import parse_qs, quote
 
-import redis
-from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
@@ -40,7 +38,7 @@ from bridge.intents import check_id
 from bridge.providers.base import same
 from bridge.status import StatusReport, status_report
 from bridge.store import DeadLetter, Store
-from bridge.store.rq_jobs import enqueue_replay
+from bridge.store.rq_jobs import enqueue_replay_at
 from bridge.trace import Change, Trace, json_text, trace
 
 FORM_LIMIT = 4096
@@ -408,13 +406,13 @@ async def replay_all(request: Request) -> Response:
 
 def _enqueue_replay_all(settings: Settings) -> None:
     """A large replay runs as an RQ job (bridge/store/rq_jobs.py); the page answers at once."""
-    conn = redis.Redis.from_url(settings.redis_url, socket_timeout=5)
-    try:
-        enqueue_replay(conn, None, settings.delivery.coalesce_ms, "every dead letter (admin page)")
-    except (RedisError, OSError) as exc:
-        raise StoreUnavailable(f"Redis: {type(exc).__name__}") from exc
-    finally:
-        conn.close()
+    enqueue_replay_at(
+        settings.redis_url,
+        None,
+        settings.delivery.coalesce_ms,
+        "every dead letter (admin page)",
+        settings.redis,
+    )
 
 
 async def purge_all(request: Request) -> Response:

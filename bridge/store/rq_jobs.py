@@ -19,16 +19,20 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from redis import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError
 from rq import Queue, get_current_job
 from rq.job import Job
 
+from bridge.config import DEFAULT_REDIS_URL, RedisSettings
 from bridge.errors import StoreUnavailable
 from bridge.store import keys
-from bridge.store.keys import PREFIX, RQ_QUEUE, conversation_key, ext_key
+from bridge.store.connect import store_errors, sync_client
+from bridge.store.keys import PREFIX, RQ_QUEUE
+from bridge.store.replication import add_waits, check_waits
 from bridge.store.scripts import source
 
 if TYPE_CHECKING:
@@ -44,37 +48,79 @@ class StillUnroutable(Exception):
     """The dead letter's events still name no linked conversation."""
 
 
+@dataclass(frozen=True, slots=True)
+class JobSettings:
+    """What a replay job needs of the configuration."""
+
+    coalesce_ms: int = DEFAULT_COALESCE_MS
+    durability: RedisSettings = field(default_factory=RedisSettings)
+
+
+_configured: JobSettings | None = None
+
+
+def configure(coalesce_ms: int, durability: RedisSettings) -> None:
+    """The settings of this process (our worker calls it), for the jobs it runs."""
+    global _configured
+    _configured = JobSettings(coalesce_ms, durability)
+
+
+def _settings() -> JobSettings:
+    """This process's settings; in another RQ worker, its environment's config when it can
+    be read, else the defaults (coalescing only spaces a replayed PATCH from the last)."""
+    if _configured is not None:
+        return _configured
+    try:
+        from bridge.config import load_settings
+
+        settings = load_settings(None)
+        return JobSettings(settings.delivery.coalesce_ms, settings.redis)
+    except Exception:
+        return JobSettings()
+
+
 def _connection() -> Redis:
     job = get_current_job()
     if job is not None:
         return job.connection
-    return Redis.from_url(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
+    return sync_client(os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL)
 
 
-def _coalesce_ms() -> int:
-    """The configured coalesce window when the config can be read here, else the default
-    (it only spaces a replayed conversation's PATCH from its previous one)."""
-    try:
-        from bridge.config import load_settings
-
-        return load_settings(None).delivery.coalesce_ms
-    except Exception:
-        return DEFAULT_COALESCE_MS
-
-
-def replay(conn: Redis, ids: Sequence[str], coalesce_ms: int, prefix: str = PREFIX) -> list[str]:
-    """The store's replay script (lua/replay.lua), synchronously: one answer per id."""
+def replay(
+    conn: Redis,
+    ids: Sequence[str],
+    coalesce_ms: int,
+    prefix: str = PREFIX,
+    durability: RedisSettings | None = None,
+) -> list[str]:
+    """The store's replay script (lua/replay.lua), synchronously: one answer per id; under
+    replica durability only once the replicas hold it (else NotReplicated: the job fails
+    and can be requeued)."""
     if not ids:
         return []
+    durability = durability or RedisSettings()
     script = conn.register_script(source("replay"))
-    answers = script(args=[prefix, coalesce_ms, *ids])
-    return [a.decode() if isinstance(a, bytes) else str(a) for a in answers]
+    args: list[str | int] = [prefix, coalesce_ms, *ids]
+    for _ in range(2):
+        with conn.pipeline(transaction=False) as pipe:
+            pipe.evalsha(script.sha, 0, *args)
+            add_waits(pipe, durability)
+            answers, *waits = pipe.execute(raise_on_error=False)
+        if isinstance(answers, NoScriptError):  # a new or restarted primary
+            conn.script_load(script.script)
+            continue
+        if isinstance(answers, Exception):
+            raise answers
+        check_waits(waits, durability, "the replay job's Redis")
+        return [a.decode() if isinstance(a, bytes) else str(a) for a in answers]
+    raise StoreUnavailable("Redis: the replay script would not load")
 
 
 def replay_dead_letter(dl_id: str) -> str:
     """A requeued dead letter: merge it back (newer values still win). 'replayed', or
     'missing' when it was replayed or purged meanwhile."""
-    [outcome] = replay(_connection(), [dl_id], _coalesce_ms())
+    settings = _settings()
+    [outcome] = replay(_connection(), [dl_id], settings.coalesce_ms, durability=settings.durability)
     if outcome == "unroutable":
         raise StillUnroutable(
             f"dead letter {dl_id} is still unroutable: set its link with "
@@ -84,15 +130,23 @@ def replay_dead_letter(dl_id: str) -> str:
 
 
 def replay_dead_letters(
-    ids: Sequence[str] | None = None, coalesce_ms: int = DEFAULT_COALESCE_MS
+    ids: Sequence[str] | None = None,
+    coalesce_ms: int = DEFAULT_COALESCE_MS,
+    replicas: int = 0,
+    replica_timeout_ms: int = 500,
 ) -> dict[str, int]:
-    """Replay `ids`, or every dead letter when None, CHUNK at a time. Counts per outcome."""
+    """Replay `ids`, or every dead letter when None, CHUNK at a time. Counts per outcome.
+    `replicas` > 0: each chunk waits for that many replicas (durability = "replica")."""
     conn = _connection()
+    durability = (
+        RedisSettings("replica", replicas, replica_timeout_ms) if replicas else RedisSettings()
+    )
     if ids is None:  # every dead letter there is when the job runs
         ids = [i.decode() if isinstance(i, bytes) else str(i) for i in conn.zrange(_dlq(), 0, -1)]
     counts: dict[str, int] = {}
     for start in range(0, len(ids), CHUNK):
-        for outcome in replay(conn, ids[start : start + CHUNK], coalesce_ms):
+        chunk = ids[start : start + CHUNK]
+        for outcome in replay(conn, chunk, coalesce_ms, durability=durability):
             counts[outcome] = counts.get(outcome, 0) + 1
     return counts
 
@@ -101,16 +155,35 @@ def _dlq() -> str:
     return keys.key(PREFIX, "dlq")
 
 
-def enqueue_replay(conn: Redis, ids: Sequence[str] | None, coalesce_ms: int, what: str) -> Job:
-    """Queue a large replay on the convo-bridge queue; returns its job at once."""
+def enqueue_replay(
+    conn: Redis,
+    ids: Sequence[str] | None,
+    coalesce_ms: int,
+    what: str,
+    durability: RedisSettings | None = None,
+) -> Job:
+    """Queue a large replay on the convo-bridge queue; returns its job at once (under
+    replica durability once the replicas hold the job)."""
+    durability = durability or RedisSettings()
+    replicas = durability.replicas if durability.durability == "replica" else 0
     queue = Queue(RQ_QUEUE, connection=conn)
-    return queue.enqueue(
+    job = queue.enqueue(
         "bridge.store.rq_jobs.replay_dead_letters",
-        kwargs={"ids": list(ids) if ids is not None else None, "coalesce_ms": coalesce_ms},
+        kwargs={
+            "ids": list(ids) if ids is not None else None,
+            "coalesce_ms": coalesce_ms,
+            "replicas": replicas,
+            "replica_timeout_ms": durability.replica_timeout_ms,
+        },
         job_timeout=BULK_TIMEOUT_S,
         description=f"replay {what}",
         result_ttl=86_400,
     )
+    if replicas:  # a blocking client used by one thread gets its one connection back
+        with conn.pipeline(transaction=False) as pipe:
+            add_waits(pipe, durability)
+            check_waits(pipe.execute(raise_on_error=False), durability, "RQ's Redis")
+    return job
 
 
 async def link(
@@ -119,30 +192,29 @@ async def link(
     """Set a link. What waited for it is replayed in the same script ('replayed'), or, when
     it holds more than LARGE_REPLAY changes, by an RQ job ('queued <job id>'); 'linked' when
     nothing waited."""
-    try:
-        waiting = await store.redis.get(store.key("ux", source, ext_key(external_id)))
-        large = waiting is not None and (
-            await store.redis.hlen(store.key("dle", waiting)) > LARGE_REPLAY
-        )
-        if not large:
-            return await store.link(
-                source, external_id, agent_id, convo_id, coalesce_ms=coalesce_ms
-            )
-        ck = conversation_key(agent_id, convo_id)
-        await store.redis.hset(store.key("links", source), external_id, ck)
-    except (RedisError, OSError) as exc:
-        raise StoreUnavailable(f"Redis: {type(exc).__name__}") from exc
+    waiting, changes = await store.waiting_for_link(source, external_id)
+    if waiting is None or changes <= LARGE_REPLAY:
+        return await store.link(source, external_id, agent_id, convo_id, coalesce_ms=coalesce_ms)
+    await store.set_link_only(source, external_id, agent_id, convo_id)
     job = await asyncio.to_thread(
-        _enqueue_at, store.url, [waiting], coalesce_ms, f"what waited for {source} {external_id}"
+        enqueue_replay_at,
+        store.url,
+        [waiting],
+        coalesce_ms,
+        f"what waited for {source} {external_id}",
+        store.durability,
     )
     return f"queued {job.id}"
 
 
-def _enqueue_at(url: str, ids: Sequence[str], coalesce_ms: int, what: str) -> Job:
-    conn = Redis.from_url(url, socket_timeout=5)
+def enqueue_replay_at(
+    url: str, ids: Sequence[str] | None, coalesce_ms: int, what: str, durability: RedisSettings
+) -> Job:
+    """enqueue_replay on a client of its own (blocking: run it in a thread from async code);
+    StoreUnavailable when Redis does not answer."""
+    conn = sync_client(url, socket_timeout=5)
     try:
-        return enqueue_replay(conn, ids, coalesce_ms, what)
-    except (RedisError, OSError) as exc:
-        raise StoreUnavailable(f"Redis: {type(exc).__name__}") from exc
+        with store_errors(url):
+            return enqueue_replay(conn, ids, coalesce_ms, what, durability)
     finally:
         conn.close()

@@ -16,6 +16,9 @@ Who writes what, and why it cannot drift:
   reconcile()         (workers, at start and every few minutes) mirrors any dead letter
                       without a job: older ones, or one whose job was deleted in rq-dashboard
                       (deleting a failed job there does not drop data; `dlq purge` does)
+Under [redis] durability = "replica" the mirror does not wait for replicas: the dead letter
+and its `rqnew` entry do (dead.lua runs in settle), replication keeps order, so a failover
+that loses a mirrored job loses the `rqnew` removal after it too and the job is made again.
 """
 
 from __future__ import annotations

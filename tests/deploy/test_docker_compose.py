@@ -54,7 +54,8 @@ def test_there_is_no_default_webhook_secret_and_the_error_says_what_to_set():
 
 
 def test_every_service_has_a_health_check_and_a_restart_policy(resolved):
-    assert set(resolved) == {"redis", "sandbox", "serve", "worker"}
+    default = {n for n, s in resolved.items() if not s.get("profiles")}  # `ha`: its own test
+    assert default == {"redis", "sandbox", "serve", "worker"}
     for name, service in resolved.items():
         assert service.get("restart") == "unless-stopped", name
         test = service["healthcheck"]["test"]
@@ -119,3 +120,37 @@ def test_the_worker_health_check_passes_on_a_running_worker(resolved, bridge_env
     finally:
         stop([worker], 30)
     assert probe(resolved["worker"], url, local) != 0
+
+
+@pytest.fixture(scope="module")
+def resolved_ha() -> dict[str, Any]:
+    done = compose("--profile", "ha", "config", DEMO_WEBHOOK_SECRET=SECRET)
+    assert done.returncode == 0, done.stderr
+    return dict(yaml.safe_load(done.stdout)["services"])
+
+
+def test_the_ha_profile_is_three_redis_three_sentinels_and_the_bridge_on_sentinel(resolved_ha):
+    from bridge.config import load_settings
+    from bridge.store.connect import parse_redis_url
+
+    ha = {n: s for n, s in resolved_ha.items() if "ha" in s.get("profiles", [])}
+    assert set(ha) == {f"redis-{i}" for i in (1, 2, 3)} | {f"sentinel-{i}" for i in (1, 2, 3)} | {
+        "serve-ha",
+        "worker-ha",
+    }
+    for name, service in ha.items():
+        assert service.get("restart") == "unless-stopped", name
+        assert service["healthcheck"]["test"][0] == "CMD", name
+        assert re.fullmatch(r"[\w./-]+:\d+\.\d+\.\d+[\w.-]*", service["image"]), name
+    for i in (1, 2, 3):
+        args = " ".join(ha[f"redis-{i}"]["command"])
+        assert "--appendonly yes" in args and "--appendfsync always" in args
+        assert "--min-replicas-to-write 1" in args
+    for name in ("serve-ha", "worker-ha"):
+        env = {k: str(v) for k, v in ha[name]["environment"].items()}
+        address = parse_redis_url(env["REDIS_URL"])
+        assert address.kind == "sentinel" and len(address.sentinels) == 3
+        [mount] = ha[name]["volumes"]
+        source = mount["source"] if isinstance(mount, dict) else mount.split(":")[0]
+        settings = load_settings(source, {**env, "DEMO_WEBHOOK_SECRET": SECRET})
+        assert settings.redis.durability == "replica"
