@@ -1,4 +1,4 @@
-"""The Convocore conversation fields and their types (shared/docs/convocore.md).
+"""The Convocore conversation fields and their types, as the conversations API documents them.
 
 Both ingest (validating `set`) and the sandbox (validating a PATCH) check values against this
 one table, so the bridge can never accept what the target would refuse.

@@ -72,7 +72,7 @@ class DeliverySettings:
     rate_limit_per_s: float = setting(
         0.0, low=0, help="PATCHes per second across all workers; 0 = unlimited"
     )
-    # Beyond product.md: tuning a production user may need; documented in the README.
+    # Tuning a production user may need; documented in the README.
     concurrency: int = setting(8, low=1, help="PATCHes in flight per worker process")
     lease_s: float = setting(
         30.0, low=1, help="a dead worker's conversations return after this (+ <= 3 s sweep)"

@@ -112,7 +112,7 @@ def document(sources: list[str] | None = None) -> dict[str, Any]:
     field_schemas = json_schemas()
     intent = {
         "type": "object",
-        "description": "A conversation-update intent (product.md). Routed by agent_id + "
+        "description": "A conversation-update intent. Routed by agent_id + "
         "convo_id, or by external_id through the link registry.",
         "properties": {
             "type": {"const": "conversation.update"},
@@ -173,7 +173,7 @@ def document(sources: list[str] | None = None) -> dict[str, Any]:
                 "post": {
                     "summary": "Receive a signed webhook from the configured source",
                     "description": "Each source's `kind` decides the signature scheme and the "
-                    "payload (providers.md); for `standard` the body is an intent or an array "
+                    "payload (the README's sender sections); for `standard` the body is an intent or an array "
                     "of them. 202 only once every event is in Redis.",
                     "parameters": [_webhook_source(sources or []), *signature_headers],
                     "requestBody": {
