@@ -111,6 +111,14 @@ class QueueCollector(Collector):
             )
             alive.add_metric([scope], r.workers_alive)
             yield alive
+        if r.delivery_paused is not None:
+            paused = GaugeMetricFamily(
+                "convo_bridge_delivery_paused",
+                "1 while workers are suspended (`rq suspend`) and take no work.",
+                labels=[label],
+            )
+            paused.add_metric([scope], 1 if r.delivery_paused else 0)
+            yield paused
 
 
 class RedisUp(Collector):

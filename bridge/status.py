@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import redis
 from rq import Queue, Worker
+from rq.suspension import is_suspended
 
 if TYPE_CHECKING:
     from bridge.store import Store
@@ -46,6 +47,7 @@ class StatusReport:
     circuit: Circuit = Circuit()
     last_minute: Rates = Rates()
     workers_alive: int | None = None  # None: RQ's registry could not be read
+    delivery_paused: bool | None = None  # `rq suspend`ed; None: RQ could not be read
 
     @property
     def queue_depth(self) -> int:
@@ -67,6 +69,7 @@ class StatusReport:
             },
             "last_minute": dataclasses.asdict(self.last_minute),
             "workers_alive": self.workers_alive,
+            "delivery_paused": self.delivery_paused,
         }
 
 
@@ -82,11 +85,21 @@ def live_workers(redis_url: str) -> int:
         conn.close()
 
 
+def delivery_paused(redis_url: str) -> bool:
+    """Whether RQ's workers are suspended (`rq suspend`): ours take no work meanwhile."""
+    conn = redis.Redis.from_url(redis_url, socket_timeout=5)
+    try:
+        return bool(is_suspended(conn))
+    finally:
+        conn.close()
+
+
 async def status_report(store: Store) -> StatusReport:
     """The store's figures plus the live worker count (None when RQ cannot say)."""
     report = await store.status()
     try:
         alive: int | None = await asyncio.to_thread(live_workers, store.url)
+        paused: bool | None = await asyncio.to_thread(delivery_paused, store.url)
     except Exception:  # the count is informative; its absence is not an error
-        alive = None
-    return dataclasses.replace(report, workers_alive=alive)
+        alive, paused = None, None
+    return dataclasses.replace(report, workers_alive=alive, delivery_paused=paused)
