@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from prometheus_client import generate_latest
 
-from bridge.metrics import render
+from bridge.metrics import WORKER_REGISTRY, render
 from bridge.status import StatusReport
 
 PACK = Path(__file__).resolve().parents[2] / "deploy" / "monitoring"
@@ -80,7 +81,8 @@ def test_every_dashboard_expression_parses(tmp_path: Path) -> None:
 
 def test_rules_and_dashboard_name_only_exported_metrics_and_show_every_alerted_one() -> None:
     report = StatusReport(0, 0, None, 0, 0, workers_alive=1, delivery_paused=False)
-    types = re.findall(r"^# TYPE (convo_bridge_\w+) (\w+)$", render(report)[0].decode(), re.M)
+    text = render(report)[0].decode() + generate_latest(WORKER_REGISTRY).decode()
+    types = re.findall(r"^# TYPE (convo_bridge_\w+) (\w+)$", text, re.M)
     suffixes = {"histogram": ["_bucket", "_sum", "_count"]}  # a counter is typed as name_total
     exported = {n + s for n, kind in types for s in suffixes.get(kind, [""])}
     alerted = {m for r in _alerts() for m in METRIC.findall(r["expr"])}
