@@ -173,7 +173,7 @@ def build_app(settings: Settings) -> Starlette:
 def serve(settings: Settings, host: str, port: int, **options: Any) -> None:
     import uvicorn
 
-    uvicorn.run(
+    config = uvicorn.Config(
         build_app(settings),
         host=host,
         port=port,
@@ -185,3 +185,39 @@ def serve(settings: Settings, host: str, port: int, **options: Any) -> None:
         timeout_graceful_shutdown=15,
         **options,
     )
+    url = f"http://{host}:{port}"
+
+    class Server(uvicorn.Server):
+        """Says where it listens once the socket is bound (uvicorn's own line is INFO, below
+        the warning level it runs at)."""
+
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets)
+            if self.started:
+                log.info("serve listening", extra=fields(url=url, webhooks=f"{url}/webhooks/"))
+
+        async def shutdown(self, sockets: Any = None) -> None:
+            # here, not after run(): uvicorn re-raises the SIGTERM it caught once it is done
+            await super().shutdown(sockets)
+            log.info("serve stopped", extra=fields(url=url))
+
+    _warn_if_redis_is_away(settings.redis_url)
+    Server(config).run()
+
+
+def _warn_if_redis_is_away(redis_url: str) -> None:
+    """serve starts without Redis (webhooks are answered 503 until it is back, so senders
+    retry), but says so at once instead of at the first webhook."""
+    import redis
+
+    conn = redis.Redis.from_url(redis_url, socket_connect_timeout=2, socket_timeout=2)
+    try:
+        conn.ping()
+    except redis.RedisError as exc:
+        log.warning(
+            "Redis unreachable at start: webhooks are answered 503 until it is back; "
+            "check REDIS_URL",
+            extra=fields(error=type(exc).__name__),
+        )
+    finally:
+        conn.close()
