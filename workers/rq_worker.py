@@ -56,7 +56,8 @@ from workers.worker import Engine
 log = logging.getLogger("convo_bridge.worker")
 
 SUSPEND_POLL_S = 0.5
-JOB_POLL_S = 2  # a blocked dequeue returns this often to see stop and suspend
+JOB_POLL_S = 0.5  # a blocked dequeue returns this often to see stop and suspend; an idle
+# worker exits this long after SIGTERM at most (asyncio.run waits for the dequeue thread)
 SUBSCRIBE_RETRY_S = 2.0
 MIRROR_EVERY_S = 1.0  # new dead letters become RQ failed jobs within about this
 RECONCILE_EVERY_S = 300.0  # and every dead letter without a job gets one (at start too)
@@ -310,11 +311,11 @@ class DeliveryWorker(SimpleWorker):
                 log.exception("RQ job handling failed", extra=fields(error=repr(exc)))
                 await asyncio.sleep(1.0)
 
-    def _run_next_job(self, timeout: int | None) -> bool:
+    def _run_next_job(self, timeout: float | None) -> bool:
         try:
             found = self.queue_class.dequeue_any(
                 self._ordered_queues,
-                timeout,
+                timeout,  # type: ignore[arg-type]  # typed int; Redis's BLMOVE takes 0.5
                 connection=self.connection,
                 job_class=self.job_class,
                 serializer=self.serializer,
