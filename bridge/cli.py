@@ -200,7 +200,13 @@ def cmd_dlq(args: argparse.Namespace) -> int:
                 )
         return 0
     if args.dlq_cmd == "show":
-        _print_json(_with_store(settings, lambda s: s.dead_letter(args.id)).to_json())
+        from bridge.readable import dead_letter_text
+
+        letter = _with_store(settings, lambda s: s.dead_letter(args.id))
+        if args.json:
+            _print_json(letter.to_json())
+        else:
+            print(dead_letter_text(letter))
         return 0
     ids = list(args.ids)
     if args.all == bool(ids):
@@ -389,9 +395,9 @@ def parser() -> argparse.ArgumentParser:
     ql.add_argument(
         "--since", help="only those dead-lettered since: a span (30m, 2h, 7d) or an ISO time"
     )
-    qs.add_parser("show", help="one dead letter's events and attempts").add_argument(
-        "id", help="dead-letter id (from dlq list)"
-    )
+    qsh = qs.add_parser("show", help="one dead letter's events and attempts")
+    qsh.add_argument("id", help="dead-letter id (from dlq list)")
+    qsh.add_argument("--json", action="store_true", help="print JSON")
     for name, does in (("replay", "merge back through newest-wins"), ("purge", "drop")):
         x = qs.add_parser(name, help=f"{does}: the given dead letters or --all")
         x.add_argument("ids", nargs="*", help="dead-letter ids (from dlq list)")

@@ -20,8 +20,10 @@ from redis.exceptions import RedisError
 
 from bridge.changes import Entry, decode
 from bridge.errors import NotFound, StoreUnavailable
+from bridge.readable import change_text
 from bridge.status import status_report
 from bridge.store import Store, conversation_key
+from bridge.times import iso
 
 SHOWN = 200
 
@@ -34,6 +36,7 @@ class Change:
     event_id: str
     occurred_at: int  # epoch ms at the sender
     received_at: int  # epoch ms at ingest
+    what: str = ""  # the change in words (`tag "vip" added`), for people
 
     @classmethod
     def of(cls, entry: Entry) -> Change:
@@ -44,6 +47,7 @@ class Change:
             entry.event_id,
             entry.occurred_at,
             entry.received_ms,
+            change_text(entry.name, entry.payload),
         )
 
 
@@ -154,7 +158,7 @@ def render(t: Trace) -> str:
         lines.append(f"{title:<14}{len(changes)}")
         for c in changes:
             lines.append(
-                f"  {c.name} = {json_text(c.value)[:80]}  from {c.source}:{c.event_id}  "
+                f"  {c.what}  from {c.source}:{c.event_id}  "
                 f"occurred {_when(c.occurred_at)}  received {_when(c.received_at)}"
             )
     lines.append(f"attempts      {len(t.attempts)} since the last success")
@@ -167,9 +171,7 @@ def render(t: Trace) -> str:
 
 
 def _when(ms: int | None) -> str:
-    if not ms:
-        return "-"
-    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ms / 1000))
+    return iso(ms or None)
 
 
 def _text(raw: Any) -> str:

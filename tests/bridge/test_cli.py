@@ -209,3 +209,21 @@ def test_links_list_prints_json_when_asked(tmp_path, redis_url, monkeypatch, cap
     assert rows == [
         {"source": "zendesk", "external_id": "T-9", "agent_id": "agent-1", "convo_id": "convo-9"}
     ]
+
+
+def test_dlq_show_reads_as_text_and_prints_json_on_request(redis_url, monkeypatch, capsys):
+    import re
+
+    _seed_dead_letters(redis_url)
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    monkeypatch.delenv("BRIDGE_CONFIG", raising=False)
+    assert main(["dlq", "list", "--json", "--reason", "rejected_404"]) == 0
+    [letter] = json.loads(capsys.readouterr().out)
+    assert main(["dlq", "show", letter["id"]]) == 0
+    text = capsys.readouterr().out
+    assert "reason        rejected_404" in text and "conversation  a/c" in text
+    assert 'title = "y"  from other:e2  occurred 20' in text
+    assert re.search(r"  \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z  404  not found", text), text
+    assert re.findall(r"\b[fth]:[\w-]", text) == []
+    assert main(["dlq", "show", letter["id"], "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["id"] == letter["id"]
