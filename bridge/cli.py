@@ -79,7 +79,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
     settings = _settings(args)
     require_worker_token(settings)
     port = _metrics_port(args.metrics_port)
-    _ping(settings.redis_url)  # Redis away at start: one line and exit 1, not a half-started worker
+    # A burst worker with Redis away says so in one line and exits 1; a long-running one
+    # waits for Redis, retrying, as it does after a Redis restart.
+    if args.burst:
+        _ping(settings.redis_url)
     if port:
         from bridge.metrics import serve_worker_metrics
 
