@@ -39,8 +39,10 @@ import redis
 import redis.asyncio as aioredis
 from redis.connection import SSLConnection, parse_url
 from redis.exceptions import RedisError
-from rq import SimpleWorker
+from rq import Queue, SimpleWorker
 from rq.exceptions import DequeueTimeout
+from rq.executions import Execution
+from rq.job import Job
 from rq.suspension import WORKERS_SUSPENDED
 from rq.timeouts import TimerDeathPenalty
 from rq.worker import WorkerStatus
@@ -49,6 +51,7 @@ from bridge.config import Settings, load_settings, require_worker_token
 from bridge.logs import configure, fields
 from bridge.process import freeze_startup_heap
 from bridge.store.keys import RQ_QUEUE
+from bridge.store.rq_jobs import StillUnroutable
 from bridge.store.rq_mirror import mirror_new, reconcile
 from workers.registration import Activity, Registration
 from workers.worker import Engine
@@ -204,6 +207,22 @@ class DeliveryWorker(SimpleWorker):
 
     def increment_total_working_time(self, job_execution_time: timedelta, pipeline: Any) -> None:
         self.job_seconds += job_execution_time.total_seconds()
+
+    def handle_job_failure(
+        self,
+        job: Job,
+        queue: Queue,
+        started_job_registry: Any = None,
+        exc_string: str = "",
+        execution: Execution | None = None,
+    ) -> None:
+        """A requeued dead letter still unroutable: RQ records the failure as a traceback
+        ending in our message; keep only the message (the dead letter's own text, as
+        rq-dashboard showed it before the requeue)."""
+        _, found, message = exc_string.partition(f"{StillUnroutable.__name__}: ")
+        super().handle_job_failure(
+            job, queue, started_job_registry, message if found else exc_string, execution
+        )
 
     # --- rq suspend / resume ------------------------------------------------------------------
 

@@ -234,7 +234,8 @@ def test_the_failed_jobs_text_lists_its_events_in_words_and_utc_times(
 def test_a_requeue_that_fails_again_still_lists_the_events(
     start_worker, ingest_url, conn, redis_url
 ):
-    """Still unroutable: RQ records the job's failure anew; it used to be a bare traceback."""
+    """Still unroutable: RQ records the job's failure anew; it used to be a bare traceback.
+    Our workers record the dead letter's text alone (another RQ worker: under a traceback)."""
     start_worker()
     payload = {"external_id": "T-77", "occurred_at": T0, "set": {"title": "waits"}}
     body, headers = signed(SECRET, payload, msg_id="evt_waits")
@@ -254,4 +255,5 @@ def test_a_requeue_that_fails_again_still_lists_the_events(
     )
     text = job.latest_result().exc_string
     assert 'title = "waits"  from demo:evt_waits' in text and "DeadLetter: unroutable" in text
+    assert "Traceback" not in text and text.startswith(f"dead letter {dl_id} is still unroutable")
     assert dead_ids(conn) == [dl_id]
