@@ -254,7 +254,7 @@ def expected(
     events: list[Event],
 ) -> tuple[dict[tuple[str, str], Any], dict[tuple[str, str], bool], dict[str, int]]:
     """Newest value per field, tag state, and history length per conversation. History
-    entries are keyed by requestedAt (convocore.md), in seconds here (time_unit "s"): two
+    entries are keyed by requestedAt, in seconds here (time_unit "s"): two
     requests of one conversation in the same second are one entry."""
     values: dict[tuple[str, str], tuple[str, Any]] = {}
     tags: dict[tuple[str, str], tuple[str, bool]] = {}

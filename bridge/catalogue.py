@@ -1,4 +1,4 @@
-"""The Convocore conversation fields and their types (shared/docs/convocore.md).
+"""The Convocore conversation fields and their types, as the conversations API documents them.
 
 Both ingest (validating `set`) and the sandbox (validating a PATCH) check values against this
 one table, so the bridge can never accept what the target would refuse.
@@ -187,7 +187,7 @@ def json_schemas() -> dict[str, dict[str, Any]]:
     out.update({f: {"type": "string"} for f in _STRING})
     out.update({f: {"type": "number"} for f in _NUMBER})
     out.update({f: {"type": "boolean"} for f in _BOOLEAN})
-    out.update({f: {"type": "array"} for f in _ARRAY})
+    out.update({f: {"type": "array", "items": {}} for f in _ARRAY})  # items: any JSON
     out.update({f: {"type": "object"} for f in _OBJECT})
     out.update({f: {} for f in _ANY})
     out["state"] = {"enum": list(STATES)}

@@ -18,13 +18,30 @@ from redis.exceptions import RedisError
 from bridge.config import Settings, load_settings, require_worker_token
 from bridge.errors import BridgeError, ConfigError, NotFound, PayloadError
 from bridge.intents import check_id, check_segment_id
+from bridge.openapi import VERSION
 from bridge.store import Store
+from bridge.times import iso, since_ms
+
+USAGE = """\
+convo-bridge receives webhooks from helpdesks and CRMs, queues each change in Redis, and
+PATCHes it into the Convocore conversation it belongs to.
+
+Run it:        serve (the webhook endpoint) and one or more worker (the delivery)
+Try it:        dev starts Redis, a Convocore sandbox, serve and a worker on this machine
+Look inside:   status, trace AGENT_ID CONVO_ID, dlq list / show / replay, links
+Check setup:   config check
+
+`convo-bridge COMMAND --help` describes a command and the environment it reads."""
 
 T = TypeVar("T")
 
 
+# Commands that only read and write Redis: no webhook secret or Convocore token needed.
+REDIS_ONLY = ("status", "dlq", "links", "trace", "events")
+
+
 def _settings(args: argparse.Namespace) -> Settings:
-    settings = load_settings(args.config)
+    settings = load_settings(args.config, secrets=args.cmd not in REDIS_ONLY)
     from bridge.logs import configure
 
     configure(settings.log)
@@ -61,16 +78,41 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     require_worker_token(settings)
-    port = args.metrics_port or os.environ.get("BRIDGE_METRICS_PORT")
+    port = _metrics_port(args.metrics_port)
+    # A burst worker with Redis away says so in one line and exits 1; a long-running one
+    # waits for Redis, retrying, as it does after a Redis restart.
+    if args.burst:
+        _ping(settings.redis_url)
     if port:
         from bridge.metrics import serve_worker_metrics
 
         try:
-            serve_worker_metrics(int(port), args.metrics_host)
-        except (ValueError, OSError) as exc:
+            serve_worker_metrics(port, args.metrics_host)
+        except OSError as exc:
             raise ConfigError("--metrics-port", f"cannot serve metrics on {port}: {exc}") from None
     run_worker(settings, burst=args.burst)
     return 0
+
+
+def _metrics_port(flag: int | None) -> int | None:
+    """--metrics-port, else BRIDGE_METRICS_PORT; a bad value names where it came from."""
+    where, raw = ("--metrics-port", str(flag)) if flag is not None else ("BRIDGE_METRICS_PORT", "")
+    raw = raw or os.environ.get("BRIDGE_METRICS_PORT", "")
+    if not raw:
+        return None
+    if not raw.isdigit() or not 0 < int(raw) < 65536:
+        raise ConfigError(where, f"expected a port number (1-65535), got {raw!r}")
+    return int(raw)
+
+
+def _ping(redis_url: str) -> None:
+    from bridge.store.connect import sync_client
+
+    conn = sync_client(redis_url, socket_connect_timeout=5, socket_timeout=5)
+    try:
+        conn.ping()
+    finally:
+        conn.close()
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
@@ -124,22 +166,29 @@ def cmd_status(args: argparse.Namespace) -> int:
         f"queue depth        {report.queue_depth} conversations "
         f"({report.conversations_waiting} ready, {report.in_flight} in flight, "
         f"{report.scheduled_retries} scheduled)",
-        f"next scheduled     {report.next_retry_at or '-'}",
+        f"next scheduled     {iso(report.next_retry_at)}",
         f"dead letters       {report.dead_letters} "
         + " ".join(f"{k}={v}" for k, v in report.dead_letters_by_reason.items()),
-        f"circuit            {c.state}" + (f" until {c.until_ms}" if c.until_ms else ""),
+        f"circuit            {c.state}" + (f" until {iso(c.until_ms)}" if c.until_ms else ""),
         f"workers alive      {alive}",
+        "delivery           " + _paused(report.delivery_paused),
         "last minute        " + " ".join(f"{k}={v}" for k, v in rates.items()),
     ]
     print("\n".join(lines))
     return 0
 
 
+def _paused(paused: bool | None) -> str:
+    if paused is None:
+        return "unknown (RQ could not be read)"
+    return "paused (`rq suspend`; `rq resume` resumes)" if paused else "running"
+
+
 def cmd_dlq(args: argparse.Namespace) -> int:
     settings = _settings(args)
     coalesce = settings.delivery.coalesce_ms
     if args.dlq_cmd == "list":
-        letters = _with_store(settings, lambda s: s.dead_letters(100_000))
+        letters = _chosen_letters(args, _with_store(settings, lambda s: s.dead_letters(100_000)))
         if args.json:
             _print_json([d.summary() for d in letters])
         elif not letters:
@@ -158,7 +207,13 @@ def cmd_dlq(args: argparse.Namespace) -> int:
                 )
         return 0
     if args.dlq_cmd == "show":
-        _print_json(_with_store(settings, lambda s: s.dead_letter(args.id)).to_json())
+        from bridge.readable import dead_letter_text
+
+        letter = _with_store(settings, lambda s: s.dead_letter(args.id))
+        if args.json:
+            _print_json(letter.to_json())
+        else:
+            print(dead_letter_text(letter))
         return 0
     ids = list(args.ids)
     if args.all == bool(ids):
@@ -200,6 +255,18 @@ def cmd_dlq(args: argparse.Namespace) -> int:
     if not args.all and n < len(ids):
         raise NotFound("some ids were not dead letters (see `convo-bridge dlq list`)")
     return 0
+
+
+def _chosen_letters(args: argparse.Namespace, letters: list[Any]) -> list[Any]:
+    """`dlq list --reason R --source S --since T`: each filter given narrows the list."""
+    since = since_ms(args.since) if args.since else None
+    return [
+        d
+        for d in letters
+        if (args.reason is None or d.reason == args.reason)
+        and (args.source is None or args.source in d.summary()["source"].split(","))
+        and (since is None or (d.created_ms or 0) >= since)
+    ]
 
 
 def cmd_trace(args: argparse.Namespace) -> int:
@@ -244,6 +311,9 @@ def cmd_links(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if args.links_cmd == "list":
         rows = _with_store(settings, lambda s: s.links(settings.sources))
+        if args.json:
+            _print_json(rows)
+            return 0
         for row in rows:
             print(f"{row['source']}  {row['external_id']}  ->  {row['agent_id']} {row['convo_id']}")
         if not rows:
@@ -288,11 +358,12 @@ def cmd_links(args: argparse.Namespace) -> int:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="convo-bridge",
-        description=__doc__.splitlines()[0],
+        description=USAGE,
         epilog=ENVIRONMENT,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--config", help=CONFIG_HELP)
+    p.add_argument("--version", action="version", version=f"%(prog)s {VERSION}")
     sub = p.add_subparsers(dest="cmd", required=True)
 
     s = sub.add_parser("serve", help="the ingest HTTP server")
@@ -355,9 +426,14 @@ def parser() -> argparse.ArgumentParser:
     qs = q.add_subparsers(dest="dlq_cmd", required=True)
     ql = qs.add_parser("list", help="every dead letter: id, reason, conversation, last answer")
     ql.add_argument("--json", action="store_true", help="print a JSON array")
-    qs.add_parser("show", help="one dead letter's events and attempts").add_argument(
-        "id", help="dead-letter id (from dlq list)"
+    ql.add_argument("--reason", help="only this reason, e.g. max_attempts, unroutable")
+    ql.add_argument("--source", help="only dead letters with events from this source")
+    ql.add_argument(
+        "--since", help="only those dead-lettered since: a span (30m, 2h, 7d) or an ISO time"
     )
+    qsh = qs.add_parser("show", help="one dead letter's events and attempts")
+    qsh.add_argument("id", help="dead-letter id (from dlq list)")
+    qsh.add_argument("--json", action="store_true", help="print JSON")
     for name, does in (("replay", "merge back through newest-wins"), ("purge", "drop")):
         x = qs.add_parser(name, help=f"{does}: the given dead letters or --all")
         x.add_argument("ids", nargs="*", help="dead-letter ids (from dlq list)")
@@ -379,7 +455,9 @@ def parser() -> argparse.ArgumentParser:
         x = ls.add_parser(name, help=f"{name} one link")
         x.add_argument("source", help=what["source"])
         x.add_argument("external_id", help=what["external_id"])
-    ls.add_parser("list", help="every link")
+    ls.add_parser("list", help="every link").add_argument(
+        "--json", action="store_true", help="print a JSON array"
+    )
     lk.set_defaults(fn=cmd_links)
 
     st = sub.add_parser("status", help="queue, retries, dead letters, circuit, workers")
@@ -437,26 +515,53 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-ENVIRONMENT = """\
-environment:
-  REDIS_URL           Redis to use (default redis://127.0.0.1:6379/0)
-  BRIDGE_CONFIG       config file when --config is not given (none: built-in defaults)
-  BRIDGE_ADMIN_TOKEN  bearer token of the /admin routes (unset: they answer 404)
-  CONVOCORE_BASE_URL, CONVOCORE_SANDBOX, BRIDGE_LOG_LEVEL, BRIDGE_LOG_FORMAT override the
-  file's keys; each [sources.X] secret_env and [convocore] token_env names a variable too.
-`convo-bridge dev` prints an `export ...` line that points these at what it started."""
+_REDIS = "  REDIS_URL           Redis to use (default redis://127.0.0.1:6379/0)\n"
+_CONFIG = "  BRIDGE_CONFIG       config file when --config is not given (none: built-in defaults)\n"
+_LOG = "  BRIDGE_LOG_LEVEL, BRIDGE_LOG_FORMAT override [log] level and format\n"
+_ADMIN = "  BRIDGE_ADMIN_TOKEN  bearer token of the /admin routes (unset: they answer 404)\n"
+_SECRETS = "  each [sources.X] secret_env names the variable holding that sender's secret\n"
+_CONVOCORE = (
+    "  CONVOCORE_API_TOKEN the Convocore token (the variable [convocore] token_env names)\n"
+    "  CONVOCORE_BASE_URL, CONVOCORE_SANDBOX override [convocore] base_url and sandbox\n"
+)
+_MULTIPROC = (
+    "  PROMETHEUS_MULTIPROC_DIR  a shared empty directory: /metrics adds up its processes\n"
+)
+_DEV_LINE = "`convo-bridge dev` prints an `export ...` line that points these at what it started."
+_REDIS_ONLY_ENV = _REDIS + _CONFIG + _LOG + "  (no webhook secret or Convocore token needed)\n"
+ENVIRONMENT = (
+    "environment:\n" + _REDIS + _CONFIG + _ADMIN + _SECRETS + _CONVOCORE + _LOG + _DEV_LINE
+)
+# What each command reads; a command not named here reads Redis and the config only.
+COMMAND_ENVIRONMENT = {
+    "serve": _REDIS + _CONFIG + _ADMIN + _SECRETS + _LOG + _MULTIPROC,
+    "worker": _REDIS
+    + _CONFIG
+    + _CONVOCORE
+    + "  BRIDGE_METRICS_PORT serve this worker's /metrics on this port (as --metrics-port)\n"
+    + _MULTIPROC
+    + _LOG,
+    "dev": _REDIS.replace("Redis to use (default", "an existing Redis (unset: dev starts one;")
+    + "  CONVOCORE_API_TOKEN set: deliver to CONVOCORE_BASE_URL instead of a sandbox\n"
+    + "  XDG_STATE_HOME      where the default --dir lives\n",
+    "sandbox": "  (none)\n",
+    "config": ENVIRONMENT.removeprefix("environment:\n").removesuffix(_DEV_LINE),
+}
 CONFIG_HELP = "config file (default: $BRIDGE_CONFIG); may also follow the command"
 
 
-def _everywhere(parser: argparse.ArgumentParser) -> None:
+def _everywhere(parser: argparse.ArgumentParser, command: str | None = None) -> None:
     """Every command takes --config after its name too, and shows the environment."""
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
-            for child in action.choices.values():
+            for name, child in action.choices.items():
                 child.add_argument("--config", default=argparse.SUPPRESS, help=CONFIG_HELP)
-                child.epilog = ENVIRONMENT
+                if command is None:  # a top-level command: its own environment
+                    child.epilog = "environment:\n" + COMMAND_ENVIRONMENT.get(name, _REDIS_ONLY_ENV)
+                else:
+                    child.epilog = parser.epilog
                 child.formatter_class = argparse.RawDescriptionHelpFormatter
-                _everywhere(child)
+                _everywhere(child, command or name)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -72,7 +72,7 @@ class DeliverySettings:
     rate_limit_per_s: float = setting(
         0.0, low=0, help="PATCHes per second across all workers; 0 = unlimited"
     )
-    # Beyond product.md: tuning a production user may need; documented in the README.
+    # Tuning a production user may need; documented in the README.
     concurrency: int = setting(8, low=1, help="PATCHes in flight per worker process")
     lease_s: float = setting(
         30.0, low=1, help="a dead worker's conversations return after this (+ <= 3 s sweep)"
@@ -264,7 +264,8 @@ def _section(raw: Mapping[str, Any], section: str, env: Mapping[str, str]) -> An
     keys = file_keys(cls)
     for key in table:
         if key not in keys:
-            raise ConfigError(f"{section}.{key}", f"unknown key; known: {', '.join(keys)}")
+            hint = _SECRET_IN_FILE.get(key, f"unknown key; known: {', '.join(keys)}")
+            raise ConfigError(f"{section}.{key}", hint)
     hints = get_type_hints(cls)
     values: dict[str, Any] = {}
     for name, f in keys.items():
@@ -302,16 +303,25 @@ def _compile(expr: Any, key: str) -> Expression:
         raise ConfigError(key, f"JMESPath does not compile: {str(exc).splitlines()[0]}") from None
 
 
-def _secret(env: Mapping[str, str], var: Any, key: str) -> str:
+def _secret(env: Mapping[str, str], var: Any, key: str, required: bool = True) -> str:
     if not isinstance(var, str) or not var:
         raise ConfigError(key, "expected the name of an environment variable")
     value = env.get(var)
-    if not value:
+    if not value and required:
         raise ConfigError(key, f"environment variable {var} is not set")
-    return value
+    return value or ""
 
 
-def _source(name: str, table: Any, env: Mapping[str, str]) -> SourceSettings:
+# A secret or token written into the file itself: say where it goes instead.
+_SECRET_IN_FILE = {
+    "secret": "secrets never go in the file: put it in an environment variable and name "
+    'that variable with secret_env = "..."',
+    "token": "tokens never go in the file: put it in an environment variable and name "
+    'that variable with token_env = "..."',
+}
+
+
+def _source(name: str, table: Any, env: Mapping[str, str], secrets: bool = True) -> SourceSettings:
     where = f"sources.{name}"
     if not isinstance(table, dict):
         raise ConfigError(where, "expected a table")
@@ -323,8 +333,9 @@ def _source(name: str, table: Any, env: Mapping[str, str]) -> SourceSettings:
         if key not in allowed:
             owners = [k for k, keys in KIND_KEYS.items() if key in keys]
             hint = f"only for kind {' or '.join(owners)}" if owners else "unknown key"
+            hint = _SECRET_IN_FILE.get(key, hint)
             raise ConfigError(f"{where}.{key}", hint)
-    secret = _secret(env, table.get("secret_env"), f"{where}.secret_env")
+    secret = _secret(env, table.get("secret_env"), f"{where}.secret_env", required=secrets)
     options = {k: table[k] for k in KIND_KEYS.get(kind, set()) if k in table and k != "map"}
     for key, value in options.items():
         expect_bool = key == "trust_proxy"
@@ -392,8 +403,12 @@ def _check_kind_options(where: str, kind: str, options: Mapping[str, Any]) -> No
         )
 
 
-def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
-    """Read the file at `path` (or $BRIDGE_CONFIG; none means all defaults) and the environment."""
+def load_settings(
+    path: str | Path | None = None, env: Mapping[str, str] | None = None, *, secrets: bool = True
+) -> Settings:
+    """Read the file at `path` (or $BRIDGE_CONFIG; none means all defaults) and the environment.
+    `secrets=False`: for commands that only read Redis (status, dlq, links, trace), a source's
+    unset secret variable is not an error (its secret is then empty and never used)."""
     env = os.environ if env is None else env
     path = path or env.get("BRIDGE_CONFIG") or None
     raw: dict[str, Any] = {}
@@ -436,7 +451,7 @@ def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
     sources_raw = raw.get("sources", {})
     if not isinstance(sources_raw, dict):
         raise ConfigError("sources", "expected tables [sources.NAME]")
-    sources = {name: _source(name, table, env) for name, table in sources_raw.items()}
+    sources = {name: _source(name, table, env, secrets) for name, table in sources_raw.items()}
     for name in sources:
         if not name.replace("-", "").replace("_", "").isalnum():
             raise ConfigError(

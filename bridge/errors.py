@@ -101,7 +101,7 @@ class DeliveryError(BridgeError):
 
 class TargetUnreachable(DeliveryError):
     """No answer. `in_doubt`: the request was (or may have been) sent, so the target may
-    still apply it later (product.md guarantee 10); False when it never left (connect)."""
+    still apply it later (an in-doubt write); False when it never left (connect)."""
 
     def __init__(self, message: str, *, in_doubt: bool = False) -> None:
         super().__init__(message)

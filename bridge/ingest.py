@@ -27,7 +27,7 @@ MAX_NUMBER = 2**63  # "absurd numbers": integers beyond 64 bits, floats beyond t
 
 @dataclass(frozen=True, slots=True)
 class Receipt:
-    """The 202 body. product.md's three counts, plus `unroutable`: how many of the accepted
+    """The 202 body: accepted, duplicates and ignored, plus `unroutable`: how many of the accepted
     events name no conversation yet and wait as dead letters for `links set`."""
 
     accepted: int

@@ -15,7 +15,8 @@ from typing import Any
 from bridge.catalogue import field_problem, is_number
 from bridge.errors import PayloadError
 
-HANDOFF_EVENTS = ("requested", "accepted", "completed", "released")  # convocore.md
+# the steps of a human handoff; each becomes state, chatAssignedTo and handoffHistory
+HANDOFF_EVENTS = ("requested", "accepted", "completed", "released")
 # occurred_at outside [2000-01-01, 2100-01-01) is a sender bug, not a time.
 MIN_TIME_MS = 946_684_800_000
 MAX_TIME_MS = 4_102_444_800_000
@@ -51,7 +52,7 @@ class Intent:
         return not (self.set or self.tags_add or self.tags_remove or self.handoff)
 
     def to_json(self) -> dict[str, Any]:
-        """The intent in its wire form (product.md), empty parts left out."""
+        """The intent in its wire form (what the `standard` kind accepts), empty parts left out."""
         out: dict[str, Any] = {"type": "conversation.update"}
         for key in ("agent_id", "convo_id", "external_id"):
             value = getattr(self, key)

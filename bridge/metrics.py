@@ -46,20 +46,26 @@ FUTURE_EVENTS = Counter(
     " counted as happening when received (the sender's clock is wrong).",
     ["source"],
 )
+# What only a worker does: exported on a worker's own port, never by serve (where these would
+# read 0 forever, and a dashboard summing them would be misled by a process that never PATCHes).
+WORKER_REGISTRY = CollectorRegistry()
 PATCHES = Counter(
     "convo_bridge_patches",
     "PATCH attempts to Convocore, by outcome: the HTTP status, or no_answer.",
     ["status"],
+    registry=WORKER_REGISTRY,
 )
 ATTEMPT_SECONDS = Histogram(
     "convo_bridge_patch_attempt_seconds",
     "Duration of one delivery attempt (read if needed, then PATCH).",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+    registry=WORKER_REGISTRY,
 )
 WEBHOOK_TO_PATCH_SECONDS = Histogram(
     "convo_bridge_webhook_to_patch_seconds",
     "From the webhook's receipt to Convocore accepting the PATCH that carried it.",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600),
+    registry=WORKER_REGISTRY,
 )
 CONNECTIONS_CLOSED = Counter(
     "convo_bridge_connections_closed",
@@ -123,6 +129,14 @@ class QueueCollector(Collector):
             )
             alive.add_metric([scope], r.workers_alive)
             yield alive
+        if r.delivery_paused is not None:
+            paused = GaugeMetricFamily(
+                "convo_bridge_delivery_paused",
+                "1 while workers are suspended (`rq suspend`) and take no work.",
+                labels=[label],
+            )
+            paused.add_metric([scope], 1 if r.delivery_paused else 0)
+            yield paused
 
 
 class RedisUp(Collector):
@@ -156,12 +170,19 @@ def render(queue: StatusReport | None, accept: str = "") -> tuple[bytes, str]:
 
 
 class _Default(Collector):
-    """The process's own default registry, inside a registry of one scrape."""
+    """A process-wide registry (the default one, or the worker's), inside another registry."""
+
+    def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
+        self.registry = registry
 
     def collect(self) -> Iterator[Any]:
-        yield from REGISTRY.collect()
+        yield from self.registry.collect()
 
 
 def serve_worker_metrics(port: int, host: str = "127.0.0.1") -> None:
-    """A worker's own /metrics on `port`, from a background thread."""
-    start_http_server(port, addr=host)
+    """A worker's own /metrics on `port`, from a background thread: the process's metrics
+    and the worker's PATCH counters and latencies."""
+    registry = CollectorRegistry()
+    registry.register(_Default())
+    registry.register(_Default(WORKER_REGISTRY))
+    start_http_server(port, addr=host, registry=registry)

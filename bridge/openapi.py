@@ -7,6 +7,7 @@ server (no 5xx, no answer outside the documented ones).
 
 from __future__ import annotations
 
+import re
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
@@ -110,13 +111,129 @@ PAGE_ANSWERS = {
 }
 
 
+# Each sender kind's headers: what a request must carry to be verified (and, for some, its
+# dedup key or event name). Every header is documented once, naming the kinds that read it.
+SIGNATURE_HEADERS: dict[str, tuple[tuple[str, str], ...]] = {
+    "standard": (
+        ("webhook-id", "Message id; the dedup key."),
+        ("webhook-timestamp", "Epoch seconds, within signature_tolerance_s."),
+        (
+            "webhook-signature",
+            "Space-separated `v1,<base64 HMAC-SHA256 of {id}.{timestamp}.{body}>`.",
+        ),
+        ("svix-id", "As webhook-id, from a sender hosted on Svix."),
+        ("svix-timestamp", "As webhook-timestamp, from a sender hosted on Svix."),
+        ("svix-signature", "As webhook-signature, from a sender hosted on Svix."),
+    ),
+    "zendesk": (
+        (
+            "X-Zendesk-Webhook-Signature",
+            "Base64 HMAC-SHA256 of {timestamp header}{body}, keyed with the signing secret.",
+        ),
+        ("X-Zendesk-Webhook-Signature-Timestamp", "ISO 8601, within signature_tolerance_s."),
+        ("X-Zendesk-Webhook-Invocation-Id", "Trigger webhooks: the dedup key (optional)."),
+    ),
+    "intercom": (
+        ("X-Hub-Signature", "`sha1=<hex HMAC-SHA1 of the body>`, keyed with the client secret."),
+    ),
+    "hubspot": (
+        (
+            "X-HubSpot-Signature-v3",
+            "Base64 HMAC-SHA256 of {method}{URL}{body}{timestamp}, keyed with the client secret.",
+        ),
+        ("X-HubSpot-Request-Timestamp", "Epoch milliseconds, within signature_tolerance_s."),
+    ),
+    "front": (
+        (
+            "X-Front-Signature",
+            "App webhooks: base64 HMAC-SHA256 of {timestamp}:{body}; rule webhooks: base64 "
+            "HMAC-SHA1 of the body.",
+        ),
+        ("X-Front-Request-Timestamp", "App webhooks: epoch milliseconds, within the tolerance."),
+        ("X-Front-Challenge", "App webhooks' set-up request: echoed with 200 once verified."),
+    ),
+    "helpscout": (
+        ("X-HelpScout-Signature", "Base64 HMAC-SHA1 of the body, keyed with the webhook secret."),
+        ("X-HelpScout-Event", "The event, e.g. convo.assigned."),
+    ),
+    "freshdesk": (
+        ("X-Bridge-Secret", "The shared secret itself (the source's `header` renames it)."),
+    ),
+    "generic": (
+        (
+            "X-Signature",
+            "`signature_prefix` (default `sha256=`) + HMAC of the body; the source's "
+            "`signature_header` renames it.",
+        ),
+    ),
+}
+
+
+def _signature_headers() -> list[dict[str, Any]]:
+    kinds_of: dict[str, list[str]] = {}
+    said: dict[str, str] = {}
+    for kind, headers in SIGNATURE_HEADERS.items():
+        for name, description in headers:
+            kinds_of.setdefault(name, []).append(kind)
+            said.setdefault(name, description)
+    return [
+        {
+            "name": name,
+            "in": "header",
+            "required": False,
+            "schema": {"type": "string"},
+            "description": f"Kind {', '.join(kinds)}: {said[name]}",
+        }
+        for name, kinds in kinds_of.items()
+    ]
+
+
+# Client generators name their functions after these; a route without one here gets
+# `<method>_<path>` (test_openapi checks they are unique).
+OPERATION_IDS = {
+    ("/webhooks/{source}", "post"): "receive_webhook",
+    ("/healthz", "get"): "check_alive",
+    ("/readyz", "get"): "check_ready",
+    ("/metrics", "get"): "get_metrics",
+    ("/openapi.json", "get"): "get_openapi_document",
+    ("/admin/status", "get"): "get_status",
+    ("/admin/dlq", "get"): "list_dead_letters",
+    ("/admin/dlq/replay", "post"): "replay_dead_letters",
+    ("/admin/dlq/purge", "post"): "purge_dead_letters",
+    ("/admin/dlq/{id}", "get"): "get_dead_letter",
+    ("/admin/dlq/{id}", "delete"): "purge_dead_letter",
+    ("/admin/dlq/{id}/replay", "post"): "replay_dead_letter",
+    ("/admin/conversations/{agent_id}/{convo_id}", "get"): "trace_conversation",
+    ("/admin/links", "get"): "list_links",
+    ("/admin/links/{source}/{external_id}", "get"): "get_link",
+    ("/admin/links/{source}/{external_id}", "put"): "set_link",
+    ("/admin/links/{source}/{external_id}", "delete"): "delete_link",
+    ("/admin", "get"): "redirect_to_admin_page",
+    ("/admin/", "get"): "admin_page",
+    ("/admin/login", "post"): "sign_in",
+    ("/admin/logout", "post"): "sign_out",
+    ("/admin/ui/conversation", "get"): "conversation_page",
+    ("/admin/ui/dlq/replay-all", "post"): "page_replay_all_dead_letters",
+    ("/admin/ui/dlq/purge-all", "post"): "page_purge_all_dead_letters",
+    ("/admin/ui/dlq/{id}/replay", "post"): "page_replay_dead_letter",
+    ("/admin/ui/dlq/{id}/purge", "post"): "page_purge_dead_letter",
+}
+
+
+def _name_operations(paths: dict[str, dict[str, dict[str, Any]]]) -> None:
+    for path, operations in paths.items():
+        for method, operation in operations.items():
+            fallback = method + "_" + "_".join(re.findall(r"[a-z0-9]+", path.lower()))
+            operation.setdefault("operationId", OPERATION_IDS.get((path, method), fallback))
+
+
 def document(sources: list[str] | None = None) -> dict[str, Any]:
     """The document; `sources` (this deployment's source names) become the choices for
     /webhooks/{source}."""
     field_schemas = json_schemas()
     intent = {
         "type": "object",
-        "description": "A conversation-update intent (product.md). Routed by agent_id + "
+        "description": "A conversation-update intent. Routed by agent_id + "
         "convo_id, or by external_id through the link registry.",
         "properties": {
             "type": {"const": "conversation.update"},
@@ -151,21 +268,7 @@ def document(sources: list[str] | None = None) -> dict[str, Any]:
         },
         "required": ["occurred_at"],
     }
-    signature_headers = [
-        {
-            "name": n,
-            "in": "header",
-            "required": False,
-            "schema": {"type": "string"},
-            "description": d,
-        }
-        for n, d in (
-            ("webhook-id", "Standard Webhooks message id (kind standard); the dedup key."),
-            ("webhook-timestamp", "Epoch seconds, within signature_tolerance_s."),
-            ("webhook-signature", "Space-separated v1,<base64 HMAC-SHA256>."),
-        )
-    ]
-    return {
+    doc: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {
             "title": "convo-bridge",
@@ -176,10 +279,11 @@ def document(sources: list[str] | None = None) -> dict[str, Any]:
             "/webhooks/{source}": {
                 "post": {
                     "summary": "Receive a signed webhook from the configured source",
-                    "description": "Each source's `kind` decides the signature scheme and the "
-                    "payload (providers.md); for `standard` the body is an intent or an array "
-                    "of them. 202 only once every event is in Redis.",
-                    "parameters": [_webhook_source(sources or []), *signature_headers],
+                    "description": "Each source's `kind` decides the signature scheme (the "
+                    "headers below, each naming its kinds) and the payload; for `standard` the "
+                    "body is an intent or an array of them. 202 only once every event is in "
+                    "Redis.",
+                    "parameters": [_webhook_source(sources or []), *_signature_headers()],
                     "requestBody": {
                         "required": True,
                         "content": {
@@ -495,3 +599,5 @@ def document(sources: list[str] | None = None) -> dict[str, Any]:
             },
         },
     }
+    _name_operations(doc["paths"])
+    return doc

@@ -69,6 +69,41 @@ class DrainingServer(uvicorn.Server):
                 await loop.connect_accepted_socket(factory, conn)
             listener.close()
         await super().shutdown(sockets)
+        # here, not after run(): uvicorn re-raises the SIGTERM it caught once it is done
+        log.info("serve stopped", extra=fields(url=self.url))
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.config.host}:{self.config.port}"
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        """Says where it listens once the socket is bound (uvicorn's own line is INFO, below
+        the warning level it runs at)."""
+        await super().startup(sockets)
+        if self.started:
+            log.info(
+                "serve listening", extra=fields(url=self.url, webhooks=f"{self.url}/webhooks/")
+            )
+
+
+def _warn_if_redis_is_away(redis_url: str) -> None:
+    """serve starts without Redis (webhooks are answered 503 until it is back, so senders
+    retry), but says so at once instead of at the first webhook."""
+    from redis.exceptions import RedisError
+
+    from bridge.store.connect import sync_client
+
+    conn = sync_client(redis_url, socket_connect_timeout=2, socket_timeout=2)
+    try:
+        conn.ping()
+    except (RedisError, OSError) as exc:
+        log.warning(
+            "Redis unreachable at start: webhooks are answered 503 until it is back; "
+            "check REDIS_URL",
+            extra=fields(error=type(exc).__name__),
+        )
+    finally:
+        conn.close()
 
 
 def serve(settings: Settings, host: str, port: int, **options: Any) -> None:
@@ -86,4 +121,5 @@ def serve(settings: Settings, host: str, port: int, **options: Any) -> None:
         timeout_graceful_shutdown=15,
         **options,
     )
+    _warn_if_redis_is_away(settings.redis_url)
     DrainingServer(config).run()

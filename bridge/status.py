@@ -42,6 +42,7 @@ class StatusReport:
     circuit: Circuit = Circuit()
     last_minute: Rates = Rates()
     workers_alive: int | None = None  # None: RQ's registry could not be read
+    delivery_paused: bool | None = None  # `rq suspend`ed; None: RQ could not be read
 
     @property
     def queue_depth(self) -> int:
@@ -63,6 +64,7 @@ class StatusReport:
             },
             "last_minute": dataclasses.asdict(self.last_minute),
             "workers_alive": self.workers_alive,
+            "delivery_paused": self.delivery_paused,
         }
 
 
@@ -71,6 +73,7 @@ async def status_report(store: Store) -> StatusReport:
     report = await store.status()
     try:
         alive: int | None = await store.live_workers()
+        paused: bool | None = await store.delivery_paused()
     except Exception:  # the count is informative; its absence is not an error
-        alive = None
-    return dataclasses.replace(report, workers_alive=alive)
+        alive, paused = None, None
+    return dataclasses.replace(report, workers_alive=alive, delivery_paused=paused)

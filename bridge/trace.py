@@ -11,7 +11,6 @@ suspend`, an open circuit). `verdict` turns that into sentences.
 
 from __future__ import annotations
 
-import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -19,8 +18,10 @@ import orjson
 
 from bridge.changes import Entry, decode
 from bridge.errors import NotFound
+from bridge.readable import change_text
 from bridge.status import status_report
 from bridge.store import Store, conversation_key
+from bridge.times import iso
 
 SHOWN = 200
 
@@ -35,6 +36,7 @@ class Change:
     received_at: int  # epoch ms at ingest (Redis's clock)
     # what the sender said when it was later than receipt + max_clock_skew_s (not believed)
     claimed_at: int | None = None
+    what: str = ""  # the change in words (`tag "vip" added`), for people
 
     @classmethod
     def of(cls, entry: Entry) -> Change:
@@ -46,6 +48,7 @@ class Change:
             entry.occurred_at,
             entry.received_ms,
             entry.claimed_ms,
+            change_text(entry.name, entry.payload),
         )
 
 
@@ -166,7 +169,7 @@ def render(t: Trace) -> str:
         lines.append(f"{title:<14}{len(changes)}")
         for c in changes:
             lines.append(
-                f"  {c.name} = {json_text(c.value)[:80]}  from {c.source}:{c.event_id}  "
+                f"  {c.what}  from {c.source}:{c.event_id}  "
                 f"occurred {when(c.occurred_at)}  received {when(c.received_at)}"
                 + (
                     f"  (the sender said {when(c.claimed_at)}: in the future, not believed)"
@@ -184,10 +187,8 @@ def render(t: Trace) -> str:
 
 
 def when(ms: int | None) -> str:
-    """An epoch-ms time for people (UTC), or '-'."""
-    if not ms:
-        return "-"
-    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ms / 1000))
+    """An epoch-ms time for people (UTC ISO), or '-'."""
+    return iso(ms or None)
 
 
 def _text(raw: Any) -> str:

@@ -1,7 +1,7 @@
 """A conversation's pending changes → the one `conversation` object of its next PATCH.
 
-Fields go out as their newest pending value. Tags and handoffHistory are sent whole
-(convocore.md), as every tag (handoff) event applied in occurred_at order gives them: from
+Fields go out as their newest pending value. Tags and handoffHistory are sent whole (the
+API does not say whether a sent array replaces or merges, and only a whole array can remove), as every tag (handoff) event applied in occurred_at order gives them: from
 the newest whole list (`set.tags`, pending, or applied when re-sent) or else the current
 array (last answer seen, or one GET), then each single change newer than that list, the
 applied ones included when a list or a re-send calls for it. Linear in the list's size. A handoff step already present in
@@ -48,8 +48,8 @@ def apply_step(history: list[dict[str, Any]], step: dict[str, Any], time_unit: s
         if any(h.get("requestedAt") == at for h in history):
             return
         entry: dict[str, Any] = {"requestedAt": at}
-        # convocore.md: a release opens a bare {requestedAt} entry; team fields come only
-        # with a request
+        # a release (the human let go) opens a bare {requestedAt} entry; team fields come
+        # only with a request
         for src, dst in (
             ()
             if event == "released"

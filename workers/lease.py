@@ -8,7 +8,7 @@ own: a worker paused (SIGSTOP, a long GC) wakes up past its deadline, asks Redis
 if the lease is gone. A failed renewal marks the lease lost; the work stops there.
 
 A pause can still fall between the fence and the socket write; a PATCH that ends after its
-lease was lost is then in doubt, and the settle script handles it (guarantee 10).
+lease was lost is then in doubt, and the settle script handles it (the in-doubt writes guarantee).
 """
 
 from __future__ import annotations

@@ -51,6 +51,8 @@ from redis.exceptions import RedisError
 from redis.sentinel import SentinelConnectionPool
 from rq import Queue, SimpleWorker
 from rq.exceptions import DequeueTimeout
+from rq.executions import Execution
+from rq.job import Job
 from rq.suspension import WORKERS_SUSPENDED
 from rq.timeouts import TimerDeathPenalty
 from rq.worker import WorkerStatus
@@ -61,6 +63,7 @@ from bridge.process import freeze_startup_heap
 from bridge.store import rq_jobs
 from bridge.store.connect import async_client, parse_redis_url, sync_client
 from bridge.store.keys import RQ_QUEUE
+from bridge.store.rq_jobs import StillUnroutable
 from bridge.store.rq_mirror import mirror_new, reconcile
 from workers.registration import Activity, Registration
 from workers.threads import in_daemon_thread
@@ -69,7 +72,8 @@ from workers.worker import Engine
 log = logging.getLogger("convo_bridge.worker")
 
 SUSPEND_POLL_S = 0.5
-JOB_POLL_S = 2  # a blocked dequeue returns this often to see stop and suspend
+JOB_POLL_S = 0.5  # a blocked dequeue returns this often to see stop and suspend; an idle
+# worker exits this long after SIGTERM at most (asyncio.run waits for the dequeue thread)
 SUBSCRIBE_RETRY_S = 2.0
 PUBSUB_POLL_S = 1.0  # the pubsub thread sees stop() this often (RQ's waits 60 s)
 SYNC_SOCKET_TIMEOUT_S = 30  # RQ's side notices a Redis that stopped answering within this
@@ -255,6 +259,22 @@ class DeliveryWorker(SimpleWorker):
     def increment_total_working_time(self, job_execution_time: timedelta, pipeline: Any) -> None:
         self.job_seconds += job_execution_time.total_seconds()
 
+    def handle_job_failure(
+        self,
+        job: Job,
+        queue: Queue,
+        started_job_registry: Any = None,
+        exc_string: str = "",
+        execution: Execution | None = None,
+    ) -> None:
+        """A requeued dead letter still unroutable: RQ records the failure as a traceback
+        ending in our message; keep only the message (the dead letter's own text, as
+        rq-dashboard showed it before the requeue)."""
+        _, found, message = exc_string.partition(f"{StillUnroutable.__name__}: ")
+        super().handle_job_failure(
+            job, queue, started_job_registry, message if found else exc_string, execution
+        )
+
     # --- rq suspend / resume ------------------------------------------------------------------
 
     async def _suspended(self, client: Any) -> bool:
@@ -397,11 +417,11 @@ class DeliveryWorker(SimpleWorker):
                 log.exception("RQ job handling failed", extra=fields(error=repr(exc)))
                 await asyncio.sleep(1.0)
 
-    def _run_next_job(self, timeout: int | None) -> bool:
+    def _run_next_job(self, timeout: float | None) -> bool:
         try:
             found = self.queue_class.dequeue_any(
                 self.queues,
-                timeout,
+                timeout,  # type: ignore[arg-type]  # typed int; Redis's BLMOVE takes 0.5
                 connection=self.connection,
                 job_class=self.job_class,
                 serializer=self.serializer,

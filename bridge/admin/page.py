@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import html
 import secrets
-import time
 from importlib.resources import files
 from typing import Any
 from urllib.parse import parse_qs, quote
@@ -39,7 +38,8 @@ from bridge.providers.base import same
 from bridge.status import StatusReport, status_report
 from bridge.store import DeadLetter, Store
 from bridge.store.rq_jobs import enqueue_replay_at
-from bridge.trace import Change, Trace, json_text, trace
+from bridge.times import iso
+from bridge.trace import Change, Trace, trace
 
 FORM_LIMIT = 4096
 CSS = files("bridge.admin").joinpath("page.css").read_text(encoding="utf-8")
@@ -60,9 +60,7 @@ def esc(value: Any) -> str:
 
 
 def when(ms: int | None) -> str:
-    if not ms:
-        return "—"
-    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ms / 1000))
+    return iso(ms) if ms else "—"
 
 
 def _settings(request: Request) -> Settings:
@@ -204,13 +202,13 @@ def _changes_table(ident: str, changes: list[Change]) -> str:
     if not changes:
         return f'<p class="empty" id="{ident}">None.</p>'
     rows = "".join(
-        f"<tr><td><code>{esc(c.name)}</code></td><td><code>{esc(json_text(c.value))}</code></td>"
+        f"<tr><td><code>{esc(c.what)}</code></td>"
         f"<td>{esc(c.source)}</td><td><code>{esc(c.event_id)}</code></td>"
         f"<td>{esc(when(c.occurred_at))}{_claimed(c)}</td><td>{esc(when(c.received_at))}</td></tr>"
         for c in changes
     )
     return (
-        f'<table id="{ident}"><thead><tr><th>Change</th><th>Value</th><th>Source</th>'
+        f'<table id="{ident}"><thead><tr><th>Change</th><th>Source</th>'
         f"<th>Event id</th><th>Occurred</th><th>Received</th></tr></thead>"
         f"<tbody>{rows}</tbody></table>"
     )

@@ -72,23 +72,53 @@ def _secrets(path: Path) -> dict[str, str]:
     return values
 
 
-def sample_command(port: int, sandbox_port: int | None) -> str:
-    body = (
-        '{"agent_id":"demo-agent","convo_id":"demo-convo","occurred_at":'
-        "'$(date +%s)000'"
-        ',"set":{"userName":"Ada","title":"Refund question"},"tags":{"add":["vip"]},'
-        '"handoff":{"event":"requested","team_key":"billing"}}'
-    )
-    return (
-        f"set -a; . {{dir}}/secrets.env; set +a; "
-        f"id=msg_$(date +%s%N); ts=$(date +%s); body='{body}'; "
-        'sig=$(printf "%s" "$id.$ts.$body" | openssl dgst -sha256 -mac HMAC '
-        '-macopt hexkey:$(printf "%s" "${DEMO_WEBHOOK_SECRET#whsec_}" | base64 -d | od -An -v -tx1 | tr -d " \\n")'
-        " -binary | base64); "
-        f"curl -s -X POST http://127.0.0.1:{port}/webhooks/demo "
-        '-H "content-type: application/json" -H "webhook-id: $id" '
-        '-H "webhook-timestamp: $ts" -H "webhook-signature: v1,$sig" -d "$body"; echo'
-    )
+# Written next to secrets.env by every `dev` run: signs and sends one sample webhook with
+# Python's standard library only (no openssl, curl or base64 needed).
+SAMPLE_SCRIPT = """\
+\"\"\"Send one signed sample webhook to `convo-bridge dev` (written by dev; stdlib only).\"\"\"
+import base64, hashlib, hmac, json, pathlib, secrets, time, urllib.error, urllib.request
+
+HERE = pathlib.Path(__file__).resolve().parent
+ENV = dict(
+    line.split("=", 1) for line in (HERE / "secrets.env").read_text().splitlines() if "=" in line
+)
+key = ENV["DEMO_WEBHOOK_SECRET"].removeprefix("whsec_")
+key = base64.b64decode(key + "=" * (-len(key) % 4))
+now = int(time.time())
+body = json.dumps({
+    "agent_id": "demo-agent", "convo_id": "demo-convo", "occurred_at": now * 1000,
+    "set": {"userName": "Ada", "title": "Refund question"}, "tags": {"add": ["vip"]},
+    "handoff": {"event": "requested", "team_key": "billing"},
+}).encode()
+msg_id = "msg_" + secrets.token_hex(8)
+signed = hmac.new(key, f"{msg_id}.{now}.".encode() + body, hashlib.sha256).digest()
+request = urllib.request.Request(
+    "http://127.0.0.1:{port}/webhooks/demo", data=body, method="POST",
+    headers={
+        "content-type": "application/json", "webhook-id": msg_id,
+        "webhook-timestamp": str(now), "webhook-signature": "v1," + base64.b64encode(signed).decode(),
+    },
+)
+try:
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        print(answer.status, answer.read().decode())
+except urllib.error.HTTPError as exc:
+    print(exc.code, exc.read().decode())
+"""
+
+
+def sample_command(base: Path, port: int) -> str:
+    """Writes the sample script for this port and returns the line that runs it."""
+    script = base / "send-sample.py"
+    script.write_text(SAMPLE_SCRIPT.replace("{port}", str(port)))
+    return f"{shlex.quote(sys.executable)} {shlex.quote(str(script))}"
+
+
+def read_convo_command(sandbox_port: int) -> str:
+    """A Python line that prints the sample conversation as the sandbox holds it."""
+    url = f"http://127.0.0.1:{sandbox_port}/agents/demo-agent/convos/demo-convo"
+    code = f"import urllib.request as u; print(u.urlopen('{url}').read().decode())"
+    return f"{shlex.quote(sys.executable)} -c {shlex.quote(code)}"
 
 
 def _stop_on_term(signum: int, frame: object) -> None:
@@ -231,10 +261,10 @@ def run_dev(args: argparse.Namespace) -> int:
             print('secret_env = "DEMO_WEBHOOK_SECRET".')
         else:
             print("\nSend a signed sample webhook (paste into another shell):\n")
-            print("  " + sample_command(args.port, sandbox_port).replace("{dir}", str(base)))
+            print("  " + sample_command(base, args.port))
         if sandbox_port and has_demo_source(settings):
-            print("\nThen see the conversation change:\n")
-            print(f"  curl -s http://127.0.0.1:{sandbox_port}/agents/demo-agent/convos/demo-convo")
+            print("\nThen see the conversation change in the sandbox:\n")
+            print("  " + read_convo_command(sandbox_port))
         print("\nCtrl-C stops everything.", flush=True)
         while all(c.poll() is None for c in children):
             time.sleep(0.5)

@@ -118,6 +118,11 @@ class Store:
         with store_errors(self.url):
             return await asyncio.to_thread(live_workers, self.url)
 
+    @_unavailable_as_error
+    async def delivery_paused(self) -> bool:
+        """Whether RQ's workers are suspended (`rq suspend`): ours take no work meanwhile."""
+        return bool(await self.redis.exists("rq:suspended"))  # RQ's own key
+
     async def ping(self) -> bool:
         try:
             return bool(await self.redis.ping())

@@ -2,32 +2,38 @@
 
 Keys (all under the prefix, default `cb:`; `ck` is a conversation key, see `conversation_key`):
 
-    seen:<source>:<event id>   string, SET NX EX dedup_window_s      guarantee 2 (once per event)
-    p:<ck>                     hash change name -> entry             pending changes (3, 5);
-                               r:<field> -> marker                   re-sends after an in-doubt PATCH (10)
-    hw:<ck>                    hash change name -> applied entry     high-water marks (3), the
-                               _t last PATCH, _q quiet until,        values a re-send needs (10);
-                               _dl dead letters, _rs re-send seq     kept while _dl > 0 (7);
+    seen:<source>:<event id>   string, SET NX EX dedup_window_s      once per event
+    p:<ck>                     hash change name -> entry             pending changes (newest
+                               r:<field> -> marker                   wins, coalescing); re-sends
+                                                                     (in-doubt writes)
+    hw:<ck>                    hash change name -> applied entry     high-water marks (newest wins),
+                               _t last PATCH, _q quiet until,        the values a re-send needs
+                               _dl dead letters, _rs re-send seq     (in-doubt writes); kept while
+                                                                     _dl > 0 (dead letters);
                                                                      `fields clear` drops entries
     arr:<ck>                   string JSON {tags, handoffHistory}    arrays from the last answer
-    att:<ck>                   list of attempt records (JSON)        attempts so far (6, 7)
-    due                        zset ck -> due time (ms)              ready and scheduled work (5, 6)
-    inflight                   zset ck -> lease expiry (ms)          work held by a worker (4, 8)
-    lease:<ck>                 string token, PX lease_ms             one PATCH at a time (4)
+    att:<ck>                   list of attempt records (JSON)        attempts so far (retries,
+                                                                     dead letters)
+    due                        zset ck -> due time (ms)              ready and scheduled work
+                                                                     (coalescing, retries)
+    inflight                   zset ck -> lease expiry (ms)          work held by a worker (one
+                                                                     at a time, crash recovery)
+    lease:<ck>                 string token, PX lease_ms             one PATCH at a time
     wake                       list                                  nudges idle workers
-    dlq                        zset dead-letter id -> time           dead letters (7, 9)
+    dlq                        zset dead-letter id -> time           dead letters, unroutable events
     dl:<id> / dle:<id> / dla:<id>  record hash / its changes / its attempts
     dlr                        hash reason -> count
     dlseq                      counter                               dead-letter ids
     rqnew                      list of dead-letter ids               waiting for their RQ failed job
     ux:<source>:<external id>  string dead-letter id                 unroutable, waiting for a link
     links:<source>             hash external id -> ck                the link registry
-    circuit / recent           hash state,until / list of 0|1        circuit breaker (9)
+    circuit / recent           hash state,until / list of 0|1        circuit breaker
     rl                         string: next allowed take time (ms)   rate_limit_per_s (GCRA)
     r:<what>:<10 s bucket>     counters                              recent rates for status
 
-The Lua scripts (lua/*.lua) build the same names from the prefix they are given; this table
-is the one place they are written down.
+Guarantees are named as in the README's Guarantees list. The Lua scripts (lua/*.lua) build
+the same names from the prefix they are given; this table is the one place they are written
+down.
 """
 
 from __future__ import annotations

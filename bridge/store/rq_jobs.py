@@ -119,14 +119,29 @@ def replay(
 def replay_dead_letter(dl_id: str) -> str:
     """A requeued dead letter: merge it back (newer values still win). 'replayed', or
     'missing' when it was replayed or purged meanwhile."""
-    settings = _settings()
-    [outcome] = replay(_connection(), [dl_id], settings.coalesce_ms, durability=settings.durability)
+    settings, conn = _settings(), _connection()
+    [outcome] = replay(conn, [dl_id], settings.coalesce_ms, durability=settings.durability)
     if outcome == "unroutable":
+        # RQ records this message as the failure rq-dashboard shows: the dead letter's own
+        # text (its events and attempts), as when it was first mirrored
         raise StillUnroutable(
             f"dead letter {dl_id} is still unroutable: set its link with "
-            "`convo-bridge links set SOURCE EXTERNAL_ID AGENT_ID CONVO_ID` (that replays it)"
+            "`convo-bridge links set SOURCE EXTERNAL_ID AGENT_ID CONVO_ID` (that replays it)\n"
+            + _failure_text(conn, dl_id)
         )
     return outcome
+
+
+def _failure_text(conn: Redis, dl_id: str) -> str:
+    from bridge.store.rq_mirror import failure_text  # it imports this module's neighbours
+
+    def text(raw: bytes | str) -> str:
+        return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+
+    rec = {text(k): text(v) for k, v in conn.hgetall(keys.key(PREFIX, "dl", dl_id)).items()}
+    entries = {text(k): text(v) for k, v in conn.hgetall(keys.key(PREFIX, "dle", dl_id)).items()}
+    attempts = [text(a) for a in conn.lrange(keys.key(PREFIX, "dla", dl_id), 0, -1)]
+    return failure_text(dl_id, rec, entries, attempts)
 
 
 def replay_dead_letters(

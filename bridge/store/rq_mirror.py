@@ -35,8 +35,11 @@ from rq.job import Job, JobStatus
 from rq.registry import FailedJobRegistry
 from rq.results import Result
 
+from bridge.changes import decode
+from bridge.readable import attempt_line, change_line
 from bridge.store import keys
 from bridge.store.keys import PREFIX, RQ_QUEUE, split_key
+from bridge.times import iso
 
 REPLAY_FUNC = "bridge.store.rq_jobs.replay_dead_letter"
 KEEP_S = 100 * 365 * 86_400  # dead letters stay until replayed or purged: so do their jobs
@@ -49,9 +52,12 @@ def _text(raw: Any) -> str:
     return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
 
 
-def failure_text(dl_id: str, rec: dict[str, str], entries: int, attempts: Sequence[str]) -> str:
-    """What rq-dashboard shows as the failed job's exc_info: why it is dead, and how to
-    replay it."""
+def failure_text(
+    dl_id: str, rec: dict[str, str], entries: dict[str, str], attempts: Sequence[str]
+) -> str:
+    """What rq-dashboard shows as the failed job's exc_info: why it is dead, its events
+    (source, event id, what each changes), its attempts, and how to replay it. `entries` is
+    the dead letter's `dle:` hash (change name -> entry)."""
     agent, convo = split_key(rec.get("ck", "")) if rec.get("ck") else ("", "")
     where = (
         f"{agent}/{convo}"
@@ -63,13 +69,20 @@ def failure_text(dl_id: str, rec: dict[str, str], entries: int, attempts: Sequen
         f"conversation: {where}",
         f"last status: {rec.get('last_status') or '-'}",
         f"last answer: {rec.get('last_snippet') or '-'}",
-        f"changes: {entries}",
-        f"attempts: {len(attempts)}",
+        f"since: {iso(int(rec.get('created') or 0) or None)}",
+        f"events: {len(entries)}",
     ]
+    for name, raw in sorted(entries.items())[:SHOWN_EVENTS]:
+        try:
+            lines.append(f"  {change_line(decode(name, raw))}")
+        except ValueError:  # not an entry this version can read
+            continue
+    if len(entries) > SHOWN_EVENTS:
+        lines.append(f"  … {len(entries) - SHOWN_EVENTS} more: convo-bridge dlq show {dl_id}")
+    lines.append(f"attempts: {len(attempts)}")
     for raw in attempts[-SHOWN_EVENTS:]:
         try:
-            a = orjson.loads(raw)
-            lines.append(f"  at {a.get('at')} status {a.get('status')}: {a.get('answer', '')}")
+            lines.append(f"  {attempt_line(orjson.loads(raw))}")
         except orjson.JSONDecodeError:
             continue
     lines.append(
@@ -97,7 +110,10 @@ def mirror_one(conn: Redis, dl_id: str, prefix: str = PREFIX) -> bool:
                     pipe.unwatch()
                     return False
                 rec = {_text(k): _text(v) for k, v in raw.items()}
-                entries = int(pipe.hlen(keys.key(prefix, "dle", dl_id)))
+                entries = {
+                    _text(k): _text(v)
+                    for k, v in pipe.hgetall(keys.key(prefix, "dle", dl_id)).items()
+                }
                 attempts = [_text(a) for a in pipe.lrange(keys.key(prefix, "dla", dl_id), 0, -1)]
                 created = datetime.fromtimestamp(int(rec.get("created", "0")) / 1000, UTC)
                 job = Job.create(

@@ -217,3 +217,24 @@ def test_a_worker_runs_without_a_token_against_a_declared_sandbox_by_any_name(tm
     assert "sandbox" in checked.stdout
     worker = run_cli("worker", "--burst", env=env)
     assert worker.returncode == 0, worker.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "says"),
+    [
+        (
+            '[sources.demo]\nkind = "standard"\nsecret = "whsec_x"\n',
+            "sources.demo.secret",
+            "secret_env",
+        ),
+        ('[convocore]\ntoken = "t0k"\n', "convocore.token", "token_env"),
+    ],
+)
+def test_a_secret_written_in_the_file_says_to_name_its_variable(tmp_path, text, key, says):
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_settings(path, {"DEMO_SECRET": "x"})
+    assert err.value.key == key and says in str(err.value)
+    assert "put it in an environment variable" in str(err.value)
+    assert "whsec_x" not in str(err.value) and "t0k" not in str(err.value)

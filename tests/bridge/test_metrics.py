@@ -128,3 +128,27 @@ def test_multiprocess_mode_adds_up_every_process(
         assert value(text, "convo_bridge_webhook_requests_total", source="demo", status="202") == 3
     finally:
         stop(procs)
+
+
+def test_serve_reports_delivery_paused_while_workers_are_suspended(
+    ingest_url: str, rclient: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rq.suspension import resume, suspend
+
+    monkeypatch.setattr("bridge.app.QUEUE_SNAPSHOT_S", 0.0)  # read the queue on every scrape
+    text = httpx.get(f"{ingest_url}/metrics").text
+    assert 'convo_bridge_delivery_paused{scope="cluster"} 0.0' in text
+    suspend(rclient)
+    try:
+        text = httpx.get(f"{ingest_url}/metrics").text
+        assert 'convo_bridge_delivery_paused{scope="cluster"} 1.0' in text
+    finally:
+        resume(rclient)
+
+
+def test_serve_does_not_export_the_worker_only_metrics(ingest_url: str) -> None:
+    """serve never PATCHes: its /metrics used to show both latency histograms at 0."""
+    text = httpx.get(f"{ingest_url}/metrics").text
+    assert "convo_bridge_webhook_requests_total" in text
+    for name in ("webhook_to_patch_seconds", "patch_attempt_seconds", "patches_total"):
+        assert f"convo_bridge_{name}" not in text, name

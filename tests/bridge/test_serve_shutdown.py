@@ -120,3 +120,35 @@ def test_sigterm_answers_every_request_whose_bytes_arrived(tmp_path: Path, redis
             sock.close()
         if proc.poll() is None:
             proc.kill()
+
+
+def test_serve_logs_where_it_listens_that_redis_is_away_and_when_it_stops(
+    tmp_path: Path,
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    port = free_port()
+    env = {**os.environ, "DEMO_SECRET": SECRET, "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}
+    args = ["--config", str(write_config(tmp_path)), "serve", "--port", str(port)]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bridge.cli", *args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        wait_until(lambda: ready(f"http://127.0.0.1:{port}", "/healthz"), timeout_s=20)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    lines = [orjson.loads(x) for x in err.decode().splitlines() if x.startswith("{")]
+    said = {x["msg"]: x for x in lines}
+    redis_away = [m for m in said if m.startswith("Redis unreachable at start")]
+    assert redis_away and said[redis_away[0]]["level"] == "warning", err.decode()
+    assert said["serve listening"]["url"] == f"http://127.0.0.1:{port}"
+    assert "serve stopped" in said
+    assert list(said).index("serve listening") < list(said).index("serve stopped")

@@ -3,7 +3,8 @@ process; Redis and httpx untouched) still has its events delivered at once, and 
 dated by their receipt (a Freshdesk rule without `updated_at`) keep their real order across
 a skewed and a true replica, because receipt times are Redis's."""
 
-import shutil
+import glob
+import os
 import subprocess
 import sys
 import time
@@ -17,10 +18,20 @@ from tests.conftest import SECRET, TEST_DELIVERY, convo, wait_until
 from tests.servers import free_port, ready, serve_app_in_thread, spawn, stop
 from tests.signing import signed
 
+# libfaketime preloaded into the process itself: the `faketime` wrapper forks, and a SIGTERM
+# to it would leave the real serve or worker running on the session's Redis after the test
+LIBFAKETIME = sorted(glob.glob("/usr/lib/*/faketime/libfaketime.so.1"))
 pytestmark = pytest.mark.skipif(
-    shutil.which("faketime") is None, reason="needs libfaketime (apt-get install faketime)"
+    not LIBFAKETIME, reason="needs libfaketime (apt-get install faketime)"
 )
 AHEAD_S = 30
+
+
+def skewed(offset: str, env: dict[str, str]) -> dict[str, str]:
+    """`env` for a process whose clock is `offset` ("+30s", "-30s") off every other's."""
+    return {**env, "LD_PRELOAD": LIBFAKETIME[0], "FAKETIME": offset}
+
+
 FD_SECRET = "fd-secret-for-the-skew-test"
 
 
@@ -44,7 +55,7 @@ def skewed_serve(config):
     path, env = config
     port = free_port()
     args = [sys.executable, "-m", "bridge.cli", "--config", str(path), "serve"]
-    proc = spawn(["faketime", "-f", f"+{AHEAD_S}s", *args, "--port", str(port)], env)
+    proc = spawn([*args, "--port", str(port)], skewed(f"+{AHEAD_S}s", env))
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until(lambda: ready(url) or proc.poll() is not None, timeout_s=30)
@@ -56,10 +67,11 @@ def skewed_serve(config):
 
 def test_the_skewed_serve_really_runs_ahead():
     shown = subprocess.run(
-        ["faketime", "-f", f"+{AHEAD_S}s", sys.executable, "-c", "import time; print(time.time())"],
+        [sys.executable, "-c", "import time; print(time.time())"],
         capture_output=True,
         text=True,
         check=True,
+        env=skewed(f"+{AHEAD_S}s", dict(os.environ)),
     )
     assert float(shown.stdout) - time.time() > AHEAD_S - 5
 
@@ -126,7 +138,7 @@ def test_a_worker_whose_clock_runs_behind_delivers_at_once(config, sandbox_url):
     path, env = config
     with serve_app_in_thread(build_app(load_settings(path, env))) as ingest:
         args = [sys.executable, "-m", "bridge.cli", "--config", str(path), "worker"]
-        worker = spawn(["faketime", "-f", f"-{AHEAD_S}s", *args], env)
+        worker = spawn(args, skewed(f"-{AHEAD_S}s", env))
         try:
             payload = {"agent_id": "a1", "convo_id": "c2", "occurred_at": int(time.time() * 1000)}
             body, headers = signed(SECRET, {**payload, "set": {"title": "behind"}})

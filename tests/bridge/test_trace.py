@@ -56,7 +56,7 @@ def test_trace_shows_where_the_applied_value_came_from_and_why_an_older_event_lo
     assert found["pending"] == [] and not found["waiting"] and not found["in_doubt"]
     assert found["verdict"][0].startswith("up to date") and "newest wins" in found["verdict"][0]
     text = trace_cli("a", "c1")
-    assert 'f:title = "newest"  from demo:evt_new' in text
+    assert 'title = "newest"  from demo:evt_new' in text
 
 
 def test_trace_of_a_conversation_nobody_delivers_says_it_waits_and_why(
@@ -103,3 +103,32 @@ def test_admin_conversation_view_and_api_show_the_trace(start_worker, ingest_url
         bad = browser.get("/admin/ui/conversation", params={"agent_id": "a"})
         assert bad.status_code == 400 and "convo_id" in bad.text
         assert 'action="/admin/ui/conversation"' in browser.get("/admin/").text
+
+
+INTERNAL = r"\b[fth]:[\w-]|\b1[0-9]{12}\b"  # change names as stored, epoch milliseconds
+
+
+def test_trace_text_and_page_say_each_change_in_words_with_utc_times(ingest_url, trace_cli):
+    import re
+
+    payload = {
+        "agent_id": "a",
+        "convo_id": "c1",
+        "occurred_at": T0,
+        "tags": {"add": ["vip"], "remove": ["bot"]},
+        "handoff": {"event": "requested", "team_key": "billing"},
+    }
+    body, headers = signed(SECRET, payload, msg_id="evt_words")
+    assert httpx.post(f"{ingest_url}/webhooks/demo", content=body, headers=headers).is_success
+    text = trace_cli("a", "c1")
+    for said in ('state = "requested_chat"', 'tag "vip" added', 'tag "bot" removed'):
+        assert f"  {said}  from demo:evt_words  occurred 20" in text, said
+    assert "handoff requested team billing at 20" in text
+    assert re.findall(INTERNAL, text) == [], text
+    assert re.search(r"occurred \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", text)
+    with httpx.Client(base_url=ingest_url) as browser:
+        browser.post("/admin/login", data={"token": "admin-token"})
+        page = browser.get("/admin/ui/conversation", params={"agent_id": "a", "convo_id": "c1"})
+    main = page.text.split("<main>", 1)[1]
+    assert "tag &quot;vip&quot; added" in main and "handoff requested" in main
+    assert re.findall(INTERNAL, main) == [], main

@@ -1,4 +1,4 @@
-"""A 2xx whose body says "success": false is not a success (product.md guarantee 6)."""
+"""A 2xx whose body says "success": false is not a success (it is retried or dead-lettered)."""
 
 import time
 

@@ -1,4 +1,4 @@
-"""In-doubt writes (product.md guarantee 10): a PATCH whose fate is unknown may still be
+"""In-doubt writes: a PATCH whose fate is unknown may still be
 applied by the target later; the newest values must still be what the conversation ends with."""
 
 import time

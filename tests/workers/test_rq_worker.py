@@ -4,6 +4,7 @@
 
 import subprocess
 import time
+from typing import Any
 
 import httpx
 import pytest
@@ -253,3 +254,26 @@ def test_rq_worker_command_in_json_format_writes_rqs_own_lines_as_json(tmp_path,
         stop([proc])
     records = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
     assert any(r["logger"] == "rq.worker" and "Job OK" in r["msg"] for r in records)
+
+
+def test_an_idle_worker_exits_within_a_second_of_sigterm(
+    redis_url: str, start_worker_process: Any
+) -> None:
+    """SIGTERM just after the worker began its blocking wait for RQ jobs: it used to sit out
+    that whole wait (2 s) after logging 'worker stopped'."""
+    import signal
+
+    proc = start_worker_process()
+    watcher = redis.Redis.from_url(redis_url, decode_responses=True)
+    wait_until(lambda: watcher.keys("rq:worker:*"), timeout_s=30)
+    deadline = time.monotonic() + 20
+    with watcher.monitor() as monitor:  # the worker's commands, as Redis receives them
+        for command in monitor.listen():
+            words = command["command"].split()
+            if words[0].upper() in ("BLMOVE", "BLPOP") and f"rq:queue:{RQ_QUEUE}" in words:
+                break  # it has just begun waiting for an RQ job
+            assert time.monotonic() < deadline, "the worker never waited for an RQ job"
+    started = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(10) == 0
+    assert time.monotonic() - started < 1.2  # its job poll is 0.5 s now

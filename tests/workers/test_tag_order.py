@@ -1,5 +1,5 @@
 """Tags in occurred_at order, whatever the arrival order, across whole lists (set.tags) and
-single operations (tags.add / tags.remove) — convocore.md."""
+single operations (tags.add / tags.remove)."""
 
 import time
 

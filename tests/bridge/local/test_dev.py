@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import signal
 import socket
 import subprocess
@@ -14,7 +15,6 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 from bridge.local.dev import default_dir
@@ -107,14 +107,24 @@ def test_dev_runs_everything_and_its_sample_changes_the_conversation(
         wait_until(lambda: status()["workers_alive"] == 1, timeout_s=30, every_s=0.5)
         spawned = children_of(proc.pid)
         assert len(spawned) >= 4  # redis-server, sandbox, serve, worker
-        sample = re.search(r"Send a signed sample webhook.*?\n\n  (.+?)\n", printed, re.S)
-        assert sample is not None
-        answer = subprocess.run(["bash", "-c", sample.group(1)], capture_output=True, text=True)
+
+        # The printed lines need only Python: they run with no PATH (no openssl, curl, od…).
+        def pasted(heading: str) -> subprocess.CompletedProcess[str]:
+            line = re.search(heading + r".*?\n\n  (.+?)\n", printed, re.S)
+            assert line is not None, heading
+            return subprocess.run(
+                shlex.split(line.group(1)), env={"PATH": str(tmp_path / "no-tools")},
+                capture_output=True, text=True, timeout=30,
+            )  # fmt: skip
+
+        answer = pasted("Send a signed sample webhook")
         assert '"accepted":1' in answer.stdout, answer
-        convo = f"http://127.0.0.1:{sandbox_port}/agents/demo-agent/convos/demo-convo"
-        data = wait_until(
-            lambda: "state" in (d := httpx.get(convo).json().get("data", {})) and d, timeout_s=20
-        )
+
+        def convo_data() -> dict[str, object]:
+            out = pasted("see the conversation").stdout  # a 404 until the first PATCH
+            return dict(json.loads(out)["data"]) if out.startswith("{") else {}
+
+        data = wait_until(lambda: "state" in (d := convo_data()) and d, timeout_s=20)
         assert data["state"] == "requested_chat" and data["tags"] == ["vip"]
 
         proc.send_signal(stop_with)

@@ -97,7 +97,7 @@ def test_a_broken_signature_is_401(
     refused(kind, url, secret, body, headers, redis_url)
 
 
-# Freshdesk sends a shared secret in a header, not a signature of the body (providers.md):
+# Freshdesk sends a shared secret in a header, not a signature of the body:
 # a request with the right secret and any body is accepted, so it is not in this test.
 @pytest.mark.parametrize("source", [k for k in KINDS if k != "freshdesk"], indirect=True)
 def test_a_signature_for_another_body_is_401(source: tuple[str, str, str], redis_url: str) -> None:

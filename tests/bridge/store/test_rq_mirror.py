@@ -238,3 +238,48 @@ def test_rq_requeue_stops_at_a_dead_letter_replayed_after_it_listed_it_and_loses
             lambda i=i: (convo(sandbox_url, "a", f"c{i}") or {}).get("title") == f"refused {i}"
         )
     wait_until(lambda: dead_ids(conn) == [] and failed_ids(conn) == [], timeout_s=10)
+
+
+INTERNAL = r"\b[fth]:[\w-]|\b1[0-9]{12}\b"  # change names as stored, epoch milliseconds
+
+
+def test_the_failed_jobs_text_lists_its_events_in_words_and_utc_times(
+    start_worker, ingest_url, sandbox_url, conn
+):
+    import re
+
+    start_worker()
+    [dl_id] = make_dead_letters(ingest_url, sandbox_url, conn)
+    wait_until(lambda: failed_ids(conn), timeout_s=10)
+    text = Job.fetch(dl_id, connection=conn).latest_result().exc_string
+    assert 'title = "refused 0"  from demo:' in text and "events: 1" in text
+    assert re.search(r"  \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z  422  ", text), text
+    assert re.findall(INTERNAL, text.replace(dl_id, "ID")) == [], text  # (ids start with a time)
+
+
+def test_a_requeue_that_fails_again_still_lists_the_events(
+    start_worker, ingest_url, conn, redis_url
+):
+    """Still unroutable: RQ records the job's failure anew; it used to be a bare traceback.
+    Our workers record the dead letter's text alone (another RQ worker: under a traceback)."""
+    start_worker()
+    payload = {"external_id": "T-77", "occurred_at": T0, "set": {"title": "waits"}}
+    body, headers = signed(SECRET, payload, msg_id="evt_waits")
+    assert (
+        httpx.post(f"{ingest_url}/webhooks/demo", content=body, headers=headers).status_code == 202
+    )
+    [dl_id] = wait_until(lambda: failed_ids(conn), timeout_s=10)
+    assert rq("requeue", "--queue", RQ_QUEUE, dl_id, url=redis_url).returncode == 0
+    job = wait_until(
+        lambda: (
+            (j := Job.fetch(dl_id, connection=conn)).get_status() == "failed"
+            and j.latest_result().type.name == "FAILED"
+            and "still unroutable" in (j.latest_result().exc_string or "")
+            and j
+        ),
+        timeout_s=15,
+    )
+    text = job.latest_result().exc_string
+    assert 'title = "waits"  from demo:evt_waits' in text and "DeadLetter: unroutable" in text
+    assert "Traceback" not in text and text.startswith(f"dead letter {dl_id} is still unroutable")
+    assert dead_ids(conn) == [dl_id]
