@@ -111,15 +111,32 @@ def convo_title(target):
     return answer.json()["data"].get("title") if answer.status_code == 200 else None
 
 
-def test_updates_queued_behind_a_slow_patch_go_out_as_one(ingest_url, sandbox_url, start_worker):
-    httpx.post(f"{sandbox_url}/_sandbox/faults", json={"latency_ms": 1500})
-    start_worker()
+def test_updates_queued_behind_a_slow_patch_go_out_as_one(
+    ingest_url, sandbox_url, start_worker, make_settings
+):
+    """The first PATCH is held 4 s (well within the request deadline, on a loaded machine
+    too); the 29 updates sent meanwhile, 8 at a time, go out together in the second."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    httpx.post(f"{sandbox_url}/_sandbox/faults", json={"latency_ms": 4000})
+    start_worker(make_settings("request_timeout_s = 10\nlease_s = 12\n"))
     send(ingest_url, intent(at=T0, set={"messagesNum": 0}))
     wait_until(lambda: httpx.get(f"{sandbox_url}/_sandbox/stats").json()["max_inflight"] == 1)
-    for i in range(1, 30):  # all of these arrive while the first PATCH is in flight
-        send(ingest_url, intent(at=T0 + i, set={"messagesNum": i}, tags={"add": [f"t{i}"]}))
+    started = time.monotonic()
+    with ThreadPoolExecutor(8) as pool:  # all of these arrive while the first PATCH is in flight
+        list(
+            pool.map(
+                lambda i: send(
+                    ingest_url, intent(at=T0 + i, set={"messagesNum": i}, tags={"add": [f"t{i}"]})
+                ),
+                range(1, 30),
+            )
+        )
+    assert time.monotonic() - started < 3.5, "the sends did not fit in the slow PATCH"
+    httpx.post(f"{sandbox_url}/_sandbox/faults", json={"latency_ms": 0})
     data = wait_until(
-        lambda: (c := convo(sandbox_url, "a1", "c1")) and c.get("messagesNum") == 29 and c
+        lambda: (c := convo(sandbox_url, "a1", "c1")) and c.get("messagesNum") == 29 and c,
+        timeout_s=20,
     )
     stats = httpx.get(f"{sandbox_url}/_sandbox/stats").json()
     assert stats["overlaps"] == 0
