@@ -8,6 +8,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
@@ -18,6 +19,7 @@ from bridge import metrics
 from bridge.bodies import read_body
 from bridge.config import Settings
 from bridge.errors import RequestError, StoreUnavailable, UnknownSource, UnsupportedMedia
+from bridge.eventlog import log_bounds, secret_headers, webhook_row
 from bridge.ingest import ingest
 from bridge.logs import fields
 from bridge.process import freeze_startup_heap
@@ -54,7 +56,33 @@ async def webhook(request: Request) -> Response:
     name = request.path_params["source"]
     label = name if name in request.app.state.settings.sources else metrics.UNKNOWN_SOURCE
     metrics.WEBHOOK_REQUESTS.labels(label, str(answer.status_code)).inc()
+    if 400 <= answer.status_code != 503 and request.app.state.settings.eventlog.enabled:
+        await _log_refused(request, answer)
     return answer
+
+
+async def _log_refused(request: Request, answer: Response) -> None:
+    """A refused request's event-log entry (its accepted twin is written with the accept)."""
+    settings: Settings = request.app.state.settings
+    name = request.path_params["source"][:64]
+    try:
+        why = str(orjson.loads(answer.body).get("detail", ""))
+    except (orjson.JSONDecodeError, AttributeError):
+        why = ""
+    row = webhook_row(
+        settings.eventlog,
+        source=name,
+        status=answer.status_code,
+        headers=request.headers,
+        body=getattr(request.state, "body", b""),
+        secret_headers=secret_headers(settings.sources.get(name)),
+        verdict="refused",
+        why=why,
+    )
+    try:
+        await request.app.state.store.log([row], log_bounds(settings.eventlog))
+    except StoreUnavailable as exc:
+        log.warning("event log not written", extra=fields(source=name, error=str(exc)))
 
 
 async def _webhook(request: Request) -> Response:
@@ -74,6 +102,7 @@ async def _webhook(request: Request) -> Response:
         body = await read_body(
             request, settings.ingest.max_body_bytes, settings.ingest.read_timeout_s
         )
+        request.state.body = body  # for the event log, should the request be refused
         hook = WebhookRequest(
             method=request.method,
             url=str(request.url),

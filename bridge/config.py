@@ -113,12 +113,24 @@ class LogSettings:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class EventLogSettings:
+    enabled: bool = setting(True, help="keep the event log (every webhook request and PATCH)")
+    bodies: bool = setting(
+        True, help="keep request and PATCH bodies (personal data); false keeps metadata only"
+    )
+    max_events: int = setting(20_000, low=100, help="entries kept at most (about, oldest go)")
+    retention_s: int = setting(86_400, low=60, help="entries older than this go")
+    max_body_bytes: int = setting(2048, low=0, high=65_536, help="bodies are cut to this")
+
+
 # The file's [section] tables, each read into its dataclass.
 SECTIONS: dict[str, type[Any]] = {
     "convocore": ConvocoreSettings,
     "delivery": DeliverySettings,
     "ingest": IngestSettings,
     "log": LogSettings,
+    "eventlog": EventLogSettings,
 }
 
 
@@ -182,6 +194,7 @@ class Settings:
     redis_url: str = DEFAULT_REDIS_URL
     admin_token: str | None = field(default=None, repr=False)
     path: str | None = None
+    eventlog: EventLogSettings = field(default_factory=EventLogSettings)
 
 
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
@@ -414,6 +427,7 @@ def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
         delivery=delivery,
         ingest=_section(raw, "ingest", env),
         log=_section(raw, "log", env),
+        eventlog=_section(raw, "eventlog", env),
         sources=sources,
         redis_url=env.get("REDIS_URL") or DEFAULT_REDIS_URL,
         admin_token=env.get("BRIDGE_ADMIN_TOKEN") or None,

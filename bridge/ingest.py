@@ -16,6 +16,7 @@ from bridge import metrics
 from bridge.changes import changes, safe_event_id
 from bridge.config import Settings, SourceSettings
 from bridge.errors import PayloadError
+from bridge.eventlog import log_bounds, secret_headers, webhook_row
 from bridge.intents import check_id
 from bridge.logs import fields
 from bridge.providers.base import Provider, SourceEvent, WebhookRequest
@@ -122,6 +123,7 @@ async def ingest(
         log.exception("normalize failed", extra=fields(source=source.name))
         raise PayloadError("the payload could not be read for this source") from None
     routed: list[Routed] = []
+    ignored_ids: list[str] = []
     ignored = 0
     multi = len(events) > 1
     for i, ev in enumerate(events):
@@ -129,6 +131,7 @@ async def ingest(
         target = route(source, ev, index)
         if target is None or ev.intent is None:
             ignored += 1
+            ignored_ids.append(safe_event_id(ev.event_id))
             continue
         pairs = changes(
             ev.intent,
@@ -148,12 +151,32 @@ async def ingest(
             )
         )
     result = AcceptResult(0, 0, 0)
+    logged = settings.eventlog
+    row = None
+    if logged.enabled:
+        row = webhook_row(
+            logged,
+            source=source.name,
+            status=202,
+            headers=request.headers,
+            body=request.body,
+            secret_headers=secret_headers(source),
+            routed=len(routed),
+            event_ids=[r.event_id for r in routed] + ignored_ids,
+            conversations=[r.ck for r in routed],
+            external_ids=[r.external_id for r in routed],
+            ignored=ignored,
+        )
     if routed:
         result = await store.accept(
             routed,
             dedup_ttl_s=settings.ingest.dedup_window_s,
             coalesce_ms=settings.delivery.coalesce_ms,
+            log=row,
+            log_bounds=log_bounds(logged),
         )
+    elif row is not None:
+        await store.log([row], log_bounds(logged))
     for outcome, n in (
         ("accepted", result.accepted - result.unroutable),
         ("duplicate", result.duplicates),

@@ -11,6 +11,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from bridge.catalogue import json_schemas
+from bridge.eventlog import VERDICTS
 from bridge.intents import HANDOFF_EVENTS
 
 try:
@@ -74,6 +75,16 @@ SELECT = {
         }
     },
 }
+
+
+def _query(name: str, description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": {"type": "string"},
+    }
 
 
 def _admin(summary: str, ok: dict[str, Any], **extra: Any) -> dict[str, Any]:
@@ -277,6 +288,37 @@ def document(sources: list[str] | None = None) -> dict[str, Any]:
                     "Replay one dead letter",
                     _json("Replayed.", {"type": "object"}),
                     parameters=[PATH_ID],
+                )
+            },
+            "/admin/events": {
+                "get": _admin(
+                    "The event log: each webhook request and each PATCH, newest first",
+                    _json(
+                        "Entries, and the id to pass as `before` for the next page (null when "
+                        "this page is the last).",
+                        {
+                            "type": "object",
+                            "properties": {
+                                "events": {"type": "array", "items": {"type": "object"}},
+                                "next_before": {"type": ["string", "null"]},
+                            },
+                        },
+                    ),
+                    parameters=[
+                        _query(n, description)
+                        for n, description in (
+                            ("source", "Only this source's requests and the PATCHes they led to."),
+                            ("convo", "AGENT_ID/CONVO_ID: only this conversation."),
+                            ("external_id", "Only requests naming this sender's ticket id."),
+                            ("event_id", "Only this event: its requests and PATCHes."),
+                            ("verdict", f"One of {', '.join(VERDICTS)}."),
+                            ("status", "Only this HTTP status (202, 401, 200, no_answer…)."),
+                            ("kind", "webhook or patch."),
+                            ("since", "Only newer: 15m, 2h, 1d, epoch ms or ISO 8601."),
+                            ("before", "An entry id: only older entries (the next page)."),
+                            ("limit", "At most this many, 1 to 1000 (default 50)."),
+                        )
+                    ],
                 )
             },
             "/admin/conversations/{agent_id}/{convo_id}": {

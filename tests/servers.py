@@ -135,3 +135,9 @@ def rq_workers(url: str) -> list[Any]:
         return list(Worker.all(queue=Queue(RQ_QUEUE, connection=conn)))
     finally:
         conn.close()
+
+
+def keys_but_the_log(client: Any, pattern: str = "*") -> list[bytes]:
+    """The keys matching `pattern` but the event log, which records refused requests too:
+    what a refused request must leave untouched."""
+    return [k for k in client.keys(pattern) if k != b"cb:events"]

@@ -1,5 +1,5 @@
-"""The admin JSON API under /admin/: status, dead letters (list, show, replay, purge) and
-links. Every route is wrapped by `auth.guarded`."""
+"""The admin JSON API under /admin/: status, dead letters (list, show, replay, purge),
+links and the event log. Every route is wrapped by `auth.guarded`."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from bridge.admin.auth import guarded
 from bridge.bodies import read_body
 from bridge.config import Settings
 from bridge.errors import NotFound, PayloadError
+from bridge.eventlog import query_from, search
 from bridge.intents import check_id
 from bridge.status import status_report
 from bridge.store import Store
@@ -112,6 +113,18 @@ async def dlq_purge(request: Request) -> Response:
     return JSONResponse({"purged": await _store(request).purge(ids)})
 
 
+async def events(request: Request) -> Response:
+    """The event log, newest first, filtered like `convo-bridge events`."""
+    query = query_from(request.query_params)
+    found = await search(_store(request), query)
+    return JSONResponse(
+        {
+            "events": [e.to_json() for e in found],
+            "next_before": found[-1].id if len(found) == query.limit else None,
+        }
+    )
+
+
 async def conversation(request: Request) -> Response:
     agent = check_id(request.path_params["agent_id"], "agent_id")
     convo = check_id(request.path_params["convo_id"], "convo_id")
@@ -175,6 +188,7 @@ def routes() -> list[Route]:
         Route("/admin/dlq/{id}", guarded(dlq_show), methods=["GET"]),
         Route("/admin/dlq/{id}", guarded(dlq_delete), methods=["DELETE"]),
         Route("/admin/dlq/{id}/replay", guarded(dlq_replay_one), methods=["POST"]),
+        Route("/admin/events", guarded(events), methods=["GET"]),
         Route("/admin/conversations/{agent_id}/{convo_id}", guarded(conversation), methods=["GET"]),
         Route("/admin/links", guarded(links_list), methods=["GET"]),
         Route("/admin/links/{source}/{external_id:path}", guarded(link_get), methods=["GET"]),

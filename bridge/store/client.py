@@ -27,7 +27,7 @@ from bridge.errors import NotFound, StoreUnavailable
 from bridge.status import Circuit, Rates, StatusReport
 from bridge.store import keys
 from bridge.store.group_commit import GroupCommit
-from bridge.store.keys import PREFIX, conversation_key, ext_key, split_key
+from bridge.store.keys import LOG_ROW, PREFIX, conversation_key, ext_key, split_key
 from bridge.store.records import AcceptResult, DeadLetter, Outcome, Routed, Work
 from bridge.store.scripts import ScriptName, source
 
@@ -35,6 +35,7 @@ SCRIPT_TIMEOUT_S = 5.0
 # Decoding this many entries takes ~10 ms of CPU: more goes to a thread, so one conversation
 # with a huge tag list cannot stall every other one on the worker's event loop.
 OFFLOAD_ENTRIES = 5000
+EVENTS_SLICE = 2000  # event-log entries one search call reads: ~1 ms of Redis at a time
 _RATES = ("accepted", "duplicates", "patched", "failed", "dead_lettered")
 _RATE_KEYS = ("acc", "dup", "ok", "fail", "dead")  # r:<what> counters the scripts keep
 P = ParamSpec("P")
@@ -114,6 +115,55 @@ class Store:
             group = self._groups[(name, head)] = GroupCommit(send)
         return group
 
+    def _accept_group(
+        self, head: tuple[int, int], log_bounds: tuple[int, int]
+    ) -> GroupCommit[list[Any], Any]:
+        """Like `_grouped("accept", head)`, with the callers' event-log rows (LOG_ROW after
+        their events) sent apart, as the script's last argument, each pointing at its
+        events; their answers are ''."""
+        group = self._groups.get(("accept", head + log_bounds))
+        if group is None:
+
+            async def send(rows: list[list[Any]]) -> list[str]:
+                events: list[list[Any]] = []
+                logs: list[list[Any]] = []
+                for row in rows:
+                    if row[0] == LOG_ROW:
+                        logs.append([len(events) - row[1], *row[1:]])
+                    else:
+                        events.append(row)
+                args: list[Any] = [*head, orjson.dumps(events)]
+                if logs:
+                    args.append(orjson.dumps([*log_bounds, logs]))
+                letters = iter(str(await self._run("accept", args)))
+                return ["" if row[0] == LOG_ROW else next(letters) for row in rows]
+
+            group = self._groups[("accept", head + log_bounds)] = GroupCommit(send)
+        return group
+
+    async def log(self, rows: list[list[Any]], bounds: tuple[int, int]) -> None:
+        """Write event-log rows (bridge.eventlog) that no other call carries; concurrent
+        callers share one script call."""
+        flat = [[0, *row[1:]] for row in rows]
+        await self._grouped("log", bounds).submit(flat, sum(len(str(x)) for r in rows for x in r))
+
+    async def events(
+        self, groups: list[list[list[str]]], *, upper: str, lower: str, limit: int
+    ) -> list[tuple[str, list[str]]]:
+        """Event-log entries matching `groups` (lua/events.lua), newest first, between the
+        stream ids `lower` and `upper` (exclusive: '(' + id), at most `limit`."""
+        found: list[tuple[str, list[str]]] = []
+        spec = orjson.dumps(groups)
+        while len(found) < limit:
+            matches, last = await self._run(
+                "events", [upper, lower, EVENTS_SLICE, limit - len(found), spec]
+            )
+            found += [(str(i), list(flat)) for i, flat in matches]
+            if not last:
+                break
+            upper = f"({last}"
+        return found
+
     async def _run(self, name: ScriptName, args: Iterable[Any]) -> Any:
         try:
             async with asyncio.timeout(SCRIPT_TIMEOUT_S):
@@ -128,10 +178,18 @@ class Store:
     # --- ingest ---
 
     async def accept(
-        self, events: Sequence[Routed], *, dedup_ttl_s: int, coalesce_ms: int
+        self,
+        events: Sequence[Routed],
+        *,
+        dedup_ttl_s: int,
+        coalesce_ms: int,
+        log: list[Any] | None = None,
+        log_bounds: tuple[int, int] = (0, 0),
     ) -> AcceptResult:
-        """Dedup, route and merge every event of one request, atomically."""
-        rows = [
+        """Dedup, route and merge every event of one request, atomically; `log`, the
+        request's event-log row (bridge.eventlog), is written in the same call with the
+        verdicts its events got, bounded by `log_bounds` (max entries, keep ms)."""
+        rows: list[list[Any]] = [
             [
                 f"{ev.source}:{ev.event_id}",
                 ev.ck,
@@ -144,7 +202,12 @@ class Store:
             for ev in events
         ]
         nbytes = sum(len(x) for ev in events for pair in ev.changes for x in pair)
-        codes = await self._grouped("accept", (dedup_ttl_s, coalesce_ms)).submit(rows, nbytes)
+        if log is not None:
+            rows.append(log)
+            nbytes += sum(len(x) for x in log if isinstance(x, str))
+        codes = await self._accept_group((dedup_ttl_s, coalesce_ms), log_bounds).submit(
+            rows, nbytes
+        )
         parked = codes.count("p")
         return AcceptResult(codes.count("a") + parked, codes.count("d"), parked)
 

@@ -24,6 +24,8 @@ Keys (all under the prefix, default `cb:`; `ck` is a conversation key, see `conv
     circuit / recent           hash state,until / list of 0|1        circuit breaker (9)
     rl                         string: next allowed take time (ms)   rate_limit_per_s (GCRA)
     r:<what>:<10 s bucket>     counters                              recent rates for status
+    events                     stream, XADD MAXLEN ~ max_events,     the event log: one entry per
+                               XTRIM MINID ~ now - retention_s       webhook request and per PATCH
 
 The Lua scripts (lua/*.lua) build the same names from the prefix they are given; this table
 is the one place they are written down.
@@ -38,6 +40,8 @@ RQ_QUEUE = "convo-bridge"  # RQ's side: the workers' queue, its FailedJobRegistr
 # hw:<ck> expires this long after the conversation's last PATCH, unless it has dead letters:
 # then it stays until they are replayed or purged (a replay must meet the newer values)
 HIGH_WATER_TTL_MS = 30 * 86_400_000
+EVENTS = "events"  # the event log stream ([eventlog] bounds it by count and by age)
+LOG_ROW = "\x00log"  # marks an event-log row among the accept script's event rows
 
 
 def conversation_key(agent_id: str, convo_id: str) -> str:

@@ -1,9 +1,10 @@
 """The Lua scripts, one file per transition in `lua/`, with the shared parts they include.
 
 Each script file opens with its ARGV contract. The shared parts are plain Lua files too
-(`prelude.lua` for every script; `dead.lua` and `circuit.lua` where listed below), put in
-front of the script once, when this module first loads them. Constants both sides need
-are written into the header here from their Python definition, never retyped in Lua.
+(`prelude.lua` for every script; `dead.lua`, `circuit.lua` and `eventlog.lua` where listed
+below), put in front of the script once, when this module first loads them. Constants both
+sides need are written into the header here from their Python definition, never retyped in
+Lua.
 """
 
 from __future__ import annotations
@@ -19,10 +20,12 @@ from rq.results import Result
 from bridge.changes import VERSION_LEN
 from bridge.store.keys import HIGH_WATER_TTL_MS, RQ_QUEUE
 
-ScriptName = Literal["accept", "take", "settle", "renew", "sweep", "replay", "purge", "link"]
+ScriptName = Literal[
+    "accept", "take", "settle", "renew", "sweep", "replay", "purge", "link", "log", "events"
+]
 
 INCLUDES: dict[ScriptName, tuple[str, ...]] = {
-    "accept": ("dead",),
+    "accept": ("dead", "eventlog"),
     "take": ("circuit",),
     "settle": ("dead", "circuit"),
     "renew": (),
@@ -30,6 +33,8 @@ INCLUDES: dict[ScriptName, tuple[str, ...]] = {
     "replay": ("dead",),
     "purge": ("dead",),
     "link": ("dead",),
+    "log": ("eventlog",),
+    "events": (),
 }
 
 
