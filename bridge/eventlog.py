@@ -7,11 +7,12 @@ in the accept script's call (which fills in each event's verdict), a refused req
 PATCH's go through the grouped `log` script. Reading is a search, newest first, over bounded
 slices of the stream (lua/events.lua), so a search never blocks Redis for long.
 
-A stream entry holds flat fields (all strings): `k` kind (webhook | patch), `v` verdict,
-`c` the accept letters of the request's events, `st` HTTP status, `why`, and JSON lists
-`src` sources, `ev` event ids, `to` conversation keys, `ext` external ids; then `ig`
-(ignored events), `h` headers, `b` body, `bl` body bytes, `a` answer, `ms` duration, `n`
-attempt, `dl` dead-letter id.
+A stream entry holds flat fields (all strings), the searched ones first: `k` kind (webhook
+| patch), `v` verdict, `c` the accept letters of the request's events, `st` HTTP status,
+JSON lists `src` sources, `ev` event ids, `to` conversation keys, `ext` external ids; then
+`ig` ignored events and `why` (webhooks), `ms` duration, `n` attempt, `dl` dead-letter id
+(PATCHes); last `d`, a JSON object of what is shown but not searched: `h` headers, `b` body,
+`bl` its size, `a` the answer. Passing `d` through unread halved the log's cost in Redis.
 """
 
 from __future__ import annotations
@@ -54,14 +55,19 @@ def kept_headers(headers: Mapping[str, str], also_secret: Sequence[str] = ()) ->
     """The headers a log entry may hold: allow-listed names with their values, every other
     name with a redacted value. `also_secret`: names the source's config calls secret."""
     out: dict[str, str] = {}
-    secret = {h.lower() for h in also_secret}
+    secret = {h.lower() for h in also_secret} if also_secret else ()
     for name, value in list(headers.items())[:MAX_HEADERS]:
         low = name.lower()
-        if low in secret or _NEVER.search(low) or not _KEEP.search(low):
-            out[low] = REDACTED
-        else:
-            out[low] = value[:MAX_HEADER_VALUE]
+        keep = _DECIDED.get(low)
+        if keep is None:
+            keep = bool(_KEEP.search(low)) and not _NEVER.search(low)
+            if len(_DECIDED) < 1000:  # senders repeat a few dozen names: decide each once
+                _DECIDED[low] = keep
+        out[low] = value[:MAX_HEADER_VALUE] if keep and low not in secret else REDACTED
     return out
+
+
+_DECIDED: dict[str, bool] = {}
 
 
 def log_bounds(settings: EventLogSettings) -> tuple[int, int]:
@@ -76,15 +82,13 @@ def secret_headers(source: SourceSettings | None) -> list[str]:
     return [str(v) for k, v in source.options.items() if k in ("header", "signature_header")]
 
 
-def _body(settings: EventLogSettings, body: bytes) -> list[str]:
-    if not settings.bodies:
-        return ["bl", str(len(body))]
-    return [
-        "b",
-        body[: settings.max_body_bytes].decode("utf-8", "replace"),
-        "bl",
-        str(len(body)),
-    ]
+def _blob(settings: EventLogSettings, body: bytes, **more: Any) -> bytes:
+    """The entry's `d` field: what is shown but never searched (headers, body, answer), one
+    JSON object the scripts pass through without decoding it."""
+    kept: dict[str, Any] = {"bl": len(body), **more}
+    if settings.bodies:
+        kept["b"] = body[: settings.max_body_bytes].decode("utf-8", "replace")
+    return orjson.dumps(kept)
 
 
 def _list(values: Sequence[str]) -> str:
@@ -107,10 +111,16 @@ def webhook_row(
     external_ids: Sequence[str] = (),
     ignored: int = 0,
 ) -> list[Any]:
-    """One request's row for the log script: [LOG_ROW, routed events, verdict, fields...].
-    `event_ids` lists the routed events first (their conversations in `conversations`),
-    then the ignored ones; an empty verdict is filled in from the accept letters."""
-    fields = [
+    """One request's row for the log scripts: [LOG_ROW, routed events, verdict, blob,
+    field, value, ...]. `event_ids` lists the routed events first (their conversations in
+    `conversations`), then the ignored ones; an empty verdict is filled in from the accept
+    letters. Every row has the same fields in the same order: Redis then stores their names
+    once per stream node."""
+    return [
+        LOG_ROW,
+        routed,
+        verdict,
+        _blob(settings, body, h=kept_headers(headers, secret_headers)),
         "k",
         "webhook",
         "st",
@@ -122,16 +132,12 @@ def webhook_row(
         "to",
         _list(conversations),
         "ext",
-        _list(sorted({e for e in external_ids if e})),
+        _list([e for e in external_ids if e]),
         "ig",
         str(ignored),
-        "h",
-        orjson.dumps(kept_headers(headers, secret_headers)).decode(),
-        *_body(settings, body),
+        "why",
+        why[:300],
     ]
-    if why:
-        fields += ["why", why[:300]]
-    return [LOG_ROW, routed, verdict, *fields]
 
 
 def patch_row(
@@ -148,8 +154,12 @@ def patch_row(
     event_ids: Sequence[str],
     dead_letter: str = "",
 ) -> list[Any]:
-    """One PATCH's row for the log script."""
-    fields = [
+    """One PATCH's row for the log scripts (the same shape as webhook_row's)."""
+    return [
+        LOG_ROW,
+        0,
+        verdict,
+        _blob(settings, body, a=answer[:300]),
         "k",
         "patch",
         "st",
@@ -160,17 +170,13 @@ def patch_row(
         _list(sorted(set(event_ids))),
         "to",
         _list([ck]),
-        "a",
-        answer[:300],
         "ms",
         f"{duration_ms:.1f}",
         "n",
         str(attempt),
-        *_body(settings, body),
+        "dl",
+        dead_letter,
     ]
-    if dead_letter:
-        fields += ["dl", dead_letter]
-    return [LOG_ROW, 0, verdict, *fields]
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +205,7 @@ class EventEntry:
     @classmethod
     def from_stream(cls, entry_id: str, flat: Sequence[str]) -> EventEntry:
         f = dict(zip(flat[::2], flat[1::2], strict=True))
+        d = orjson.loads(f["d"]) if f.get("d") else {}
         event_ids = _loads_list(f.get("ev"))
         verdicts = [LETTERS.get(c, "?") for c in f.get("c", "")]
         verdicts += ["ignored"] * int(f.get("ig", "0") or 0)
@@ -213,11 +220,11 @@ class EventEntry:
             conversations=_loads_list(f.get("to")),
             external_ids=_loads_list(f.get("ext")),
             event_verdicts=verdicts[: len(event_ids)] if f.get("k") == "webhook" else [],
-            headers=orjson.loads(f["h"]) if f.get("h") else {},
-            body=f.get("b"),
-            body_bytes=int(f.get("bl", "0") or 0),
+            headers=d.get("h", {}),
+            body=d.get("b"),
+            body_bytes=int(d.get("bl", 0)),
             why=f.get("why", ""),
-            answer=f.get("a", ""),
+            answer=d.get("a", ""),
             duration_ms=float(f["ms"]) if f.get("ms") else None,
             attempt=int(f["n"]) if f.get("n") else None,
             dead_letter=f.get("dl", ""),

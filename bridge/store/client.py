@@ -127,14 +127,16 @@ class Store:
             async def send(rows: list[list[Any]]) -> list[str]:
                 events: list[list[Any]] = []
                 logs: list[list[Any]] = []
+                blobs: list[bytes] = []
                 for row in rows:
                     if row[0] == LOG_ROW:
-                        logs.append([len(events) - row[1], *row[1:]])
+                        logs.append([len(events) - row[1], row[1], row[2], *row[4:]])
+                        blobs.append(row[3])
                     else:
                         events.append(row)
                 args: list[Any] = [*head, orjson.dumps(events)]
                 if logs:
-                    args.append(orjson.dumps([*log_bounds, logs]))
+                    args += [orjson.dumps([*log_bounds, logs]), *blobs]
                 letters = iter(str(await self._run("accept", args)))
                 return ["" if row[0] == LOG_ROW else next(letters) for row in rows]
 
@@ -144,8 +146,15 @@ class Store:
     async def log(self, rows: list[list[Any]], bounds: tuple[int, int]) -> None:
         """Write event-log rows (bridge.eventlog) that no other call carries; concurrent
         callers share one script call."""
-        flat = [[0, *row[1:]] for row in rows]
-        await self._grouped("log", bounds).submit(flat, sum(len(str(x)) for r in rows for x in r))
+        group = self._groups.get(("log", bounds))
+        if group is None:
+
+            async def send(rows: list[list[Any]]) -> Any:
+                spec = orjson.dumps([[0, row[1], row[2], *row[4:]] for row in rows])
+                return await self._run("log", [*bounds, spec, *(row[3] for row in rows)])
+
+            group = self._groups[("log", bounds)] = GroupCommit(send)
+        await group.submit(rows, sum(len(x) for row in rows for x in row[3:]))
 
     async def events(
         self, groups: list[list[list[str]]], *, upper: str, lower: str, limit: int
@@ -204,7 +213,7 @@ class Store:
         nbytes = sum(len(x) for ev in events for pair in ev.changes for x in pair)
         if log is not None:
             rows.append(log)
-            nbytes += sum(len(x) for x in log if isinstance(x, str))
+            nbytes += sum(len(x) for x in log[3:])
         codes = await self._accept_group((dedup_ttl_s, coalesce_ms), log_bounds).submit(
             rows, nbytes
         )

@@ -2,8 +2,8 @@
 -- Includes: prelude, dead, eventlog.
 -- ARGV[3] dedup ttl (s), ARGV[4] coalesce (ms), ARGV[5] a JSON array of events, each
 --   [seen_key, ck or '', source, ext_key, ext, fallback_ck, [name, entry, name, entry, ...]]
--- ARGV[6] (optional) the requests' event-log rows, JSON [max_events, keep_ms, rows]
---   (eventlog.lua): written with the letters their events got.
+-- ARGV[6] (optional) the requests' event-log rows, JSON [max_events, keep_ms, rows], and
+--   ARGV[7...] their `d` fields (eventlog.lua): written with the letters their events got.
 -- Returns one letter per event: a(ccepted), d(uplicate) or p(arked as unroutable).
 local ttl, coalesce = tonumber(ARGV[3]), tonumber(ARGV[4])
 local accepted, dups = 0, 0
@@ -36,5 +36,5 @@ end
 for ck, _ in pairs(touched) do schedule(ck, coalesce) end
 count('acc', accepted)
 count('dup', dups)
-log_requests(ARGV[6], codes)
+log_requests(6, codes)
 return table.concat(codes)
