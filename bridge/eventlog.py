@@ -28,7 +28,7 @@ import orjson
 
 from bridge.config import EventLogSettings, SourceSettings
 from bridge.errors import PayloadError
-from bridge.store import Store
+from bridge.store import Outcome, Store, Work
 from bridge.store.keys import LOG_ROW, conversation_key, split_key
 
 Kind = Literal["webhook", "patch"]
@@ -177,6 +177,33 @@ def patch_row(
         "dl",
         dead_letter,
     ]
+
+
+_OUTCOME_VERDICT = {"ok": "applied", "retry": "retry", "dead": "dead_lettered"}
+
+
+def patch_entry(
+    settings: EventLogSettings, work: Work, outcome: Outcome, dead_id: str
+) -> list[Any] | None:
+    """A delivery attempt's row, linked to its events by their ids; None when the log is
+    off or nothing was attempted (work let go, or nothing left to send)."""
+    verdict = _OUTCOME_VERDICT.get(outcome.kind)
+    if not settings.enabled or verdict is None or (outcome.kind == "ok" and not outcome.body):
+        return None
+    attempt = dict(outcome.attempt or {})
+    return patch_row(
+        settings,
+        ck=work.ck,
+        verdict=verdict,
+        status="2xx" if outcome.kind == "ok" else str(attempt.get("status", "")),
+        body=outcome.body,
+        answer=outcome.answer or str(attempt.get("answer", "")),
+        duration_ms=outcome.duration_ms or float(attempt.get("duration_ms", 0.0)),
+        attempt=work.attempts + 1,
+        sources=[e.source for e in work.entries],
+        event_ids=[e.event_id for e in work.entries],
+        dead_letter=dead_id,
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,6 +34,7 @@ from typing import Any
 
 from bridge.config import Settings
 from bridge.errors import StoreUnavailable
+from bridge.eventlog import log_bounds, patch_entry
 from bridge.logs import fields
 from bridge.store import Outcome, Store, Work
 from workers.apply import apply, worker_error
@@ -174,9 +175,10 @@ class Engine:
     async def _settle(self, work: Work, outcome: Outcome) -> None:
         pause = 0.05
         deadline = time.time() + 600
+        dead_id = ""
         while True:
             try:
-                await self.store.settle(work, outcome, settings=self.settings.delivery)
+                dead_id = await self.store.settle(work, outcome, settings=self.settings.delivery)
                 break
             except StoreUnavailable:
                 if time.time() > deadline:
@@ -194,10 +196,22 @@ class Engine:
                 )
                 break
         self.held.pop(work.token, None)
+        await self._log_patch(work, outcome, dead_id)
         if outcome.kind == "ok":
             self.patched += 1
         elif outcome.kind != "release":
             self.failed += 1
+
+    async def _log_patch(self, work: Work, outcome: Outcome, dead_id: str) -> None:
+        """The attempt's event-log entry (none for work let go unattempted)."""
+        logged = self.settings.eventlog
+        row = patch_entry(logged, work, outcome, dead_id)
+        if row is None:
+            return
+        try:
+            await self.store.log([row], log_bounds(logged))
+        except StoreUnavailable as exc:
+            log.warning("event log not written", extra=fields(ck=work.ck, error=str(exc)))
 
     async def _release_all(self) -> None:
         """Whatever is still held on the way out goes back to due: at once when nothing was

@@ -68,6 +68,10 @@ class Outcome:
     snippet: str = ""
     circuit: Verdict = ""
     in_doubt: bool = False  # a PATCH left and its fate is unknown: it may still be applied
+    # for the event log: the PATCH body sent (b"" when none was), how long it took, the answer
+    body: bytes = b""
+    duration_ms: float = 0.0
+    answer: str = ""
 
 
 @dataclass(slots=True)
