@@ -40,34 +40,38 @@ LETTERS = {"a": "accepted", "d": "duplicate", "p": "unroutable", "i": "ignored"}
 
 # Headers worth keeping: content negotiation, the sender's ids, events and times. Anything
 # that may carry a secret (signatures, authorization, cookies, tokens, keys) is never kept,
-# whatever its name otherwise says; its name is listed with a redacted value.
+# whatever its name otherwise says. Names of headers not kept are listed all the same.
 _KEEP = re.compile(
     r"^(content-type|content-length|content-encoding|user-agent|x-forwarded-for|x-request-id)$"
     r"|(-id|-event|-events|-topic|-timestamp|-attempt|-retry|-delivery|-version)$"
 )
 _NEVER = re.compile(r"sign|auth|secret|token|key|cookie|pass|session|hmac|credential")
 REDACTED = "(redacted)"
+NOT_KEPT = "(not kept)"
 MAX_HEADER_VALUE = 200
 MAX_HEADERS = 40
 
 
 def kept_headers(headers: Mapping[str, str], also_secret: Sequence[str] = ()) -> dict[str, str]:
-    """The headers a log entry may hold: allow-listed names with their values, every other
-    name with a redacted value. `also_secret`: names the source's config calls secret."""
+    """The headers a log entry may hold: allow-listed names with their values; a name that
+    may carry a secret (or that `also_secret`, the source's config, names) with REDACTED;
+    any other name with NOT_KEPT."""
     out: dict[str, str] = {}
     secret = {h.lower() for h in also_secret} if also_secret else ()
     for name, value in list(headers.items())[:MAX_HEADERS]:
         low = name.lower()
-        keep = _DECIDED.get(low)
-        if keep is None:
-            keep = bool(_KEEP.search(low)) and not _NEVER.search(low)
+        instead = _DECIDED.get(low, "?")
+        if instead == "?":
+            instead = REDACTED if _NEVER.search(low) else None if _KEEP.search(low) else NOT_KEPT
             if len(_DECIDED) < 1000:  # senders repeat a few dozen names: decide each once
-                _DECIDED[low] = keep
-        out[low] = value[:MAX_HEADER_VALUE] if keep and low not in secret else REDACTED
+                _DECIDED[low] = instead
+        if low in secret:
+            instead = REDACTED
+        out[low] = value[:MAX_HEADER_VALUE] if instead is None else instead
     return out
 
 
-_DECIDED: dict[str, bool] = {}
+_DECIDED: dict[str, str | None] = {}  # header name -> what stands for its value (None: itself)
 
 
 def log_bounds(settings: EventLogSettings) -> tuple[int, int]:

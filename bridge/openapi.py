@@ -421,6 +421,33 @@ def document(sources: list[str] | None = None) -> dict[str, Any]:
                     ],
                 )
             },
+            "/admin/ui/events": {
+                "get": _page(
+                    "The event log, for people: search form and entries",
+                    {
+                        "200": _text("HTML.", "text/html"),
+                        "303": {"description": "Not signed in: to /admin/."},
+                        "400": _text("A bad filter (the page names it).", "text/html"),
+                        "404": _text("No admin token is configured."),
+                        "503": _text("Redis is unreachable."),
+                    },
+                    parameters=[
+                        {"name": n, "in": "query", "required": False, "schema": {"type": "string"}}
+                        for n in (
+                            "source",
+                            "convo",
+                            "external_id",
+                            "event_id",
+                            "verdict",
+                            "status",
+                            "kind",
+                            "since",
+                            "before",
+                            "limit",
+                        )
+                    ],
+                )
+            },
             "/admin/ui/dlq/replay-all": {
                 "post": _page(
                     "Replay every dead letter (queued as an RQ job)", PAGE_ANSWERS, requestBody=FORM

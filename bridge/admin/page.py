@@ -17,7 +17,7 @@ import secrets
 import time
 from importlib.resources import files
 from typing import Any
-from urllib.parse import parse_qs, quote
+from urllib.parse import parse_qs, quote, urlencode
 
 import redis
 from redis.exceptions import RedisError
@@ -201,7 +201,7 @@ def _changes_table(ident: str, changes: list[Change]) -> str:
         return f'<p class="empty" id="{ident}">None.</p>'
     rows = "".join(
         f"<tr><td><code>{esc(c.name)}</code></td><td><code>{esc(json_text(c.value))}</code></td>"
-        f"<td>{esc(c.source)}</td><td><code>{esc(c.event_id)}</code></td>"
+        f"<td>{esc(c.source)}</td><td>{_event_link(c.event_id)}</td>"
         f"<td>{esc(when(c.occurred_at))}</td><td>{esc(when(c.received_at))}</td></tr>"
         for c in changes
     )
@@ -210,6 +210,12 @@ def _changes_table(ident: str, changes: list[Change]) -> str:
         f"<th>Event id</th><th>Occurred</th><th>Received</th></tr></thead>"
         f"<tbody>{rows}</tbody></table>"
     )
+
+
+def _event_link(event_id: str) -> str:
+    """An event id, leading to its request and PATCHes in the event log."""
+    href = "/admin/ui/events?" + urlencode({"event_id": event_id})
+    return f'<a href="{esc(href)}"><code>{esc(event_id)}</code></a>'
 
 
 def _trace_body(t: Trace) -> str:
@@ -248,7 +254,9 @@ def _trace_body(t: Trace) -> str:
         if letters
         else '<p class="empty">None.</p>'
     )
+    events = "/admin/ui/events?" + urlencode({"convo": f"{t.agent_id}/{t.convo_id}"})
     return f"""<header><h1>{esc(t.agent_id)} / {esc(t.convo_id)}</h1>
+<a href="{esc(events)}" id="conversation-events">Its event log</a>
 <a href="/admin/">Back to the admin page</a></header><main>
 <h2>Why</h2><ul id="verdict">{verdict}</ul>
 <section class="cards" id="state">{cards}</section>
@@ -309,6 +317,7 @@ async def page(request: Request) -> Response:
         return _page(body + _refresh_script(nonce, True), nonce, 503)
     flash = f'<p class="notice" role="status" id="notice">{esc(notice)}</p>' if notice else ""
     body = f"""<header><h1>convo-bridge admin</h1>
+<a href="/admin/ui/events" id="event-log">Event log</a>
 <label class="minor"><input type="checkbox" id="auto"> refresh every 5 s</label>
 {_button("/admin/logout", "Sign out", csrf, ident="sign-out")}</header>
 <main>{flash}{_status_cards(report)}
