@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 import time
+from bisect import bisect_left
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -29,7 +30,7 @@ import orjson
 from bridge.config import EventLogSettings, SourceSettings
 from bridge.errors import PayloadError
 from bridge.store import Outcome, Store, Work
-from bridge.store.keys import LOG_ROW, conversation_key, split_key
+from bridge.store.keys import LATENCY_BUCKETS_MS, LOG_ROW, conversation_key, split_key
 
 Kind = Literal["webhook", "patch"]
 WEBHOOK_VERDICTS = ("accepted", "duplicate", "ignored", "refused", "unroutable")
@@ -157,8 +158,10 @@ def patch_row(
     sources: Sequence[str],
     event_ids: Sequence[str],
     dead_letter: str = "",
+    latency_ms: float | None = None,
 ) -> list[Any]:
-    """One PATCH's row for the log scripts (the same shape as webhook_row's)."""
+    """One PATCH's row for the log scripts (the same shape as webhook_row's); `latency_ms`,
+    from the oldest webhook it carried to its success, goes to the charts as a bucket."""
     return [
         LOG_ROW,
         0,
@@ -180,6 +183,8 @@ def patch_row(
         str(attempt),
         "dl",
         dead_letter,
+        "lb",
+        "" if latency_ms is None else str(bisect_left(LATENCY_BUCKETS_MS, latency_ms)),
     ]
 
 
@@ -207,7 +212,13 @@ def patch_entry(
         sources=[e.source for e in work.entries],
         event_ids=[e.event_id for e in work.entries],
         dead_letter=dead_id,
+        latency_ms=_since_webhook_ms(work) if outcome.kind == "ok" else None,
     )
+
+
+def _since_webhook_ms(work: Work) -> float | None:
+    received = [e.received_ms for e in work.entries if e.received_ms]
+    return max(time.time() * 1000 - min(received), 0.0) if received else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,6 +33,7 @@ from bridge.admin.auth import (
     session_cookie,
     valid_session,
 )
+from bridge.admin.charts_view import charts_html
 from bridge.bodies import read_body
 from bridge.config import Settings
 from bridge.errors import PayloadError, RequestError, StoreUnavailable
@@ -312,6 +313,7 @@ async def page(request: Request) -> Response:
         report = await status_report(store)
         letters = await store.dead_letters(500)
         links = await store.links(settings.sources)
+        charts = await charts_html(store, nonce)
     except StoreUnavailable:
         body = '<main><h1>convo-bridge admin</h1><p class="error" role="alert">Redis is unreachable; this page retries in 5 s.</p></main>'
         return _page(body + _refresh_script(nonce, True), nonce, 503)
@@ -321,6 +323,7 @@ async def page(request: Request) -> Response:
 <label class="minor"><input type="checkbox" id="auto"> refresh every 5 s</label>
 {_button("/admin/logout", "Sign out", csrf, ident="sign-out")}</header>
 <main>{flash}{_status_cards(report)}
+<h2>History</h2>{charts}
 <h2>Trace a conversation</h2>{_trace_form()}
 <h2>Dead letters <small>({len(letters)})</small></h2>{_dead_letters(letters, csrf)}
 <h2>Links</h2>{_links(links)}</main>{_refresh_script(nonce, False)}"""

@@ -376,6 +376,16 @@ class Store:
                 )
         return sorted(out, key=lambda x: (x["source"], x["external_id"]))
 
+    # --- charts ---
+
+    @_unavailable_as_error
+    async def minute_figures(self, minutes: Sequence[int]) -> list[dict[str, str]]:
+        """The `m:<minute>` hashes of these epoch minutes ({} where none was written)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for minute in minutes:
+                pipe.hgetall(self.key("m", str(minute)))
+            return list(await pipe.execute())
+
     # --- status ---
 
     @_unavailable_as_error

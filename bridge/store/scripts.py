@@ -18,7 +18,7 @@ from rq.registry import FailedJobRegistry
 from rq.results import Result
 
 from bridge.changes import VERSION_LEN
-from bridge.store.keys import HIGH_WATER_TTL_MS, RQ_QUEUE
+from bridge.store.keys import CHART_TTL_S, HIGH_WATER_TTL_MS, RQ_QUEUE
 
 ScriptName = Literal[
     "accept", "take", "settle", "renew", "sweep", "replay", "purge", "link", "log", "events"
@@ -48,6 +48,7 @@ def source(name: ScriptName) -> str:
     header = (
         f"local VERSION_LEN = {VERSION_LEN}\n"
         f"local HIGH_WATER_TTL_MS = {HIGH_WATER_TTL_MS}\n"
+        f"local CHART_TTL_S = {CHART_TTL_S}\n"
         # RQ's keys for a dead letter's failed job (bridge/store/rq_mirror.py), from RQ itself
         f"local RQ_JOB = '{Job.key_for('')}'\n"
         f"local RQ_RESULTS = '{Result.get_key('')}'\n"  # type: ignore[no-untyped-call]

@@ -1,5 +1,8 @@
 -- The event log (keys.py: events): one stream entry per webhook request and per PATCH,
--- bounded by count (MAXLEN ~) and by age (MINID ~), both cheap whole-node trims.
+-- bounded by count (MAXLEN ~) and by age (MINID ~), both cheap whole-node trims; and the
+-- per-minute figures of the page's charts, counted from the same rows (m:<minute>):
+-- w:<verdict>:<sources> requests, p:<verdict> PATCHes, l:<bucket> webhook -> PATCH latency
+-- (keys.LATENCY_BUCKETS_MS), q queue depth and dl dead letters as last seen.
 -- log_entries(max_events, keep_ms, rows, codes, blobs, at): a row is [first, n, verdict,
 -- field, value, ...]; its events are codes[first + 1 .. first + n] of the calling script
 -- (accept's letters a, d, p). An empty verdict is derived from them: any a or p is accepted,
@@ -7,6 +10,7 @@
 -- decoded here (headers and bodies cost more to decode than to store).
 local function log_entries(max_events, keep_ms, rows, codes, at)
   local key = P .. 'events'
+  local counts = {}
   for i, row in ipairs(rows) do
     local first, n, verdict = row[1], row[2], row[3]
     local got = ''
@@ -21,12 +25,35 @@ local function log_entries(max_events, keep_ms, rows, codes, at)
       end
     end
     local entry = {'v', verdict, 'c', got}
-    for j = 4, #row do entry[#entry + 1] = row[j] end
+    local kind, source, lat = nil, nil, nil
+    for j = 4, #row, 2 do
+      entry[#entry + 1] = row[j]
+      entry[#entry + 1] = row[j + 1]
+      if row[j] == 'k' then kind = row[j + 1] end
+      if row[j] == 'src' then source = row[j + 1] end
+      if row[j] == 'lb' then lat = row[j + 1] end
+    end
+    local field
+    if kind == 'patch' then
+      field = 'p:' .. verdict
+      if lat and lat ~= '' then counts['l:' .. lat] = (counts['l:' .. lat] or 0) + 1 end
+    else
+      field = 'w:' .. verdict .. ':' .. source
+    end
+    counts[field] = (counts[field] or 0) + 1
     entry[#entry + 1] = 'd'
     entry[#entry + 1] = ARGV[at + i - 1]
     redis.call('XADD', key, 'MAXLEN', '~', max_events, '*', unpack(entry))
   end
-  if #rows > 0 then redis.call('XTRIM', key, 'MINID', '~', NOW - keep_ms) end
+  if #rows > 0 then
+    redis.call('XTRIM', key, 'MINID', '~', NOW - keep_ms)
+    -- the page's charts (keys.py: m:<minute>): counts, and the queue as this call saw it
+    local mk = P .. 'm:' .. math.floor(NOW / 60000)
+    for f, n in pairs(counts) do redis.call('HINCRBY', mk, f, n) end
+    local depth = redis.call('ZCARD', P .. 'due') + redis.call('ZCARD', P .. 'inflight')
+    redis.call('HSET', mk, 'q', depth, 'dl', redis.call('ZCARD', P .. 'dlq'))
+    redis.call('EXPIRE', mk, CHART_TTL_S)
+  end
 end
 
 -- the same from ARGV[at], JSON [max_events, keep_ms, rows], and the blobs after it (no
