@@ -125,6 +125,14 @@ def cmd_status(args: argparse.Namespace) -> int:
         + " ".join(f"{k}={v}" for k, v in report.dead_letters_by_reason.items()),
         f"circuit            {c.state}" + (f" until {c.until_ms}" if c.until_ms else ""),
         f"workers alive      {alive}",
+        "delivery           "
+        + (
+            "unknown"
+            if report.paused is None
+            else "PAUSED (rq suspend; resume with `rq resume` or the admin page)"
+            if report.paused
+            else "running"
+        ),
         "last minute        " + " ".join(f"{k}={v}" for k, v in rates.items()),
     ]
     print("\n".join(lines))

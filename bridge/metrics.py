@@ -111,6 +111,14 @@ class QueueCollector(Collector):
             )
             alive.add_metric([scope], r.workers_alive)
             yield alive
+        if r.paused is not None:
+            paused = GaugeMetricFamily(
+                "convo_bridge_delivery_paused",
+                "1 while delivery is paused (`rq suspend` or the admin page's Pause).",
+                labels=[label],
+            )
+            paused.add_metric([scope], int(r.paused))
+            yield paused
 
 
 class RedisUp(Collector):

@@ -448,6 +448,50 @@ def document(sources: list[str] | None = None) -> dict[str, Any]:
                     ],
                 )
             },
+            "/admin/ui/pause": {
+                "post": _page("Pause delivery (RQ suspension)", PAGE_ANSWERS, requestBody=FORM)
+            },
+            "/admin/ui/resume": {"post": _page("Resume delivery", PAGE_ANSWERS, requestBody=FORM)},
+            "/admin/ui/links": {
+                "post": _page(
+                    "Set a link (source, external_id, agent_id, convo_id); what waited replays",
+                    {**PAGE_ANSWERS, "400": _text("A missing or bad field (named).")},
+                    requestBody=FORM,
+                )
+            },
+            "/admin/ui/retry-now": {
+                "post": _page(
+                    "A conversation's scheduled retry, now (agent_id, convo_id)",
+                    {**PAGE_ANSWERS, "400": _text("A missing or bad id (named).")},
+                    requestBody=FORM,
+                )
+            },
+            "/admin/ui/dlq/replay-matching": {
+                "post": _page(
+                    "Replay the dead letters matching reason, source and since",
+                    {**PAGE_ANSWERS, "400": _text("A bad filter (named).")},
+                    requestBody=FORM,
+                )
+            },
+            "/admin/ui/dlq/purge-matching": {
+                "post": _page(
+                    "Purge the dead letters matching reason, source and since",
+                    {**PAGE_ANSWERS, "400": _text("A bad filter (named).")},
+                    requestBody=FORM,
+                )
+            },
+            "/admin/ui/dlq/{id}": {
+                "get": _page(
+                    "One dead letter, for people: events, attempts, replay history",
+                    {
+                        "200": _text("HTML.", "text/html"),
+                        "303": {"description": "Not signed in: to /admin/."},
+                        "404": _text("No such dead letter, or no admin token is configured."),
+                        "503": _text("Redis is unreachable."),
+                    },
+                    parameters=[PATH_ID],
+                )
+            },
             "/admin/ui/dlq/replay-all": {
                 "post": _page(
                     "Replay every dead letter (queued as an RQ job)", PAGE_ANSWERS, requestBody=FORM

@@ -46,6 +46,7 @@ class StatusReport:
     circuit: Circuit = Circuit()
     last_minute: Rates = Rates()
     workers_alive: int | None = None  # None: RQ's registry could not be read
+    paused: bool | None = None  # delivery suspended (`rq suspend`, the page's Pause); None: unknown
 
     @property
     def queue_depth(self) -> int:
@@ -67,6 +68,7 @@ class StatusReport:
             },
             "last_minute": dataclasses.asdict(self.last_minute),
             "workers_alive": self.workers_alive,
+            "paused": self.paused,
         }
 
 
@@ -82,11 +84,27 @@ def live_workers(redis_url: str) -> int:
         conn.close()
 
 
+def delivery_paused(redis_url: str) -> bool:
+    """Whether RQ's suspension flag is set (`rq suspend`, or the page's Pause)."""
+    from rq.suspension import is_suspended
+
+    conn = redis.Redis.from_url(redis_url, socket_timeout=5)
+    try:
+        return bool(is_suspended(conn))
+    finally:
+        conn.close()
+
+
 async def status_report(store: Store) -> StatusReport:
-    """The store's figures plus the live worker count (None when RQ cannot say)."""
+    """The store's figures plus the live worker count and whether delivery is paused (None
+    when RQ cannot say)."""
     report = await store.status()
     try:
         alive: int | None = await asyncio.to_thread(live_workers, store.url)
     except Exception:  # the count is informative; its absence is not an error
         alive = None
-    return dataclasses.replace(report, workers_alive=alive)
+    try:
+        paused: bool | None = await asyncio.to_thread(delivery_paused, store.url)
+    except Exception:
+        paused = None
+    return dataclasses.replace(report, workers_alive=alive, paused=paused)

@@ -197,6 +197,8 @@ class Engine:
                 break
         self.held.pop(work.token, None)
         await self._log_patch(work, outcome, dead_id)
+        if dead_id:
+            await self._note_origin(work, dead_id)
         if outcome.kind == "ok":
             self.patched += 1
         elif outcome.kind != "release":
@@ -212,6 +214,14 @@ class Engine:
             await self.store.log([row], log_bounds(logged))
         except StoreUnavailable as exc:
             log.warning("event log not written", extra=fields(ck=work.ck, error=str(exc)))
+
+    async def _note_origin(self, work: Work, dead_id: str) -> None:
+        """A dead letter made of a replay's events points back to the replayed letter."""
+        events = [f"{e.source}:{e.event_id}" for e in work.entries]
+        try:
+            await self.store.note_dead_letter(work.ck, dead_id, events)
+        except StoreUnavailable as exc:
+            log.warning("replay origin not noted", extra=fields(ck=work.ck, error=str(exc)))
 
     async def _release_all(self) -> None:
         """Whatever is still held on the way out goes back to due: at once when nothing was

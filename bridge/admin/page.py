@@ -55,6 +55,10 @@ NOTICES = {
     "missing": "That dead letter is gone already.",
     "unroutable": "Still unroutable: set a link for it first.",
     "signed_out": "Signed out.",
+    "paused": "Delivery paused: webhooks are still queued; nothing is sent until resumed.",
+    "resumed": "Delivery resumed.",
+    "linked": "Linked: what waited for it is replayed.",
+    "replayed_matching": "Replayed every dead letter shown (newer values still win).",
 }
 
 
@@ -139,6 +143,7 @@ def _status_cards(report: StatusReport) -> str:
             circuit.state + (f" until {when(circuit.until_ms)}" if circuit.until_ms else ""),
         ),
         ("Workers alive", "—" if report.workers_alive is None else report.workers_alive),
+        ("Delivery", {None: "—", True: "paused", False: "running"}[report.paused]),
     ]
     out = "".join(f'<div class="card"><span>{esc(k)}</span><b>{esc(v)}</b></div>' for k, v in cards)
     rates = report.to_json()["last_minute"]
@@ -160,16 +165,19 @@ def _conversation(d: DeadLetter) -> str:
 
 
 def _dead_letters(letters: list[DeadLetter], csrf: str) -> str:
+    from bridge.admin.control import link_form  # control.py builds on this module
+
     if not letters:
         return '<p class="empty" id="no-dead-letters">No dead letters.</p>'
     rows = []
     for d in letters:
         s = d.summary()
         base = f"/admin/ui/dlq/{quote(d.id, safe='')}"
+        inline = link_form(d, csrf) if not d.agent_id and d.reason == "unroutable" else ""
         rows.append(
-            f'<tr id="dl-{esc(d.id)}"><td><code>{esc(d.id)}</code></td>'
+            f'<tr id="dl-{esc(d.id)}"><td><a href="{esc(base)}"><code>{esc(d.id)}</code></a></td>'
             f'<td><span class="reason">{esc(d.reason)}</span></td>'
-            f"<td>{_conversation(d)}</td><td>{esc(s['source'])}</td>"
+            f"<td>{_conversation(d)}{inline}</td><td>{esc(s['source'])}</td>"
             f"<td>{esc(when(d.created_ms))}</td><td>{esc(s['changes'])}</td>"
             f"<td>{esc(s['attempts'])}</td><td>{esc(d.last_status or '—')}</td>"
             f'<td class="answer">{esc(d.last_snippet or "—")}</td>'
@@ -219,7 +227,7 @@ def _event_link(event_id: str) -> str:
     return f'<a href="{esc(href)}"><code>{esc(event_id)}</code></a>'
 
 
-def _trace_body(t: Trace) -> str:
+def _trace_body(t: Trace, csrf: str = "") -> str:
     verdict = "".join(f"<li>{esc(line)}</li>" for line in t.verdict())
     state = [
         ("Waiting", "yes, due " + when(t.due_at) if t.waiting else "no"),
@@ -256,10 +264,15 @@ def _trace_body(t: Trace) -> str:
         else '<p class="empty">None.</p>'
     )
     events = "/admin/ui/events?" + urlencode({"convo": f"{t.agent_id}/{t.convo_id}"})
+    retry = ""
+    if csrf and t.due_at is not None and t.due_at > t.now:
+        from bridge.admin.control import retry_now_button  # control.py builds on this module
+
+        retry = retry_now_button(t.agent_id, t.convo_id, csrf)
     return f"""<header><h1>{esc(t.agent_id)} / {esc(t.convo_id)}</h1>
 <a href="{esc(events)}" id="conversation-events">Its event log</a>
 <a href="/admin/">Back to the admin page</a></header><main>
-<h2>Why</h2><ul id="verdict">{verdict}</ul>
+<h2>Why</h2><ul id="verdict">{verdict}</ul>{retry}
 <section class="cards" id="state">{cards}</section>
 <h2>Pending changes</h2>{_changes_table("pending", t.pending)}
 <h2>Applied values and where they came from</h2>{_changes_table("applied", t.applied)}
@@ -283,7 +296,8 @@ async def conversation_view(request: Request) -> Response:
         )
         return _page(body, nonce, 400)
     store: Store = request.app.state.store
-    return _page(_trace_body(await trace(store, agent, convo)), nonce)
+    csrf = csrf_token(_admin_token(request))
+    return _page(_trace_body(await trace(store, agent, convo), csrf), nonce)
 
 
 def _links(links: list[dict[str, str]]) -> str:
@@ -309,9 +323,17 @@ async def page(request: Request) -> Response:
     store: Store = request.app.state.store
     csrf = csrf_token(_admin_token(request))
     notice = NOTICES.get(request.query_params.get("notice", ""), "")
+    from bridge.admin.control import LetterFilter, filter_form, pause_button, paused_banner
+
+    try:
+        chosen = LetterFilter.of(dict(request.query_params))
+    except PayloadError as exc:
+        chosen = LetterFilter()
+        notice = str(exc)
     try:
         report = await status_report(store)
-        letters = await store.dead_letters(500)
+        every = await store.dead_letters(500)
+        letters = [d for d in every if chosen.matches(d)]
         links = await store.links(settings.sources)
         charts = await charts_html(store, nonce)
     except StoreUnavailable:
@@ -321,11 +343,14 @@ async def page(request: Request) -> Response:
     body = f"""<header><h1>convo-bridge admin</h1>
 <a href="/admin/ui/events" id="event-log">Event log</a>
 <label class="minor"><input type="checkbox" id="auto"> refresh every 5 s</label>
+{pause_button(report.paused, csrf)}
 {_button("/admin/logout", "Sign out", csrf, ident="sign-out")}</header>
-<main>{flash}{_status_cards(report)}
+<main>{paused_banner(report.paused)}{flash}{_status_cards(report)}
 <h2>History</h2>{charts}
 <h2>Trace a conversation</h2>{_trace_form()}
-<h2>Dead letters <small>({len(letters)})</small></h2>{_dead_letters(letters, csrf)}
+<h2>Dead letters <small>({len(letters)} of {len(every)})</small></h2>
+{filter_form(chosen, sorted({d.reason for d in every}), csrf, len(letters)) if every else ""}
+{_dead_letters(letters, csrf)}
 <h2>Links</h2>{_links(links)}</main>{_refresh_script(nonce, False)}"""
     return _page(body, nonce)
 

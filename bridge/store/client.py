@@ -312,6 +312,7 @@ class Store:
             last_snippet=rec.get("last_snippet", ""),
             entries=entries,
             attempts=attempts,
+            came_from=rec.get("from", ""),
         )
 
     async def dead_letters(self, limit: int = 1000) -> list[DeadLetter]:
@@ -324,11 +325,85 @@ class Store:
         return out
 
     async def replay(self, ids: Sequence[str], *, coalesce_ms: int) -> dict[str, str]:
-        """Merge dead letters back through newest-wins; id -> replayed | unroutable | missing."""
+        """Merge dead letters back through newest-wins; id -> replayed | unroutable | missing.
+        Each replay goes in the letter's history (`dlh:`), and its conversation remembers
+        it (`rf:`), so a replay that fails again points back to the letter it came from."""
         if not ids:
             return {}
+        before = await self._replay_origins(ids)
         res = await self._run("replay", [coalesce_ms, *ids])
-        return {i: str(r) for i, r in zip(ids, res, strict=True)}
+        result = {i: str(r) for i, r in zip(ids, res, strict=True)}
+        await self._note_replays({i: before[i] for i, r in result.items() if r == "replayed"})
+        return result
+
+    @_unavailable_as_error
+    async def _replay_origins(self, ids: Sequence[str]) -> dict[str, tuple[str, list[str]]]:
+        """Per id: its conversation and its events' `source:event id`s, read before replay."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for dl_id in ids:
+                pipe.hget(self.key("dl", dl_id), "ck")
+                pipe.hgetall(self.key("dle", dl_id))
+            found = await pipe.execute()
+        out = {}
+        for n, dl_id in enumerate(ids):
+            ck, flat = found[2 * n], found[2 * n + 1]
+            events = sorted(
+                {f"{e.source}:{e.event_id}" for e in (decode(k, v) for k, v in flat.items())}
+            )
+            out[dl_id] = (ck or "", events[:200])
+        return out
+
+    @_unavailable_as_error
+    async def _note_replays(self, replayed: dict[str, tuple[str, list[str]]]) -> None:
+        if not replayed:
+            return
+        now = str(now_ms())
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for dl_id, (ck, events) in replayed.items():
+                pipe.hset(self.key("dlh", dl_id), now, "replayed")
+                pipe.expire(self.key("dlh", dl_id), keys.HISTORY_TTL_S)
+                if ck:
+                    origin = orjson.dumps({"id": dl_id, "events": events})
+                    pipe.set(self.key("rf", ck), origin, ex=keys.HISTORY_TTL_S)
+            await pipe.execute()
+
+    @_unavailable_as_error
+    async def note_dead_letter(self, ck: str, dead_id: str, events: Sequence[str]) -> str:
+        """A new dead letter of conversation `ck` (with these `source:event id`s) that
+        carries events of a replayed letter points back to it; that letter's history says
+        so. The origin's id, or ''."""
+        raw = await self.redis.get(self.key("rf", ck))
+        if not raw:
+            return ""
+        origin = orjson.loads(raw)
+        if not set(origin.get("events", ())) & set(events):
+            return ""
+        origin_id = str(origin["id"])
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hset(self.key("dl", dead_id), "from", origin_id)
+            pipe.hset(self.key("dlh", origin_id), str(now_ms()), f"failed again as {dead_id}")
+            pipe.expire(self.key("dlh", origin_id), keys.HISTORY_TTL_S)
+            pipe.delete(self.key("rf", ck))
+            await pipe.execute()
+        return origin_id
+
+    @_unavailable_as_error
+    async def replay_history(self, dl_id: str) -> dict[str, str]:
+        """A dead letter's replays and what became of them: epoch ms -> what."""
+        return dict(await self.redis.hgetall(self.key("dlh", dl_id)))
+
+    @_unavailable_as_error
+    async def retry_now(self, ck: str) -> bool:
+        """A conversation's scheduled retry, due now instead; False when none was scheduled."""
+        now = now_ms()
+        score = await self.redis.zscore(self.key("due"), ck)
+        if score is None or score <= now:
+            return False
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zadd(self.key("due"), {ck: now}, xx=True)
+            pipe.lpush(self.key("wake"), "1")
+            await pipe.execute()
+        return True
 
     async def purge(self, ids: Sequence[str]) -> int:
         if not ids:

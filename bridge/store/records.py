@@ -87,6 +87,7 @@ class DeadLetter:
     last_snippet: str
     entries: list[Entry] = field(default_factory=list)
     attempts: list[dict[str, Any]] = field(default_factory=list)
+    came_from: str = ""  # the dead letter whose replay failed again as this one
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -101,6 +102,7 @@ class DeadLetter:
             "attempts": len(self.attempts),
             "last_status": self.last_status,
             "last_answer": self.last_snippet,
+            "came_from": self.came_from or None,
         }
 
     def to_json(self) -> dict[str, Any]:

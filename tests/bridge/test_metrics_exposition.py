@@ -112,6 +112,7 @@ def test_two_replicas_do_not_double_count_the_queue_under_the_documented_query(
                 ("convo_bridge_dead_letters", '{reason="max_attempts"}', 0),
                 ("convo_bridge_dead_letters", '{reason="unroutable"}', 0),
                 ("convo_bridge_workers_alive", "", 0),
+                ("convo_bridge_delivery_paused", "", 0),
             )
         )
     )
