@@ -65,11 +65,14 @@ SELECT = {
         JSON: {
             "schema": {
                 "type": "object",
-                "description": 'One of {"ids": [...]}, {"all": true} or {"source": "NAME"}.',
+                "description": 'One of {"ids": [...]}, {"all": true}, or a filter: any of '
+                '{"source": "NAME", "reason": "REASON", "since": "2h"} (all given must hold).',
                 "properties": {
                     "ids": {"type": "array", "items": {"type": "string"}},
                     "all": {"type": "boolean"},
                     "source": {"type": "string"},
+                    "reason": {"type": "string"},
+                    "since": {"type": "string"},
                 },
             }
         }

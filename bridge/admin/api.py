@@ -11,6 +11,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bridge.admin.auth import guarded
+from bridge.admin.control import LetterFilter
 from bridge.bodies import read_body
 from bridge.config import Settings
 from bridge.errors import NotFound, PayloadError
@@ -68,20 +69,24 @@ async def dlq_show(request: Request) -> Response:
 
 
 async def _selected(request: Request) -> list[str]:
-    """Ids from {"ids": [...]}, {"all": true} or {"source": "x"}."""
+    """Ids from {"ids": [...]}, {"all": true}, or a filter: any of {"source": "x",
+    "reason": "r", "since": "2h"} (every one given must hold)."""
     body = await _json_body(request)
     store = _store(request)
     if body.get("all") is True:
         return await store.dead_letter_ids(100_000)
-    if isinstance(body.get("source"), str):
-        return [
-            d.id
-            for d in await store.dead_letters(100_000)
-            if body["source"] in d.summary()["source"].split(",")
-        ]
+    given: dict[str, str] = {k: body[k] for k in ("source", "reason", "since") if k in body}
+    if given:
+        bad = [k for k, v in given.items() if not isinstance(v, str)]
+        if bad:
+            raise PayloadError(f"{bad[0]}: expected a string")
+        chosen = LetterFilter.of(given)
+        return [d.id for d in await store.dead_letters(100_000) if chosen.matches(d)]
     ids = body.get("ids")
     if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
-        raise PayloadError('expected {"ids": [...]}, {"all": true} or {"source": "NAME"}')
+        raise PayloadError(
+            'expected {"ids": [...]}, {"all": true} or a filter {"source", "reason", "since"}'
+        )
     return ids
 
 

@@ -157,3 +157,20 @@ def test_retry_now_sends_a_scheduled_retry_at_once(
             lambda: (convo(sandbox_url, "agent-4", "c-4") or {}).get("title") == "from later"
         )
         client.close()
+
+
+def test_the_api_replays_and_purges_by_filter(ingest_url) -> None:
+    send(ingest_url, "f1", external_id="T-5")
+    for body, status in (({"reason": 3}, 400), ({"since": "whenever"}, 400)):
+        answer = httpx.post(f"{ingest_url}/admin/dlq/purge", json=body, headers=AUTH)
+        assert answer.status_code == status and answer.json()["detail"].split(":")[0] in body
+    kept = httpx.post(
+        f"{ingest_url}/admin/dlq/purge", json={"reason": "max_attempts"}, headers=AUTH
+    )
+    assert kept.json() == {"purged": 0}
+    gone = httpx.post(
+        f"{ingest_url}/admin/dlq/purge",
+        json={"reason": "unroutable", "source": "demo", "since": "1h"},
+        headers=AUTH,
+    )
+    assert gone.json() == {"purged": 1}
