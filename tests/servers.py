@@ -138,6 +138,6 @@ def rq_workers(url: str) -> list[Any]:
 
 
 def keys_but_the_log(client: Any, pattern: str = "*") -> list[bytes]:
-    """The keys matching `pattern` but the event log, which records refused requests too:
-    what a refused request must leave untouched."""
-    return [k for k in client.keys(pattern) if k != b"cb:events"]
+    """The keys matching `pattern` but the event log and its per-minute chart counts, which
+    record refused requests too: what a refused request must leave untouched."""
+    return [k for k in client.keys(pattern) if k != b"cb:events" and not k.startswith(b"cb:m:")]

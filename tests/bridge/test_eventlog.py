@@ -2,8 +2,10 @@
 event ids, conversation, headers without secrets and the body up to a cap; it is searched by
 `convo-bridge events` and GET /admin/events, and kept within [eventlog] bounds."""
 
+import asyncio
 import subprocess
 import sys
+import time
 from dataclasses import replace
 
 import httpx
@@ -11,6 +13,8 @@ import orjson
 
 from bridge.app import build_app
 from bridge.config import EventLogSettings
+from bridge.eventlog import webhook_row
+from bridge.store import Store
 from tests.conftest import SECRET, write_config
 from tests.servers import serve_app_in_thread
 from tests.signing import signed
@@ -126,13 +130,21 @@ def test_bodies_can_be_left_out_and_the_log_turned_off(make_settings, rclient):
     assert not rclient.exists("cb:events")
 
 
-def test_the_log_stays_within_max_events(make_settings, rclient):
-    settings = make_settings()
-    small = replace(settings, eventlog=EventLogSettings(max_events=100))
-    with serve_app_in_thread(build_app(small)) as url:
-        for i in range(400):
-            post(url, intent(), msg_id=f"m{i}")
-    assert 100 <= rclient.xlen("cb:events") < 250  # MAXLEN ~ trims whole nodes
+def test_the_log_stays_within_max_events_and_retention(redis_url, rclient):
+    bounded = EventLogSettings(max_events=100, retention_s=60)
+
+    async def write(n, keep_ms):
+        store = Store(redis_url)
+        row = webhook_row(bounded, source="demo", status=202, headers={}, body=b"{}")
+        for _ in range(n // 50):
+            await store.log([row] * 50, (bounded.max_events, keep_ms))
+        await store.close()
+
+    asyncio.run(write(1000, 60_000))
+    assert 100 <= rclient.xlen("cb:events") < 300  # MAXLEN ~ trims whole nodes
+    time.sleep(0.05)
+    asyncio.run(write(50, 1))  # everything older than 1 ms goes, by whole nodes
+    assert rclient.xlen("cb:events") <= 150
 
 
 def test_the_events_command_searches_the_log(ingest_url, tmp_path, bridge_env):
