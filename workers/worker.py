@@ -43,6 +43,7 @@ from workers.lease import FENCE_MARGIN_S, Fence, Held
 
 log = logging.getLogger("convo_bridge.worker")
 SWEEP_EVERY_S = 2.0
+MAX_LOG_WRITES = 1000  # event-log writes waiting at most; past this, entries are dropped
 
 
 class Engine:
@@ -65,6 +66,7 @@ class Engine:
         self.failed = 0  # attempts that did not apply (retried or dead-lettered)
         self.resumed = asyncio.Event()
         self.resumed.set()
+        self.log_writes: set[asyncio.Task[None]] = set()  # event-log entries on their way
 
     def stop(self) -> None:
         self.stopping.set()
@@ -108,6 +110,8 @@ class Engine:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await t
             await self._release_all()
+            if self.log_writes:  # the last PATCHes' event-log entries
+                await asyncio.wait(self.log_writes, timeout=5)
             await self.client.close()
             await waker.close()
             await self.store.close()
@@ -196,7 +200,7 @@ class Engine:
                 )
                 break
         self.held.pop(work.token, None)
-        await self._log_patch(work, outcome, dead_id)
+        self._log_patch(work, outcome, dead_id)
         if dead_id:
             await self._note_origin(work, dead_id)
         if outcome.kind == "ok":
@@ -204,16 +208,25 @@ class Engine:
         elif outcome.kind != "release":
             self.failed += 1
 
-    async def _log_patch(self, work: Work, outcome: Outcome, dead_id: str) -> None:
-        """The attempt's event-log entry (none for work let go unattempted)."""
+    def _log_patch(self, work: Work, outcome: Outcome, dead_id: str) -> None:
+        """The attempt's event-log entry (none for work let go unattempted), written beside
+        the delivery loop: the slot is free at once, and concurrent entries share a call."""
         logged = self.settings.eventlog
         row = patch_entry(logged, work, outcome, dead_id)
         if row is None:
             return
+        if len(self.log_writes) >= MAX_LOG_WRITES:  # Redis far behind: the log gives way
+            log.warning("event log entry dropped: too many waiting", extra=fields(ck=work.ck))
+            return
+        task = asyncio.create_task(self._write_log(row, work.ck))
+        self.log_writes.add(task)
+        task.add_done_callback(self.log_writes.discard)
+
+    async def _write_log(self, row: list[Any], ck: str) -> None:
         try:
-            await self.store.log([row], log_bounds(logged))
+            await self.store.log([row], log_bounds(self.settings.eventlog))
         except StoreUnavailable as exc:
-            log.warning("event log not written", extra=fields(ck=work.ck, error=str(exc)))
+            log.warning("event log not written", extra=fields(ck=ck, error=str(exc)))
 
     async def _note_origin(self, work: Work, dead_id: str) -> None:
         """A dead letter made of a replay's events points back to the replayed letter."""
