@@ -69,11 +69,14 @@ class Rig:
     def start(self) -> None:
         self.redis.start()
         self.sandbox_port, self.serve_port, self.bare_port = free_port(), free_port(), free_port()
+        self.nolog_port = free_port()
         config = self.tmp / "config.toml"
         config.write_text(
             '[sources.demo]\nkind = "standard"\nsecret_env = "DEMO_SECRET"\n'
             f'[log]\nlevel = "{self.log_level}"\n'
         )
+        nolog = self.tmp / "nolog.toml"  # the same serve with [eventlog] off, for its bench row
+        nolog.write_text(config.read_text() + "[eventlog]\nenabled = false\n")
         self.env = {
             "PYTHONPATH": str(ROOT),  # the bare app is imported as benchmarks.bare_app
             "DEMO_SECRET": SECRET,
@@ -87,6 +90,15 @@ class Rig:
         self.bare_url = f"http://127.0.0.1:{self.bare_port}"
         self.own(cli("sandbox", "--port", str(self.sandbox_port), "--auto-create", env=self.env))
         self.serve = self.own(cli("serve", "--port", str(self.serve_port), env=self.env))
+        self.own(
+            cli(
+                "serve",
+                "--port",
+                str(self.nolog_port),
+                env={**self.env, "BRIDGE_CONFIG": str(nolog)},
+            )
+        )
+        self.nolog_url = f"http://127.0.0.1:{self.nolog_port}"
         spawned = spawn(
             [
                 PY,
@@ -109,6 +121,7 @@ class Rig:
         for url in (
             self.sandbox_url + "/_sandbox/stats",
             self.serve_url + "/healthz",
+            self.nolog_url + "/healthz",
             self.bare_url + "/",
         ):
             wait_http(url)
@@ -429,6 +442,8 @@ def main() -> None:
                 rig.reset()
                 ours, ours_p99 = wrk(rig.serve_url, script, secs)
                 rig.reset()
+                nolog, nolog_p99 = wrk(rig.nolog_url, script, secs)
+                rig.reset()
                 bare, bare_p99 = wrk(rig.bare_url, script, secs)
                 rows.append(
                     (
@@ -436,6 +451,14 @@ def main() -> None:
                         f"{ours:,.0f}",
                         f"bare {bare:,.0f}",
                         f"ratio {ours / bare:.2f} (≥ 0.7)",
+                    )
+                )
+                rows.append(
+                    (
+                        "ingest req/s, event log on vs off",
+                        f"{ours:,.0f}",
+                        f"off {nolog:,.0f} (p99 {ours_p99:.1f} vs {nolog_p99:.1f} ms)",
+                        f"ratio {ours / nolog:.2f} (≥ 0.9)",
                     )
                 )
                 rows.append(

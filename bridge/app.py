@@ -9,6 +9,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
@@ -26,6 +27,7 @@ from bridge.errors import (
     UnknownSource,
     UnsupportedMedia,
 )
+from bridge.eventlog import log_bounds, secret_headers, webhook_row
 from bridge.ingest import ingest
 from bridge.logs import fields
 from bridge.process import freeze_startup_heap
@@ -62,7 +64,33 @@ async def webhook(request: Request) -> Response:
     name = request.path_params["source"]
     label = name if name in request.app.state.settings.sources else metrics.UNKNOWN_SOURCE
     metrics.WEBHOOK_REQUESTS.labels(label, str(answer.status_code)).inc()
+    if 400 <= answer.status_code != 503 and request.app.state.settings.eventlog.enabled:
+        await _log_refused(request, answer)
     return answer
+
+
+async def _log_refused(request: Request, answer: Response) -> None:
+    """A refused request's event-log entry (its accepted twin is written with the accept)."""
+    settings: Settings = request.app.state.settings
+    name = request.path_params["source"][:64]
+    try:
+        why = str(orjson.loads(answer.body).get("detail", ""))
+    except (orjson.JSONDecodeError, AttributeError):
+        why = ""
+    row = webhook_row(
+        settings.eventlog,
+        source=name,
+        status=answer.status_code,
+        headers=request.headers,
+        body=getattr(request.state, "body", b""),
+        secret_headers=secret_headers(settings.sources.get(name)),
+        verdict="refused",
+        why=why,
+    )
+    try:
+        await request.app.state.store.log([row], log_bounds(settings.eventlog))
+    except StoreUnavailable as exc:
+        log.warning("event log not written", extra=fields(source=name, error=str(exc)))
 
 
 async def _webhook(request: Request) -> Response:
@@ -82,11 +110,14 @@ async def _webhook(request: Request) -> Response:
         applied = codings(request.headers.get("content-encoding"))
         limit = settings.ingest.max_body_bytes
         sent = await read_body(request, limit, settings.ingest.read_timeout_s)
+        request.state.body = sent  # for the event log, should the request be refused
+        body = decode(sent, applied, limit) if applied else sent
+        request.state.body = body  # decoded: the event log shows what was sent, readable
         hook = WebhookRequest(
             method=request.method,
             url=str(request.url),
             headers={k.lower(): v for k, v in request.headers.items()},
-            body=decode(sent, applied, limit) if applied else sent,
+            body=body,
             received_at=time.time(),
         )
         verify(kind, source, hook, sent, settings.ingest.signature_tolerance_s)

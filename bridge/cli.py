@@ -181,7 +181,9 @@ def cmd_status(args: argparse.Namespace) -> int:
 def _paused(paused: bool | None) -> str:
     if paused is None:
         return "unknown (RQ could not be read)"
-    return "paused (`rq suspend`; `rq resume` resumes)" if paused else "running"
+    if paused:
+        return "paused (`rq suspend` or the admin page's Pause; `rq resume` or Resume resumes)"
+    return "running"
 
 
 def cmd_dlq(args: argparse.Namespace) -> int:
@@ -304,6 +306,30 @@ def cmd_fields(args: argparse.Namespace) -> int:
         print(f"cleared {', '.join(dropped)}: the next event for them wins")
     else:
         print("nothing to clear")
+    return 0
+
+
+def cmd_events(args: argparse.Namespace) -> int:
+    from bridge.eventlog import query_from, render, search
+
+    settings = _settings(args)
+    options = {
+        "source": args.source,
+        "convo": args.convo,
+        "external_id": args.external_id,
+        "event_id": args.event_id,
+        "verdict": args.verdict,
+        "status": args.status,
+        "kind": args.kind,
+        "since": args.since,
+        "limit": str(args.limit),
+    }
+    query = query_from({k: v for k, v in options.items() if v is not None})
+    found = _with_store(settings, lambda s: search(s, query))
+    if args.json:
+        _print_json([e.to_json() for e in found])
+    else:
+        print(render(found))
     return 0
 
 
@@ -499,6 +525,26 @@ def parser() -> argparse.ArgumentParser:
     for x in (fu, fc):
         x.add_argument("--json", action="store_true", help="print JSON")
     fl.set_defaults(fn=cmd_fields)
+
+    ev = sub.add_parser(
+        "events",
+        help="the event log: each webhook request and each PATCH, newest first",
+    )
+    ev.add_argument("--source", help="only this source's requests (and PATCHes carrying them)")
+    ev.add_argument("--convo", metavar="AGENT/CONVO", help="only this conversation")
+    ev.add_argument("--external-id", help="only requests naming this sender's ticket id")
+    ev.add_argument("--event-id", help="only this event: its request(s) and PATCHes")
+    ev.add_argument(
+        "--verdict",
+        help="accepted, duplicate, ignored, refused, unroutable (requests); applied, retry, "
+        "dead_lettered, released (PATCHes)",
+    )
+    ev.add_argument("--status", help="only this HTTP status (202, 401, 200, 503, no_answer…)")
+    ev.add_argument("--kind", choices=("webhook", "patch"), help="only requests or PATCHes")
+    ev.add_argument("--since", help="only newer than this: 15m, 2h, 1d, epoch ms or ISO 8601")
+    ev.add_argument("--limit", type=int, default=50, help="at most this many (default: 50)")
+    ev.add_argument("--json", action="store_true", help="print a JSON array")
+    ev.set_defaults(fn=cmd_events)
 
     c = sub.add_parser("config", help="configuration")
     cs = c.add_subparsers(dest="config_cmd", required=True)

@@ -138,6 +138,17 @@ class RedisSettings:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class EventLogSettings:
+    enabled: bool = setting(True, help="keep the event log (every webhook request and PATCH)")
+    bodies: bool = setting(
+        True, help="keep request and PATCH bodies (personal data); false keeps metadata only"
+    )
+    max_events: int = setting(20_000, low=100, help="entries kept at most (about, oldest go)")
+    retention_s: int = setting(86_400, low=60, help="entries older than this go")
+    max_body_bytes: int = setting(2048, low=0, high=65_536, help="bodies are cut to this")
+
+
 # The file's [section] tables, each read into its dataclass.
 SECTIONS: dict[str, type[Any]] = {
     "convocore": ConvocoreSettings,
@@ -145,6 +156,7 @@ SECTIONS: dict[str, type[Any]] = {
     "ingest": IngestSettings,
     "log": LogSettings,
     "redis": RedisSettings,
+    "eventlog": EventLogSettings,
 }
 
 
@@ -209,6 +221,7 @@ class Settings:
     redis: RedisSettings = RedisSettings()
     admin_token: str | None = field(default=None, repr=False)
     path: str | None = None
+    eventlog: EventLogSettings = field(default_factory=EventLogSettings)
 
 
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
@@ -466,6 +479,7 @@ def load_settings(
         delivery=delivery,
         ingest=_section(raw, "ingest", env),
         log=_section(raw, "log", env),
+        eventlog=_section(raw, "eventlog", env),
         sources=sources,
         redis_url=redis_url,
         redis=_section(raw, "redis", env),

@@ -16,6 +16,7 @@ from bridge import metrics
 from bridge.changes import payloads, safe_event_id
 from bridge.config import Settings, SourceSettings
 from bridge.errors import PayloadError
+from bridge.eventlog import log_bounds, secret_headers, webhook_row
 from bridge.intents import check_segment_id, segment_problem
 from bridge.logs import fields
 from bridge.providers.base import Provider, SourceEvent, WebhookRequest
@@ -142,6 +143,7 @@ async def ingest(
         log.exception("normalize failed", extra=fields(source=source.name))
         raise PayloadError("the payload could not be read for this source") from None
     routed: list[Routed] = []
+    ignored_ids: list[str] = []
     ignored = 0
     multi = len(events) > 1
     for i, ev in enumerate(events):
@@ -149,6 +151,7 @@ async def ingest(
         target = route(source, ev, index)
         if target is None or ev.intent is None:
             ignored += 1
+            ignored_ids.append(safe_event_id(ev.event_id))
             continue
         occurred: int | None = ev.intent.occurred_at
         if occurred == int(request.received_at * 1000):
@@ -165,15 +168,35 @@ async def ingest(
             )
         )
     result = AcceptResult(0, 0, 0)
+    logged = settings.eventlog
+    row = None
+    if logged.enabled:
+        row = webhook_row(
+            logged,
+            source=source.name,
+            status=202,
+            headers=request.headers,
+            body=request.body,
+            secret_headers=secret_headers(source),
+            routed=len(routed),
+            event_ids=[r.event_id for r in routed] + ignored_ids,
+            conversations=[r.ck for r in routed],
+            external_ids=[r.external_id for r in routed],
+            ignored=ignored,
+        )
     if routed:
         result = await store.accept(
             routed,
             dedup_ttl_s=settings.ingest.dedup_window_s,
             coalesce_ms=settings.delivery.coalesce_ms,
             max_clock_skew_ms=settings.ingest.max_clock_skew_s * 1000,
+            log=row,
+            log_bounds=log_bounds(logged),
         )
         if result.future:
             _future(source.name, [routed[i] for i in result.future])
+    elif row is not None:
+        await store.log([row], log_bounds(logged))
     for outcome, n in (
         ("accepted", result.accepted - result.unroutable),
         ("duplicate", result.duplicates),

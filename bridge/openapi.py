@@ -12,6 +12,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from bridge.catalogue import json_schemas
+from bridge.eventlog import VERDICTS
 from bridge.intents import HANDOFF_EVENTS
 
 try:
@@ -69,16 +70,29 @@ SELECT = {
         JSON: {
             "schema": {
                 "type": "object",
-                "description": 'One of {"ids": [...]}, {"all": true} or {"source": "NAME"}.',
+                "description": 'One of {"ids": [...]}, {"all": true}, or a filter: any of '
+                '{"source": "NAME", "reason": "REASON", "since": "2h"} (all given must hold).',
                 "properties": {
                     "ids": {"type": "array", "items": {"type": "string"}},
                     "all": {"type": "boolean"},
                     "source": {"type": "string"},
+                    "reason": {"type": "string"},
+                    "since": {"type": "string"},
                 },
             }
         }
     },
 }
+
+
+def _query(name: str, description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": {"type": "string"},
+    }
 
 
 def _admin(summary: str, ok: dict[str, Any], **extra: Any) -> dict[str, Any]:
@@ -393,6 +407,37 @@ def document(sources: list[str] | None = None) -> dict[str, Any]:
                     parameters=[PATH_ID],
                 )
             },
+            "/admin/events": {
+                "get": _admin(
+                    "The event log: each webhook request and each PATCH, newest first",
+                    _json(
+                        "Entries, and the id to pass as `before` for the next page (null when "
+                        "this page is the last).",
+                        {
+                            "type": "object",
+                            "properties": {
+                                "events": {"type": "array", "items": {"type": "object"}},
+                                "next_before": {"type": ["string", "null"]},
+                            },
+                        },
+                    ),
+                    parameters=[
+                        _query(n, description)
+                        for n, description in (
+                            ("source", "Only this source's requests and the PATCHes they led to."),
+                            ("convo", "AGENT_ID/CONVO_ID: only this conversation."),
+                            ("external_id", "Only requests naming this sender's ticket id."),
+                            ("event_id", "Only this event: its requests and PATCHes."),
+                            ("verdict", f"One of {', '.join(VERDICTS)}."),
+                            ("status", "Only this HTTP status (202, 401, 200, no_answer…)."),
+                            ("kind", "webhook or patch."),
+                            ("since", "Only newer: 15m, 2h, 1d, epoch ms or ISO 8601."),
+                            ("before", "An entry id: only older entries (the next page)."),
+                            ("limit", "At most this many, 1 to 1000 (default 50)."),
+                        )
+                    ],
+                )
+            },
             "/admin/conversations/{agent_id}/{convo_id}": {
                 "get": _admin(
                     "Trace one conversation: pending changes, applied values with their source, "
@@ -549,6 +594,77 @@ def document(sources: list[str] | None = None) -> dict[str, Any]:
                         {"name": n, "in": "query", "required": True, "schema": {"type": "string"}}
                         for n in ("agent_id", "convo_id")
                     ],
+                )
+            },
+            "/admin/ui/events": {
+                "get": _page(
+                    "The event log, for people: search form and entries",
+                    {
+                        "200": _text("HTML.", "text/html"),
+                        "303": {"description": "Not signed in: to /admin/."},
+                        "400": _text("A bad filter (the page names it).", "text/html"),
+                        "404": _text("No admin token is configured."),
+                        "503": _text("Redis is unreachable."),
+                    },
+                    parameters=[
+                        {"name": n, "in": "query", "required": False, "schema": {"type": "string"}}
+                        for n in (
+                            "source",
+                            "convo",
+                            "external_id",
+                            "event_id",
+                            "verdict",
+                            "status",
+                            "kind",
+                            "since",
+                            "before",
+                            "limit",
+                        )
+                    ],
+                )
+            },
+            "/admin/ui/pause": {
+                "post": _page("Pause delivery (RQ suspension)", PAGE_ANSWERS, requestBody=FORM)
+            },
+            "/admin/ui/resume": {"post": _page("Resume delivery", PAGE_ANSWERS, requestBody=FORM)},
+            "/admin/ui/links": {
+                "post": _page(
+                    "Set a link (source, external_id, agent_id, convo_id); what waited replays",
+                    {**PAGE_ANSWERS, "400": _text("A missing or bad field (named).")},
+                    requestBody=FORM,
+                )
+            },
+            "/admin/ui/retry-now": {
+                "post": _page(
+                    "A conversation's scheduled retry, now (agent_id, convo_id)",
+                    {**PAGE_ANSWERS, "400": _text("A missing or bad id (named).")},
+                    requestBody=FORM,
+                )
+            },
+            "/admin/ui/dlq/replay-matching": {
+                "post": _page(
+                    "Replay the dead letters matching reason, source and since",
+                    {**PAGE_ANSWERS, "400": _text("A bad filter (named).")},
+                    requestBody=FORM,
+                )
+            },
+            "/admin/ui/dlq/purge-matching": {
+                "post": _page(
+                    "Purge the dead letters matching reason, source and since",
+                    {**PAGE_ANSWERS, "400": _text("A bad filter (named).")},
+                    requestBody=FORM,
+                )
+            },
+            "/admin/ui/dlq/{id}": {
+                "get": _page(
+                    "One dead letter, for people: events, attempts, replay history",
+                    {
+                        "200": _text("HTML.", "text/html"),
+                        "303": {"description": "Not signed in: to /admin/."},
+                        "404": _text("No such dead letter, or no admin token is configured."),
+                        "503": _text("Redis is unreachable."),
+                    },
+                    parameters=[PATH_ID],
                 )
             },
             "/admin/ui/dlq/replay-all": {

@@ -69,7 +69,8 @@ class StatusReport:
 
 
 async def status_report(store: Store) -> StatusReport:
-    """The store's figures plus the live worker count (None when RQ cannot say)."""
+    """The store's figures plus the live worker count and whether delivery is paused (None
+    when RQ cannot say)."""
     report = await store.status()
     try:
         alive: int | None = await store.live_workers()

@@ -281,3 +281,9 @@ class StallingProxy:
                 dst.sendall(data)
             except OSError:
                 return
+
+
+def keys_but_the_log(client: Any, pattern: str = "*") -> list[bytes]:
+    """The keys matching `pattern` but the event log and its per-minute chart counts, which
+    record refused requests too: what a refused request must leave untouched."""
+    return [k for k in client.keys(pattern) if k != b"cb:events" and not k.startswith(b"cb:m:")]

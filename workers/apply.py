@@ -14,7 +14,10 @@ import logging
 import random
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
+
+import orjson
 
 from bridge import metrics
 from bridge.changes import Entry
@@ -42,6 +45,7 @@ async def apply(
     started = time.time()
     attempt = work.attempts + 1
     arrays = work.arrays
+    body = b""
     try:
         if arrays is None and needs_arrays(work.entries, work.applied):
             await fence.check()
@@ -60,9 +64,9 @@ async def apply(
     except LeaseLost:
         return Outcome("release")  # nothing sent on a lost lease; whoever holds it goes on
     except DeliveryError as exc:
-        return _failed(work, exc, attempt, started, settings, rng)
+        return replace(_failed(work, exc, attempt, started, settings, rng), body=body)
     except Exception as exc:  # a bug or an unsendable change: an attempt too
-        return worker_error(work, exc, settings, rng)
+        return replace(worker_error(work, exc, settings, rng), body=body)
     new_arrays = composed.arrays
     if any(k in data for k in ("tags", "handoffHistory")):
         new_arrays = arrays_of(data)
@@ -91,7 +95,15 @@ async def apply(
                 event_ids=_event_ids(work),
             ),
         )
-    return Outcome("ok", sent=work.entries, arrays=new_arrays, circuit="ok")
+    return Outcome(
+        "ok",
+        sent=work.entries,
+        arrays=new_arrays,
+        circuit="ok",
+        body=body,
+        duration_ms=round(elapsed * 1000, 1),
+        answer=orjson.dumps(data).decode()[:300] if body else "",
+    )
 
 
 def _failed(

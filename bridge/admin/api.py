@@ -1,6 +1,6 @@
 """The admin JSON API under /admin/: status, dead letters (list, show, replay, purge),
-conversations (trace, applied values dated in the future, clearing them) and links. Every
-route is wrapped by `auth.guarded`."""
+conversations (trace, applied values dated in the future, clearing them), links and the
+event log. Every route is wrapped by `auth.guarded`."""
 
 from __future__ import annotations
 
@@ -12,9 +12,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bridge.admin.auth import guarded
+from bridge.admin.control import LetterFilter
 from bridge.bodies import read_body
 from bridge.config import Settings
 from bridge.errors import NotFound, PayloadError
+from bridge.eventlog import query_from, search
 from bridge.fields import check_field, clear_applied, future_applied
 from bridge.intents import check_id, check_segment_id
 from bridge.status import status_report
@@ -69,20 +71,24 @@ async def dlq_show(request: Request) -> Response:
 
 
 async def _selected(request: Request) -> list[str]:
-    """Ids from {"ids": [...]}, {"all": true} or {"source": "x"}."""
+    """Ids from {"ids": [...]}, {"all": true}, or a filter: any of {"source": "x",
+    "reason": "r", "since": "2h"} (every one given must hold)."""
     body = await _json_body(request)
     store = _store(request)
     if body.get("all") is True:
         return await store.dead_letter_ids(100_000)
-    if isinstance(body.get("source"), str):
-        return [
-            d.id
-            for d in await store.dead_letters(100_000)
-            if body["source"] in d.summary()["source"].split(",")
-        ]
+    given: dict[str, str] = {k: body[k] for k in ("source", "reason", "since") if k in body}
+    if given:
+        bad = [k for k, v in given.items() if not isinstance(v, str)]
+        if bad:
+            raise PayloadError(f"{bad[0]}: expected a string")
+        chosen = LetterFilter.of(given)
+        return [d.id for d in await store.dead_letters(100_000) if chosen.matches(d)]
     ids = body.get("ids")
     if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
-        raise PayloadError('expected {"ids": [...]}, {"all": true} or {"source": "NAME"}')
+        raise PayloadError(
+            'expected {"ids": [...]}, {"all": true} or a filter {"source", "reason", "since"}'
+        )
     return ids
 
 
@@ -112,6 +118,18 @@ async def dlq_delete(request: Request) -> Response:
 async def dlq_purge(request: Request) -> Response:
     ids = await _selected(request)
     return JSONResponse({"purged": await _store(request).purge(ids)})
+
+
+async def events(request: Request) -> Response:
+    """The event log, newest first, filtered like `convo-bridge events`."""
+    query = query_from(request.query_params)
+    found = await search(_store(request), query)
+    return JSONResponse(
+        {
+            "events": [e.to_json() for e in found],
+            "next_before": found[-1].id if len(found) == query.limit else None,
+        }
+    )
 
 
 async def conversation(request: Request) -> Response:
@@ -201,6 +219,7 @@ def routes() -> list[Route]:
         Route("/admin/dlq/{id}", guarded(dlq_show), methods=["GET"]),
         Route("/admin/dlq/{id}", guarded(dlq_delete), methods=["DELETE"]),
         Route("/admin/dlq/{id}/replay", guarded(dlq_replay_one), methods=["POST"]),
+        Route("/admin/events", guarded(events), methods=["GET"]),
         Route("/admin/conversations/{agent_id}/{convo_id}", guarded(conversation), methods=["GET"]),
         Route(
             "/admin/conversations/{agent_id}/{convo_id}/future",

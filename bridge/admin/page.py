@@ -16,7 +16,7 @@ import html
 import secrets
 from importlib.resources import files
 from typing import Any
-from urllib.parse import parse_qs, quote
+from urllib.parse import parse_qs, quote, urlencode
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -30,6 +30,7 @@ from bridge.admin.auth import (
     session_cookie,
     valid_session,
 )
+from bridge.admin.charts_view import charts_html
 from bridge.bodies import read_body
 from bridge.config import Settings
 from bridge.errors import PayloadError, RequestError, StoreUnavailable
@@ -52,6 +53,10 @@ NOTICES = {
     "missing": "That dead letter is gone already.",
     "unroutable": "Still unroutable: set a link for it first.",
     "signed_out": "Signed out.",
+    "paused": "Delivery paused: webhooks are still queued; nothing is sent until resumed.",
+    "resumed": "Delivery resumed.",
+    "linked": "Linked: what waited for it is replayed.",
+    "replayed_matching": "Replayed every dead letter shown (newer values still win).",
 }
 
 
@@ -134,6 +139,7 @@ def _status_cards(report: StatusReport) -> str:
             circuit.state + (f" until {when(circuit.until_ms)}" if circuit.until_ms else ""),
         ),
         ("Workers alive", "—" if report.workers_alive is None else report.workers_alive),
+        ("Delivery", {None: "—", True: "paused", False: "running"}[report.delivery_paused]),
     ]
     out = "".join(f'<div class="card"><span>{esc(k)}</span><b>{esc(v)}</b></div>' for k, v in cards)
     rates = report.to_json()["last_minute"]
@@ -155,16 +161,19 @@ def _conversation(d: DeadLetter) -> str:
 
 
 def _dead_letters(letters: list[DeadLetter], csrf: str) -> str:
+    from bridge.admin.control import link_form  # control.py builds on this module
+
     if not letters:
         return '<p class="empty" id="no-dead-letters">No dead letters.</p>'
     rows = []
     for d in letters:
         s = d.summary()
         base = f"/admin/ui/dlq/{quote(d.id, safe='')}"
+        inline = link_form(d, csrf) if not d.agent_id and d.reason == "unroutable" else ""
         rows.append(
-            f'<tr id="dl-{esc(d.id)}"><td><code>{esc(d.id)}</code></td>'
+            f'<tr id="dl-{esc(d.id)}"><td><a href="{esc(base)}"><code>{esc(d.id)}</code></a></td>'
             f'<td><span class="reason">{esc(d.reason)}</span></td>'
-            f"<td>{_conversation(d)}</td><td>{esc(s['source'])}</td>"
+            f"<td>{_conversation(d)}{inline}</td><td>{esc(s['source'])}</td>"
             f"<td>{esc(when(d.created_ms))}</td><td>{esc(s['changes'])}</td>"
             f"<td>{esc(s['attempts'])}</td><td>{esc(d.last_status or '—')}</td>"
             f'<td class="answer">{esc(d.last_snippet or "—")}</td>'
@@ -203,7 +212,7 @@ def _changes_table(ident: str, changes: list[Change]) -> str:
         return f'<p class="empty" id="{ident}">None.</p>'
     rows = "".join(
         f"<tr><td><code>{esc(c.what)}</code></td>"
-        f"<td>{esc(c.source)}</td><td><code>{esc(c.event_id)}</code></td>"
+        f"<td>{esc(c.source)}</td><td>{_event_link(c.event_id)}</td>"
         f"<td>{esc(when(c.occurred_at))}{_claimed(c)}</td><td>{esc(when(c.received_at))}</td></tr>"
         for c in changes
     )
@@ -214,7 +223,13 @@ def _changes_table(ident: str, changes: list[Change]) -> str:
     )
 
 
-def _trace_body(t: Trace) -> str:
+def _event_link(event_id: str) -> str:
+    """An event id, leading to its request and PATCHes in the event log."""
+    href = "/admin/ui/events?" + urlencode({"event_id": event_id})
+    return f'<a href="{esc(href)}"><code>{esc(event_id)}</code></a>'
+
+
+def _trace_body(t: Trace, csrf: str = "") -> str:
     verdict = "".join(f"<li>{esc(line)}</li>" for line in t.verdict())
     state = [
         ("Waiting", "yes, due " + when(t.due_at) if t.waiting else "no"),
@@ -250,9 +265,16 @@ def _trace_body(t: Trace) -> str:
         if letters
         else '<p class="empty">None.</p>'
     )
+    events = "/admin/ui/events?" + urlencode({"convo": f"{t.agent_id}/{t.convo_id}"})
+    retry = ""
+    if csrf and t.due_at is not None and t.due_at > t.now:
+        from bridge.admin.control import retry_now_button  # control.py builds on this module
+
+        retry = retry_now_button(t.agent_id, t.convo_id, csrf)
     return f"""<header><h1>{esc(t.agent_id)} / {esc(t.convo_id)}</h1>
+<a href="{esc(events)}" id="conversation-events">Its event log</a>
 <a href="/admin/">Back to the admin page</a></header><main>
-<h2>Why</h2><ul id="verdict">{verdict}</ul>
+<h2>Why</h2><ul id="verdict">{verdict}</ul>{retry}
 <section class="cards" id="state">{cards}</section>
 <h2>Pending changes</h2>{_changes_table("pending", t.pending)}
 <h2>Applied values and where they came from</h2>{_changes_table("applied", t.applied)}
@@ -276,7 +298,8 @@ async def conversation_view(request: Request) -> Response:
         )
         return _page(body, nonce, 400)
     store: Store = request.app.state.store
-    return _page(_trace_body(await trace(store, agent, convo)), nonce)
+    csrf = csrf_token(_admin_token(request))
+    return _page(_trace_body(await trace(store, agent, convo), csrf), nonce)
 
 
 def _links(links: list[dict[str, str]]) -> str:
@@ -302,20 +325,34 @@ async def page(request: Request) -> Response:
     store: Store = request.app.state.store
     csrf = csrf_token(_admin_token(request))
     notice = NOTICES.get(request.query_params.get("notice", ""), "")
+    from bridge.admin.control import LetterFilter, filter_form, pause_button, paused_banner
+
+    try:
+        chosen = LetterFilter.of(dict(request.query_params))
+    except PayloadError as exc:
+        chosen = LetterFilter()
+        notice = str(exc)
     try:
         report = await status_report(store)
-        letters = await store.dead_letters(500)
+        every = await store.dead_letters(500)
+        letters = [d for d in every if chosen.matches(d)]
         links = await store.links(settings.sources)
+        charts = await charts_html(store, nonce)
     except StoreUnavailable:
         body = '<main><h1>convo-bridge admin</h1><p class="error" role="alert">Redis is unreachable; this page retries in 5 s.</p></main>'
         return _page(body + _refresh_script(nonce, True), nonce, 503)
     flash = f'<p class="notice" role="status" id="notice">{esc(notice)}</p>' if notice else ""
     body = f"""<header><h1>convo-bridge admin</h1>
+<a href="/admin/ui/events" id="event-log">Event log</a>
 <label class="minor"><input type="checkbox" id="auto"> refresh every 5 s</label>
+{pause_button(report.delivery_paused, csrf)}
 {_button("/admin/logout", "Sign out", csrf, ident="sign-out")}</header>
-<main>{flash}{_status_cards(report)}
+<main>{paused_banner(report.delivery_paused)}{flash}{_status_cards(report)}
+<h2>History</h2>{charts}
 <h2>Trace a conversation</h2>{_trace_form()}
-<h2>Dead letters <small>({len(letters)})</small></h2>{_dead_letters(letters, csrf)}
+<h2>Dead letters <small>({len(letters)} of {len(every)})</small></h2>
+{filter_form(chosen, sorted({d.reason for d in every}), csrf, len(letters)) if every else ""}
+{_dead_letters(letters, csrf)}
 <h2>Links</h2>{_links(links)}</main>{_refresh_script(nonce, False)}"""
     return _page(body, nonce)
 

@@ -19,6 +19,7 @@ from urllib.parse import unquote
 
 import orjson
 from redis.exceptions import NoScriptError, RedisError
+from rq.suspension import WORKERS_SUSPENDED
 
 from bridge.changes import VERSION_LEN, decode, identity
 from bridge.config import DeliverySettings, RedisSettings
@@ -28,7 +29,7 @@ from bridge.store import keys
 from bridge.store.connect import async_client, store_errors
 from bridge.store.connect import redact as _redact
 from bridge.store.group_commit import GroupCommit
-from bridge.store.keys import PREFIX, conversation_key, ext_key, split_key
+from bridge.store.keys import LOG_ROW, PREFIX, conversation_key, ext_key, split_key
 from bridge.store.records import (
     AcceptResult,
     ConversationState,
@@ -44,6 +45,7 @@ SCRIPT_TIMEOUT_S = 5.0
 # Decoding this many entries takes ~10 ms of CPU: more goes to a thread, so one conversation
 # with a huge tag list cannot stall every other one on the worker's event loop.
 OFFLOAD_ENTRIES = 5000
+EVENTS_SLICE = 2000  # event-log entries one search call reads: ~1 ms of Redis at a time
 _RATES = ("accepted", "duplicates", "patched", "failed", "dead_lettered")
 _RATE_KEYS = ("acc", "dup", "ok", "fail", "dead")  # r:<what> counters the scripts keep
 P = ParamSpec("P")
@@ -121,7 +123,13 @@ class Store:
     @_unavailable_as_error
     async def delivery_paused(self) -> bool:
         """Whether RQ's workers are suspended (`rq suspend`): ours take no work meanwhile."""
-        return bool(await self.redis.exists("rq:suspended"))  # RQ's own key
+        return bool(await self.redis.exists(WORKERS_SUSPENDED))  # RQ's own key
+
+    @_unavailable_as_error
+    async def pause_delivery(self, on: bool) -> None:
+        """Suspend (True) or resume (False) the workers, as `rq suspend` / `rq resume` do:
+        RQ's own flag, which our workers read too."""
+        await self._write(("SET", WORKERS_SUSPENDED, "1") if on else ("DEL", WORKERS_SUSPENDED))
 
     async def ping(self) -> bool:
         try:
@@ -147,6 +155,64 @@ class Store:
 
             group = self._groups[(name, head)] = GroupCommit(send)
         return group
+
+    def _accept_group(
+        self, head: tuple[int, ...], log_bounds: tuple[int, int]
+    ) -> GroupCommit[list[Any], Any]:
+        """Like `_grouped("accept", head)`, with the callers' event-log rows (LOG_ROW after
+        their events) sent apart, as the script's last argument, each pointing at its
+        events; their answers are ''."""
+        group = self._groups.get(("accept", head + log_bounds))
+        if group is None:
+
+            async def send(rows: list[list[Any]]) -> list[str]:
+                events: list[list[Any]] = []
+                logs: list[list[Any]] = []
+                blobs: list[bytes] = []
+                for row in rows:
+                    if row[0] == LOG_ROW:
+                        logs.append([len(events) - row[1], row[1], row[2], *row[4:]])
+                        blobs.append(row[3])
+                    else:
+                        events.append(row)
+                args: list[Any] = [*head, orjson.dumps(events)]
+                if logs:
+                    args += [orjson.dumps([*log_bounds, logs]), *blobs]
+                letters = iter(str(await self._run("accept", args)))
+                return ["" if row[0] == LOG_ROW else next(letters) for row in rows]
+
+            group = self._groups[("accept", head + log_bounds)] = GroupCommit(send)
+        return group
+
+    async def log(self, rows: list[list[Any]], bounds: tuple[int, int]) -> None:
+        """Write event-log rows (bridge.eventlog) that no other call carries; concurrent
+        callers share one script call."""
+        group = self._groups.get(("log", bounds))
+        if group is None:
+
+            async def send(rows: list[list[Any]]) -> Any:
+                spec = orjson.dumps([[0, row[1], row[2], *row[4:]] for row in rows])
+                return await self._run("log", [*bounds, spec, *(row[3] for row in rows)])
+
+            group = self._groups[("log", bounds)] = GroupCommit(send)
+        await group.submit(rows, sum(len(x) for row in rows for x in row[3:]))
+
+    async def events(
+        self, groups: list[list[list[str]]], *, upper: str, lower: str, limit: int
+    ) -> list[tuple[str, list[str]]]:
+        """Event-log entries matching `groups` (lua/events.lua), newest first, between the
+        stream ids `lower` and `upper` (exclusive: '(' + id), at most `limit`."""
+        found: list[tuple[str, list[str]]] = []
+        spec = orjson.dumps(groups)
+        while len(found) < limit:
+            matches, last = await self._run(
+                "events", [upper, lower, EVENTS_SLICE, limit - len(found), spec]
+            )
+            found += [(str(i), list(flat)) for i, flat in matches]
+            if not last:
+                break
+            upper = f"({last}"
+        return found
 
     async def _run(self, name: ScriptName, args: Iterable[Any]) -> Any:
         try:
@@ -205,11 +271,15 @@ class Store:
         dedup_ttl_s: int,
         coalesce_ms: int,
         max_clock_skew_ms: int = 300_000,
+        log: list[Any] | None = None,
+        log_bounds: tuple[int, int] = (0, 0),
     ) -> AcceptResult:
         """Dedup, route and merge every event of one request, atomically. The script dates
         each event by Redis's clock: its receipt, and its version when the sender gave no
-        time or one later than receipt + `max_clock_skew_ms`."""
-        rows = [
+        time or one later than receipt + `max_clock_skew_ms`. `log`, the request's
+        event-log row (bridge.eventlog), is written in the same call with the verdicts its
+        events got, bounded by `log_bounds` (max entries, keep ms)."""
+        rows: list[list[Any]] = [
             [
                 f"{ev.source}:{ev.event_id}",
                 ev.ck,
@@ -230,8 +300,13 @@ class Store:
             for ev in events
             for name, payload in ev.changes
         )
+        if log is not None:
+            rows.append(log)
+            nbytes += sum(len(x) for x in log[3:])
         head = (dedup_ttl_s, coalesce_ms, max_clock_skew_ms)
-        codes = await self._grouped("accept", head).submit(rows, nbytes)
+        codes = await self._accept_group(head, log_bounds).submit(rows, nbytes)
+        if log is not None:
+            codes = codes[:-1]  # the log row's answer ('')
         future = tuple(i for i, code in enumerate(codes) if code.isupper())
         codes = [code.lower() for code in codes]
         parked = codes.count("p")
@@ -331,6 +406,7 @@ class Store:
             last_snippet=rec.get("last_snippet", ""),
             entries=entries,
             attempts=attempts,
+            came_from=rec.get("from", ""),
         )
 
     async def dead_letters(self, limit: int = 1000) -> list[DeadLetter]:
@@ -343,11 +419,88 @@ class Store:
         return out
 
     async def replay(self, ids: Sequence[str], *, coalesce_ms: int) -> dict[str, str]:
-        """Merge dead letters back through newest-wins; id -> replayed | unroutable | missing."""
+        """Merge dead letters back through newest-wins; id -> replayed | unroutable | missing.
+        Each replay goes in the letter's history (`dlh:`), and its conversation remembers
+        it (`rf:`), so a replay that fails again points back to the letter it came from."""
         if not ids:
             return {}
+        before = await self._replay_origins(ids)
         res = await self._run("replay", [coalesce_ms, *ids])
-        return {i: str(r) for i, r in zip(ids, res, strict=True)}
+        result = {i: str(r) for i, r in zip(ids, res, strict=True)}
+        await self._note_replays({i: before[i] for i, r in result.items() if r == "replayed"})
+        return result
+
+    @_unavailable_as_error
+    async def _replay_origins(self, ids: Sequence[str]) -> dict[str, tuple[str, list[str]]]:
+        """Per id: its conversation and its events' `source:event id`s, read before replay."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for dl_id in ids:
+                pipe.hget(self.key("dl", dl_id), "ck")
+                pipe.hgetall(self.key("dle", dl_id))
+            found = await pipe.execute()
+        out = {}
+        for n, dl_id in enumerate(ids):
+            ck, flat = found[2 * n], found[2 * n + 1]
+            events = sorted(
+                {f"{e.source}:{e.event_id}" for e in (decode(k, v) for k, v in flat.items())}
+            )
+            out[dl_id] = (ck or "", events[:200])
+        return out
+
+    @_unavailable_as_error
+    async def _note_replays(self, replayed: dict[str, tuple[str, list[str]]]) -> None:
+        if not replayed:
+            return
+        now = str(await self.redis_now_ms())
+        commands: list[tuple[str, ...]] = []
+        for dl_id, (ck, events) in replayed.items():
+            commands.append(("HSET", self.key("dlh", dl_id), now, "replayed"))
+            commands.append(("EXPIRE", self.key("dlh", dl_id), str(keys.HISTORY_TTL_S)))
+            if ck:
+                origin = orjson.dumps({"id": dl_id, "events": events}).decode()
+                rf = self.key("rf", ck)
+                commands.append(("SET", rf, origin, "EX", str(keys.HISTORY_TTL_S)))
+        await self._write(*commands)
+
+    @_unavailable_as_error
+    async def note_dead_letter(self, ck: str, dead_id: str, events: Sequence[str]) -> str:
+        """A new dead letter of conversation `ck` (with these `source:event id`s) that
+        carries events of a replayed letter points back to it; that letter's history says
+        so. The origin's id, or ''."""
+        raw = await self.redis.get(self.key("rf", ck))
+        if not raw:
+            return ""
+        origin = orjson.loads(raw)
+        if not set(origin.get("events", ())) & set(events):
+            return ""
+        origin_id = str(origin["id"])
+        now = str(await self.redis_now_ms())
+        await self._write(
+            ("HSET", self.key("dl", dead_id), "from", origin_id),
+            ("HSET", self.key("dlh", origin_id), now, f"failed again as {dead_id}"),
+            ("EXPIRE", self.key("dlh", origin_id), str(keys.HISTORY_TTL_S)),
+            ("DEL", self.key("rf", ck)),
+        )
+        return origin_id
+
+    @_unavailable_as_error
+    async def replay_history(self, dl_id: str) -> dict[str, str]:
+        """A dead letter's replays and what became of them: epoch ms -> what."""
+        return dict(await self.redis.hgetall(self.key("dlh", dl_id)))
+
+    @_unavailable_as_error
+    async def retry_now(self, ck: str) -> bool:
+        """A conversation's scheduled retry, due now instead; False when none was scheduled."""
+        now = await self.redis_now_ms()  # due times are on Redis's clock
+        score = await self.redis.zscore(self.key("due"), ck)
+        if score is None or score <= now:
+            return False
+        await self._write(
+            ("ZADD", self.key("due"), "XX", str(now), ck),
+            ("LPUSH", self.key("wake"), "1"),
+            ("LTRIM", self.key("wake"), "0", "63"),
+        )
+        return True
 
     async def purge(self, ids: Sequence[str]) -> int:
         if not ids:
@@ -430,7 +583,7 @@ class Store:
             pipe.zscore(self.key("due"), ck)
             pipe.zscore(self.key("inflight"), ck)
             pipe.exists(self.key("lease", ck))
-            pipe.exists("rq:suspended")  # RQ's own key
+            pipe.exists(WORKERS_SUSPENDED)  # RQ's own key
             pipe.zrange(self.key("dlq"), 0, -1)
             pipe.time()
             answers = await pipe.execute()
@@ -450,6 +603,16 @@ class Store:
                 pipe.hget(self.key("dl", dl_id), "ck")
             cks = await pipe.execute()
         return [i for i, c in zip(ids, cks, strict=True) if c == ck]
+
+    # --- charts ---
+
+    @_unavailable_as_error
+    async def minute_figures(self, minutes: Sequence[int]) -> list[dict[str, str]]:
+        """The `m:<minute>` hashes of these epoch minutes ({} where none was written)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for minute in minutes:
+                pipe.hgetall(self.key("m", str(minute)))
+            return list(await pipe.execute())
 
     # --- status ---
 

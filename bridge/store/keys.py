@@ -30,6 +30,14 @@ Keys (all under the prefix, default `cb:`; `ck` is a conversation key, see `conv
     circuit / recent           hash state,until / list of 0|1        circuit breaker
     rl                         string: next allowed take time (ms)   rate_limit_per_s (GCRA)
     r:<what>:<10 s bucket>     counters                              recent rates for status
+    events                     stream, XADD MAXLEN ~ max_events,     the event log: one entry per
+                               XTRIM MINID ~ now - retention_s       webhook request and per PATCH
+    dlh:<id>                   hash time (ms) -> what, EXPIRE        a dead letter's replays and
+                               HISTORY_TTL_S                         what became of them
+    rf:<ck>                    string JSON {id, events}, EX          the letter a conversation was
+                               HISTORY_TTL_S                         last replayed from
+    m:<minute>                 hash, EXPIRE CHART_TTL_S              the page's charts: counts per
+                               (epoch minute)                        minute, queue depth, dead letters
 
 Guarantees are named as in the README's Guarantees list. The Lua scripts (lua/*.lua) build
 the same names from the prefix they are given; this table is the one place they are written
@@ -45,6 +53,11 @@ RQ_QUEUE = "convo-bridge"  # RQ's side: the workers' queue, its FailedJobRegistr
 # hw:<ck> expires this long after the conversation's last PATCH, unless it has dead letters:
 # then it stays until they are replayed or purged (a replay must meet the newer values)
 HIGH_WATER_TTL_MS = 30 * 86_400_000
+EVENTS = "events"  # the event log stream ([eventlog] bounds it by count and by age)
+HISTORY_TTL_S = 30 * 86_400  # dlh: (replay history) and rf: (replayed from) keys
+CHART_TTL_S = 25 * 3600  # m:<minute> hashes: a day of charts (1,500 small hashes at most)
+LATENCY_BUCKETS_MS = (2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 30000, 60000)
+LOG_ROW = "\x00log"  # marks an event-log row among the accept script's event rows
 
 
 def conversation_key(agent_id: str, convo_id: str) -> str:

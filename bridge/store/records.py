@@ -75,6 +75,10 @@ class Outcome:
     snippet: str = ""
     circuit: Verdict = ""
     in_doubt: bool = False  # a PATCH left and its fate is unknown: it may still be applied
+    # for the event log: the PATCH body sent (b"" when none was), how long it took, the answer
+    body: bytes = b""
+    duration_ms: float = 0.0
+    answer: str = ""
 
 
 @dataclass(slots=True)
@@ -90,6 +94,7 @@ class DeadLetter:
     last_snippet: str
     entries: list[Entry] = field(default_factory=list)
     attempts: list[dict[str, Any]] = field(default_factory=list)
+    came_from: str = ""  # the dead letter whose replay failed again as this one
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -104,6 +109,7 @@ class DeadLetter:
             "attempts": len(self.attempts),
             "last_status": self.last_status,
             "last_answer": self.last_snippet,
+            "came_from": self.came_from or None,
         }
 
     def to_json(self) -> dict[str, Any]:

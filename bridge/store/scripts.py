@@ -1,9 +1,10 @@
 """The Lua scripts, one file per transition in `lua/`, with the shared parts they include.
 
 Each script file opens with its ARGV contract. The shared parts are plain Lua files too
-(`prelude.lua` for every script; `dead.lua` and `circuit.lua` where listed below), put in
-front of the script once, when this module first loads them. Constants both sides need
-are written into the header here from their Python definition, never retyped in Lua.
+(`prelude.lua` for every script; `dead.lua`, `circuit.lua` and `eventlog.lua` where listed
+below), put in front of the script once, when this module first loads them. Constants both
+sides need are written into the header here from their Python definition, never retyped in
+Lua.
 """
 
 from __future__ import annotations
@@ -17,14 +18,24 @@ from rq.registry import FailedJobRegistry
 from rq.results import Result
 
 from bridge.changes import TIME_DIGITS, VERSION_LEN
-from bridge.store.keys import HIGH_WATER_TTL_MS, RQ_QUEUE
+from bridge.store.keys import CHART_TTL_S, HIGH_WATER_TTL_MS, RQ_QUEUE
 
 ScriptName = Literal[
-    "accept", "take", "settle", "renew", "sweep", "replay", "purge", "link", "clear"
+    "accept",
+    "take",
+    "settle",
+    "renew",
+    "sweep",
+    "replay",
+    "purge",
+    "link",
+    "clear",
+    "log",
+    "events",
 ]
 
 INCLUDES: dict[ScriptName, tuple[str, ...]] = {
-    "accept": ("dead",),
+    "accept": ("dead", "eventlog"),
     "take": ("circuit",),
     "settle": ("dead", "circuit"),
     "renew": (),
@@ -33,6 +44,8 @@ INCLUDES: dict[ScriptName, tuple[str, ...]] = {
     "purge": ("dead",),
     "link": ("dead",),
     "clear": (),
+    "log": ("eventlog",),
+    "events": (),
 }
 
 
@@ -47,6 +60,7 @@ def source(name: ScriptName) -> str:
         f"local VERSION_LEN = {VERSION_LEN}\n"
         f"local TIME_DIGITS = {TIME_DIGITS}\n"
         f"local HIGH_WATER_TTL_MS = {HIGH_WATER_TTL_MS}\n"
+        f"local CHART_TTL_S = {CHART_TTL_S}\n"
         # RQ's keys for a dead letter's failed job (bridge/store/rq_mirror.py), from RQ itself
         f"local RQ_JOB = '{Job.key_for('')}'\n"
         f"local RQ_RESULTS = '{Result.get_key('')}'\n"  # type: ignore[no-untyped-call]

@@ -52,6 +52,7 @@ def test_every_command_and_option_has_help_text():
         ([], ("REDIS_URL", "BRIDGE_CONFIG", "BRIDGE_ADMIN_TOKEN", "CONVOCORE_API_TOKEN")),
         (["status"], ("REDIS_URL", "BRIDGE_CONFIG")),
         (["dlq", "list"], ("REDIS_URL", "BRIDGE_CONFIG")),
+        (["events"], ("REDIS_URL", "BRIDGE_CONFIG")),
         (
             ["worker"],
             [
@@ -133,7 +134,13 @@ def _env(redis_url, **extra):
 
 @pytest.mark.parametrize(
     "command",
-    [["status"], ["dlq", "list"], ["links", "list"], ["trace", "agent-1", "convo-1"]],
+    [
+        ["status"],
+        ["dlq", "list"],
+        ["links", "list"],
+        ["trace", "agent-1", "convo-1"],
+        ["events"],
+    ],
 )
 def test_commands_that_read_redis_need_no_webhook_secret(tmp_path, redis_url, command):
     """A config naming secret variables this shell does not have (as after `dev --config`)."""

@@ -1,9 +1,11 @@
 -- accept: dedup, route and merge the events of one or more requests, atomically.
--- Includes: prelude, dead.
+-- Includes: prelude, dead, eventlog.
 -- ARGV[2] dedup ttl (s), ARGV[3] coalesce (ms), ARGV[4] max clock skew (ms), ARGV[5] a JSON
 --   array of events, each
 --   [seen_key, ck or '', source, ext_key, ext, fallback_ck, occurred_at (ms, -1: none given),
 --    identity (the version's last digits), event id, [name, JSON payload, ...]]
+-- ARGV[6] (optional) the requests' event-log rows, JSON [max_events, keep_ms, rows], and
+--   ARGV[7...] their `d` fields (eventlog.lua): written with the letters their events got.
 -- Every entry is made here, on Redis's clock (NOW): its receipt time is NOW, and so is its
 -- version's time when the sender gave none or one later than NOW + max clock skew (a bad
 -- clock must never freeze a field); the sender's time is then kept after the receipt time.
@@ -13,15 +15,16 @@
 local ttl, coalesce, skew = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local received = string.format('%d', NOW)
 local accepted, dups = 0, 0
-local touched, codes = {}, {}
+local touched, codes, claims = {}, {}, {}
 
 -- the (name, entry) pairs of one event, and whether its own time was set aside
 local function entries(ev)
-  local at, claimed, future = tonumber(ev[7]), '', false
+  local at, claimed, future, at_claimed = tonumber(ev[7]), '', false, nil
   if at < 0 then
     at = NOW
   elseif at > NOW + skew then
-    claimed, at, future = ',' .. string.format('%d', at), NOW, true
+    at_claimed = string.format('%d', at)
+    claimed, at, future = ',' .. at_claimed, NOW, true
   end
   local ver = string.format('%015d', at) .. ev[8]
   local head = ver .. '\n' .. ev[3] .. '\n' .. ev[9] .. '\n' .. received .. claimed .. '\n'
@@ -32,7 +35,7 @@ local function entries(ev)
     out[#out + 1] = name
     out[#out + 1] = head .. given[j + 1]
   end
-  return out, future
+  return out, future, at_claimed
 end
 
 for _, ev in ipairs(cjson.decode(ARGV[5])) do
@@ -42,7 +45,7 @@ for _, ev in ipairs(cjson.decode(ARGV[5])) do
     codes[#codes + 1] = 'd'
   else
     accepted = accepted + 1
-    local ch, future = entries(ev)
+    local ch, future, at_claimed = entries(ev)
     local code
     if ck == '' then ck = redis.call('HGET', P .. 'links:' .. source, ext) or fallback end
     if ck == '' then
@@ -60,11 +63,15 @@ for _, ev in ipairs(cjson.decode(ARGV[5])) do
         if merge(ck, ch[j], ch[j + 1]) == 1 then touched[ck] = true end
       end
     end
-    if future then code = string.upper(code) end
+    if future then
+      code = string.upper(code)
+      claims[#codes + 1] = at_claimed
+    end
     codes[#codes + 1] = code
   end
 end
 for ck, _ in pairs(touched) do schedule(ck, coalesce) end
 count('acc', accepted)
 count('dup', dups)
+log_requests(6, codes, claims)
 return table.concat(codes)

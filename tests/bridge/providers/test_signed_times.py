@@ -12,6 +12,7 @@ from bridge.errors import SignatureError
 from bridge.providers import provider
 from bridge.providers.base import WebhookRequest
 from tests.fuzzing import sign, vector_cases, webhook_url
+from tests.servers import keys_but_the_log
 
 STAMP = {
     "standard": "webhook-timestamp",
@@ -52,7 +53,7 @@ def test_a_signed_time_that_is_not_a_time_is_401_and_queues_nothing(
             answer = httpx.post(target, content=body, headers=encoded)
             assert answer.status_code == 401, (kind, stamp, answer.status_code, answer.text)
             assert answer.json()["error"] == "invalid_signature"
-        assert r.keys("cb:*") == []
+        assert keys_but_the_log(r, "cb:*") == []
     finally:
         r.close()
 

@@ -1,0 +1,81 @@
+-- The event log (keys.py: events): one stream entry per webhook request and per PATCH,
+-- bounded by count (MAXLEN ~) and by age (MINID ~), both cheap whole-node trims; and the
+-- per-minute figures of the page's charts, counted from the same rows (m:<minute>):
+-- w:<verdict>:<sources> requests, p:<verdict> PATCHes, l:<bucket> webhook -> PATCH latency
+-- (keys.LATENCY_BUCKETS_MS), q queue depth and dl dead letters as last seen.
+-- log_entries(max_events, keep_ms, rows, codes, at, claims): a row is [first, n, verdict,
+-- field, value, ...]; its events are codes[first + 1 .. first + n] of the calling script
+-- (accept's letters a, d, p; A, P when the sender's time was set aside as future-dated).
+-- An empty verdict is derived from them: any a or p is accepted, else any d is duplicate,
+-- else ignored. claims[i] is event i's set-aside sender time (epoch ms), kept in the row as
+-- `cl` (comma-separated, '' for the row's other events). Row i's `d` field is
+-- ARGV[at + i - 1], never decoded here (headers and bodies cost more to decode than to
+-- store). Times are NOW, Redis's own clock (prelude.lua).
+local function log_entries(max_events, keep_ms, rows, codes, at, claims)
+  local key = P .. 'events'
+  local counts = {}
+  for i, row in ipairs(rows) do
+    local first, n, verdict = row[1], row[2], row[3]
+    local got = ''
+    local claimed = nil
+    if n > 0 then
+      got = table.concat(codes, '', first + 1, first + n)
+      if claims and string.find(got, '[AP]') then
+        local cl = {}
+        for e = first + 1, first + n do cl[#cl + 1] = claims[e] or '' end
+        claimed = table.concat(cl, ',')
+      end
+    end
+    if verdict == '' then
+      if string.find(got, '[apAP]') then
+        verdict = 'accepted'
+      elseif string.find(got, 'd', 1, true) then
+        verdict = 'duplicate'
+      else
+        verdict = 'ignored'
+      end
+    end
+    local entry = {'v', verdict, 'c', got}
+    if claimed then
+      entry[#entry + 1] = 'cl'
+      entry[#entry + 1] = claimed
+    end
+    local kind, source, lat = nil, nil, nil
+    for j = 4, #row, 2 do
+      entry[#entry + 1] = row[j]
+      entry[#entry + 1] = row[j + 1]
+      if row[j] == 'k' then kind = row[j + 1] end
+      if row[j] == 'src' then source = row[j + 1] end
+      if row[j] == 'lb' then lat = row[j + 1] end
+    end
+    local field
+    if kind == 'patch' then
+      field = 'p:' .. verdict
+      if lat and lat ~= '' then counts['l:' .. lat] = (counts['l:' .. lat] or 0) + 1 end
+    else
+      field = 'w:' .. verdict .. ':' .. source
+    end
+    counts[field] = (counts[field] or 0) + 1
+    entry[#entry + 1] = 'd'
+    entry[#entry + 1] = ARGV[at + i - 1]
+    redis.call('XADD', key, 'MAXLEN', '~', max_events, '*', unpack(entry))
+  end
+  if #rows > 0 then
+    redis.call('XTRIM', key, 'MINID', '~', NOW - keep_ms)
+    -- the page's charts (keys.py: m:<minute>): counts, and the queue as this call saw it
+    local mk = P .. 'm:' .. math.floor(NOW / 60000)
+    for f, n in pairs(counts) do redis.call('HINCRBY', mk, f, n) end
+    local depth = redis.call('ZCARD', P .. 'due') + redis.call('ZCARD', P .. 'inflight')
+    redis.call('HSET', mk, 'q', depth, 'dl', redis.call('ZCARD', P .. 'dlq'))
+    redis.call('EXPIRE', mk, CHART_TTL_S)
+  end
+end
+
+-- the same from ARGV[at], JSON [max_events, keep_ms, rows], and the blobs after it (no
+-- ARGV[at]: nothing to log)
+local function log_requests(at, codes, claims)
+  local arg = ARGV[at]
+  if arg == nil or arg == '' then return end
+  local spec = cjson.decode(arg)
+  log_entries(spec[1], spec[2], spec[3], codes, at + 1, claims)
+end
