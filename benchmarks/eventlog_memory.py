@@ -18,15 +18,15 @@ from dataclasses import replace
 from pathlib import Path
 
 import orjson
-import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bridge.changes import changes
+from bridge.changes import payloads
 from bridge.config import EventLogSettings
 from bridge.eventlog import log_bounds, patch_row, webhook_row
 from bridge.intents import parse_intent
 from bridge.local.redis_server import RedisServer
 from bridge.store import Routed, Store, conversation_key
+from bridge.store.connect import sync_client
 from tests.signing import standard_headers
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -48,9 +48,7 @@ async def fill(url: str, n: int, settings: EventLogSettings, run: str) -> None:
         headers = {**standard_headers(SECRET, body), "user-agent": "Svix-Webhooks/1.24"}
         ck = conversation_key("agent-1", f"convo-{i:06d}")
         event_id = f"{run}_{i:010d}"
-        routed = Routed(
-            "demo", event_id, changes(parse_intent(raw), "demo", event_id, "ended_chat", now), ck=ck
-        )
+        routed = Routed("demo", event_id, payloads(parse_intent(raw), "ended_chat"), now, ck=ck)
         row = webhook_row(
             settings,
             source="demo",
@@ -96,7 +94,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         server = RedisServer(Path(tmp) / "redis")
         server.start()
-        r = redis.Redis.from_url(server.url)
+        r = sync_client(server.url)
         try:
             figures = []
             for label, settings in (

@@ -182,7 +182,7 @@ def _paused(paused: bool | None) -> str:
     if paused is None:
         return "unknown (RQ could not be read)"
     if paused:
-        return "paused (`rq suspend` or the admin page's Pause; `rq resume` or Resume resumes)"
+        return "PAUSED (`rq suspend` or the admin page's Pause; `rq resume` or Resume resumes)"
     return "running"
 
 

@@ -168,3 +168,19 @@ def test_the_events_command_searches_the_log(ingest_url, tmp_path, bridge_env):
     assert [e["status"] for e in as_json] == ["401"]
     bad = run("--since", "whenever")
     assert bad.returncode == 1 and "since" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_a_future_dated_event_is_accepted_and_its_claimed_time_kept(ingest_url):
+    """The accept script sets a time past the allowed skew aside (A): the log still calls
+    the event accepted, and keeps what the sender claimed."""
+    y2099 = 4_102_358_400_000
+    assert post(ingest_url, intent(occurred_at=y2099), msg_id="msg_future").status_code == 202
+    assert post(ingest_url, intent(), msg_id="msg_now").status_code == 202
+    now, future = events(ingest_url)
+    assert future["verdict"] == "accepted"
+    assert future["events"] == [
+        {"event_id": "msg_future", "verdict": "accepted", "claimed_at": y2099}
+    ]
+    assert now["events"] == [{"event_id": "msg_now", "verdict": "accepted"}]
+    page = httpx.get(f"{ingest_url}/admin/events", params={"event_id": "msg_future"}, headers=ADMIN)
+    assert page.json()["events"][0]["events"][0]["claimed_at"] == y2099
