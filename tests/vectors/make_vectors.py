@@ -1322,6 +1322,32 @@ def ic_ticket(notif: str, topic: str, **item: Any) -> dict[str, Any]:
     }
 
 
+ZULIP_IC = "https://github.com/zulip/zulip/blob/main/zerver/webhooks/intercom/fixtures/"
+
+
+def ic_ticket_part(notif: str, topic: str, assigned_to: dict[str, Any], **ticket: Any) -> Any:
+    """An assignment notification as Intercom sends it: `data.item` is a ticket_ticket_part
+    holding the ticket and the part that assigned it (Zulip's captured fixtures)."""
+    note = ic_ticket(notif, topic, **ticket)
+    part = {
+        "type": "ticket_part",
+        "id": "37403424009",
+        "part_type": "assignment",
+        "created_at": 1794999970,
+        "updated_at": 1794999970,
+        "assigned_to": assigned_to,
+        "author": {"id": "9608799", "type": "admin", "name": "John Doe"},
+        "attachments": [],
+        "redacted": False,
+    }
+    note["data"]["item"] = {
+        "type": "ticket_ticket_part",
+        "ticket": note["data"]["item"],
+        "ticket_part": part,
+    }
+    return note
+
+
 def intercom_tickets() -> list[Case]:
     at = 1794999970000
 
@@ -1372,6 +1398,56 @@ def intercom_tickets() -> list[Case]:
     ]
 
 
+def intercom_ticket_parts() -> list[Case]:
+    """Ticket topics in the shape Intercom really sends (captured by Zulip)."""
+    at = 1794999970000
+
+    def case(name: str, fixture: str, payload: Any, intents: list[dict[str, Any]]) -> Case:
+        body = body_of(payload)
+        headers = sign_as("intercom", IC_SECRET, body.encode(), "")
+        headers.pop("content-type")
+        src = f"{ZULIP_IC}{fixture}"
+        return Case(name, src, IC_SECRET, headers, body, True, [payload["id"]], intents)
+
+    admin = {"type": "admin", "id": "9608799"}
+    team = {"type": "team", "id": "9680998"}
+    nobody = {"type": "nobody_admin", "id": None}
+    closed = ic_ticket("notif_t10", "ticket.closed", open=False)
+    closed["data"]["item"]["ticket_state"] = {
+        "type": "ticket_state",
+        "id": "4517896",
+        "category": "resolved",
+        "internal_label": "Resolved",
+        "external_label": "Resolved",
+    }
+    return [
+        case(
+            "intercom: ticket.admin.assigned as sent (ticket_ticket_part)",
+            "ticket_admin_assigned.json",
+            ic_ticket_part("notif_t7", "ticket.admin.assigned", admin, admin_assignee_id="9608799"),
+            [intent("ticket:1295", at, handoff={"event": "accepted", "by": "9608799"})],
+        ),
+        case(
+            "intercom: ticket.team.assigned as sent (ticket_ticket_part)",
+            "ticket_team_assigned.json",
+            ic_ticket_part("notif_t8", "ticket.team.assigned", team, team_assignee_id="9680998"),
+            [intent("ticket:1295", at, set={"requestedTeamKey": "9680998"})],
+        ),
+        case(
+            "intercom: ticket.admin.assigned to nobody (ticket_ticket_part) releases",
+            "ticket_closed.json (an assigned_to of type nobody_admin)",
+            ic_ticket_part("notif_t9", "ticket.admin.assigned", nobody),
+            [intent("ticket:1295", at, handoff={"event": "released"})],
+        ),
+        case(
+            "intercom: ticket.closed completes",
+            "ticket_closed.json",
+            closed,
+            [intent("ticket:1295", at, handoff={"event": "completed"})],
+        ),
+    ]
+
+
 def hubspot_tickets() -> list[Case]:
     src = (
         f"{SRC['hubspot']} (tickets are CRM objects); generic format: "
@@ -1412,7 +1488,7 @@ def hubspot_tickets() -> list[Case]:
 BUILDERS: dict[str, Callable[[], list[Case]]] = {
     "standard": lambda: standard() + standard_more(),
     "zendesk": lambda: zendesk() + zendesk_more(),
-    "intercom": lambda: intercom() + intercom_more() + intercom_tickets(),
+    "intercom": lambda: intercom() + intercom_more() + intercom_tickets() + intercom_ticket_parts(),
     "hubspot": lambda: hubspot() + hubspot_more() + hubspot_tickets(),
     "front": lambda: front() + front_more(),
     "freshdesk": lambda: freshdesk() + freshdesk_more(),
