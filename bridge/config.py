@@ -18,31 +18,21 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import Field, dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin, get_type_hints
-
-from jmespath.exceptions import JMESPathError
+from typing import Any, Literal
 
 from bridge.errors import ConfigError
-from bridge.expressions import Expression
-from bridge.providers import KINDS
+from bridge.expressions import compile_expression
+from bridge.providers import KINDS, option_keys, provider
+from bridge.providers.base import SourceSettings
+from bridge.spec import file_keys, read_table, setting
+
+__all__ = ["SECTIONS", "Settings", "SourceSettings", "file_keys", "load_settings", "setting"]
 
 DEFAULT_BASE_URL = "https://eu-cloudflare.vg-stuff.com"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 LEASE_MARGIN_S = 1.0  # a lease must outlast a request by this (renewal round trip, slack)
-
-
-def setting(
-    default: Any,
-    *,
-    help: str,
-    low: float | None = None,
-    high: float | None = None,
-    env: str | None = None,
-) -> Any:
-    """A file key: its default, what it means, its bounds and the variable overriding it."""
-    return field(default=default, metadata={"help": help, "low": low, "high": high, "env": env})
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,54 +112,8 @@ SECTIONS: dict[str, type[Any]] = {
 }
 
 
-def file_keys(cls: type[Any]) -> dict[str, Field[Any]]:
-    """The keys of a section: the fields made with `setting()` (not derived ones like token)."""
-    return {f.name: f for f in fields(cls) if "help" in f.metadata}
-
-
-_COMMON_SOURCE_KEYS = {"kind", "secret_env", "agent_id", "convo_id", "default_agent_id"}
-# Keys only some kinds understand; anywhere else they are a mistake worth stopping for.
-KIND_KEYS: dict[str, set[str]] = {
-    "freshdesk": {"header"},
-    "front": {"variant"},
-    "hubspot": {"public_url", "trust_proxy"},
-    "generic": {
-        "signature_header",
-        "signature_prefix",
-        "signature_algorithm",
-        "signature_encoding",
-        "map",
-    },
-}
-MAP_KEYS = (
-    "event_id",
-    "occurred_at",
-    "external_id",
-    "agent_id",
-    "convo_id",
-    "tags_add",
-    "tags_remove",
-    "handoff.event",
-    "handoff.at",
-    "handoff.by",
-    "handoff.team_key",
-    "handoff.team_ids",
-    "handoff.team_keys",
-    "handoff.organization_id",
-)
-
-
-@dataclass(frozen=True, slots=True)
-class SourceSettings:
-    name: str
-    kind: str
-    secret_env: str
-    secret: str = field(repr=False)
-    agent_id: Any = None  # compiled JMESPath, or None
-    convo_id: Any = None
-    default_agent_id: str | None = None
-    options: Mapping[str, Any] = field(default_factory=dict)  # kind-specific keys
-    mapping: Mapping[str, Any] = field(default_factory=dict)  # generic: name -> compiled
+# Keys every source takes; everything else in a [sources.NAME] table is its kind's `Options`.
+_COMMON_SOURCE_KEYS = ("kind", "secret_env", "agent_id", "convo_id", "default_agent_id")
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,74 +128,12 @@ class Settings:
     path: str | None = None
 
 
-_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
-
-
-def _from_env(where: str, hint: Any, text: str) -> Any:
-    """An environment variable's text as the value a file would hold for the same key."""
-    if hint is bool:
-        if text.lower() in _TRUE + _FALSE:
-            return text.lower() in _TRUE
-        raise ConfigError(where, f"expected 1/true or 0/false, got {text!r}")
-    if hint in (int, float):
-        try:
-            return hint(text)
-        except ValueError:
-            raise ConfigError(where, f"expected a number, got {text!r}") from None
-    return text
-
-
-def _checked(where: str, hint: Any, meta: Mapping[str, Any], value: Any) -> Any:
-    """`value` for the key at `where`, checked against its type hint and bounds."""
-    if get_origin(hint) is Literal:
-        choices = get_args(hint)
-        for choice in choices:  # case does not matter: "info" is INFO
-            if isinstance(value, str) and value.lower() == str(choice).lower():
-                return choice
-        raise ConfigError(where, f"expected one of {', '.join(map(repr, choices))}, got {value!r}")
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(where, f"expected true or false, got {value!r}")
-        return value
-    if hint is str:
-        if not isinstance(value, str) or not value:
-            raise ConfigError(where, f"expected a non-empty string, got {value!r}")
-        return value
-    number_types = (int, float) if hint is float else (int,)
-    if isinstance(value, bool) or not isinstance(value, number_types):
-        names = "number" if hint is float else "integer"
-        raise ConfigError(where, f"expected {names}, got {value!r}")
-    if meta["low"] is not None and value < meta["low"]:
-        raise ConfigError(where, f"must be at least {meta['low']}")
-    if meta["high"] is not None and value > meta["high"]:
-        raise ConfigError(where, f"must be at most {meta['high']}")
-    return float(value) if hint is float else value
-
-
 def _section(raw: Mapping[str, Any], section: str, env: Mapping[str, str]) -> Any:
     """The [section] table (then the environment over it) as its settings dataclass."""
-    cls = SECTIONS[section]
     table = raw.get(section, {})
     if not isinstance(table, dict):
         raise ConfigError(section, "expected a table")
-    keys = file_keys(cls)
-    for key in table:
-        if key not in keys:
-            raise ConfigError(f"{section}.{key}", f"unknown key; known: {', '.join(keys)}")
-    hints = get_type_hints(cls)
-    values: dict[str, Any] = {}
-    for name, f in keys.items():
-        where, var = f"{section}.{name}", f.metadata["env"]
-        if var and env.get(var):
-            try:
-                values[name] = _checked(
-                    where, hints[name], f.metadata, _from_env(where, hints[name], env[var])
-                )
-            except ConfigError as exc:
-                raise ConfigError(exc.key, f"{exc.problem} (from {var})") from None
-        elif name in table:
-            values[name] = _checked(where, hints[name], f.metadata, table[name])
-    return cls(**values)
+    return read_table(SECTIONS[section], section, table, env)
 
 
 def require_worker_token(settings: Settings) -> None:
@@ -264,15 +146,6 @@ def require_worker_token(settings: Settings) -> None:
             "(against a `convo-bridge sandbox`, set [convocore] sandbox = true or "
             "CONVOCORE_SANDBOX=1 instead)",
         )
-
-
-def _compile(expr: Any, key: str) -> Expression:
-    if not isinstance(expr, str) or not expr.strip():
-        raise ConfigError(key, "expected a JMESPath expression string")
-    try:
-        return Expression.compile(key, expr)
-    except JMESPathError as exc:
-        raise ConfigError(key, f"JMESPath does not compile: {str(exc).splitlines()[0]}") from None
 
 
 def _secret(env: Mapping[str, str], var: Any, key: str) -> str:
@@ -291,35 +164,14 @@ def _source(name: str, table: Any, env: Mapping[str, str]) -> SourceSettings:
     kind = table.get("kind")
     if kind not in KINDS:
         raise ConfigError(f"{where}.kind", f"expected one of {', '.join(KINDS)}, got {kind!r}")
-    allowed = _COMMON_SOURCE_KEYS | KIND_KEYS.get(kind, set())
+    own = option_keys(kind)
     for key in table:
-        if key not in allowed:
-            owners = [k for k, keys in KIND_KEYS.items() if key in keys]
+        if key not in _COMMON_SOURCE_KEYS and key not in own:
+            owners = [k for k in KINDS if key in option_keys(k)]
             hint = f"only for kind {' or '.join(owners)}" if owners else "unknown key"
             raise ConfigError(f"{where}.{key}", hint)
     secret = _secret(env, table.get("secret_env"), f"{where}.secret_env")
-    options = {k: table[k] for k in KIND_KEYS.get(kind, set()) if k in table and k != "map"}
-    for key, value in options.items():
-        expect_bool = key == "trust_proxy"
-        if expect_bool != isinstance(value, bool) or (
-            not expect_bool and not isinstance(value, str)
-        ):
-            raise ConfigError(
-                f"{where}.{key}", "expected " + ("true or false" if expect_bool else "a string")
-            )
-    _check_kind_options(where, kind, options)
-    mapping: dict[str, Any] = {}
-    if kind == "generic":
-        raw_map = table.get("map")
-        if not isinstance(raw_map, dict) or not raw_map:
-            raise ConfigError(f"{where}.map", "a generic source needs a [map] table")
-        for key, expr in raw_map.items():
-            if key not in MAP_KEYS and not key.startswith("set."):
-                raise ConfigError(
-                    f"{where}.map.{key}",
-                    f"unknown; expected set.FIELD or one of {', '.join(MAP_KEYS)}",
-                )
-            mapping[key] = _compile(expr, f"{where}.map.{key}")
+    options = provider(kind).options(where, {k: v for k, v in table.items() if k in own})
     default_agent = table.get("default_agent_id")
     if default_agent is not None and not isinstance(default_agent, str):
         raise ConfigError(f"{where}.default_agent_id", "expected a string")
@@ -334,29 +186,11 @@ def _source(name: str, table: Any, env: Mapping[str, str]) -> SourceSettings:
         kind=kind,
         secret_env=table["secret_env"],
         secret=secret,
-        agent_id=_compile(table["agent_id"], f"{where}.agent_id") if has_agent else None,
-        convo_id=_compile(table["convo_id"], f"{where}.convo_id") if has_convo else None,
+        agent_id=compile_expression(table["agent_id"], f"{where}.agent_id") if has_agent else None,
+        convo_id=compile_expression(table["convo_id"], f"{where}.convo_id") if has_convo else None,
         default_agent_id=default_agent,
         options=options,
-        mapping=mapping,
     )
-
-
-def _check_kind_options(where: str, kind: str, options: Mapping[str, Any]) -> None:
-    choices = {
-        "signature_algorithm": ("sha256", "sha1"),
-        "signature_encoding": ("hex", "base64"),
-        "variant": ("app", "rule"),
-    }
-    for key, allowed in choices.items():
-        if key in options and options[key] not in allowed:
-            raise ConfigError(f"{where}.{key}", f"expected one of {', '.join(allowed)}")
-    url = options.get("public_url")
-    if url is not None and not url.startswith(("http://", "https://")):
-        raise ConfigError(
-            f"{where}.public_url",
-            "expected a full URL, e.g. https://bridge.example.com/webhooks/hubspot",
-        )
 
 
 def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Settings:

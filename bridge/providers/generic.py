@@ -9,37 +9,92 @@ from __future__ import annotations
 
 import base64
 import hmac
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
 
-from bridge.errors import PayloadError, SignatureError
+from bridge.errors import ConfigError, PayloadError, SignatureError
+from bridge.expressions import Expression, compile_expression
 from bridge.intents import parse_intent
 from bridge.providers.base import (
     SourceEvent,
+    SourceSettings,
     WebhookRequest,
     body_sha256,
+    default_answer,
     indexed,
+    json_body,
+    json_only,
     no_challenge,
     require_header,
     same,
 )
+from bridge.spec import read_table, setting
 
-if TYPE_CHECKING:
-    from bridge.config import SourceSettings
+MAP_KEYS = (
+    "event_id",
+    "occurred_at",
+    "external_id",
+    "agent_id",
+    "convo_id",
+    "tags_add",
+    "tags_remove",
+    "handoff.event",
+    "handoff.at",
+    "handoff.by",
+    "handoff.team_key",
+    "handoff.team_ids",
+    "handoff.team_keys",
+    "handoff.organization_id",
+)
 
 
+@dataclass(frozen=True, slots=True)
+class Options:
+    signature_header: str = setting("X-Signature", help="the header holding the signature")
+    signature_prefix: str = setting("sha256=", help="what comes before the signature")
+    signature_algorithm: Literal["sha256", "sha1"] = setting("sha256", help="the HMAC's hash")
+    signature_encoding: Literal["hex", "base64"] = setting("hex", help="how it is written")
+    map: Mapping[str, Expression] = field(default_factory=dict)  # [sources.NAME.map]
+
+
+def options(where: str, table: Mapping[str, Any]) -> Options:
+    scalars = {k: v for k, v in table.items() if k != "map"}
+    if scalars.get("signature_prefix") == "":  # "no prefix" is a meaningful empty string
+        scalars.pop("signature_prefix")
+        o = replace(read_table(Options, where, scalars), signature_prefix="")
+    else:
+        o = read_table(Options, where, scalars)
+    raw_map = table.get("map")
+    if not isinstance(raw_map, dict) or not raw_map:
+        raise ConfigError(f"{where}.map", "a generic source needs a [map] table")
+    mapping: dict[str, Expression] = {}
+    for key, expr in raw_map.items():
+        if key not in MAP_KEYS and not key.startswith("set."):
+            raise ConfigError(
+                f"{where}.map.{key}",
+                f"unknown; expected set.FIELD or one of {', '.join(MAP_KEYS)}",
+            )
+        mapping[key] = compile_expression(expr, f"{where}.map.{key}")
+    return replace(o, map=mapping)
+
+
+accepts = json_only
+parse = json_body
 challenge = no_challenge  # its senders have no set-up handshake
+acknowledge = default_answer
 
 
 def verify(source: SourceSettings, request: WebhookRequest, tolerance_s: int) -> None:
-    o = source.options
-    header = str(o.get("signature_header") or "x-signature").lower()
-    prefix = str(o.get("signature_prefix", "sha256="))
-    algorithm = str(o.get("signature_algorithm") or "sha256")
+    o: Options = source.options
+    header = o.signature_header.lower()
+    prefix = o.signature_prefix
+    algorithm = o.signature_algorithm
     given = require_header(request, header)
     if not given.startswith(prefix):
         raise SignatureError(f"{header}: expected {prefix}<signature>")
     digest = hmac.new(source.secret.encode(), request.body, algorithm).digest()
-    if o.get("signature_encoding") == "base64":
+    if o.signature_encoding == "base64":
         expected = base64.b64encode(digest).decode()
         value = given[len(prefix) :].strip()
     else:
@@ -59,7 +114,8 @@ def _key_for(detail: str) -> str:
 
 def _mapped(source: SourceSettings, item: Any, fallback_id: str, received_ms: int) -> SourceEvent:
     wire: dict[str, Any] = {}
-    values = {key: expr.search(item) for key, expr in source.mapping.items()}
+    mapping = source.options.map
+    values = {key: expr.search(item) for key, expr in mapping.items()}
     for key, value in values.items():
         if value is None or key == "event_id":
             continue
@@ -80,7 +136,7 @@ def _mapped(source: SourceSettings, item: Any, fallback_id: str, received_ms: in
         intent = parse_intent(wire)
     except PayloadError as exc:
         key = _key_for(exc.detail)
-        expr = source.mapping.get(key) or source.mapping.get(key.replace(".", "_", 1))
+        expr = mapping.get(key) or mapping.get(key.replace(".", "_", 1))
         where = f" (map.{key} = {expr.expression!r})" if expr is not None else ""
         raise PayloadError(exc.detail + where) from None
     return SourceEvent(event_id, intent, item)

@@ -11,19 +11,25 @@ else sha256 of the body.
 from __future__ import annotations
 
 import base64
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bridge.errors import PayloadError, SignatureError
 from bridge.intents import Handoff, Intent, parse_time
 from bridge.providers.base import (
+    NoOptions,
     SourceEvent,
+    SourceSettings,
     WebhookRequest,
     body_sha256,
     check_window,
+    default_answer,
     dig,
+    json_body,
+    json_only,
     mac,
     no_challenge,
     optional_text,
+    options_reader,
     require_header,
     require_object,
     same,
@@ -33,14 +39,16 @@ from bridge.providers.base import (
     time_or_receipt,
 )
 
-if TYPE_CHECKING:
-    from bridge.config import SourceSettings
-
 SIG = "x-zendesk-webhook-signature"
 STAMP = "x-zendesk-webhook-signature-timestamp"
 
 
+Options = NoOptions  # no keys of its own
+options = options_reader(Options)
+accepts = json_only
+parse = json_body
 challenge = no_challenge  # its senders have no set-up handshake
+acknowledge = default_answer
 
 
 INVOCATION = "x-zendesk-webhook-invocation-id"

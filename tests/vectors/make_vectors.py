@@ -1485,11 +1485,46 @@ def hubspot_tickets() -> list[Case]:
     ]
 
 
+def hubspot_ticket_stages() -> list[Case]:
+    """Help Desk tickets moved between pipeline stages (`hs_pipeline_stage`): stage ids are
+    per account; `4` is Closed in the default pipeline, and this source names `1` (New) its
+    reopened stage; `2` (Waiting on contact) is neither."""
+    src = (
+        f"{SRC['hubspot']}; default ticket pipeline stage ids: "
+        "https://developers.hubspot.com/docs/api/crm/pipelines"
+    )
+    batch = body_of([
+        hs_event(5101, 31, 1794999900000, "ticket.propertyChange", 88001, propertyName="hs_pipeline_stage", propertyValue="4"),
+        hs_event(5102, 32, 1794999950000, "ticket.propertyChange", 88001, propertyName="hs_pipeline_stage", propertyValue="1"),
+        hs_event(5103, 33, 1794999960000, "object.propertyChange", 88002, objectTypeId="0-5", propertyName="hs_pipeline_stage", propertyValue="2"),
+    ])  # fmt: skip
+    return [
+        Case(
+            "hubspot: Help Desk ticket moved to a closed stage / a reopened stage / another",
+            src,
+            HS_SECRET,
+            hs_headers(batch, HS_URL, NOW * 1000 - 1000),
+            batch,
+            True,
+            [
+                "5101:88001:31:1794999900000",
+                "5102:88001:32:1794999950000",
+                "5103:88002:33:1794999960000",
+            ],
+            [
+                intent("ticket:88001", 1794999900000, handoff={"event": "completed"}),
+                intent("ticket:88001", 1794999950000, handoff={"event": "requested"}),
+            ],
+            extra={"method": "POST", "url": HS_URL, "config": {"reopened_stages": ["1"]}},
+        )
+    ]
+
+
 BUILDERS: dict[str, Callable[[], list[Case]]] = {
     "standard": lambda: standard() + standard_more(),
     "zendesk": lambda: zendesk() + zendesk_more(),
     "intercom": lambda: intercom() + intercom_more() + intercom_tickets() + intercom_ticket_parts(),
-    "hubspot": lambda: hubspot() + hubspot_more() + hubspot_tickets(),
+    "hubspot": lambda: hubspot() + hubspot_more() + hubspot_tickets() + hubspot_ticket_stages(),
     "front": lambda: front() + front_more(),
     "freshdesk": lambda: freshdesk() + freshdesk_more(),
     "helpscout": lambda: helpscout() + helpscout_more(),
