@@ -22,6 +22,7 @@ from bridge.providers import (
     zendesk,
 )
 from bridge.providers.base import Provider
+from bridge.providers.presets import presets
 
 PROVIDERS: Mapping[str, Provider] = MappingProxyType(
     {
@@ -33,6 +34,7 @@ PROVIDERS: Mapping[str, Provider] = MappingProxyType(
         "freshdesk": freshdesk,
         "helpscout": helpscout,
         "generic": generic,
+        **presets(),  # kinds that are the generic kind with shipped settings
     }
 )
 KINDS: tuple[str, ...] = tuple(PROVIDERS)

@@ -26,12 +26,25 @@ from typing import Any
 from hubspot.utils.signature import Signature as HubSpotSignature
 from standardwebhooks.webhooks import Webhook as StandardWebhook
 from svix.webhooks import Webhook as SvixWebhook
+from twilio.request_validator import RequestValidator
 
 from tests.signing import sign_as
 
 HERE = Path(__file__).resolve().parent
 NOW = 1_795_000_000  # 2026-11-18T11:06:40Z, the receipt time of every case
-KINDS = ("standard", "zendesk", "intercom", "hubspot", "front", "freshdesk", "helpscout", "generic")
+KINDS = (
+    "standard",
+    "zendesk",
+    "intercom",
+    "hubspot",
+    "front",
+    "freshdesk",
+    "helpscout",
+    "generic",
+    "salesforce",
+    "twilio",
+    "livechat",
+)
 URL = "https://bridge.example.com/webhooks/"
 
 # Where each shape comes from (the senders' docs, or open-source captured fixtures).
@@ -1520,6 +1533,253 @@ def hubspot_ticket_stages() -> list[Case]:
     ]
 
 
+# --- senders of 2026-11-29: kinds that are the generic kind with shipped settings ---------
+
+SF_ORG = "00Dxx0000001gPLEAY"  # the OrganizationId is what a Salesforce message proves
+SF_SRC = (
+    "https://developer.salesforce.com/docs/platform/api/guide/sforce-api-om-outboundmessaging-wsdl.html"
+    " (notifications(), Notification, notificationsResponse Ack)"
+)
+
+
+def sf_message(org: str, *cases: dict[str, str]) -> str:
+    """An outbound message on Case, as the outbound messaging WSDL defines it."""
+    notes = "".join(
+        "<Notification>"
+        f"<Id>{c['note']}</Id>"
+        '<sObject xsi:type="sf:Case" xmlns:sf="urn:sobject.enterprise.soap.sforce.com">'
+        + "".join(f"<sf:{k}>{v}</sf:{k}>" for k, v in c.items() if k != "note")
+        + "</sObject></Notification>"
+        for c in cases
+    )
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>'
+        '<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" '
+        'xmlns:xsd="http://www.w3.org/2001/XMLSchema" '
+        'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">'
+        "<soapenv:Body>"
+        '<notifications xmlns="http://soap.sforce.com/2005/09/outbound">'
+        f"<OrganizationId>{org}</OrganizationId>"
+        "<ActionId>04k5e000000CaRkAAK</ActionId>"
+        '<SessionId xsi:nil="true"/>'
+        "<EnterpriseUrl>https://acme.my.salesforce.com/services/Soap/c/60.0/00Dxx0000001gPL</EnterpriseUrl>"
+        "<PartnerUrl>https://acme.my.salesforce.com/services/Soap/u/60.0/00Dxx0000001gPL</PartnerUrl>"
+        f"{notes}</notifications></soapenv:Body></soapenv:Envelope>"
+    )
+
+
+SF_ACK = {
+    "status": 200,
+    "media_type": "text/xml",
+    "contains": "<Ack>true</Ack>",
+}
+
+
+def salesforce() -> list[Case]:
+    body = sf_message(
+        SF_ORG,
+        {"note": "04l5e00000Gx7QzAAJ", "Id": "5005e00000AbCdEAAV", "OwnerId": "0055e000001TfGhAAK",
+         "Status": "Working", "IsClosed": "false", "LastModifiedDate": "2026-11-18T11:05:00.000Z"},
+        {"note": "04l5e00000Gx7R0AAJ", "Id": "5005e00000AbCdFAAV", "OwnerId": "00G5e000000QueueAA",
+         "Status": "New", "IsClosed": "false", "LastModifiedDate": "2026-11-18T11:05:10.000Z"},
+        {"note": "04l5e00000Gx7R1AAJ", "Id": "5005e00000AbCdGAAV", "OwnerId": "0055e000001TfGhAAK",
+         "Status": "Closed", "IsClosed": "true", "LastModifiedDate": "2026-11-18T11:05:20.000Z"},
+    )  # fmt: skip
+    headers = {"content-type": "text/xml; charset=utf-8", "soapaction": '""'}
+    return [
+        Case(
+            "salesforce: Case owner to a user, to a queue, Case closed (one message)",
+            SF_SRC,
+            SF_ORG,
+            headers,
+            body,
+            True,
+            ["04l5e00000Gx7QzAAJ", "04l5e00000Gx7R0AAJ", "04l5e00000Gx7R1AAJ"],
+            [
+                intent(
+                    "5005e00000AbCdEAAV",
+                    1794999900000,
+                    handoff={"event": "accepted", "by": "0055e000001TfGhAAK"},
+                ),
+                intent(
+                    "5005e00000AbCdFAAV",
+                    1794999910000,
+                    set={"requestedTeamKey": "00G5e000000QueueAA"},
+                ),
+                intent("5005e00000AbCdGAAV", 1794999920000, handoff={"event": "completed"}),
+            ],
+            extra={"expect_ack": SF_ACK},
+        ),
+        Case(
+            "salesforce: another organization's message is refused (never acknowledged)",
+            SF_SRC,
+            SF_ORG,
+            headers,
+            sf_message(
+                "00Dxx0000009ZZZEAY", {"note": "04l5e00000Gx7R2AAJ", "Id": "5005e00000AbCdHAAV"}
+            ),
+            False,
+        ),
+    ]
+
+
+TW_TOKEN = "12345678901234567890123456789012"  # an auth token's shape: 32 hex characters
+TW_URL = URL + "twilio"
+TW_SRC = (
+    "https://www.twilio.com/docs/conversations/conversations-webhooks (onConversationStateUpdated); "
+    "signature: https://www.twilio.com/docs/usage/security#validating-requests"
+)
+
+
+def tw_request(params: dict[str, str]) -> tuple[dict[str, str], str]:
+    """Form-encoded as Twilio posts it, signed by Twilio's own RequestValidator."""
+    from urllib.parse import urlencode
+
+    body = urlencode(params)
+    sig = RequestValidator(TW_TOKEN).compute_signature(TW_URL, params)
+    return {"content-type": "application/x-www-form-urlencoded", "x-twilio-signature": sig}, body
+
+
+def twilio() -> list[Case]:
+    closed = {
+        "EventType": "onConversationStateUpdated",
+        "AccountSid": "ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+        "ChatServiceSid": "ISbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb",
+        "ConversationSid": "CHcccccccccccccccccccccccccccccccc",
+        "DateCreated": "2026-11-18T10:40:00.000Z",
+        "DateUpdated": "2026-11-18T11:06:00.000Z",
+        "StateFrom": "active",
+        "StateTo": "closed",
+        "Reason": "API",
+        "Source": "API",
+        "RetryCount": "0",
+    }
+    headers, body = tw_request(closed)
+    inactive_headers, inactive = tw_request({**closed, "StateTo": "inactive"})
+    digest = hashlib.sha256(body.encode()).hexdigest()
+    digest2 = hashlib.sha256(inactive.encode()).hexdigest()
+    return [
+        Case(
+            "twilio: conversation closed completes (form body, signed URL + sorted parameters)",
+            TW_SRC,
+            TW_TOKEN,
+            headers,
+            body,
+            True,
+            [digest],
+            [intent("CHcccccccccccccccccccccccccccccccc", 1794999960000,
+                    handoff={"event": "completed"})],
+            extra={"url": TW_URL},
+        ),
+        Case(
+            "twilio: conversation inactive is ignored",
+            TW_SRC,
+            TW_TOKEN,
+            inactive_headers,
+            inactive,
+            True,
+            [digest2],
+            [],
+            extra={"url": TW_URL},
+        ),
+        Case(
+            "twilio: a parameter changed after signing",
+            TW_SRC,
+            TW_TOKEN,
+            headers,
+            body.replace("closed", "active"),
+            False,
+            extra={"url": TW_URL},
+        ),
+        Case(
+            "twilio: signed for another URL",
+            TW_SRC,
+            TW_TOKEN,
+            headers,
+            body,
+            False,
+            extra={"url": TW_URL + "?x=1"},
+        ),
+    ]  # fmt: skip
+
+
+LC_SECRET = "lc-webhook-secret-3b9f"
+LC_SRC = "https://platform.text.com/docs/management/webhooks/ (incoming_chat, chat_transferred, chat_deactivated)"
+
+
+def lc_webhook(action: str, payload: dict[str, Any], secret: str = LC_SECRET) -> str:
+    return body_of({
+        "webhook_id": "0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e",
+        "secret_key": secret,
+        "action": action,
+        "organization_id": "390e44e6-f1e6-0368c-z6ddb-74g14508c2ex",
+        "payload": payload,
+        "additional_data": {},
+    })  # fmt: skip
+
+
+def livechat() -> list[Case]:
+    at = NOW * 1000  # LiveChat's webhooks carry no event time: the receipt time
+    headers = {"content-type": "application/json"}
+    chat = {
+        "chat": {"id": "PJ0MRSHTDG", "users": [], "properties": {}, "thread": {"id": "K600PKZON8"}}
+    }
+    transferred = {
+        "chat_id": "PJ0MRSHTDG",
+        "thread_id": "K600PKZON8",
+        "reason": "manual",
+        "transferred_to": {"agent_ids": ["agent@acme.test"], "group_ids": [2]},
+    }
+    to_group = {
+        "chat_id": "PJ0MRSHTDG",
+        "thread_id": "K600PKZON8",
+        "reason": "manual",
+        "transferred_to": {"group_ids": [5]},
+    }
+    closed = {"chat_id": "PJ0MRSHTDG", "thread_id": "K600PKZON8", "user_id": "agent@acme.test"}
+    cases = []
+    for name, action, payload, expected in (
+        ("incoming chat requests", "incoming_chat", chat, {"event": "requested"}),
+        (
+            "chat transferred to an agent accepts",
+            "chat_transferred",
+            transferred,
+            {"event": "accepted", "by": "agent@acme.test", "team_key": "2"},
+        ),
+        (
+            "chat transferred to a group requests that team",
+            "chat_transferred",
+            to_group,
+            {"event": "requested", "team_key": "5"},
+        ),
+        ("chat deactivated completes", "chat_deactivated", closed, {"event": "completed"}),
+    ):
+        body = lc_webhook(action, payload)
+        cases.append(
+            Case(
+                f"livechat: {name}",
+                LC_SRC,
+                LC_SECRET,
+                headers,
+                body,
+                True,
+                [hashlib.sha256(body.encode()).hexdigest()],
+                [intent("PJ0MRSHTDG", at, handoff=expected)],
+            )
+        )
+    cases.append(
+        Case(
+            "livechat: a wrong secret_key in the body",
+            LC_SRC,
+            LC_SECRET,
+            headers,
+            lc_webhook("chat_deactivated", closed, "guessed"),
+            False,
+        )
+    )
+    return cases  # fmt: skip
+
+
 BUILDERS: dict[str, Callable[[], list[Case]]] = {
     "standard": lambda: standard() + standard_more(),
     "zendesk": lambda: zendesk() + zendesk_more(),
@@ -1529,6 +1789,9 @@ BUILDERS: dict[str, Callable[[], list[Case]]] = {
     "freshdesk": lambda: freshdesk() + freshdesk_more(),
     "helpscout": lambda: helpscout() + helpscout_more(),
     "generic": generic,
+    "salesforce": salesforce,
+    "twilio": twilio,
+    "livechat": livechat,
 }
 
 
