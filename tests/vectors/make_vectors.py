@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import hmac
 import json
 import sys
 from collections.abc import Callable
@@ -838,6 +839,84 @@ def generic() -> list[Case]:
             extra={"config": config},
         ),
     ]
+
+
+SLACK_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+SLACK_SRC = (
+    "https://api.slack.com/authentication/verifying-requests-from-slack (v0 signature); "
+    "https://api.slack.com/events/url_verification and https://api.slack.com/events/app_mention"
+)
+SLACK_CONFIG = {
+    "kind": "generic",
+    "signature_header": "X-Slack-Signature",
+    "signature_prefix": "v0=",
+    "signed": "v0:{timestamp}:{body}",
+    "timestamp_header": "X-Slack-Request-Timestamp",
+    "challenge": "type == 'url_verification' && challenge || `null`",
+    "map": {
+        "event_id": "event_id",
+        "external_id": "event.channel",
+        "handoff.event": "event.type == 'app_mention' && 'requested' || `null`",
+    },
+}
+
+
+def slack_headers(body: str, ts: int) -> dict[str, str]:
+    """Signed as Slack's request-verification page says: v0= + hex HMAC-SHA256 of
+    `v0:{timestamp}:{body}` keyed with the app's signing secret."""
+    mac = hmac.new(SLACK_SECRET.encode(), f"v0:{ts}:{body}".encode(), hashlib.sha256)
+    return {
+        "content-type": "application/json",
+        "x-slack-request-timestamp": str(ts),
+        "x-slack-signature": "v0=" + mac.hexdigest(),
+    }
+
+
+def generic_slack() -> list[Case]:
+    mention = body_of({
+        "token": "ZZZZZZWSxiZZZ2yIvs3peJ",
+        "team_id": "T123ABC456",
+        "api_app_id": "A123ABC456",
+        "event": {
+            "type": "app_mention",
+            "user": "U123ABC456",
+            "text": "<@U0LAN0Z89> a human, please",
+            "ts": "1794999990.000200",
+            "channel": "C123ABC456",
+            "event_ts": "1794999990.000200",
+        },
+        "type": "event_callback",
+        "event_id": "Ev123ABC456",
+        "event_time": 1794999990,
+    })  # fmt: skip
+    challenge = body_of(
+        {
+            "token": "Jhj5dZrVaK7ZwHHjRyZWjbDl",
+            "challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P",
+            "type": "url_verification",
+        }
+    )
+    return [
+        Case(
+            "generic: Slack app_mention, v0 signature over the timestamp and body",
+            SLACK_SRC, SLACK_SECRET, slack_headers(mention, NOW - 3), mention, True,
+            ["Ev123ABC456"], [intent("C123ABC456", NOW * 1000, handoff={"event": "requested"})],
+            extra={"config": SLACK_CONFIG},
+        ),
+        Case(
+            "generic: Slack url_verification is echoed",
+            SLACK_SRC, SLACK_SECRET, slack_headers(challenge, NOW - 3), challenge, True,
+            extra={
+                "config": SLACK_CONFIG,
+                "expect_response": {"body": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"},
+            },
+        ),
+        Case(
+            "generic: Slack request older than the tolerance",
+            SLACK_SRC, SLACK_SECRET, slack_headers(mention, NOW - 600), mention, False,
+            extra={"config": SLACK_CONFIG},
+        ),
+    ]  # fmt: skip
 
 
 # --- as senders really send (issue 13): shapes the first version of each kind missed ------
@@ -1788,7 +1867,7 @@ BUILDERS: dict[str, Callable[[], list[Case]]] = {
     "front": lambda: front() + front_more(),
     "freshdesk": lambda: freshdesk() + freshdesk_more(),
     "helpscout": lambda: helpscout() + helpscout_more(),
-    "generic": generic,
+    "generic": lambda: generic() + generic_slack(),
     "salesforce": salesforce,
     "twilio": twilio,
     "livechat": livechat,

@@ -61,6 +61,7 @@ CITABLE_HOSTS = {
     "developer.salesforce.com",
     "www.twilio.com",
     "platform.text.com",
+    "api.slack.com",
 }
 
 
