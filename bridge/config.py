@@ -51,6 +51,27 @@ class ConvocoreSettings:
         env="CONVOCORE_SANDBOX",
     )
     token: str | None = field(default=None, repr=False)  # from the token_env variable
+    # [convocore.accounts.NAME]: other accounts or regions; this table is the default one
+    accounts: Mapping[str, AccountSettings] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class AccountSettings:
+    """[convocore.accounts.NAME]: a Convocore account (or region) beside the default one,
+    chosen per source (`account = "NAME"`) or per agent id (`agents`); its own rate limit
+    and circuit breaker."""
+
+    base_url: str | None = setting(None, help="this account's Convocore API (required)")
+    token_env: str | None = setting(
+        None, help="the environment variable holding this account's token (required)"
+    )
+    agents: tuple[str, ...] = setting((), help="agent ids whose conversations are here")
+    rate_limit_per_s: float = setting(
+        0.0, low=0, help="PATCHes per second to this account, all workers; 0 = unlimited"
+    )
+    sandbox: bool = setting(False, help="base_url is a `convo-bridge sandbox`")
+    name: str = field(default="")
+    token: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +134,7 @@ SECTIONS: dict[str, type[Any]] = {
 
 
 # Keys every source takes; everything else in a [sources.NAME] table is its kind's `Options`.
-_COMMON_SOURCE_KEYS = ("kind", "secret_env", "agent_id", "convo_id", "default_agent_id")
+_COMMON_SOURCE_KEYS = ("kind", "secret_env", "agent_id", "convo_id", "default_agent_id", "account")
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +158,8 @@ def _section(raw: Mapping[str, Any], section: str, env: Mapping[str, str]) -> An
 
 
 def require_worker_token(settings: Settings) -> None:
-    """A worker needs the Convocore token, unless base_url is declared a sandbox."""
+    """A worker needs each account's Convocore token, unless its base_url is declared a
+    sandbox."""
     cc = settings.convocore
     if cc.token is None and not cc.sandbox:
         raise ConfigError(
@@ -146,6 +168,43 @@ def require_worker_token(settings: Settings) -> None:
             "(against a `convo-bridge sandbox`, set [convocore] sandbox = true or "
             "CONVOCORE_SANDBOX=1 instead)",
         )
+    for name, account in cc.accounts.items():
+        if account.token is None and not account.sandbox:
+            raise ConfigError(
+                f"convocore.accounts.{name}.token_env",
+                f"environment variable {account.token_env} is not set; a worker needs it",
+            )
+
+
+def _accounts(raw: Any, env: Mapping[str, str]) -> dict[str, AccountSettings]:
+    """The [convocore.accounts.NAME] tables, each checked; an agent id in two is a mistake."""
+    if not isinstance(raw, dict):
+        raise ConfigError("convocore.accounts", "expected tables [convocore.accounts.NAME]")
+    out: dict[str, AccountSettings] = {}
+    owner: dict[str, str] = {}
+    for name, table in raw.items():
+        where = f"convocore.accounts.{name}"
+        if not isinstance(table, dict):
+            raise ConfigError(where, "expected a table")
+        account: AccountSettings = read_table(AccountSettings, where, table)
+        for key in ("base_url", "token_env"):
+            if getattr(account, key) is None:
+                raise ConfigError(f"{where}.{key}", "required for every account")
+        base_url = str(account.base_url).rstrip("/")
+        if not base_url.startswith(("http://", "https://")):
+            raise ConfigError(f"{where}.base_url", f"expected an http(s) URL, got {base_url!r}")
+        if account.sandbox and base_url == DEFAULT_BASE_URL:
+            raise ConfigError(f"{where}.sandbox", "base_url is the public Convocore API")
+        for agent in account.agents:
+            if agent in owner:
+                raise ConfigError(
+                    f"{where}.agents", f"agent {agent!r} is already in account {owner[agent]}"
+                )
+            owner[agent] = name
+        out[name] = replace(
+            account, name=name, base_url=base_url, token=env.get(str(account.token_env)) or None
+        )
+    return out
 
 
 def _secret(env: Mapping[str, str], var: Any, key: str) -> str:
@@ -175,6 +234,9 @@ def _source(name: str, table: Any, env: Mapping[str, str]) -> SourceSettings:
     default_agent = table.get("default_agent_id")
     if default_agent is not None and not isinstance(default_agent, str):
         raise ConfigError(f"{where}.default_agent_id", "expected a string")
+    account = table.get("account")
+    if account is not None and (not isinstance(account, str) or not account):
+        raise ConfigError(f"{where}.account", "expected the name of a [convocore.accounts] table")
     has_agent, has_convo = "agent_id" in table, "convo_id" in table
     if has_agent != has_convo:
         raise ConfigError(
@@ -190,6 +252,7 @@ def _source(name: str, table: Any, env: Mapping[str, str]) -> SourceSettings:
         convo_id=compile_expression(table["convo_id"], f"{where}.convo_id") if has_convo else None,
         default_agent_id=default_agent,
         options=options,
+        account=account,
     )
 
 
@@ -212,6 +275,8 @@ def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
         if key not in known:
             raise ConfigError(key, f"unknown section; known: {', '.join(known)}")
 
+    convocore_raw = raw.get("convocore", {})
+    accounts_raw = convocore_raw.pop("accounts", {}) if isinstance(convocore_raw, dict) else {}
     convocore: ConvocoreSettings = _section(raw, "convocore", env)
     base_url = convocore.base_url.rstrip("/")
     if not base_url.startswith(("http://", "https://")):
@@ -222,7 +287,12 @@ def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
             "base_url is the public Convocore API, not a sandbox; set CONVOCORE_BASE_URL "
             "to the sandbox's address",
         )
-    convocore = replace(convocore, base_url=base_url, token=env.get(convocore.token_env) or None)
+    convocore = replace(
+        convocore,
+        base_url=base_url,
+        token=env.get(convocore.token_env) or None,
+        accounts=_accounts(accounts_raw, env),
+    )
     delivery: DeliverySettings = _section(raw, "delivery", env)
     if delivery.backoff_max_s < delivery.backoff_initial_s:
         raise ConfigError("delivery.backoff_max_s", "must be at least backoff_initial_s")
@@ -238,6 +308,12 @@ def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
     if not isinstance(sources_raw, dict):
         raise ConfigError("sources", "expected tables [sources.NAME]")
     sources = {name: _source(name, table, env) for name, table in sources_raw.items()}
+    for name, src in sources.items():
+        if src.account is not None and src.account not in convocore.accounts:
+            names = ", ".join(convocore.accounts) or "none"
+            raise ConfigError(
+                f"sources.{name}.account", f"no [convocore.accounts.{src.account}]; known: {names}"
+            )
     for name in sources:
         if not name.replace("-", "").replace("_", "").isalnum():
             raise ConfigError(

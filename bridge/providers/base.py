@@ -45,6 +45,7 @@ class SourceSettings:
     convo_id: Expression | None = None
     default_agent_id: str | None = None
     options: Any = None  # the kind's Options instance (each kind reads its own)
+    account: str | None = None  # [convocore.accounts.NAME] its conversations are in
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,8 @@ from typing import Any, Literal
 from bridge.changes import Entry
 from bridge.store.keys import split_key
 
-OutcomeKind = Literal["ok", "retry", "dead", "release"]
+# wait: not sent (its account's circuit or rate limit); due again at retry_at_ms, no attempt
+OutcomeKind = Literal["ok", "retry", "dead", "release", "wait"]
 """ok: applied; retry: failed, try again at `retry_at_ms`; dead: dead-letter the pending
 changes; release: not attempted (shutdown), due again at once."""
 

@@ -19,7 +19,9 @@ from rq.results import Result
 from bridge.changes import VERSION_LEN
 from bridge.store.keys import HIGH_WATER_TTL_MS, RQ_QUEUE
 
-ScriptName = Literal["accept", "take", "settle", "renew", "sweep", "replay", "purge", "link"]
+ScriptName = Literal[
+    "accept", "take", "settle", "renew", "sweep", "replay", "purge", "link", "gate"
+]
 
 INCLUDES: dict[ScriptName, tuple[str, ...]] = {
     "accept": ("dead",),
@@ -30,6 +32,7 @@ INCLUDES: dict[ScriptName, tuple[str, ...]] = {
     "replay": ("dead",),
     "purge": ("dead",),
     "link": ("dead",),
+    "gate": (),
 }
 
 

@@ -4,7 +4,7 @@
 -- ARGV[5] array cache ttl (ms), ARGV[6] circuit window, ARGV[7] failure ratio (permille),
 -- ARGV[8] cooldown (ms), ARGV[9] in-doubt quiet period (ms), ARGV[10] a JSON array of
 -- settles, each
---   [ck, token, outcome (ok|retry|dead|release), arrays JSON or '', attempt JSON, retry_at,
+--   [ck, token, outcome (ok|retry|dead|release|wait), arrays JSON or '', attempt JSON, retry_at,
 --    reason, status, snippet, circuit verdict (ok|fail|''), [name, entry, ...] sent,
 --    in doubt (1|0): a PATCH left and its fate is unknown]
 -- Returns each settle's dead-letter id ('' when none).
@@ -94,7 +94,7 @@ local function settle(ck, token, outcome, arrays, attempt, retry_at, reason, sta
     retry_at = math.max(retry_at, hold_quiet(ck, quiet))
   end
   if owned or redis.call('EXISTS', P .. 'lease:' .. ck) == 0 then
-    if outcome == 'retry' then
+    if outcome == 'retry' or outcome == 'wait' then
       redis.call('ZADD', P .. 'due', retry_at, ck)
     elseif redis.call('HLEN', P .. 'p:' .. ck) > 0 then
       redis.call('ZREM', P .. 'inflight', ck)
