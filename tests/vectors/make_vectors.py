@@ -14,6 +14,7 @@ every run; tests/vectors/test_make_vectors.py checks the committed files against
 from __future__ import annotations
 
 import argparse
+import base64
 import hashlib
 import hmac
 import json
@@ -24,6 +25,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from hubspot.utils.signature import Signature as HubSpotSignature
 from standardwebhooks.webhooks import Webhook as StandardWebhook
 from svix.webhooks import Webhook as SvixWebhook
@@ -45,6 +48,7 @@ KINDS = (
     "salesforce",
     "twilio",
     "livechat",
+    "freshchat",
 )
 URL = "https://bridge.example.com/webhooks/"
 
@@ -1859,6 +1863,79 @@ def livechat() -> list[Case]:
     return cases  # fmt: skip
 
 
+FC_KEY = serialization.load_pem_private_key(
+    (HERE / "freshchat_test_key.pem").read_bytes(), password=None
+)  # a stand-in for Freshchat's private key, made for these vectors only
+FC_PUBLIC = (
+    FC_KEY.public_key()
+    .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    .decode()
+)
+FC_SRC = (
+    "https://crmsupport.freshworks.com/support/solutions/articles/50000004461-freshchat-webhooks-payload-structure-and-authentication; "
+    "envelope as captured in https://github.com/nyaruka/courier/blob/main/handlers/freshchat/handler_test.go"
+)
+
+
+def fc_event(action: str, at: str, data: dict[str, Any]) -> str:
+    return body_of({
+        "actor": {"actor_type": "agent", "actor_id": "c8fddfaf-622a-4a0e-b060-4f3ccbeab606"},
+        "action": action,
+        "action_time": at,
+        "data": data,
+    })  # fmt: skip
+
+
+def fc_conversation(status: str) -> dict[str, Any]:
+    return {
+        "conversation_id": "7a454fde-c720-4c97-a61d-0ffe70449eb6",
+        "app_id": "882f3926-b292-414b-a411-96380db373cd",
+        "channel_id": "c1a3b7e0-5f44-4d2f-9e4b-1a2b3c4d5e6f",
+        "status": status,
+    }
+
+
+def fc_headers(body: str) -> dict[str, str]:
+    """Signed as Freshchat signs: base64 RSA-SHA256 (PKCS#1 v1.5) of the body."""
+    assert isinstance(FC_KEY, rsa.RSAPrivateKey)
+    sig = FC_KEY.sign(body.encode(), padding.PKCS1v15(), hashes.SHA256())
+    return {
+        "content-type": "application/json",
+        "x-freshchat-signature": base64.b64encode(sig).decode(),
+    }
+
+
+def freshchat() -> list[Case]:
+    conv = "7a454fde-c720-4c97-a61d-0ffe70449eb6"
+    agent = "0f9c2e61-2b5d-4c5b-8f27-3e6b1d0c9a11"
+    group = "5d3c1b2a-9e8f-4a7b-8c6d-2e1f0a9b8c7d"
+    bodies = [
+        ("assigned to an agent accepts", fc_event("conversation_assignment", "2026-11-18T11:05:00.000Z", {"assignment": {
+            "assignor": "agent", "assignor_id": agent, "to_agent_id": agent, "to_group_id": group,
+            "from_agent_id": "", "from_group_id": "", "conversation": fc_conversation("assigned")}}),
+         intent(conv, 1794999900000, handoff={"event": "accepted", "by": agent})),
+        ("assigned to a group only requests that team", fc_event("conversation_assignment", "2026-11-18T11:05:10.000Z", {"assignment": {
+            "assignor": "system", "assignor_id": "", "to_agent_id": "", "to_group_id": group,
+            "from_agent_id": agent, "from_group_id": "", "conversation": fc_conversation("new")}}),
+         intent(conv, 1794999910000, handoff={"event": "requested", "team_key": group})),
+        ("resolved completes", fc_event("conversation_resolution", "2026-11-18T11:05:20.000Z", {"resolve": {
+            "resolver": "agent", "resolver_id": agent, "conversation": fc_conversation("resolved")}}),
+         intent(conv, 1794999920000, handoff={"event": "completed"})),
+        ("reopened requests again", fc_event("conversation_reopen", "2026-11-18T11:05:30.000Z", {"reopen": {
+            "reopener": "user", "reopener_id": "882f3926", "conversation": fc_conversation("reopened")}}),
+         intent(conv, 1794999930000, handoff={"event": "requested"})),
+    ]  # fmt: skip
+    cases = [
+        Case(f"freshchat: {name}", FC_SRC, FC_PUBLIC, fc_headers(body), body, True,
+             [hashlib.sha256(body.encode()).hexdigest()], [expected])
+        for name, body, expected in bodies
+    ]  # fmt: skip
+    first = bodies[0][1]
+    cases.append(Case("freshchat: body changed after signing", FC_SRC, FC_PUBLIC,
+                      fc_headers(first), altered(first), False))  # fmt: skip
+    return cases
+
+
 BUILDERS: dict[str, Callable[[], list[Case]]] = {
     "standard": lambda: standard() + standard_more(),
     "zendesk": lambda: zendesk() + zendesk_more(),
@@ -1871,6 +1948,7 @@ BUILDERS: dict[str, Callable[[], list[Case]]] = {
     "salesforce": salesforce,
     "twilio": twilio,
     "livechat": livechat,
+    "freshchat": freshchat,
 }
 
 

@@ -62,6 +62,7 @@ CITABLE_HOSTS = {
     "www.twilio.com",
     "platform.text.com",
     "api.slack.com",
+    "crmsupport.freshworks.com",
 }
 
 
