@@ -33,7 +33,7 @@ def serve(tmp_path: Path, redis_url: str, sandbox_url: str) -> Iterator[Any]:
             f'default_agent_id = "agent-1"\n{extra}'
         )
         env = {
-            "SENDER_SECRET": cases(kind)[0]["secret"],
+            "SENDER_SECRET": cases(kind)[0]["secret"] if kind != "generic" else "s3cret",
             "REDIS_URL": redis_url,
             "CONVOCORE_BASE_URL": sandbox_url,
             "CONVOCORE_API_TOKEN": "t",
@@ -85,3 +85,42 @@ def test_livechat_proves_its_secret_in_the_body(serve: Any) -> None:
         answer = post(url, "livechat", wrong)
         assert answer.status_code == 401
         assert wrong["secret"] not in answer.text and "guessed" not in answer.text
+
+
+HOSTILE = [
+    b"",
+    b"\xff\xfe\x00<",
+    b"<a>" * 100_000 + b"</a>" * 100_000,
+    b'<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;&a;&a;">]><l>&b;</l>',
+    b'<!DOCTYPE x SYSTEM "file:///etc/passwd"><x/>',
+    b"<a><b></a>",
+    b"a=%ZZ&b=\xff",
+    b"=&&=&a",
+    b"%00=%00",
+    b"a=" + b"x" * 200_000,
+]
+
+
+@pytest.mark.parametrize("body_kind", ["xml", "form"])
+def test_hostile_xml_and_form_bodies_get_a_4xx_and_queue_nothing(
+    serve: Any, redis_url: str, body_kind: str
+) -> None:
+    content_type = {"xml": "text/xml", "form": "application/x-www-form-urlencoded"}[body_kind]
+    extra = (
+        f'body = "{body_kind}"\nproof = "header"\n'
+        '[sources.generic.map]\nexternal_id = "a"\n"handoff.event" = "\'completed\'"\n'
+    )
+    r = redis.Redis.from_url(redis_url)
+    with serve("generic", extra) as url:
+        before = r.dbsize()
+        for body in HOSTILE:
+            answer = httpx.post(
+                f"{url}/webhooks/generic",
+                content=body,
+                headers={"content-type": content_type, "x-bridge-secret": "s3cret"},
+            )
+            assert answer.status_code in (202, 400), (body[:40], answer.status_code, answer.text)
+            if answer.status_code == 400:
+                assert "Traceback" not in answer.text
+        assert r.dbsize() == before
+    r.close()
