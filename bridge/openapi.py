@@ -181,12 +181,25 @@ def document(sources: list[str] | None = None) -> dict[str, Any]:
                         "content": {
                             JSON: {
                                 "schema": {"oneOf": [intent, {"type": "array", "items": intent}]}
-                            }
+                            },
+                            # kinds that take them: generic `body = "form"` / `"xml"`,
+                            # twilio, salesforce
+                            "application/x-www-form-urlencoded": {"schema": {"type": "object"}},
+                            "text/xml": {"schema": {"type": "string"}},
                         },
                     },
                     "responses": {
                         "202": _json("Queued.", {"$ref": "#/components/schemas/Receipt"}),
-                        "200": _text("A sender's set-up challenge echoed (Front)."),
+                        "200": {
+                            "description": "A sender's set-up challenge echoed (Front, a "
+                            "generic source's `challenge`), or once queued, the answer a kind "
+                            "declares (Salesforce: the SOAP Ack; a generic source's "
+                            "answer_status / answer_body).",
+                            "content": {
+                                m: {"schema": {"type": "string"}}
+                                for m in ("text/plain", "text/xml", JSON)
+                            },
+                        },
                         "400": _error(
                             "Not valid JSON, or an event the kind cannot read (detail names the field)."
                         ),
@@ -194,7 +207,7 @@ def document(sources: list[str] | None = None) -> dict[str, Any]:
                         "404": _error("No source of that name in the config."),
                         "408": _error("The body did not arrive within read_timeout_s."),
                         "413": _error("The body is over max_body_bytes."),
-                        "415": _error("Content-Type is not JSON."),
+                        "415": _error("A Content-Type the source's kind does not take."),
                         "503": _error("Redis is unreachable: nothing was queued; retry."),
                     },
                 }
