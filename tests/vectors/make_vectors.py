@@ -49,6 +49,7 @@ KINDS = (
     "twilio",
     "livechat",
     "freshchat",
+    "crisp",
 )
 URL = "https://bridge.example.com/webhooks/"
 
@@ -1936,6 +1937,40 @@ def freshchat() -> list[Case]:
     return cases
 
 
+CRISP_KEY = "crisp-hook-key-61d0"
+CRISP_URL = URL + "crisp?key=" + CRISP_KEY
+CRISP_SRC = (
+    "https://docs.crisp.chat/references/web-hooks/v1/ (envelope, session:set_state); "
+    "key in the URL: https://docs.crisp.chat/guides/web-hooks/website-hooks"
+)
+
+
+def crisp() -> list[Case]:
+    site = "42286ab3-b29a-4fde-8538-da0ae501d825"
+    session = "session_36ba3566-9651-4790-afc8-ffedbccc317f"
+
+    def hook(event: str, data: dict[str, Any]) -> str:
+        return body_of({"website_id": site, "event": event,
+                        "data": {"website_id": site, "session_id": session, **data},
+                        "timestamp": 1794999950000})  # fmt: skip
+
+    resolved, pending = (
+        hook("session:set_state", {"state": "resolved"}),
+        hook("session:set_state", {"state": "pending"}),
+    )
+    headers = {"content-type": "application/json"}
+    return [
+        Case("crisp: conversation resolved completes", CRISP_SRC, CRISP_KEY, headers, resolved,
+             True, [hashlib.sha256(resolved.encode()).hexdigest()],
+             [intent(session, 1794999950000, handoff={"event": "completed"})],
+             extra={"url": CRISP_URL}),
+        Case("crisp: conversation pending is ignored", CRISP_SRC, CRISP_KEY, headers, pending,
+             True, [hashlib.sha256(pending.encode()).hexdigest()], [], extra={"url": CRISP_URL}),
+        Case("crisp: a wrong key in the URL", CRISP_SRC, CRISP_KEY, headers, resolved, False,
+             extra={"url": URL + "crisp?key=guessed"}),
+    ]  # fmt: skip
+
+
 BUILDERS: dict[str, Callable[[], list[Case]]] = {
     "standard": lambda: standard() + standard_more(),
     "zendesk": lambda: zendesk() + zendesk_more(),
@@ -1949,6 +1984,7 @@ BUILDERS: dict[str, Callable[[], list[Case]]] = {
     "twilio": twilio,
     "livechat": livechat,
     "freshchat": freshchat,
+    "crisp": crisp,
 }
 
 

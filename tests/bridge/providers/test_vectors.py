@@ -63,6 +63,7 @@ CITABLE_HOSTS = {
     "platform.text.com",
     "api.slack.com",
     "crmsupport.freshworks.com",
+    "docs.crisp.chat",
 }
 
 
