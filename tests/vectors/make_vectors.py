@@ -50,6 +50,7 @@ KINDS = (
     "livechat",
     "freshchat",
     "crisp",
+    "gorgias",
 )
 URL = "https://bridge.example.com/webhooks/"
 
@@ -1971,6 +1972,40 @@ def crisp() -> list[Case]:
     ]  # fmt: skip
 
 
+GG_SECRET = "gorgias-shared-secret-9e1"
+GG_SRC = (
+    "README.md 'Gorgias' body; variables from "
+    "https://developers.gorgias.com/reference/the-tickethttpintegration-object"
+)
+
+
+def gorgias() -> list[Case]:
+    at = NOW * 1000  # the template carries no zoned time: the receipt time
+
+    def body(event: str, status: str, user: str, team: str) -> str:
+        return body_of({"ticket_id": "123", "event": event, "status": status,
+                        "assignee_user_id": user, "assignee_team_id": team})  # fmt: skip
+
+    headers = {"content-type": "application/json", "x-bridge-secret": GG_SECRET}
+    rows = [
+        ("ticket created requests its team", body("created", "open", "None", "7"),
+         {"event": "requested", "team_key": "7"}),
+        ("assigned to a user accepts", body("assigned", "open", "4", "7"),
+         {"event": "accepted", "by": "4"}),
+        ("unassigned releases", body("assigned", "open", "None", "7"), {"event": "released"}),
+        ("closed completes", body("status", "closed", "4", ""), {"event": "completed"}),
+        ("reopened requests again", body("status", "open", "4", ""), {"event": "requested"}),
+    ]  # fmt: skip
+    cases = [
+        Case(f"gorgias: {name}", GG_SRC, GG_SECRET, headers, b, True,
+             [hashlib.sha256(b.encode()).hexdigest()], [intent("123", at, handoff=h)])
+        for name, b, h in rows
+    ]  # fmt: skip
+    cases.append(Case("gorgias: a wrong shared secret", GG_SRC, GG_SECRET,
+                      {**headers, "x-bridge-secret": "guessed"}, rows[0][1], False))  # fmt: skip
+    return cases
+
+
 BUILDERS: dict[str, Callable[[], list[Case]]] = {
     "standard": lambda: standard() + standard_more(),
     "zendesk": lambda: zendesk() + zendesk_more(),
@@ -1985,6 +2020,7 @@ BUILDERS: dict[str, Callable[[], list[Case]]] = {
     "livechat": livechat,
     "freshchat": freshchat,
     "crisp": crisp,
+    "gorgias": gorgias,
 }
 
 

@@ -64,6 +64,7 @@ CITABLE_HOSTS = {
     "api.slack.com",
     "crmsupport.freshworks.com",
     "docs.crisp.chat",
+    "developers.gorgias.com",
 }
 
 
