@@ -1,16 +1,18 @@
 """TOML file + environment → one frozen `Settings`.
 
 The settings dataclasses below are the one source of truth: each file key is a field made
-with `setting(default, help=…, low=…, high=…, env=…)`; its type hint says what the file may
-hold (`int`, `float` (an int is accepted), `str`, `bool`, or a `Literal` of choices), and
-`load_settings` validates every section from `dataclasses.fields` alone. Secrets never live
+with `setting(default, help=…, low=…, high=…, env=…)` (bridge/spec.py); its type hint says
+what the file may hold, and `load_settings` validates every section from `dataclasses.fields`
+alone. A [sources.NAME] table's own keys belong to its kind: config loops over the kinds'
+registry and each kind reads and checks its `Options` (bridge/providers/). Secrets never live
 in the file: it names the environment variable holding each one. Any unknown key, wrong type
 or missing variable raises ConfigError naming it, so a typo stops start-up instead of
 silently meaning a default.
 
 The worker's token rule (`require_worker_token`): a worker needs the Convocore token unless
 `[convocore] sandbox = true` (or `CONVOCORE_SANDBOX=1`) says base_url is a `convo-bridge
-sandbox`; the public API can never be a sandbox. `config check` applies the same rule.
+sandbox`; the public API can never be a sandbox; the same for each
+`[convocore.accounts.NAME]`. `config check` applies the same rule.
 """
 
 from __future__ import annotations
