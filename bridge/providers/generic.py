@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import orjson
 
@@ -107,6 +107,9 @@ class Options:
     events: str | None = setting(None, help="JMESPath: the list of events in the body")
     challenge: str | None = setting(
         None, help="JMESPath: a set-up handshake's value to echo (null: not a handshake)"
+    )
+    challenge_param: str | None = setting(
+        None, help="a query parameter holding a set-up handshake's value to echo"
     )
     answer_status: int = setting(202, low=200, high=299, help="the status once queued")
     answer_body: str | None = setting(None, help="the body once queued (default: the counts)")
@@ -253,8 +256,13 @@ def verify(source: SourceSettings, request: WebhookRequest, tolerance_s: int) ->
 
 def challenge(source: SourceSettings, request: WebhookRequest) -> Answer | None:
     """A sender's set-up request (Slack's url_verification…): echo the value the
-    `challenge` expression finds in the body, 200 text/plain; nothing is queued."""
+    `challenge` expression finds in the body, or the `challenge_param` query parameter,
+    200 text/plain; nothing is queued."""
     o: Options = source.options
+    if o.challenge_param is not None:
+        values = [v for k, v in parse_qsl(urlsplit(request.url).query) if k == o.challenge_param]
+        if values and values[0]:
+            return Answer(values[0])
     expr = o.compiled.get("challenge")
     if expr is None:
         return None

@@ -223,6 +223,13 @@ def test_a_handshake_is_echoed_once_verified():
     assert generic.acknowledge(src, {"accepted": 1}) is None  # the default: 202 with counts
 
 
+def test_a_handshake_value_in_the_query_is_echoed() -> None:
+    src = source(challenge_param="echo")
+    answer = generic.challenge(src, request(b"{}", {}, "https://b.example/webhooks/g?echo=x1"))
+    assert answer is not None and answer.body == "x1"
+    assert generic.challenge(src, request(b"{}", {}, "https://b.example/webhooks/g")) is None
+
+
 @pytest.mark.parametrize(
     ("options", "key"),
     [
