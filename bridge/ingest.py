@@ -16,7 +16,7 @@ from bridge.errors import PayloadError
 from bridge.intents import check_id
 from bridge.logs import fields
 from bridge.providers.base import Provider, SourceEvent, SourceSettings, WebhookRequest
-from bridge.providers.bodies import parse_json
+from bridge.providers.formats import parse_json
 from bridge.store import AcceptResult, Routed, Store, conversation_key
 
 __all__ = ["Receipt", "ingest", "parse_json", "route"]

@@ -29,7 +29,7 @@ from typing import Any, Protocol
 from bridge.errors import PayloadError, SignatureError
 from bridge.expressions import Expression
 from bridge.intents import MAX_TIME_MS, Intent, check_id, parse_time
-from bridge.providers.bodies import parse_json, require_json
+from bridge.providers.formats import parse_json, require_json
 from bridge.spec import read_table
 
 

@@ -37,7 +37,7 @@ from bridge.providers.base import (
     signed_epoch,
     text_id,
 )
-from bridge.providers.bodies import require_json
+from bridge.providers.formats import require_json
 from bridge.spec import setting
 
 SIG = "x-front-signature"

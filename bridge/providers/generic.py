@@ -32,7 +32,7 @@ from bridge.providers.base import (
     require_header,
     same,
 )
-from bridge.providers.bodies import (
+from bridge.providers.formats import (
     FORM,
     is_form,
     is_json,

@@ -1,5 +1,5 @@
-"""Request bodies as the one tree a kind reads: strict JSON (and, for the generic kind, form
-and XML bodies). Every refusal is a PayloadError naming what is wrong."""
+"""Request body formats as the one tree a kind reads: strict JSON (and, for the generic kind,
+form and XML bodies). Every refusal is a PayloadError naming what is wrong."""
 
 from __future__ import annotations
 
