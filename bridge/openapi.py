@@ -289,12 +289,25 @@ def document(sources: list[str] | None = None) -> dict[str, Any]:
                         "content": {
                             JSON: {
                                 "schema": {"oneOf": [intent, {"type": "array", "items": intent}]}
-                            }
+                            },
+                            # kinds that take them: generic `body = "form"` / `"xml"`,
+                            # twilio, salesforce
+                            "application/x-www-form-urlencoded": {"schema": {"type": "object"}},
+                            "text/xml": {"schema": {"type": "string"}},
                         },
                     },
                     "responses": {
                         "202": _json("Queued.", {"$ref": "#/components/schemas/Receipt"}),
-                        "200": _text("A sender's set-up challenge echoed (Front)."),
+                        "200": {
+                            "description": "A sender's set-up challenge echoed (Front, a "
+                            "generic source's `challenge`), or once queued, the answer a kind "
+                            "declares (Salesforce: the SOAP Ack; a generic source's "
+                            "answer_status / answer_body).",
+                            "content": {
+                                m: {"schema": {"type": "string"}}
+                                for m in ("text/plain", "text/xml", JSON)
+                            },
+                        },
                         "400": _error(
                             "Not valid JSON, or an event the kind cannot read (detail names the field)."
                         ),
@@ -303,7 +316,8 @@ def document(sources: list[str] | None = None) -> dict[str, Any]:
                         "408": _error("The body did not arrive within read_timeout_s."),
                         "413": _error("The body is over max_body_bytes (once decoded)."),
                         "415": _error(
-                            "Content-Type is not JSON, or a Content-Encoding other than gzip or deflate."
+                            "A Content-Type the source's kind does not take, or a "
+                            "Content-Encoding other than gzip or deflate."
                         ),
                         "431": _error("The request head is over max_header_bytes."),
                         "503": _error(
