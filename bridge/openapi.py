@@ -157,15 +157,49 @@ SIGNATURE_HEADERS: dict[str, tuple[tuple[str, str], ...]] = {
         ("X-HelpScout-Event", "The event, e.g. convo.assigned."),
     ),
     "freshdesk": (
-        ("X-Bridge-Secret", "The shared secret itself (the source's `header` renames it)."),
+        (
+            "X-Bridge-Secret",
+            "The shared secret itself, compared in constant time (freshdesk: the source's "
+            "`header` renames it; generic `proof = \"header\"`: `token_header`).",
+        ),
     ),
     "generic": (
         (
             "X-Signature",
-            "`signature_prefix` (default `sha256=`) + HMAC of the body; the source's "
-            "`signature_header` renames it.",
+            "`proof = \"hmac\"` (the default): `signature_prefix` (default `sha256=`) + the "
+            "HMAC of what `signed` says (default the body); `proof = \"public_key\"`: an "
+            "Ed25519 or RSA-SHA256 signature; the source's `signature_header` renames it, "
+            "`timestamp_header` names a signed time.",
+        ),
+        ("X-Bridge-Secret", "As for freshdesk."),
+        (
+            "Content-Type",
+            "The body the kind takes: JSON (generic's default, crisp, livechat), "
+            "application/x-www-form-urlencoded (twilio, generic `body = \"form\"`) or XML, "
+            "text/xml or application/xml (salesforce, generic `body = \"xml\"`); else 415. "
+            "Kinds that cannot sign prove the secret elsewhere: salesforce, the body's "
+            "OrganizationId; livechat, the body's secret_key; crisp, the `key` query "
+            "parameter; generic, `proof` = basic, bearer, query or body_field.",
         ),
     ),
+    "salesforce": (("Content-Type", "As for generic."),),
+    "twilio": (
+        (
+            "X-Twilio-Signature",
+            "Base64 HMAC-SHA1 of the full URL then each form parameter sorted by name (name, "
+            "then value), keyed with the auth token.",
+        ),
+        ("Content-Type", "As for generic."),
+    ),
+    "livechat": (("Content-Type", "As for generic."),),
+    "freshchat": (
+        (
+            "X-Freshchat-Signature",
+            "Base64 RSA-SHA256 (PKCS#1 v1.5) of the body, checked with Freshchat's public key.",
+        ),
+    ),
+    "crisp": (("Content-Type", "As for generic."),),
+    "gorgias": (("X-Bridge-Secret", "As for freshdesk."),),
 }
 
 
@@ -290,10 +324,10 @@ def document(sources: list[str] | None = None) -> dict[str, Any]:
                             JSON: {
                                 "schema": {"oneOf": [intent, {"type": "array", "items": intent}]}
                             },
-                            # kinds that take them: generic `body = "form"` / `"xml"`,
-                            # twilio, salesforce
+                            # kinds that take them: generic `body = "form"`, twilio. XML
+                            # (salesforce, generic `body = "xml"`) is described under the
+                            # Content-Type header only: client generators take no XML bodies.
                             "application/x-www-form-urlencoded": {"schema": {"type": "object"}},
-                            "text/xml": {"schema": {"type": "string"}},
                         },
                     },
                     "responses": {
