@@ -24,8 +24,9 @@ def value_text(value: Any, limit: int = VALUE_SHOWN) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def change_text(name: str, payload: Any) -> str:
-    """`title = "Refund question"`, `tag vip added`, `handoff requested (team billing) at …`."""
+def change_text(name: str, payload: Any, occurred_at: int | None = None) -> str:
+    """`title = "Refund question"`, `tag vip added`, `handoff requested (team billing) at …`;
+    a handoff step that names no `at` happened when its event occurred (`occurred_at`)."""
     kind, _, rest = name.partition(":")
     if kind == "f":
         return f"{rest} = {value_text(payload)}"
@@ -36,7 +37,7 @@ def change_text(name: str, payload: Any) -> str:
         for key, label in (("by", "by"), ("team_key", "team"), ("organization_id", "org")):
             if payload.get(key):
                 parts.append(f"{label} {payload[key]}")
-        return " ".join(parts) + f" at {iso(payload.get('at'))}"
+        return " ".join(parts) + f" at {iso(payload.get('at', occurred_at))}"
     return f"{name} = {value_text(payload)}"  # a name this version does not know
 
 
@@ -49,7 +50,7 @@ def change_field(name: str) -> str:
 def change_line(entry: Entry) -> str:
     """One change of a dead letter or trace: what it does and which event it came from."""
     return (
-        f"{change_text(entry.name, entry.payload)}  from {entry.source}:{entry.event_id}  "
+        f"{change_text(entry.name, entry.payload, entry.occurred_at)}  from {entry.source}:{entry.event_id}  "
         f"occurred {iso(entry.occurred_at)}"
     )
 

@@ -48,7 +48,7 @@ class Change:
             entry.occurred_at,
             entry.received_ms,
             entry.claimed_ms,
-            change_text(entry.name, entry.payload),
+            change_text(entry.name, entry.payload, entry.occurred_at),
         )
 
 
