@@ -160,14 +160,14 @@ SIGNATURE_HEADERS: dict[str, tuple[tuple[str, str], ...]] = {
         (
             "X-Bridge-Secret",
             "The shared secret itself, compared in constant time (freshdesk: the source's "
-            "`header` renames it; generic `proof = \"header\"`: `token_header`).",
+            '`header` renames it; generic `proof = "header"`: `token_header`).',
         ),
     ),
     "generic": (
         (
             "X-Signature",
-            "`proof = \"hmac\"` (the default): `signature_prefix` (default `sha256=`) + the "
-            "HMAC of what `signed` says (default the body); `proof = \"public_key\"`: an "
+            '`proof = "hmac"` (the default): `signature_prefix` (default `sha256=`) + the '
+            'HMAC of what `signed` says (default the body); `proof = "public_key"`: an '
             "Ed25519 or RSA-SHA256 signature; the source's `signature_header` renames it, "
             "`timestamp_header` names a signed time.",
         ),
@@ -175,8 +175,8 @@ SIGNATURE_HEADERS: dict[str, tuple[tuple[str, str], ...]] = {
         (
             "Content-Type",
             "The body the kind takes: JSON (generic's default, crisp, livechat), "
-            "application/x-www-form-urlencoded (twilio, generic `body = \"form\"`) or XML, "
-            "text/xml or application/xml (salesforce, generic `body = \"xml\"`); else 415. "
+            'application/x-www-form-urlencoded (twilio, generic `body = "form"`) or XML, '
+            'text/xml or application/xml (salesforce, generic `body = "xml"`); else 415. '
             "Kinds that cannot sign prove the secret elsewhere: salesforce, the body's "
             "OrganizationId; livechat, the body's secret_key; crisp, the `key` query "
             "parameter; generic, `proof` = basic, bearer, query or body_field.",
