@@ -12,25 +12,19 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bridge import metrics
 from bridge.bodies import read_body
 from bridge.config import Settings, SourceSettings
 from bridge.content_encoding import codings, decode
-from bridge.errors import (
-    RequestError,
-    SignatureError,
-    StoreUnavailable,
-    UnknownSource,
-    UnsupportedMedia,
-)
+from bridge.errors import RequestError, SignatureError, StoreUnavailable, UnknownSource
 from bridge.ingest import ingest
 from bridge.logs import fields
 from bridge.process import freeze_startup_heap
 from bridge.providers import provider
-from bridge.providers.base import Provider, WebhookRequest
+from bridge.providers.base import Answer, Provider, WebhookRequest
 from bridge.snapshot import QueueSnapshot
 from bridge.status import status_report
 from bridge.store import Store
@@ -50,11 +44,9 @@ def unavailable() -> JSONResponse:
     )
 
 
-def is_json(content_type: str) -> bool:
-    media = content_type.split(";", 1)[0].strip().lower()
-    return media == "application/json" or (
-        media.startswith("application/") and media.endswith("+json")
-    )
+def answered(answer: Answer) -> Response:
+    """A kind's own answer (a handshake's echo, a sender's required acknowledgement)."""
+    return Response(answer.body, status_code=answer.status, media_type=answer.media_type)
 
 
 async def webhook(request: Request) -> Response:
@@ -74,26 +66,24 @@ async def _webhook(request: Request) -> Response:
         if source is None:
             raise UnknownSource(f"no source named {name[:64]!r} in the config")
         kind: Provider = request.app.state.kinds[name]
-        if (
-            not is_json(request.headers.get("content-type", ""))
-            and "x-front-challenge" not in request.headers
-        ):
-            raise UnsupportedMedia("expected Content-Type: application/json")
-        applied = codings(request.headers.get("content-encoding"))
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        kind.accepts(source, headers)  # the kind says which bodies it takes (else 415)
+        applied = codings(headers.get("content-encoding"))  # (else 415 naming the coding)
         limit = settings.ingest.max_body_bytes
         sent = await read_body(request, limit, settings.ingest.read_timeout_s)
         hook = WebhookRequest(
             method=request.method,
             url=str(request.url),
-            headers={k.lower(): v for k, v in request.headers.items()},
+            headers=headers,
             body=decode(sent, applied, limit) if applied else sent,
             received_at=time.time(),
         )
         verify(kind, source, hook, sent, settings.ingest.signature_tolerance_s)
         answer = kind.challenge(source, hook)
-        if answer is not None:  # a sender's set-up handshake (Front): echo, queue nothing
-            return PlainTextResponse(answer)
+        if answer is not None:  # a sender's set-up handshake: answer it, queue nothing
+            return answered(answer)
         receipt = await ingest(settings, request.app.state.store, source, kind, hook)
+        ack = kind.acknowledge(source, receipt.to_json())
     except RequestError as exc:
         log.info("refused", extra=fields(source=name[:64], status=exc.status, detail=exc.detail))
         return error(exc)
@@ -106,6 +96,8 @@ async def _webhook(request: Request) -> Response:
         log.debug(
             "request done", extra=fields(source=name, ms=(time.perf_counter() - started) * 1e3)
         )
+    if ack is not None:  # a sender that needs its own acknowledgement (status, body)
+        return answered(ack)
     return JSONResponse(receipt.to_json(), status_code=202)
 
 

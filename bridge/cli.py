@@ -523,6 +523,7 @@ _SECRETS = "  each [sources.X] secret_env names the variable holding that sender
 _CONVOCORE = (
     "  CONVOCORE_API_TOKEN the Convocore token (the variable [convocore] token_env names)\n"
     "  CONVOCORE_BASE_URL, CONVOCORE_SANDBOX override [convocore] base_url and sandbox\n"
+    "  each [convocore.accounts.X] token_env names the variable holding that account's token\n"
 )
 _MULTIPROC = (
     "  PROMETHEUS_MULTIPROC_DIR  a shared empty directory: /metrics adds up its processes\n"

@@ -20,7 +20,7 @@ from bridge.changes import TIME_DIGITS, VERSION_LEN
 from bridge.store.keys import HIGH_WATER_TTL_MS, RQ_QUEUE
 
 ScriptName = Literal[
-    "accept", "take", "settle", "renew", "sweep", "replay", "purge", "link", "clear"
+    "accept", "take", "settle", "renew", "sweep", "replay", "purge", "link", "clear", "gate"
 ]
 
 INCLUDES: dict[ScriptName, tuple[str, ...]] = {
@@ -33,6 +33,7 @@ INCLUDES: dict[ScriptName, tuple[str, ...]] = {
     "purge": ("dead",),
     "link": ("dead",),
     "clear": (),
+    "gate": (),
 }
 
 

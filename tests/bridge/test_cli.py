@@ -59,6 +59,7 @@ def test_every_command_and_option_has_help_text():
                 "BRIDGE_CONFIG",
                 "CONVOCORE_API_TOKEN",
                 "CONVOCORE_SANDBOX",
+                "[convocore.accounts.X] token_env",
                 "BRIDGE_METRICS_PORT",
                 "PROMETHEUS_MULTIPROC_DIR",
             ],
