@@ -13,7 +13,7 @@ import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bridge import metrics
@@ -25,14 +25,13 @@ from bridge.errors import (
     SignatureError,
     StoreUnavailable,
     UnknownSource,
-    UnsupportedMedia,
 )
 from bridge.eventlog import log_bounds, secret_headers, webhook_row
 from bridge.ingest import ingest
 from bridge.logs import fields
 from bridge.process import freeze_startup_heap
 from bridge.providers import provider
-from bridge.providers.base import Provider, WebhookRequest
+from bridge.providers.base import Answer, Provider, WebhookRequest
 from bridge.snapshot import QueueSnapshot
 from bridge.status import status_report
 from bridge.store import Store
@@ -52,11 +51,9 @@ def unavailable() -> JSONResponse:
     )
 
 
-def is_json(content_type: str) -> bool:
-    media = content_type.split(";", 1)[0].strip().lower()
-    return media == "application/json" or (
-        media.startswith("application/") and media.endswith("+json")
-    )
+def answered(answer: Answer) -> Response:
+    """A kind's own answer (a handshake's echo, a sender's required acknowledgement)."""
+    return Response(answer.body, status_code=answer.status, media_type=answer.media_type)
 
 
 async def webhook(request: Request) -> Response:
@@ -102,12 +99,9 @@ async def _webhook(request: Request) -> Response:
         if source is None:
             raise UnknownSource(f"no source named {name[:64]!r} in the config")
         kind: Provider = request.app.state.kinds[name]
-        if (
-            not is_json(request.headers.get("content-type", ""))
-            and "x-front-challenge" not in request.headers
-        ):
-            raise UnsupportedMedia("expected Content-Type: application/json")
-        applied = codings(request.headers.get("content-encoding"))
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        kind.accepts(source, headers)  # the kind says which bodies it takes (else 415)
+        applied = codings(headers.get("content-encoding"))  # (else 415 naming the coding)
         limit = settings.ingest.max_body_bytes
         sent = await read_body(request, limit, settings.ingest.read_timeout_s)
         request.state.body = sent  # for the event log, should the request be refused
@@ -116,15 +110,16 @@ async def _webhook(request: Request) -> Response:
         hook = WebhookRequest(
             method=request.method,
             url=str(request.url),
-            headers={k.lower(): v for k, v in request.headers.items()},
+            headers=headers,
             body=body,
             received_at=time.time(),
         )
         verify(kind, source, hook, sent, settings.ingest.signature_tolerance_s)
         answer = kind.challenge(source, hook)
-        if answer is not None:  # a sender's set-up handshake (Front): echo, queue nothing
-            return PlainTextResponse(answer)
+        if answer is not None:  # a sender's set-up handshake: answer it, queue nothing
+            return answered(answer)
         receipt = await ingest(settings, request.app.state.store, source, kind, hook)
+        ack = kind.acknowledge(source, receipt.to_json())
     except RequestError as exc:
         log.info("refused", extra=fields(source=name[:64], status=exc.status, detail=exc.detail))
         return error(exc)
@@ -137,6 +132,8 @@ async def _webhook(request: Request) -> Response:
         log.debug(
             "request done", extra=fields(source=name, ms=(time.perf_counter() - started) * 1e3)
         )
+    if ack is not None:  # a sender that needs its own acknowledgement (status, body)
+        return answered(ack)
     return JSONResponse(receipt.to_json(), status_code=202)
 
 

@@ -37,7 +37,7 @@ T = TypeVar("T")
 
 
 # Commands that only read and write Redis: no webhook secret or Convocore token needed.
-REDIS_ONLY = ("status", "dlq", "links", "trace", "events")
+REDIS_ONLY = ("status", "dlq", "links", "trace", "events", "fields")
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -569,6 +569,7 @@ _SECRETS = "  each [sources.X] secret_env names the variable holding that sender
 _CONVOCORE = (
     "  CONVOCORE_API_TOKEN the Convocore token (the variable [convocore] token_env names)\n"
     "  CONVOCORE_BASE_URL, CONVOCORE_SANDBOX override [convocore] base_url and sandbox\n"
+    "  each [convocore.accounts.X] token_env names the variable holding that account's token\n"
 )
 _MULTIPROC = (
     "  PROMETHEUS_MULTIPROC_DIR  a shared empty directory: /metrics adds up its processes\n"

@@ -1,16 +1,18 @@
 """TOML file + environment → one frozen `Settings`.
 
 The settings dataclasses below are the one source of truth: each file key is a field made
-with `setting(default, help=…, low=…, high=…, env=…)`; its type hint says what the file may
-hold (`int`, `float` (an int is accepted), `str`, `bool`, or a `Literal` of choices), and
-`load_settings` validates every section from `dataclasses.fields` alone. Secrets never live
+with `setting(default, help=…, low=…, high=…, env=…)` (bridge/spec.py); its type hint says
+what the file may hold, and `load_settings` validates every section from `dataclasses.fields`
+alone. A [sources.NAME] table's own keys belong to its kind: config loops over the kinds'
+registry and each kind reads and checks its `Options` (bridge/providers/). Secrets never live
 in the file: it names the environment variable holding each one. Any unknown key, wrong type
 or missing variable raises ConfigError naming it, so a typo stops start-up instead of
 silently meaning a default.
 
 The worker's token rule (`require_worker_token`): a worker needs the Convocore token unless
 `[convocore] sandbox = true` (or `CONVOCORE_SANDBOX=1`) says base_url is a `convo-bridge
-sandbox`; the public API can never be a sandbox. `config check` applies the same rule.
+sandbox`; the public API can never be a sandbox; the same for each
+`[convocore.accounts.NAME]`. `config check` applies the same rule.
 """
 
 from __future__ import annotations
@@ -18,31 +20,21 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import Field, dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin, get_type_hints
-
-from jmespath.exceptions import JMESPathError
+from typing import Any, Literal
 
 from bridge.errors import ConfigError
-from bridge.expressions import Expression
-from bridge.providers import KINDS
+from bridge.expressions import compile_expression
+from bridge.providers import KINDS, option_keys, provider
+from bridge.providers.base import SourceSettings
+from bridge.spec import file_keys, read_table, setting
+
+__all__ = ["SECTIONS", "Settings", "SourceSettings", "file_keys", "load_settings", "setting"]
 
 DEFAULT_BASE_URL = "https://eu-cloudflare.vg-stuff.com"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 LEASE_MARGIN_S = 1.0  # a lease must outlast a request by this (renewal round trip, slack)
-
-
-def setting(
-    default: Any,
-    *,
-    help: str,
-    low: float | None = None,
-    high: float | None = None,
-    env: str | None = None,
-) -> Any:
-    """A file key: its default, what it means, its bounds and the variable overriding it."""
-    return field(default=default, metadata={"help": help, "low": low, "high": high, "env": env})
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +53,27 @@ class ConvocoreSettings:
         env="CONVOCORE_SANDBOX",
     )
     token: str | None = field(default=None, repr=False)  # from the token_env variable
+    # [convocore.accounts.NAME]: other accounts or regions; this table is the default one
+    accounts: Mapping[str, AccountSettings] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class AccountSettings:
+    """[convocore.accounts.NAME]: a Convocore account (or region) beside the default one,
+    chosen per source (`account = "NAME"`) or per agent id (`agents`); its own rate limit
+    and circuit breaker."""
+
+    base_url: str | None = setting(None, help="this account's Convocore API (required)")
+    token_env: str | None = setting(
+        None, help="the environment variable holding this account's token (required)"
+    )
+    agents: tuple[str, ...] = setting((), help="agent ids whose conversations are here")
+    rate_limit_per_s: float = setting(
+        0.0, low=0, help="PATCHes per second to this account, all workers; 0 = unlimited"
+    )
+    sandbox: bool = setting(False, help="base_url is a `convo-bridge sandbox`")
+    name: str = field(default="")
+    token: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +145,7 @@ class RedisSettings:
         help='"replica": a write is acknowledged (202) only once `replicas` replicas hold it',
     )
     replicas: int = setting(1, low=1, high=16, help="replicas that must hold a write")
-    # Beyond the contract's keys: tuning a production user may need; documented in the README.
+    # Tuning a production user may need; documented in the README.
     replica_timeout_ms: int = setting(
         500, low=1, high=60_000, help="wait this long for the replicas, else answer 503"
     )
@@ -160,54 +173,8 @@ SECTIONS: dict[str, type[Any]] = {
 }
 
 
-def file_keys(cls: type[Any]) -> dict[str, Field[Any]]:
-    """The keys of a section: the fields made with `setting()` (not derived ones like token)."""
-    return {f.name: f for f in fields(cls) if "help" in f.metadata}
-
-
-_COMMON_SOURCE_KEYS = {"kind", "secret_env", "agent_id", "convo_id", "default_agent_id"}
-# Keys only some kinds understand; anywhere else they are a mistake worth stopping for.
-KIND_KEYS: dict[str, set[str]] = {
-    "freshdesk": {"header"},
-    "front": {"variant"},
-    "hubspot": {"public_url", "trust_proxy"},
-    "generic": {
-        "signature_header",
-        "signature_prefix",
-        "signature_algorithm",
-        "signature_encoding",
-        "map",
-    },
-}
-MAP_KEYS = (
-    "event_id",
-    "occurred_at",
-    "external_id",
-    "agent_id",
-    "convo_id",
-    "tags_add",
-    "tags_remove",
-    "handoff.event",
-    "handoff.at",
-    "handoff.by",
-    "handoff.team_key",
-    "handoff.team_ids",
-    "handoff.team_keys",
-    "handoff.organization_id",
-)
-
-
-@dataclass(frozen=True, slots=True)
-class SourceSettings:
-    name: str
-    kind: str
-    secret_env: str
-    secret: str = field(repr=False)
-    agent_id: Any = None  # compiled JMESPath, or None
-    convo_id: Any = None
-    default_agent_id: str | None = None
-    options: Mapping[str, Any] = field(default_factory=dict)  # kind-specific keys
-    mapping: Mapping[str, Any] = field(default_factory=dict)  # generic: name -> compiled
+# Keys every source takes; everything else in a [sources.NAME] table is its kind's `Options`.
+_COMMON_SOURCE_KEYS = ("kind", "secret_env", "agent_id", "convo_id", "default_agent_id", "account")
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,79 +191,25 @@ class Settings:
     eventlog: EventLogSettings = field(default_factory=EventLogSettings)
 
 
-_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
-
-
-def _from_env(where: str, hint: Any, text: str) -> Any:
-    """An environment variable's text as the value a file would hold for the same key."""
-    if hint is bool:
-        if text.lower() in _TRUE + _FALSE:
-            return text.lower() in _TRUE
-        raise ConfigError(where, f"expected 1/true or 0/false, got {text!r}")
-    if hint in (int, float):
-        try:
-            return hint(text)
-        except ValueError:
-            raise ConfigError(where, f"expected a number, got {text!r}") from None
-    return text
-
-
-def _checked(where: str, hint: Any, meta: Mapping[str, Any], value: Any) -> Any:
-    """`value` for the key at `where`, checked against its type hint and bounds."""
-    if get_origin(hint) is Literal:
-        choices = get_args(hint)
-        for choice in choices:  # case does not matter: "info" is INFO
-            if isinstance(value, str) and value.lower() == str(choice).lower():
-                return choice
-        raise ConfigError(where, f"expected one of {', '.join(map(repr, choices))}, got {value!r}")
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(where, f"expected true or false, got {value!r}")
-        return value
-    if hint is str:
-        if not isinstance(value, str) or not value:
-            raise ConfigError(where, f"expected a non-empty string, got {value!r}")
-        return value
-    number_types = (int, float) if hint is float else (int,)
-    if isinstance(value, bool) or not isinstance(value, number_types):
-        names = "number" if hint is float else "integer"
-        raise ConfigError(where, f"expected {names}, got {value!r}")
-    if meta["low"] is not None and value < meta["low"]:
-        raise ConfigError(where, f"must be at least {meta['low']}")
-    if meta["high"] is not None and value > meta["high"]:
-        raise ConfigError(where, f"must be at most {meta['high']}")
-    return float(value) if hint is float else value
-
-
 def _section(raw: Mapping[str, Any], section: str, env: Mapping[str, str]) -> Any:
     """The [section] table (then the environment over it) as its settings dataclass."""
-    cls = SECTIONS[section]
     table = raw.get(section, {})
     if not isinstance(table, dict):
         raise ConfigError(section, "expected a table")
-    keys = file_keys(cls)
+    _secret_in_file(SECTIONS[section], section, table)
+    return read_table(SECTIONS[section], section, table, env)
+
+
+def _secret_in_file(cls: type[Any], where: str, table: Mapping[str, Any]) -> None:
+    """A secret or token written into the file itself: say where it goes instead."""
     for key in table:
-        if key not in keys:
-            hint = _SECRET_IN_FILE.get(key, f"unknown key; known: {', '.join(keys)}")
-            raise ConfigError(f"{section}.{key}", hint)
-    hints = get_type_hints(cls)
-    values: dict[str, Any] = {}
-    for name, f in keys.items():
-        where, var = f"{section}.{name}", f.metadata["env"]
-        if var and env.get(var):
-            try:
-                values[name] = _checked(
-                    where, hints[name], f.metadata, _from_env(where, hints[name], env[var])
-                )
-            except ConfigError as exc:
-                raise ConfigError(exc.key, f"{exc.problem} (from {var})") from None
-        elif name in table:
-            values[name] = _checked(where, hints[name], f.metadata, table[name])
-    return cls(**values)
+        if key in _SECRET_IN_FILE and key not in file_keys(cls):
+            raise ConfigError(f"{where}.{key}", _SECRET_IN_FILE[key])
 
 
 def require_worker_token(settings: Settings) -> None:
-    """A worker needs the Convocore token, unless base_url is declared a sandbox."""
+    """A worker needs each account's Convocore token, unless its base_url is declared a
+    sandbox."""
     cc = settings.convocore
     if cc.token is None and not cc.sandbox:
         raise ConfigError(
@@ -305,15 +218,44 @@ def require_worker_token(settings: Settings) -> None:
             "(against a `convo-bridge sandbox`, set [convocore] sandbox = true or "
             "CONVOCORE_SANDBOX=1 instead)",
         )
+    for name, account in cc.accounts.items():
+        if account.token is None and not account.sandbox:
+            raise ConfigError(
+                f"convocore.accounts.{name}.token_env",
+                f"environment variable {account.token_env} is not set; a worker needs it",
+            )
 
 
-def _compile(expr: Any, key: str) -> Expression:
-    if not isinstance(expr, str) or not expr.strip():
-        raise ConfigError(key, "expected a JMESPath expression string")
-    try:
-        return Expression.compile(key, expr)
-    except JMESPathError as exc:
-        raise ConfigError(key, f"JMESPath does not compile: {str(exc).splitlines()[0]}") from None
+def _accounts(raw: Any, env: Mapping[str, str]) -> dict[str, AccountSettings]:
+    """The [convocore.accounts.NAME] tables, each checked; an agent id in two is a mistake."""
+    if not isinstance(raw, dict):
+        raise ConfigError("convocore.accounts", "expected tables [convocore.accounts.NAME]")
+    out: dict[str, AccountSettings] = {}
+    owner: dict[str, str] = {}
+    for name, table in raw.items():
+        where = f"convocore.accounts.{name}"
+        if not isinstance(table, dict):
+            raise ConfigError(where, "expected a table")
+        _secret_in_file(AccountSettings, where, table)
+        account: AccountSettings = read_table(AccountSettings, where, table)
+        for key in ("base_url", "token_env"):
+            if getattr(account, key) is None:
+                raise ConfigError(f"{where}.{key}", "required for every account")
+        base_url = str(account.base_url).rstrip("/")
+        if not base_url.startswith(("http://", "https://")):
+            raise ConfigError(f"{where}.base_url", f"expected an http(s) URL, got {base_url!r}")
+        if account.sandbox and base_url == DEFAULT_BASE_URL:
+            raise ConfigError(f"{where}.sandbox", "base_url is the public Convocore API")
+        for agent in account.agents:
+            if agent in owner:
+                raise ConfigError(
+                    f"{where}.agents", f"agent {agent!r} is already in account {owner[agent]}"
+                )
+            owner[agent] = name
+        out[name] = replace(
+            account, name=name, base_url=base_url, token=env.get(str(account.token_env)) or None
+        )
+    return out
 
 
 def _secret(env: Mapping[str, str], var: Any, key: str, required: bool = True) -> str:
@@ -341,36 +283,15 @@ def _source(name: str, table: Any, env: Mapping[str, str], secrets: bool = True)
     kind = table.get("kind")
     if kind not in KINDS:
         raise ConfigError(f"{where}.kind", f"expected one of {', '.join(KINDS)}, got {kind!r}")
-    allowed = _COMMON_SOURCE_KEYS | KIND_KEYS.get(kind, set())
+    own = option_keys(kind)
     for key in table:
-        if key not in allowed:
-            owners = [k for k, keys in KIND_KEYS.items() if key in keys]
+        if key not in _COMMON_SOURCE_KEYS and key not in own:
+            owners = [k for k in KINDS if key in option_keys(k)]
             hint = f"only for kind {' or '.join(owners)}" if owners else "unknown key"
             hint = _SECRET_IN_FILE.get(key, hint)
             raise ConfigError(f"{where}.{key}", hint)
     secret = _secret(env, table.get("secret_env"), f"{where}.secret_env", required=secrets)
-    options = {k: table[k] for k in KIND_KEYS.get(kind, set()) if k in table and k != "map"}
-    for key, value in options.items():
-        expect_bool = key == "trust_proxy"
-        if expect_bool != isinstance(value, bool) or (
-            not expect_bool and not isinstance(value, str)
-        ):
-            raise ConfigError(
-                f"{where}.{key}", "expected " + ("true or false" if expect_bool else "a string")
-            )
-    _check_kind_options(where, kind, options)
-    mapping: dict[str, Any] = {}
-    if kind == "generic":
-        raw_map = table.get("map")
-        if not isinstance(raw_map, dict) or not raw_map:
-            raise ConfigError(f"{where}.map", "a generic source needs a [map] table")
-        for key, expr in raw_map.items():
-            if key not in MAP_KEYS and not key.startswith("set."):
-                raise ConfigError(
-                    f"{where}.map.{key}",
-                    f"unknown; expected set.FIELD or one of {', '.join(MAP_KEYS)}",
-                )
-            mapping[key] = _compile(expr, f"{where}.map.{key}")
+    options = provider(kind).options(where, {k: v for k, v in table.items() if k in own})
     default_agent = table.get("default_agent_id")
     if default_agent is not None:
         from bridge.errors import PayloadError
@@ -380,6 +301,9 @@ def _source(name: str, table: Any, env: Mapping[str, str], secrets: bool = True)
             check_segment_id(default_agent, "default_agent_id")
         except PayloadError as exc:
             raise ConfigError(f"{where}.default_agent_id", exc.detail) from None
+    account = table.get("account")
+    if account is not None and (not isinstance(account, str) or not account):
+        raise ConfigError(f"{where}.account", "expected the name of a [convocore.accounts] table")
     has_agent, has_convo = "agent_id" in table, "convo_id" in table
     if has_agent != has_convo:
         raise ConfigError(
@@ -391,29 +315,12 @@ def _source(name: str, table: Any, env: Mapping[str, str], secrets: bool = True)
         kind=kind,
         secret_env=table["secret_env"],
         secret=secret,
-        agent_id=_compile(table["agent_id"], f"{where}.agent_id") if has_agent else None,
-        convo_id=_compile(table["convo_id"], f"{where}.convo_id") if has_convo else None,
+        agent_id=compile_expression(table["agent_id"], f"{where}.agent_id") if has_agent else None,
+        convo_id=compile_expression(table["convo_id"], f"{where}.convo_id") if has_convo else None,
         default_agent_id=default_agent,
         options=options,
-        mapping=mapping,
+        account=account,
     )
-
-
-def _check_kind_options(where: str, kind: str, options: Mapping[str, Any]) -> None:
-    choices = {
-        "signature_algorithm": ("sha256", "sha1"),
-        "signature_encoding": ("hex", "base64"),
-        "variant": ("app", "rule"),
-    }
-    for key, allowed in choices.items():
-        if key in options and options[key] not in allowed:
-            raise ConfigError(f"{where}.{key}", f"expected one of {', '.join(allowed)}")
-    url = options.get("public_url")
-    if url is not None and not url.startswith(("http://", "https://")):
-        raise ConfigError(
-            f"{where}.public_url",
-            "expected a full URL, e.g. https://bridge.example.com/webhooks/hubspot",
-        )
 
 
 def load_settings(
@@ -439,6 +346,8 @@ def load_settings(
         if key not in known:
             raise ConfigError(key, f"unknown section; known: {', '.join(known)}")
 
+    convocore_raw = raw.get("convocore", {})
+    accounts_raw = convocore_raw.pop("accounts", {}) if isinstance(convocore_raw, dict) else {}
     convocore: ConvocoreSettings = _section(raw, "convocore", env)
     base_url = convocore.base_url.rstrip("/")
     if not base_url.startswith(("http://", "https://")):
@@ -449,7 +358,12 @@ def load_settings(
             "base_url is the public Convocore API, not a sandbox; set CONVOCORE_BASE_URL "
             "to the sandbox's address",
         )
-    convocore = replace(convocore, base_url=base_url, token=env.get(convocore.token_env) or None)
+    convocore = replace(
+        convocore,
+        base_url=base_url,
+        token=env.get(convocore.token_env) or None,
+        accounts=_accounts(accounts_raw, env),
+    )
     delivery: DeliverySettings = _section(raw, "delivery", env)
     if delivery.backoff_max_s < delivery.backoff_initial_s:
         raise ConfigError("delivery.backoff_max_s", "must be at least backoff_initial_s")
@@ -465,6 +379,12 @@ def load_settings(
     if not isinstance(sources_raw, dict):
         raise ConfigError("sources", "expected tables [sources.NAME]")
     sources = {name: _source(name, table, env, secrets) for name, table in sources_raw.items()}
+    for name, src in sources.items():
+        if src.account is not None and src.account not in convocore.accounts:
+            names = ", ".join(convocore.accounts) or "none"
+            raise ConfigError(
+                f"sources.{name}.account", f"no [convocore.accounts.{src.account}]; known: {names}"
+            )
     for name in sources:
         if not name.replace("-", "").replace("_", "").isalnum():
             raise ConfigError(

@@ -16,7 +16,7 @@ import jmespath
 from jmespath.exceptions import JMESPathError, JMESPathTypeError
 from jmespath.parser import ParsedResult
 
-from bridge.errors import PayloadError
+from bridge.errors import ConfigError, PayloadError
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,3 +56,13 @@ def _why(exc: Exception) -> str:
         got = _JSON_TYPES.get(str(exc.actual_type), str(exc.actual_type))
         return f"{exc.function_name}() got a {got} where it takes {expects}"
     return type(exc).__name__
+
+
+def compile_expression(expr: Any, key: str) -> Expression:
+    """A config value as an Expression; ConfigError naming `key` when it is not one."""
+    if not isinstance(expr, str) or not expr.strip():
+        raise ConfigError(key, "expected a JMESPath expression string")
+    try:
+        return Expression.compile(key, expr)
+    except JMESPathError as exc:
+        raise ConfigError(key, f"JMESPath does not compile: {str(exc).splitlines()[0]}") from None

@@ -8,22 +8,20 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
-
-import orjson
 
 from bridge import metrics
 from bridge.changes import payloads, safe_event_id
-from bridge.config import Settings, SourceSettings
+from bridge.config import Settings
 from bridge.errors import PayloadError
 from bridge.eventlog import log_bounds, secret_headers, webhook_row
 from bridge.intents import check_segment_id, segment_problem
 from bridge.logs import fields
-from bridge.providers.base import Provider, SourceEvent, WebhookRequest
+from bridge.providers.base import Provider, SourceEvent, SourceSettings, WebhookRequest
+from bridge.providers.formats import parse_json
 from bridge.store import AcceptResult, Routed, Store, conversation_key
 
+__all__ = ["Receipt", "ingest", "parse_json", "route"]
 log = logging.getLogger("convo_bridge.ingest")
-MAX_NUMBER = 2**63  # "absurd numbers": integers beyond 64 bits, floats beyond this magnitude
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,32 +41,6 @@ class Receipt:
             "ignored": self.ignored,
             "unroutable": self.unroutable,
         }
-
-
-def parse_json(body: bytes) -> Any:
-    """Strict JSON: valid UTF-8, no NaN/Infinity, no absurd numbers."""
-    try:
-        payload = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise PayloadError(f"body is not valid JSON: {str(exc).split(':')[0]}") from None
-    _check_numbers(payload, "")
-    return payload
-
-
-def _check_numbers(value: Any, path: str) -> None:
-    stack = [(value, path)]
-    while stack:
-        item, where = stack.pop()
-        if isinstance(item, float):
-            if item != item or abs(item) >= MAX_NUMBER:
-                raise PayloadError(f"{where or 'body'}: number out of range")
-        elif isinstance(item, int) and not isinstance(item, bool):
-            if abs(item) >= MAX_NUMBER:
-                raise PayloadError(f"{where or 'body'}: number out of range")
-        elif isinstance(item, dict):
-            stack.extend((v, f"{where}.{k}" if where else str(k)) for k, v in item.items())
-        elif isinstance(item, list):
-            stack.extend((v, f"{where}[{i}]") for i, v in enumerate(item))
 
 
 def route(source: SourceSettings, ev: SourceEvent, index: str) -> Routed | None:
@@ -134,7 +106,7 @@ async def ingest(
     request: WebhookRequest,
 ) -> Receipt:
     """Queue one verified request, all or nothing. Raises RequestError / StoreUnavailable."""
-    payload = parse_json(request.body)
+    payload = kind.parse(source, request)
     try:
         events: list[SourceEvent] = kind.normalize(source, request, payload)
     except PayloadError:

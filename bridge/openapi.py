@@ -171,15 +171,49 @@ SIGNATURE_HEADERS: dict[str, tuple[tuple[str, str], ...]] = {
         ("X-HelpScout-Event", "The event, e.g. convo.assigned."),
     ),
     "freshdesk": (
-        ("X-Bridge-Secret", "The shared secret itself (the source's `header` renames it)."),
+        (
+            "X-Bridge-Secret",
+            "The shared secret itself, compared in constant time (freshdesk: the source's "
+            '`header` renames it; generic `proof = "header"`: `token_header`).',
+        ),
     ),
     "generic": (
         (
             "X-Signature",
-            "`signature_prefix` (default `sha256=`) + HMAC of the body; the source's "
-            "`signature_header` renames it.",
+            '`proof = "hmac"` (the default): `signature_prefix` (default `sha256=`) + the '
+            'HMAC of what `signed` says (default the body); `proof = "public_key"`: an '
+            "Ed25519 or RSA-SHA256 signature; the source's `signature_header` renames it, "
+            "`timestamp_header` names a signed time.",
+        ),
+        ("X-Bridge-Secret", "As for freshdesk."),
+        (
+            "Content-Type",
+            "The body the kind takes: JSON (generic's default, crisp, livechat), "
+            'application/x-www-form-urlencoded (twilio, generic `body = "form"`) or XML, '
+            'text/xml or application/xml (salesforce, generic `body = "xml"`); else 415. '
+            "Kinds that cannot sign prove the secret elsewhere: salesforce, the body's "
+            "OrganizationId; livechat, the body's secret_key; crisp, the `key` query "
+            "parameter; generic, `proof` = basic, bearer, query or body_field.",
         ),
     ),
+    "salesforce": (("Content-Type", "As for generic."),),
+    "twilio": (
+        (
+            "X-Twilio-Signature",
+            "Base64 HMAC-SHA1 of the full URL then each form parameter sorted by name (name, "
+            "then value), keyed with the auth token.",
+        ),
+        ("Content-Type", "As for generic."),
+    ),
+    "livechat": (("Content-Type", "As for generic."),),
+    "freshchat": (
+        (
+            "X-Freshchat-Signature",
+            "Base64 RSA-SHA256 (PKCS#1 v1.5) of the body, checked with Freshchat's public key.",
+        ),
+    ),
+    "crisp": (("Content-Type", "As for generic."),),
+    "gorgias": (("X-Bridge-Secret", "As for freshdesk."),),
 }
 
 
@@ -303,12 +337,25 @@ def document(sources: list[str] | None = None) -> dict[str, Any]:
                         "content": {
                             JSON: {
                                 "schema": {"oneOf": [intent, {"type": "array", "items": intent}]}
-                            }
+                            },
+                            # kinds that take them: generic `body = "form"`, twilio. XML
+                            # (salesforce, generic `body = "xml"`) is described under the
+                            # Content-Type header only: client generators take no XML bodies.
+                            "application/x-www-form-urlencoded": {"schema": {"type": "object"}},
                         },
                     },
                     "responses": {
                         "202": _json("Queued.", {"$ref": "#/components/schemas/Receipt"}),
-                        "200": _text("A sender's set-up challenge echoed (Front)."),
+                        "200": {
+                            "description": "A sender's set-up challenge echoed (Front, a "
+                            "generic source's `challenge`), or once queued, the answer a kind "
+                            "declares (Salesforce: the SOAP Ack; a generic source's "
+                            "answer_status / answer_body).",
+                            "content": {
+                                m: {"schema": {"type": "string"}}
+                                for m in ("text/plain", "text/xml", JSON)
+                            },
+                        },
                         "400": _error(
                             "Not valid JSON, or an event the kind cannot read (detail names the field)."
                         ),
@@ -317,7 +364,8 @@ def document(sources: list[str] | None = None) -> dict[str, Any]:
                         "408": _error("The body did not arrive within read_timeout_s."),
                         "413": _error("The body is over max_body_bytes (once decoded)."),
                         "415": _error(
-                            "Content-Type is not JSON, or a Content-Encoding other than gzip or deflate."
+                            "A Content-Type the source's kind does not take, or a "
+                            "Content-Encoding other than gzip or deflate."
                         ),
                         "431": _error("The request head is over max_header_bytes."),
                         "503": _error(

@@ -41,12 +41,17 @@ def _unit(ms: int, time_unit: str) -> int:
     return ms if time_unit == "ms" else ms // 1000
 
 
+_REQUEST_KEYS = ("requestedAt", "requestedTeamKey", "teamIds", "teamKeys", "organizationId")
+
+
+def _same_request(recorded: dict[str, Any], entry: dict[str, Any]) -> bool:
+    return all(recorded.get(k) == entry.get(k) for k in _REQUEST_KEYS)
+
+
 def apply_step(history: list[dict[str, Any]], step: dict[str, Any], time_unit: str) -> None:
     at = _unit(int(step["at"]), time_unit)
     event = step["event"]
     if event in ("requested", "released"):  # released: waiting for a human again
-        if any(h.get("requestedAt") == at for h in history):
-            return
         entry: dict[str, Any] = {"requestedAt": at}
         # a release (the human let go) opens a bare {requestedAt} entry; team fields come
         # only with a request
@@ -62,10 +67,19 @@ def apply_step(history: list[dict[str, Any]], step: dict[str, Any], time_unit: s
         ):
             if step.get(src) is not None:
                 entry[dst] = step[src]
+        # Already recorded: an entry requested at that time with the same team fields (a
+        # release and a request for a team within one time unit are two entries).
+        if any(_same_request(h, entry) for h in history):
+            return
         history.append(entry)
         return
     mark = "acceptedAt" if event == "accepted" else "completedAt"
-    if any(h.get(mark) == at for h in history):
+    by = step.get("by") if event == "accepted" else None
+    # The same step is the same time *and* the same human: two assignments within one
+    # time unit (a second, by default) are two entries, not one keeping the first assignee.
+    if any(
+        h.get(mark) == at and (event != "accepted" or h.get("acceptedBy") == by) for h in history
+    ):
         return
     target = next((h for h in reversed(history) if mark not in h), None)
     if target is None:

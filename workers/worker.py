@@ -34,6 +34,7 @@ import socket
 import time
 import uuid
 from collections.abc import Coroutine, Sequence
+from dataclasses import replace
 from typing import Any
 
 from redis.exceptions import RedisError
@@ -43,8 +44,8 @@ from bridge.errors import StoreUnavailable
 from bridge.eventlog import log_bounds, patch_entry
 from bridge.logs import fields
 from bridge.store import Outcome, Store, Work
+from workers.accounts import Accounts
 from workers.apply import apply, worker_error
-from workers.convocore import Convocore
 from workers.lease import FENCE_MARGIN_S, Fence, Held
 
 log = logging.getLogger("convo_bridge.worker")
@@ -63,7 +64,7 @@ class Engine:
         self.concurrency = concurrency or d.concurrency
         self.lease_ms = int(d.lease_s * 1000)
         self.store = Store(settings.redis_url, durability=settings.redis)
-        self.client = Convocore(settings.convocore, timeout_s=d.request_timeout_s)
+        self.accounts = Accounts(settings, timeout_s=d.request_timeout_s)
         self.rng = random.Random()
         self.held: dict[str, Held] = {}  # by lease token
         self.tasks: set[asyncio.Task[None]] = set()
@@ -134,7 +135,7 @@ class Engine:
                 task.cancel()
 
     async def _close(self, waker: Store) -> None:
-        await self.client.close()
+        await self.accounts.close()
         await waker.close()
         await self.store.close()
 
@@ -224,13 +225,28 @@ class Engine:
 
     async def _deliver(self, held: Held) -> None:
         work = held.work
+        account = self.accounts.of(work)
+        if self.accounts.gated:  # the account's own circuit and rate limit say when
+            try:
+                wait_ms = await self.store.gate(
+                    account.name, rate=account.rate_limit_per_s, probe_ms=self.lease_ms
+                )
+            except StoreUnavailable:
+                wait_ms = 1000
+            if wait_ms:
+                await self._settle(work, Outcome("wait", retry_in_ms=wait_ms))
+                return
         fence = Fence(
             held, self._renew_one, self.settings.delivery.request_timeout_s + FENCE_MARGIN_S
         )
         try:
-            outcome = await apply(work, self.client, self.settings, self.rng, fence)
+            outcome = await apply(work, account.client, self.settings, self.rng, fence)
         except Exception as exc:  # a bug must not strand the conversation: an attempt too
             outcome = worker_error(work, exc, self.settings, self.rng)
+        if self.accounts.gated and outcome.circuit:  # the account's circuit, not the shared one
+            with contextlib.suppress(StoreUnavailable):
+                await self.store.gate_record(account.name, outcome.circuit, self.settings.delivery)
+            outcome = replace(outcome, circuit="")
         await self._settle(work, outcome)
 
     async def _settle(self, work: Work, outcome: Outcome) -> None:
@@ -262,7 +278,7 @@ class Engine:
             await self._note_origin(work, dead_id)
         if outcome.kind == "ok":
             self.patched += 1
-        elif outcome.kind != "release":
+        elif outcome.kind not in ("release", "wait"):
             self.failed += 1
 
     def _log_patch(self, work: Work, outcome: Outcome, dead_id: str) -> None:

@@ -1,12 +1,18 @@
-"""What every sender kind is: verify the raw request, then turn its payload into events.
+"""What every sender kind is: its options, the body it takes, how it verifies a request,
+how its payload becomes events, and what it answers.
 
 A kind is a module implementing `Provider` (registered by name in bridge/providers/__init__):
 
+    Options                                             its typed keys in [sources.NAME]
+    options(where, table) -> Options                    raises ConfigError naming the key
+    accepts(source, headers) -> None                    raises UnsupportedMedia (415)
     verify(source, request, tolerance_s) -> None        raises SignatureError
+    parse(source, request) -> Any                       the body as one tree; PayloadError
     normalize(source, request, payload) -> list[SourceEvent]   raises PayloadError
-    challenge(source, request) -> str | None            a set-up handshake's answer, or None
+    challenge(source, request) -> Answer | None         a set-up handshake's answer, or None
+    acknowledge(source, counts) -> Answer | None        the success answer; None: 202 + counts
 
-`verify` sees only the raw bytes and headers; `normalize` sees the parsed JSON. An event the
+`verify` sees only the raw bytes and headers; `normalize` sees the parsed tree. An event the
 kind does not map is a SourceEvent with `intent=None` (counted as ignored, answered 202).
 """
 
@@ -16,15 +22,39 @@ import hashlib
 import hmac
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from bridge.errors import PayloadError, SignatureError
+from bridge.expressions import Expression
 from bridge.intents import MAX_TIME_MS, Intent, check_id, parse_time
+from bridge.providers.formats import parse_json, require_json
+from bridge.spec import read_table
 
-if TYPE_CHECKING:
-    from bridge.config import SourceSettings
+
+@dataclass(frozen=True, slots=True)
+class SourceSettings:
+    """One [sources.NAME] table: the keys every source takes, and its kind's `Options`."""
+
+    name: str
+    kind: str
+    secret_env: str
+    secret: str = field(repr=False)
+    agent_id: Expression | None = None
+    convo_id: Expression | None = None
+    default_agent_id: str | None = None
+    options: Any = None  # the kind's Options instance (each kind reads its own)
+    account: str | None = None  # [convocore.accounts.NAME] its conversations are in
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What the bridge answers a sender, when it is not the default 202 with the counts."""
+
+    body: str
+    status: int = 200
+    media_type: str = "text/plain"
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +79,21 @@ class SourceEvent:
 class Provider(Protocol):
     """A sender kind. Modules implement it (mypy checks each one in the registry)."""
 
+    Options: type[Any]
+
+    def options(self, where: str, table: Mapping[str, Any]) -> Any:
+        """The kind's keys of a [sources.NAME] table as its Options; ConfigError names a key."""
+
+    def accepts(self, source: SourceSettings, headers: Mapping[str, str]) -> None:
+        """Raise UnsupportedMedia unless the kind takes a body of this Content-Type (checked
+        before the body is read; `headers` named in lower case)."""
+
+    def parse(self, source: SourceSettings, request: WebhookRequest) -> Any:
+        """A verified request's body as one tree (JSON, or what the kind takes)."""
+
+    def acknowledge(self, source: SourceSettings, counts: Mapping[str, int]) -> Answer | None:
+        """The answer once the request's events are queued; None for 202 with the counts."""
+
     def verify(self, source: SourceSettings, request: WebhookRequest, tolerance_s: int) -> None:
         """Raise SignatureError unless the raw request is signed by the source's sender and,
         where the sender signs a time, within `tolerance_s` of its receipt."""
@@ -58,13 +103,42 @@ class Provider(Protocol):
     ) -> list[SourceEvent]:
         """The events of a verified request's parsed body; PayloadError names what is wrong."""
 
-    def challenge(self, source: SourceSettings, request: WebhookRequest) -> str | None:
-        """The body to answer (200 text/plain, nothing queued) for a sender's set-up request
-        on a verified request; None for every other request."""
+    def challenge(self, source: SourceSettings, request: WebhookRequest) -> Answer | None:
+        """The answer (nothing queued) to a sender's set-up request, on a verified request;
+        None for every other request."""
 
 
-def no_challenge(source: SourceSettings, request: WebhookRequest) -> str | None:
+# --- what most kinds share: no options, JSON bodies, no handshake, the default answer ------
+
+
+@dataclass(frozen=True, slots=True)
+class NoOptions:
+    """A kind with no keys of its own."""
+
+
+def options_reader(cls: type[Any]) -> Callable[[str, Mapping[str, Any]], Any]:
+    """`options` for a kind whose Options dataclass says everything (types, defaults)."""
+
+    def options(where: str, table: Mapping[str, Any]) -> Any:
+        return read_table(cls, where, table)
+
+    return options
+
+
+def json_only(source: SourceSettings, headers: Mapping[str, str]) -> None:
+    require_json(headers.get("content-type", ""))
+
+
+def json_body(source: SourceSettings, request: WebhookRequest) -> Any:
+    return parse_json(request.body)
+
+
+def no_challenge(source: SourceSettings, request: WebhookRequest) -> Answer | None:
     """For kinds whose senders have no set-up handshake."""
+    return None
+
+
+def default_answer(source: SourceSettings, counts: Mapping[str, int]) -> Answer | None:
     return None
 
 

@@ -7,34 +7,46 @@ dedup on sha256(body). Several rules may apply to one body; they make one intent
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 from bridge.errors import SignatureError
 from bridge.intents import Handoff, Intent
 from bridge.providers.base import (
     SourceEvent,
+    SourceSettings,
     WebhookRequest,
     body_sha256,
+    default_answer,
+    json_body,
+    json_only,
     no_challenge,
     optional_text,
+    options_reader,
     require_header,
     require_object,
     same,
     text_id,
     time_or_receipt,
 )
-
-if TYPE_CHECKING:
-    from bridge.config import SourceSettings
-
-DEFAULT_HEADER = "x-bridge-secret"
+from bridge.spec import setting
 
 
+@dataclass(frozen=True, slots=True)
+class Options:
+    header: str = setting("X-Bridge-Secret", help="the header the rule puts the secret in")
+
+
+options = options_reader(Options)
+accepts = json_only
+parse = json_body
 challenge = no_challenge  # its senders have no set-up handshake
+acknowledge = default_answer
 
 
 def verify(source: SourceSettings, request: WebhookRequest, tolerance_s: int) -> None:
-    name = str(source.options.get("header") or DEFAULT_HEADER).lower()
+    o: Options = source.options
+    name = o.header.lower()
     if not same(source.secret, require_header(request, name)):
         raise SignatureError(f"{name} does not match the shared secret")
 

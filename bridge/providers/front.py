@@ -12,17 +12,24 @@ Both shapes are accepted under either variant.
 from __future__ import annotations
 
 import base64
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from bridge.errors import SignatureError
 from bridge.intents import Handoff, Intent
 from bridge.providers.base import (
+    Answer,
     SourceEvent,
+    SourceSettings,
     WebhookRequest,
     check_window,
+    default_answer,
     dig,
+    json_body,
     mac,
     optional_text,
+    options_reader,
     require_header,
     require_object,
     same,
@@ -30,17 +37,36 @@ from bridge.providers.base import (
     signed_epoch,
     text_id,
 )
-
-if TYPE_CHECKING:
-    from bridge.config import SourceSettings
+from bridge.providers.formats import require_json
+from bridge.spec import setting
 
 SIG = "x-front-signature"
 STAMP = "x-front-request-timestamp"
+CHALLENGE = "x-front-challenge"
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    variant: Literal["app", "rule"] = setting(
+        "app", help="app: application webhooks; rule: rule webhooks (Send to a webhook)"
+    )
+
+
+options = options_reader(Options)
+parse = json_body
+acknowledge = default_answer
+
+
+def accepts(source: SourceSettings, headers: Mapping[str, str]) -> None:
+    """JSON; Front's set-up request is answered whatever its Content-Type (see challenge)."""
+    if CHALLENGE not in headers:
+        require_json(headers.get("content-type", ""))
 
 
 def verify(source: SourceSettings, request: WebhookRequest, tolerance_s: int) -> None:
     given = require_header(request, SIG)
-    if source.options.get("variant") == "rule":
+    o: Options = source.options
+    if o.variant == "rule":
         expected = base64.b64encode(mac(source.secret.encode(), request.body, "sha1"))
         if not same(expected, given.strip()):
             raise SignatureError(
@@ -54,9 +80,10 @@ def verify(source: SourceSettings, request: WebhookRequest, tolerance_s: int) ->
         raise SignatureError(f"{SIG} does not match")
 
 
-def challenge(source: SourceSettings, request: WebhookRequest) -> str | None:
-    """The value to echo (200 text/plain) for Front's set-up request; call after verify."""
-    return request.header("x-front-challenge") or None
+def challenge(source: SourceSettings, request: WebhookRequest) -> Answer | None:
+    """Front's set-up request: echo its challenge (200 text/plain); call after verify."""
+    value = request.header(CHALLENGE)
+    return Answer(value) if value else None
 
 
 def normalize(source: SourceSettings, request: WebhookRequest, payload: Any) -> list[SourceEvent]:

@@ -1,52 +1,284 @@
-"""Any JSON sender: an HMAC of the body in one header, and `[sources.X.map]` JMESPath
-expressions to intent fields. An array body is mapped element by element.
+"""Any sender, declared in the config rather than coded: the body it sends (JSON, form or
+XML, each read into one tree), what a request must prove (bridge/providers/proofs.py), a
+set-up handshake to echo, the answer it needs, and `[sources.X.map]` JMESPath expressions
+from the tree to intent fields. An array (or the `events` expression's list) is mapped
+element by element. Several built-in kinds are this kind with shipped settings
+(bridge/providers/presets/).
 
-Header `signature_header` (default X-Signature) = `signature_prefix` (default `sha256=`) +
-HMAC(`signature_algorithm` sha256|sha1) of the body in `signature_encoding` hex|base64.
+Defaults keep the first form of this kind: `signature_header` X-Signature =
+`signature_prefix` `sha256=` + hex HMAC-SHA256 of the body.
 """
 
 from __future__ import annotations
 
-import base64
-import hmac
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
-from bridge.errors import PayloadError, SignatureError
+import orjson
+
+from bridge.errors import ConfigError, PayloadError, SignatureError, UnsupportedMedia
+from bridge.expressions import Expression, compile_expression
 from bridge.intents import parse_intent
 from bridge.providers.base import (
+    Answer,
     SourceEvent,
+    SourceSettings,
     WebhookRequest,
     body_sha256,
+    check_window,
     indexed,
-    no_challenge,
     require_header,
     same,
 )
+from bridge.providers.formats import (
+    FORM,
+    is_form,
+    is_json,
+    is_xml,
+    parse_form,
+    parse_json,
+    parse_xml,
+)
+from bridge.providers.proofs import (
+    HMACS,
+    PARTS,
+    PLACEHOLDER,
+    PUBLIC_KEYS,
+    basic_auth,
+    bearer,
+    decode_signature,
+    header_list,
+    query_token,
+    read_timestamp,
+    signature_matches,
+    signed_bytes,
+)
+from bridge.spec import read_table, setting
 
-if TYPE_CHECKING:
-    from bridge.config import SourceSettings
+MAP_KEYS = (
+    "event_id",
+    "occurred_at",
+    "external_id",
+    "agent_id",
+    "convo_id",
+    "tags_add",
+    "tags_remove",
+    "handoff.event",
+    "handoff.at",
+    "handoff.by",
+    "handoff.team_key",
+    "handoff.team_ids",
+    "handoff.team_keys",
+    "handoff.organization_id",
+)
+EMPTY_ALLOWED = ("signature_prefix", "answer_body")  # "" means something for these
 
 
-challenge = no_challenge  # its senders have no set-up handshake
+@dataclass(frozen=True, slots=True)
+class Options:
+    body: Literal["json", "form", "xml"] = setting("json", help="the body the sender sends")
+    proof: Literal["hmac", "public_key", "basic", "bearer", "header", "query", "body_field"] = (
+        setting("hmac", help="what a request must prove")
+    )
+    signature_header: str = setting("X-Signature", help="the header holding the signature")
+    signature_prefix: str = setting("sha256=", help="what comes before the signature")
+    signature_algorithm: Literal["sha1", "sha256", "sha512", "ed25519", "rsa-sha256"] = setting(
+        "sha256", help="HMAC hash (proof hmac) or key type (proof public_key)"
+    )
+    signature_encoding: Literal["hex", "base64"] = setting("hex", help="how it is written")
+    signature_list_key: str | None = setting(
+        None, help="the header is a k=v,k=v list: the signatures under this key (e.g. v1)"
+    )
+    signed: str = setting(
+        "{body}", help="what is signed: text and {body} {timestamp} {method} {url} {params}"
+    )
+    timestamp_header: str | None = setting(None, help="the header holding the signed time")
+    timestamp_list_key: str | None = setting(
+        None, help="the signed time under this key of the signature header's list (e.g. t)"
+    )
+    timestamp_unit: Literal["s", "ms", "iso"] = setting("s", help="how the time is written")
+    public_url: str | None = setting(None, help="{url}: the URL the sender calls (proxy)")
+    trust_proxy: bool = setting(False, help="{url}: honour X-Forwarded-Proto/Host")
+    token_header: str = setting("X-Bridge-Secret", help="proof header: the header")
+    token_param: str = setting("token", help="proof query: the query parameter")
+    token_field: str | None = setting(None, help="proof body_field: JMESPath to the secret")
+    events: str | None = setting(None, help="JMESPath: the list of events in the body")
+    challenge: str | None = setting(
+        None, help="JMESPath: a set-up handshake's value to echo (null: not a handshake)"
+    )
+    challenge_param: str | None = setting(
+        None, help="a query parameter holding a set-up handshake's value to echo"
+    )
+    answer_status: int = setting(202, low=200, high=299, help="the status once queued")
+    answer_body: str | None = setting(None, help="the body once queued (default: the counts)")
+    answer_media_type: str = setting("text/plain", help="the answer's Content-Type")
+    map: Mapping[str, Expression] = field(default_factory=dict)  # [sources.NAME.map]
+    compiled: Mapping[str, Expression] = field(default_factory=dict)  # events, challenge...
+
+
+def _fits(where: str, o: Options) -> None:
+    """Settings that do not fit together stop start-up, naming the key."""
+    if o.proof == "hmac" and o.signature_algorithm not in HMACS:
+        raise ConfigError(
+            f"{where}.signature_algorithm", f"proof hmac takes one of {', '.join(HMACS)}"
+        )
+    if o.proof == "public_key" and o.signature_algorithm not in PUBLIC_KEYS:
+        raise ConfigError(
+            f"{where}.signature_algorithm",
+            f"proof public_key takes one of {', '.join(PUBLIC_KEYS)}",
+        )
+    for m in PLACEHOLDER.finditer(o.signed):
+        if m.group(1) not in PARTS:
+            raise ConfigError(
+                f"{where}.signed", f"unknown part {{{m.group(1)}}}; parts: {', '.join(PARTS)}"
+            )
+    if "{params}" in o.signed and o.body != "form":
+        raise ConfigError(f"{where}.signed", '{params} needs body = "form"')
+    if "{timestamp}" in o.signed and not (o.timestamp_header or o.timestamp_list_key):
+        raise ConfigError(
+            f"{where}.timestamp_header", "{timestamp} is signed: name where the time is"
+        )
+    if o.timestamp_list_key and not o.signature_list_key:
+        raise ConfigError(f"{where}.timestamp_list_key", "needs signature_list_key too")
+    if o.proof == "body_field" and o.token_field is None:
+        raise ConfigError(f"{where}.token_field", "proof body_field needs the field's JMESPath")
+    if o.public_url is not None and not o.public_url.startswith(("http://", "https://")):
+        raise ConfigError(f"{where}.public_url", "expected a full URL")
+
+
+def options(where: str, table: Mapping[str, Any]) -> Options:
+    scalars = {k: v for k, v in table.items() if k != "map"}
+    empties = {k: scalars.pop(k) for k in EMPTY_ALLOWED if scalars.get(k) == ""}
+    o = replace(read_table(Options, where, scalars), **empties)
+    _fits(where, o)
+    raw_map = table.get("map")
+    if not isinstance(raw_map, dict) or not raw_map:
+        raise ConfigError(f"{where}.map", "a generic source needs a [map] table")
+    mapping: dict[str, Expression] = {}
+    for key, expr in raw_map.items():
+        if key not in MAP_KEYS and not key.startswith("set."):
+            raise ConfigError(
+                f"{where}.map.{key}",
+                f"unknown; expected set.FIELD or one of {', '.join(MAP_KEYS)}",
+            )
+        mapping[key] = compile_expression(expr, f"{where}.map.{key}")
+    compiled = {
+        key: compile_expression(getattr(o, key), f"{where}.{key}")
+        for key in ("events", "challenge", "token_field")
+        if getattr(o, key) is not None
+    }
+    return replace(o, map=mapping, compiled=compiled)
+
+
+def accepts(source: SourceSettings, headers: Mapping[str, str]) -> None:
+    o: Options = source.options
+    content_type = headers.get("content-type", "")
+    fits = {"json": is_json, "form": is_form, "xml": is_xml}[o.body](content_type)
+    if not fits:
+        expected = {"json": "application/json", "form": FORM, "xml": "text/xml"}[o.body]
+        raise UnsupportedMedia(f"expected Content-Type: {expected}")
+
+
+def parse(source: SourceSettings, request: WebhookRequest) -> Any:
+    o: Options = source.options
+    if o.body == "form":
+        return parse_form(request.body)
+    if o.body == "xml":
+        return parse_xml(request.body)
+    return parse_json(request.body)
+
+
+def called_url(o: Options, request: WebhookRequest) -> str:
+    """The full URL the sender called, as it signs it."""
+    seen = urlsplit(request.url)
+    if o.public_url:
+        base = urlsplit(o.public_url)
+        return str(urlunsplit((base.scheme, base.netloc, base.path, seen.query, "")))
+    scheme, host = seen.scheme, seen.netloc
+    if o.trust_proxy:
+        scheme = (request.header("x-forwarded-proto") or scheme).split(",")[0].strip()
+        host = (request.header("x-forwarded-host") or host).split(",")[0].strip()
+    return str(urlunsplit((scheme, host, seen.path, seen.query, "")))
+
+
+def _signature(source: SourceSettings, request: WebhookRequest, tolerance_s: int) -> None:
+    o: Options = source.options
+    header = o.signature_header.lower()
+    given = require_header(request, header).strip()
+    listed = header_list(given) if o.signature_list_key else None
+    if listed is not None:
+        candidates = listed.get(str(o.signature_list_key), [])
+    else:
+        if not given.startswith(o.signature_prefix):
+            raise SignatureError(f"{header}: expected {o.signature_prefix}<signature>")
+        candidates = [given[len(o.signature_prefix) :].strip()]
+    stamp = ""
+    if o.timestamp_header or o.timestamp_list_key:
+        where = (o.timestamp_header or header).lower()
+        stamp, sent_at = read_timestamp(
+            request, where, listed, o.timestamp_list_key, o.timestamp_unit
+        )
+        check_window(sent_at, request, tolerance_s, where)
+    decoded = [decode_signature(c, o.signature_encoding) for c in candidates]
+    signatures = [d for d in decoded if d]
+    if not signatures:
+        raise SignatureError(f"{header}: no {o.signature_encoding} signature found")
+    message = signed_bytes(o.signed, request, called_url(o, request), stamp)
+    if not signature_matches(
+        o.signature_algorithm, source.secret, message, signatures, o.signature_encoding
+    ):
+        raise SignatureError(f"{header} does not match")
 
 
 def verify(source: SourceSettings, request: WebhookRequest, tolerance_s: int) -> None:
-    o = source.options
-    header = str(o.get("signature_header") or "x-signature").lower()
-    prefix = str(o.get("signature_prefix", "sha256="))
-    algorithm = str(o.get("signature_algorithm") or "sha256")
-    given = require_header(request, header)
-    if not given.startswith(prefix):
-        raise SignatureError(f"{header}: expected {prefix}<signature>")
-    digest = hmac.new(source.secret.encode(), request.body, algorithm).digest()
-    if o.get("signature_encoding") == "base64":
-        expected = base64.b64encode(digest).decode()
-        value = given[len(prefix) :].strip()
-    else:
-        expected = digest.hex()
-        value = given[len(prefix) :].strip().lower()
-    if not same(expected, value):
-        raise SignatureError(f"{header} does not match")
+    o: Options = source.options
+    if o.proof in ("hmac", "public_key"):
+        _signature(source, request, tolerance_s)
+    elif o.proof == "basic":
+        basic_auth(request, source.secret)
+    elif o.proof == "bearer":
+        bearer(request, source.secret)
+    elif o.proof == "header":
+        if not same(source.secret, require_header(request, o.token_header.lower())):
+            raise SignatureError(f"{o.token_header.lower()} does not match the shared secret")
+    elif o.proof == "query":
+        query_token(request, o.token_param, source.secret)
+    else:  # body_field: the secret travels in the body (the sender cannot sign)
+        try:
+            value = o.compiled["token_field"].search(parse(source, request))
+        except PayloadError:
+            value = None
+        if not isinstance(value, str) or not same(source.secret, value):
+            raise SignatureError(f"body field {o.token_field} does not match the secret")
+
+
+def challenge(source: SourceSettings, request: WebhookRequest) -> Answer | None:
+    """A sender's set-up request (Slack's url_verification…): echo the value the
+    `challenge` expression finds in the body, or the `challenge_param` query parameter,
+    200 text/plain; nothing is queued."""
+    o: Options = source.options
+    if o.challenge_param is not None:
+        values = [v for k, v in parse_qsl(urlsplit(request.url).query) if k == o.challenge_param]
+        if values and values[0]:
+            return Answer(values[0])
+    expr = o.compiled.get("challenge")
+    if expr is None:
+        return None
+    value = expr.search(parse(source, request))
+    if isinstance(value, str) and value:
+        return Answer(value)
+    return None
+
+
+def acknowledge(source: SourceSettings, counts: Mapping[str, int]) -> Answer | None:
+    o: Options = source.options
+    if o.answer_body is not None:
+        return Answer(o.answer_body, o.answer_status, o.answer_media_type)
+    if o.answer_status != 202:
+        return Answer(orjson.dumps(dict(counts)).decode(), o.answer_status, "application/json")
+    return None
 
 
 def _key_for(detail: str) -> str:
@@ -59,7 +291,8 @@ def _key_for(detail: str) -> str:
 
 def _mapped(source: SourceSettings, item: Any, fallback_id: str, received_ms: int) -> SourceEvent:
     wire: dict[str, Any] = {}
-    values = {key: expr.search(item) for key, expr in source.mapping.items()}
+    mapping = source.options.map
+    values = {key: expr.search(item) for key, expr in mapping.items()}
     for key, value in values.items():
         if value is None or key == "event_id":
             continue
@@ -80,7 +313,7 @@ def _mapped(source: SourceSettings, item: Any, fallback_id: str, received_ms: in
         intent = parse_intent(wire)
     except PayloadError as exc:
         key = _key_for(exc.detail)
-        expr = source.mapping.get(key) or source.mapping.get(key.replace(".", "_", 1))
+        expr = mapping.get(key) or mapping.get(key.replace(".", "_", 1))
         where = f" (map.{key} = {expr.expression!r})" if expr is not None else ""
         raise PayloadError(exc.detail + where) from None
     return SourceEvent(event_id, intent, item)
@@ -89,6 +322,12 @@ def _mapped(source: SourceSettings, item: Any, fallback_id: str, received_ms: in
 def normalize(source: SourceSettings, request: WebhookRequest, payload: Any) -> list[SourceEvent]:
     digest = body_sha256(request.body)
     received = int(request.received_at * 1000)
+    o: Options = source.options
+    events = o.compiled.get("events")
+    if events is not None:  # the body holds its events somewhere: map each
+        found = events.search(payload)
+        payload = [] if found is None else found if isinstance(found, list) else [found]
+        return [_mapped(source, item, f"{digest}:{i}", received) for i, item in enumerate(payload)]
     if isinstance(payload, list):
         if not payload:
             raise PayloadError("body: expected an object or a non-empty array")

@@ -9,17 +9,23 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bridge.errors import SignatureError
 from bridge.intents import Handoff, Intent
 from bridge.providers.base import (
+    NoOptions,
     SourceEvent,
+    SourceSettings,
     WebhookRequest,
     body_sha256,
+    default_answer,
     dig,
+    json_body,
+    json_only,
     no_challenge,
     optional_text,
+    options_reader,
     require_header,
     require_object,
     same,
@@ -27,14 +33,16 @@ from bridge.providers.base import (
     time_or_receipt,
 )
 
-if TYPE_CHECKING:
-    from bridge.config import SourceSettings
-
 SIG = "x-helpscout-signature"
 EVENT = "x-helpscout-event"
 
 
+Options = NoOptions  # no keys of its own
+options = options_reader(Options)
+accepts = json_only
+parse = json_body
 challenge = no_challenge  # its senders have no set-up handshake
+acknowledge = default_answer
 
 
 def verify(source: SourceSettings, request: WebhookRequest, tolerance_s: int) -> None:

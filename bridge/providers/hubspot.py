@@ -8,7 +8,9 @@ decodes a list of percent-escapes in it before signing; its own SDK signs it as 
 signature over either form is accepted.
 
 Help Desk tickets are CRM tickets (`ticket.*`, or `object.*` with objectTypeId 0-5): created
-is a request, `hubspot_owner_id` an assignment; their link key is `ticket:<objectId>`.
+is a request, `hubspot_owner_id` an assignment, a move to one of `closed_stages` of
+`hs_pipeline_stage` (stage ids are per account; `4` is the default pipeline's Closed)
+completes and one to `reopened_stages` requests again; their link key is `ticket:<objectId>`.
 A batch may mix subscription types the bridge does not map (association changes carry no
 `objectId`): those elements are ignored without being read; a mapped one that is malformed
 refuses the whole request.
@@ -18,16 +20,22 @@ from __future__ import annotations
 
 import base64
 import re
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from bridge.errors import PayloadError, SignatureError
+from bridge.errors import ConfigError, PayloadError, SignatureError
 from bridge.intents import Handoff, Intent, parse_time
 from bridge.providers.base import (
     SourceEvent,
+    SourceSettings,
     WebhookRequest,
     check_window,
+    default_answer,
     indexed,
+    json_body,
+    json_only,
     mac,
     no_challenge,
     optional_text,
@@ -37,22 +45,55 @@ from bridge.providers.base import (
     signed_epoch,
     text_id,
 )
-
-if TYPE_CHECKING:
-    from bridge.config import SourceSettings
+from bridge.spec import read_table, setting
 
 SIG = "x-hubspot-signature-v3"
 STAMP = "x-hubspot-request-timestamp"
 
 
+@dataclass(frozen=True, slots=True)
+class Options:
+    public_url: str | None = setting(
+        None, help="the URL HubSpot calls, when a proxy stands between (it signs that URL)"
+    )
+    trust_proxy: bool = setting(False, help="rebuild the URL from X-Forwarded-Proto/Host")
+    closed_stages: tuple[str, ...] = setting(
+        ("4",), help="ticket pipeline stage ids that complete (4: the default pipeline's Closed)"
+    )
+    reopened_stages: tuple[str, ...] = setting(
+        (), help="ticket pipeline stage ids that mean reopened (requested again)"
+    )
+
+
+def options(where: str, table: Mapping[str, Any]) -> Options:
+    o: Options = read_table(Options, where, table)
+    if o.public_url is not None and not o.public_url.startswith(("http://", "https://")):
+        raise ConfigError(
+            f"{where}.public_url",
+            "expected a full URL, e.g. https://bridge.example.com/webhooks/hubspot",
+        )
+    both = set(o.closed_stages) & set(o.reopened_stages)
+    if both:
+        raise ConfigError(
+            f"{where}.reopened_stages", f"stage {sorted(both)[0]!r} is also in closed_stages"
+        )
+    return o
+
+
+accepts = json_only
+parse = json_body
+acknowledge = default_answer
+
+
 def signed_uri(source: SourceSettings, request: WebhookRequest) -> str:
     seen = urlsplit(request.url)
-    public = source.options.get("public_url")
+    o: Options = source.options
+    public = o.public_url
     if public:
         base = urlsplit(public)
         return str(urlunsplit((base.scheme, base.netloc, base.path, base.query or seen.query, "")))
     scheme, host = seen.scheme, seen.netloc
-    if source.options.get("trust_proxy"):
+    if o.trust_proxy:
         scheme = (request.header("x-forwarded-proto") or scheme).split(",")[0].strip()
         host = (request.header("x-forwarded-host") or host).split(",")[0].strip()
     return str(urlunsplit((scheme, host, seen.path, seen.query, "")))
@@ -105,7 +146,10 @@ def verify(source: SourceSettings, request: WebhookRequest, tolerance_s: int) ->
         raise SignatureError(f"{SIG} does not match (check public_url / trust_proxy)")
 
 
-def _event(item: Any) -> SourceEvent:
+STAGE = "hs_pipeline_stage"
+
+
+def _event(o: Options, item: Any) -> SourceEvent:
     ev = require_object(item, "event")
     what = _what(ev)
     if what is None:  # unmapped types are ignored unread (they may lack objectId)
@@ -128,6 +172,10 @@ def _event(item: Any) -> SourceEvent:
         handoff = Handoff("completed")
     elif what == "thread" and prop == "status" and status == "OPEN":
         handoff = Handoff("requested")  # reopened
+    elif what == "ticket" and prop == STAGE and value in o.closed_stages:
+        handoff = Handoff("completed")
+    elif what == "ticket" and prop == STAGE and value in o.reopened_stages:
+        handoff = Handoff("requested")  # reopened
     if handoff is None:
         return SourceEvent(event_id, None, ev)
     # Tickets and threads number apart: a ticket's link key says it is a ticket.
@@ -136,8 +184,9 @@ def _event(item: Any) -> SourceEvent:
 
 
 def normalize(source: SourceSettings, request: WebhookRequest, payload: Any) -> list[SourceEvent]:
+    o: Options = source.options
     if isinstance(payload, dict):
-        return [_event(payload)]
+        return [_event(o, payload)]
     if not isinstance(payload, list) or not payload:
         raise PayloadError("body: expected a non-empty array of HubSpot events")
-    return indexed(payload, _event)
+    return indexed(payload, lambda item: _event(o, item))

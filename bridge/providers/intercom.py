@@ -3,23 +3,31 @@
 `X-Hub-Signature: sha1=<hex>`, HMAC-SHA1 of the body keyed with the app's client secret.
 Intercom sends no timestamp: replays are stopped only by dedup on the notification id.
 Conversation topics and ticket topics (API 2.9+) are mapped; a ticket's link key is
-`ticket:<id>`.
+`ticket:<id>`. Ticket assignment topics carry `data.item = {type: "ticket_ticket_part",
+ticket: {...}, ticket_part: {...}}`: the ticket is read from `ticket`, the assignee from the
+part's `assigned_to` (else the ticket's own assignee ids). `ticket.closed` completes.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bridge.errors import SignatureError
 from bridge.intents import Handoff, Intent
 from bridge.providers.base import (
+    NoOptions,
     SourceEvent,
+    SourceSettings,
     WebhookRequest,
+    default_answer,
     dig,
+    json_body,
+    json_only,
     no_challenge,
     optional_text,
+    options_reader,
     require_header,
     require_object,
     same,
@@ -27,13 +35,15 @@ from bridge.providers.base import (
     text_id,
 )
 
-if TYPE_CHECKING:
-    from bridge.config import SourceSettings
-
 SIG = "x-hub-signature"
 
 
+Options = NoOptions  # no keys of its own
+options = options_reader(Options)
+accepts = json_only
+parse = json_body
 challenge = no_challenge  # its senders have no set-up handshake
+acknowledge = default_answer
 
 
 def verify(source: SourceSettings, request: WebhookRequest, tolerance_s: int) -> None:
@@ -95,19 +105,30 @@ def _conversation(topic: Any, item: Any) -> dict[str, Any]:
     return intent
 
 
-def _ticket(topic: Any, item: Any) -> dict[str, Any]:
-    """Ticket topics (API 2.9+): created, admin/team assigned, state updated."""
+def _assigned_to(part: Any, kind: str) -> str | None:
+    """The id a ticket part assigned the ticket to, when it names one of `kind`."""
+    target = dig(part, "assigned_to")
+    if not isinstance(target, dict) or target.get("type") != kind:
+        return None
+    found = optional_text(target.get("id"))
+    return None if found == "0" else found
+
+
+def _ticket(topic: Any, item: Any, part: Any) -> dict[str, Any]:
+    """Ticket topics (API 2.9+): created, admin/team assigned, state updated, closed."""
     intent: dict[str, Any] = {}
     if topic == "ticket.created":
         intent["handoff"] = Handoff("requested")
     elif topic == "ticket.admin.assigned":
-        admin = _admin_assignee(item)
+        admin = _assigned_to(part, "admin") or _admin_assignee(item)
         intent["handoff"] = Handoff("accepted", by=admin) if admin else Handoff("released")
     elif topic == "ticket.team.assigned":
-        team = optional_text(dig(item, "team_assignee_id"))
+        team = _assigned_to(part, "team") or optional_text(dig(item, "team_assignee_id"))
         if team is not None and team != "0":
             intent["set"] = {"requestedTeamKey": team}
-    elif topic == "ticket.state.updated" and _ticket_state(item) == "resolved":
+    elif topic == "ticket.closed" or (
+        topic == "ticket.state.updated" and _ticket_state(item) == "resolved"
+    ):
         intent["handoff"] = Handoff("completed")
     return intent
 
@@ -117,11 +138,15 @@ def normalize(source: SourceSettings, request: WebhookRequest, payload: Any) -> 
     event_id = text_id(note.get("id"), "id")
     topic = note.get("topic")
     item = dig(note, "data.item")
+    where = "data.item.id"
+    part = None
+    if dig(item, "type") == "ticket_ticket_part":  # an assignment: the ticket and the part
+        item, part, where = dig(item, "ticket"), dig(item, "ticket_part"), "data.item.ticket.id"
     ticket = isinstance(topic, str) and topic.startswith("ticket.")
-    intent = _ticket(topic, item) if ticket else _conversation(topic, item)
+    intent = _ticket(topic, item, part) if ticket else _conversation(topic, item)
     if not intent:
         return [SourceEvent(event_id, None, note)]
-    external = text_id(dig(item, "id"), "data.item.id")
+    external = text_id(dig(item, "id"), where)
     return [
         SourceEvent(
             event_id,

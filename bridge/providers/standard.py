@@ -10,27 +10,34 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bridge.errors import PayloadError, SignatureError
 from bridge.intents import parse_intent
 from bridge.providers.base import (
+    NoOptions,
     SourceEvent,
+    SourceSettings,
     WebhookRequest,
     check_window,
+    default_answer,
     indexed,
+    json_body,
+    json_only,
     mac,
     no_challenge,
+    options_reader,
     require_header,
     same,
     signed_epoch,
 )
 
-if TYPE_CHECKING:
-    from bridge.config import SourceSettings
-
-
+Options = NoOptions  # no keys of its own
+options = options_reader(Options)
+accepts = json_only
+parse = json_body
 challenge = no_challenge  # its senders have no set-up handshake
+acknowledge = default_answer
 
 
 def signing_key(secret: str) -> bytes:

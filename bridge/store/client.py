@@ -368,6 +368,24 @@ class Store:
         flags = await self._run("renew", [lease_ms, *[x for p in held for x in p]])
         return [int(f) == 1 for f in flags]
 
+    async def gate(self, account: str, *, rate: float, probe_ms: int) -> int:
+        """0 when `account` may be sent to now (its own circuit and rate limit), else how
+        long (ms, on Redis's clock like every due time) to wait before trying again."""
+        return int(await self._run("gate", [account, "ask", repr(float(rate)), probe_ms]))
+
+    async def gate_record(self, account: str, verdict: str, settings: DeliverySettings) -> str:
+        """Record an attempt's verdict ('ok' or 'fail') in `account`'s own circuit."""
+        d = settings
+        args = [
+            account,
+            "record",
+            verdict,
+            d.circuit_window,
+            int(d.circuit_failure_ratio * 1000),
+            int(d.circuit_cooldown_s * 1000),
+        ]
+        return str(await self._run("gate", args))
+
     async def sweep(self, quiet_ms: int) -> int:
         return int(await self._run("sweep", [quiet_ms]))
 

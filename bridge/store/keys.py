@@ -29,6 +29,8 @@ Keys (all under the prefix, default `cb:`; `ck` is a conversation key, see `conv
     links:<source>             hash external id -> ck                the link registry
     circuit / recent           hash state,until / list of 0|1        circuit breaker
     rl                         string: next allowed take time (ms)   rate_limit_per_s (GCRA)
+    acct:<name>:circuit / :recent / :rl                              one account's own circuit
+                               and rate limit ([convocore.accounts.NAME], lua/gate.lua)
     r:<what>:<10 s bucket>     counters                              recent rates for status
     events                     stream, XADD MAXLEN ~ max_events,     the event log: one entry per
                                XTRIM MINID ~ now - retention_s       webhook request and per PATCH

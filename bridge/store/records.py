@@ -10,10 +10,11 @@ from typing import Any, Literal
 from bridge.changes import Entry
 from bridge.store.keys import split_key
 
-OutcomeKind = Literal["ok", "retry", "dead", "release"]
+OutcomeKind = Literal["ok", "retry", "dead", "release", "wait"]
 """ok: applied; retry: failed, try again in `retry_in_ms` (counted from Redis's clock when
 settled); dead: dead-letter the pending changes; release: not attempted (shutdown), due
-again at once."""
+again at once; wait: not sent (its account's circuit or rate limit), due again in
+`retry_in_ms`, no attempt counted."""
 
 Verdict = Literal["ok", "fail", ""]
 """What an attempt tells the circuit breaker: the target worked, failed retryably, or

@@ -32,6 +32,7 @@ ScriptName = Literal[
     "clear",
     "log",
     "events",
+    "gate",
 ]
 
 INCLUDES: dict[ScriptName, tuple[str, ...]] = {
@@ -46,6 +47,7 @@ INCLUDES: dict[ScriptName, tuple[str, ...]] = {
     "clear": (),
     "log": ("eventlog",),
     "events": (),
+    "gate": (),
 }
 
 

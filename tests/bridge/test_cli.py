@@ -60,6 +60,7 @@ def test_every_command_and_option_has_help_text():
                 "BRIDGE_CONFIG",
                 "CONVOCORE_API_TOKEN",
                 "CONVOCORE_SANDBOX",
+                "[convocore.accounts.X] token_env",
                 "BRIDGE_METRICS_PORT",
                 "PROMETHEUS_MULTIPROC_DIR",
             ],
@@ -140,6 +141,7 @@ def _env(redis_url, **extra):
         ["links", "list"],
         ["trace", "agent-1", "convo-1"],
         ["events"],
+        ["fields", "future", "agent-1", "convo-1"],
     ],
 )
 def test_commands_that_read_redis_need_no_webhook_secret(tmp_path, redis_url, command):

@@ -49,6 +49,19 @@ def check(tmp_path, text, env=None):
             "[sources.x]\nkind = 'zendesk'\nsecret_env = 'S'\nvariant = 'rule'\n",
             "sources.x.variant",
         ),
+        (
+            "[sources.x]\nkind = 'hubspot'\nsecret_env = 'S'\nclosed_stages = '4'\n",
+            "sources.x.closed_stages",
+        ),
+        (
+            "[sources.x]\nkind = 'hubspot'\nsecret_env = 'S'\nreopened_stages = ['1', '4']\n",
+            "sources.x.reopened_stages",
+        ),
+        (
+            "[sources.x]\nkind = 'hubspot'\nsecret_env = 'S'\npublic_url = 'bridge.example'\n",
+            "sources.x.public_url",
+        ),
+        ("[sources.x]\nkind = 'freshdesk'\nsecret_env = 'S'\nheader = 3\n", "sources.x.header"),
     ],
 )
 def test_a_bad_config_names_the_key(tmp_path, text, key):
@@ -81,9 +94,22 @@ def test_config_check_accepts_a_good_file(tmp_path):
     assert done.returncode == 0, done.stderr
 
 
+def test_hubspot_names_its_closed_and_reopened_ticket_stages(tmp_path):
+    settings = check(
+        tmp_path,
+        "[sources.x]\nkind = 'hubspot'\nsecret_env = 'S'\nclosed_stages = ['4', '91']\n"
+        "reopened_stages = ['1']\n",
+    )
+    assert settings.sources["x"].options.closed_stages == ("4", "91")
+    assert settings.sources["x"].options.reopened_stages == ("1",)
+    assert check(tmp_path, "[sources.x]\nkind = 'hubspot'\nsecret_env = 'S'\n").sources[
+        "x"
+    ].options.closed_stages == ("4",)
+
+
 def test_front_takes_a_rule_variant(tmp_path):
     settings = check(tmp_path, "[sources.x]\nkind = 'front'\nsecret_env = 'S'\nvariant = 'rule'\n")
-    assert settings.sources["x"].options["variant"] == "rule"
+    assert settings.sources["x"].options.variant == "rule"
 
 
 # --- one source of truth: the settings dataclasses --------------------------------------------

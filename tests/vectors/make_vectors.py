@@ -14,7 +14,9 @@ every run; tests/vectors/test_make_vectors.py checks the committed files against
 from __future__ import annotations
 
 import argparse
+import base64
 import hashlib
+import hmac
 import json
 import sys
 from collections.abc import Callable
@@ -23,15 +25,33 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from hubspot.utils.signature import Signature as HubSpotSignature
 from standardwebhooks.webhooks import Webhook as StandardWebhook
 from svix.webhooks import Webhook as SvixWebhook
+from twilio.request_validator import RequestValidator
 
 from tests.signing import sign_as
 
 HERE = Path(__file__).resolve().parent
 NOW = 1_795_000_000  # 2026-11-18T11:06:40Z, the receipt time of every case
-KINDS = ("standard", "zendesk", "intercom", "hubspot", "front", "freshdesk", "helpscout", "generic")
+KINDS = (
+    "standard",
+    "zendesk",
+    "intercom",
+    "hubspot",
+    "front",
+    "freshdesk",
+    "helpscout",
+    "generic",
+    "salesforce",
+    "twilio",
+    "livechat",
+    "freshchat",
+    "crisp",
+    "gorgias",
+)
 URL = "https://bridge.example.com/webhooks/"
 
 # Where each shape comes from (the senders' docs, or open-source captured fixtures).
@@ -827,6 +847,84 @@ def generic() -> list[Case]:
     ]
 
 
+SLACK_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+SLACK_SRC = (
+    "https://api.slack.com/authentication/verifying-requests-from-slack (v0 signature); "
+    "https://api.slack.com/events/url_verification and https://api.slack.com/events/app_mention"
+)
+SLACK_CONFIG = {
+    "kind": "generic",
+    "signature_header": "X-Slack-Signature",
+    "signature_prefix": "v0=",
+    "signed": "v0:{timestamp}:{body}",
+    "timestamp_header": "X-Slack-Request-Timestamp",
+    "challenge": "type == 'url_verification' && challenge || `null`",
+    "map": {
+        "event_id": "event_id",
+        "external_id": "event.channel",
+        "handoff.event": "event.type == 'app_mention' && 'requested' || `null`",
+    },
+}
+
+
+def slack_headers(body: str, ts: int) -> dict[str, str]:
+    """Signed as Slack's request-verification page says: v0= + hex HMAC-SHA256 of
+    `v0:{timestamp}:{body}` keyed with the app's signing secret."""
+    mac = hmac.new(SLACK_SECRET.encode(), f"v0:{ts}:{body}".encode(), hashlib.sha256)
+    return {
+        "content-type": "application/json",
+        "x-slack-request-timestamp": str(ts),
+        "x-slack-signature": "v0=" + mac.hexdigest(),
+    }
+
+
+def generic_slack() -> list[Case]:
+    mention = body_of({
+        "token": "ZZZZZZWSxiZZZ2yIvs3peJ",
+        "team_id": "T123ABC456",
+        "api_app_id": "A123ABC456",
+        "event": {
+            "type": "app_mention",
+            "user": "U123ABC456",
+            "text": "<@U0LAN0Z89> a human, please",
+            "ts": "1794999990.000200",
+            "channel": "C123ABC456",
+            "event_ts": "1794999990.000200",
+        },
+        "type": "event_callback",
+        "event_id": "Ev123ABC456",
+        "event_time": 1794999990,
+    })  # fmt: skip
+    challenge = body_of(
+        {
+            "token": "Jhj5dZrVaK7ZwHHjRyZWjbDl",
+            "challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P",
+            "type": "url_verification",
+        }
+    )
+    return [
+        Case(
+            "generic: Slack app_mention, v0 signature over the timestamp and body",
+            SLACK_SRC, SLACK_SECRET, slack_headers(mention, NOW - 3), mention, True,
+            ["Ev123ABC456"], [intent("C123ABC456", NOW * 1000, handoff={"event": "requested"})],
+            extra={"config": SLACK_CONFIG},
+        ),
+        Case(
+            "generic: Slack url_verification is echoed",
+            SLACK_SRC, SLACK_SECRET, slack_headers(challenge, NOW - 3), challenge, True,
+            extra={
+                "config": SLACK_CONFIG,
+                "expect_response": {"body": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"},
+            },
+        ),
+        Case(
+            "generic: Slack request older than the tolerance",
+            SLACK_SRC, SLACK_SECRET, slack_headers(mention, NOW - 600), mention, False,
+            extra={"config": SLACK_CONFIG},
+        ),
+    ]  # fmt: skip
+
+
 # --- as senders really send (issue 13): shapes the first version of each kind missed ------
 
 STD_UNPADDED = "whsec_c2VjcmV0LWtleS0yMC1ieXRlcyE"  # base64 of 20 bytes, its "=" dropped
@@ -1322,6 +1420,32 @@ def ic_ticket(notif: str, topic: str, **item: Any) -> dict[str, Any]:
     }
 
 
+ZULIP_IC = "https://github.com/zulip/zulip/blob/main/zerver/webhooks/intercom/fixtures/"
+
+
+def ic_ticket_part(notif: str, topic: str, assigned_to: dict[str, Any], **ticket: Any) -> Any:
+    """An assignment notification as Intercom sends it: `data.item` is a ticket_ticket_part
+    holding the ticket and the part that assigned it (Zulip's captured fixtures)."""
+    note = ic_ticket(notif, topic, **ticket)
+    part = {
+        "type": "ticket_part",
+        "id": "37403424009",
+        "part_type": "assignment",
+        "created_at": 1794999970,
+        "updated_at": 1794999970,
+        "assigned_to": assigned_to,
+        "author": {"id": "9608799", "type": "admin", "name": "John Doe"},
+        "attachments": [],
+        "redacted": False,
+    }
+    note["data"]["item"] = {
+        "type": "ticket_ticket_part",
+        "ticket": note["data"]["item"],
+        "ticket_part": part,
+    }
+    return note
+
+
 def intercom_tickets() -> list[Case]:
     at = 1794999970000
 
@@ -1372,6 +1496,56 @@ def intercom_tickets() -> list[Case]:
     ]
 
 
+def intercom_ticket_parts() -> list[Case]:
+    """Ticket topics in the shape Intercom really sends (captured by Zulip)."""
+    at = 1794999970000
+
+    def case(name: str, fixture: str, payload: Any, intents: list[dict[str, Any]]) -> Case:
+        body = body_of(payload)
+        headers = sign_as("intercom", IC_SECRET, body.encode(), "")
+        headers.pop("content-type")
+        src = f"{ZULIP_IC}{fixture}"
+        return Case(name, src, IC_SECRET, headers, body, True, [payload["id"]], intents)
+
+    admin = {"type": "admin", "id": "9608799"}
+    team = {"type": "team", "id": "9680998"}
+    nobody = {"type": "nobody_admin", "id": None}
+    closed = ic_ticket("notif_t10", "ticket.closed", open=False)
+    closed["data"]["item"]["ticket_state"] = {
+        "type": "ticket_state",
+        "id": "4517896",
+        "category": "resolved",
+        "internal_label": "Resolved",
+        "external_label": "Resolved",
+    }
+    return [
+        case(
+            "intercom: ticket.admin.assigned as sent (ticket_ticket_part)",
+            "ticket_admin_assigned.json",
+            ic_ticket_part("notif_t7", "ticket.admin.assigned", admin, admin_assignee_id="9608799"),
+            [intent("ticket:1295", at, handoff={"event": "accepted", "by": "9608799"})],
+        ),
+        case(
+            "intercom: ticket.team.assigned as sent (ticket_ticket_part)",
+            "ticket_team_assigned.json",
+            ic_ticket_part("notif_t8", "ticket.team.assigned", team, team_assignee_id="9680998"),
+            [intent("ticket:1295", at, set={"requestedTeamKey": "9680998"})],
+        ),
+        case(
+            "intercom: ticket.admin.assigned to nobody (ticket_ticket_part) releases",
+            "ticket_closed.json (an assigned_to of type nobody_admin)",
+            ic_ticket_part("notif_t9", "ticket.admin.assigned", nobody),
+            [intent("ticket:1295", at, handoff={"event": "released"})],
+        ),
+        case(
+            "intercom: ticket.closed completes",
+            "ticket_closed.json",
+            closed,
+            [intent("ticket:1295", at, handoff={"event": "completed"})],
+        ),
+    ]
+
+
 def hubspot_tickets() -> list[Case]:
     src = (
         f"{SRC['hubspot']} (tickets are CRM objects); generic format: "
@@ -1409,15 +1583,444 @@ def hubspot_tickets() -> list[Case]:
     ]
 
 
+def hubspot_ticket_stages() -> list[Case]:
+    """Help Desk tickets moved between pipeline stages (`hs_pipeline_stage`): stage ids are
+    per account; `4` is Closed in the default pipeline, and this source names `1` (New) its
+    reopened stage; `2` (Waiting on contact) is neither."""
+    src = (
+        f"{SRC['hubspot']}; default ticket pipeline stage ids: "
+        "https://developers.hubspot.com/docs/api/crm/pipelines"
+    )
+    batch = body_of([
+        hs_event(5101, 31, 1794999900000, "ticket.propertyChange", 88001, propertyName="hs_pipeline_stage", propertyValue="4"),
+        hs_event(5102, 32, 1794999950000, "ticket.propertyChange", 88001, propertyName="hs_pipeline_stage", propertyValue="1"),
+        hs_event(5103, 33, 1794999960000, "object.propertyChange", 88002, objectTypeId="0-5", propertyName="hs_pipeline_stage", propertyValue="2"),
+    ])  # fmt: skip
+    return [
+        Case(
+            "hubspot: Help Desk ticket moved to a closed stage / a reopened stage / another",
+            src,
+            HS_SECRET,
+            hs_headers(batch, HS_URL, NOW * 1000 - 1000),
+            batch,
+            True,
+            [
+                "5101:88001:31:1794999900000",
+                "5102:88001:32:1794999950000",
+                "5103:88002:33:1794999960000",
+            ],
+            [
+                intent("ticket:88001", 1794999900000, handoff={"event": "completed"}),
+                intent("ticket:88001", 1794999950000, handoff={"event": "requested"}),
+            ],
+            extra={"method": "POST", "url": HS_URL, "config": {"reopened_stages": ["1"]}},
+        )
+    ]
+
+
+# --- senders of 2026-11-29: kinds that are the generic kind with shipped settings ---------
+
+SF_ORG = "00Dxx0000001gPLEAY"  # the OrganizationId is what a Salesforce message proves
+SF_SRC = (
+    "https://developer.salesforce.com/docs/platform/api/guide/sforce-api-om-outboundmessaging-wsdl.html"
+    " (notifications(), Notification, notificationsResponse Ack)"
+)
+
+
+def sf_message(org: str, *cases: dict[str, str]) -> str:
+    """An outbound message on Case, as the outbound messaging WSDL defines it."""
+    notes = "".join(
+        "<Notification>"
+        f"<Id>{c['note']}</Id>"
+        '<sObject xsi:type="sf:Case" xmlns:sf="urn:sobject.enterprise.soap.sforce.com">'
+        + "".join(f"<sf:{k}>{v}</sf:{k}>" for k, v in c.items() if k != "note")
+        + "</sObject></Notification>"
+        for c in cases
+    )
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>'
+        '<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" '
+        'xmlns:xsd="http://www.w3.org/2001/XMLSchema" '
+        'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">'
+        "<soapenv:Body>"
+        '<notifications xmlns="http://soap.sforce.com/2005/09/outbound">'
+        f"<OrganizationId>{org}</OrganizationId>"
+        "<ActionId>04k5e000000CaRkAAK</ActionId>"
+        '<SessionId xsi:nil="true"/>'
+        "<EnterpriseUrl>https://acme.my.salesforce.com/services/Soap/c/60.0/00Dxx0000001gPL</EnterpriseUrl>"
+        "<PartnerUrl>https://acme.my.salesforce.com/services/Soap/u/60.0/00Dxx0000001gPL</PartnerUrl>"
+        f"{notes}</notifications></soapenv:Body></soapenv:Envelope>"
+    )
+
+
+SF_ACK = {
+    "status": 200,
+    "media_type": "text/xml",
+    "contains": "<Ack>true</Ack>",
+}
+
+
+def salesforce() -> list[Case]:
+    body = sf_message(
+        SF_ORG,
+        {"note": "04l5e00000Gx7QzAAJ", "Id": "5005e00000AbCdEAAV", "OwnerId": "0055e000001TfGhAAK",
+         "Status": "Working", "IsClosed": "false", "LastModifiedDate": "2026-11-18T11:05:00.000Z"},
+        {"note": "04l5e00000Gx7R0AAJ", "Id": "5005e00000AbCdFAAV", "OwnerId": "00G5e000000QueueAA",
+         "Status": "New", "IsClosed": "false", "LastModifiedDate": "2026-11-18T11:05:10.000Z"},
+        {"note": "04l5e00000Gx7R1AAJ", "Id": "5005e00000AbCdGAAV", "OwnerId": "0055e000001TfGhAAK",
+         "Status": "Closed", "IsClosed": "true", "LastModifiedDate": "2026-11-18T11:05:20.000Z"},
+    )  # fmt: skip
+    headers = {"content-type": "text/xml; charset=utf-8", "soapaction": '""'}
+    return [
+        Case(
+            "salesforce: Case owner to a user, to a queue, Case closed (one message)",
+            SF_SRC,
+            SF_ORG,
+            headers,
+            body,
+            True,
+            ["04l5e00000Gx7QzAAJ", "04l5e00000Gx7R0AAJ", "04l5e00000Gx7R1AAJ"],
+            [
+                intent(
+                    "5005e00000AbCdEAAV",
+                    1794999900000,
+                    handoff={"event": "accepted", "by": "0055e000001TfGhAAK"},
+                ),
+                intent(
+                    "5005e00000AbCdFAAV",
+                    1794999910000,
+                    set={"requestedTeamKey": "00G5e000000QueueAA"},
+                ),
+                intent("5005e00000AbCdGAAV", 1794999920000, handoff={"event": "completed"}),
+            ],
+            extra={"expect_ack": SF_ACK},
+        ),
+        Case(
+            "salesforce: another organization's message is refused (never acknowledged)",
+            SF_SRC,
+            SF_ORG,
+            headers,
+            sf_message(
+                "00Dxx0000009ZZZEAY", {"note": "04l5e00000Gx7R2AAJ", "Id": "5005e00000AbCdHAAV"}
+            ),
+            False,
+        ),
+    ]
+
+
+TW_TOKEN = "12345678901234567890123456789012"  # an auth token's shape: 32 hex characters
+TW_URL = URL + "twilio"
+TW_SRC = (
+    "https://www.twilio.com/docs/conversations/conversations-webhooks (onConversationStateUpdated); "
+    "signature: https://www.twilio.com/docs/usage/security#validating-requests"
+)
+
+
+def tw_request(params: dict[str, str]) -> tuple[dict[str, str], str]:
+    """Form-encoded as Twilio posts it, signed by Twilio's own RequestValidator."""
+    from urllib.parse import urlencode
+
+    body = urlencode(params)
+    sig = RequestValidator(TW_TOKEN).compute_signature(TW_URL, params)
+    return {"content-type": "application/x-www-form-urlencoded", "x-twilio-signature": sig}, body
+
+
+def twilio() -> list[Case]:
+    closed = {
+        "EventType": "onConversationStateUpdated",
+        "AccountSid": "ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+        "ChatServiceSid": "ISbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb",
+        "ConversationSid": "CHcccccccccccccccccccccccccccccccc",
+        "DateCreated": "2026-11-18T10:40:00.000Z",
+        "DateUpdated": "2026-11-18T11:06:00.000Z",
+        "StateFrom": "active",
+        "StateTo": "closed",
+        "Reason": "API",
+        "Source": "API",
+        "RetryCount": "0",
+    }
+    headers, body = tw_request(closed)
+    inactive_headers, inactive = tw_request({**closed, "StateTo": "inactive"})
+    digest = hashlib.sha256(body.encode()).hexdigest()
+    digest2 = hashlib.sha256(inactive.encode()).hexdigest()
+    return [
+        Case(
+            "twilio: conversation closed completes (form body, signed URL + sorted parameters)",
+            TW_SRC,
+            TW_TOKEN,
+            headers,
+            body,
+            True,
+            [digest],
+            [intent("CHcccccccccccccccccccccccccccccccc", 1794999960000,
+                    handoff={"event": "completed"})],
+            extra={"url": TW_URL},
+        ),
+        Case(
+            "twilio: conversation inactive is ignored",
+            TW_SRC,
+            TW_TOKEN,
+            inactive_headers,
+            inactive,
+            True,
+            [digest2],
+            [],
+            extra={"url": TW_URL},
+        ),
+        Case(
+            "twilio: a parameter changed after signing",
+            TW_SRC,
+            TW_TOKEN,
+            headers,
+            body.replace("closed", "active"),
+            False,
+            extra={"url": TW_URL},
+        ),
+        Case(
+            "twilio: signed for another URL",
+            TW_SRC,
+            TW_TOKEN,
+            headers,
+            body,
+            False,
+            extra={"url": TW_URL + "?x=1"},
+        ),
+    ]  # fmt: skip
+
+
+LC_SECRET = "lc-webhook-secret-3b9f"
+LC_SRC = "https://platform.text.com/docs/management/webhooks/ (incoming_chat, chat_transferred, chat_deactivated)"
+
+
+def lc_webhook(action: str, payload: dict[str, Any], secret: str = LC_SECRET) -> str:
+    return body_of({
+        "webhook_id": "0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e",
+        "secret_key": secret,
+        "action": action,
+        "organization_id": "390e44e6-f1e6-0368c-z6ddb-74g14508c2ex",
+        "payload": payload,
+        "additional_data": {},
+    })  # fmt: skip
+
+
+def livechat() -> list[Case]:
+    at = NOW * 1000  # LiveChat's webhooks carry no event time: the receipt time
+    headers = {"content-type": "application/json"}
+    chat = {
+        "chat": {"id": "PJ0MRSHTDG", "users": [], "properties": {}, "thread": {"id": "K600PKZON8"}}
+    }
+    transferred = {
+        "chat_id": "PJ0MRSHTDG",
+        "thread_id": "K600PKZON8",
+        "reason": "manual",
+        "transferred_to": {"agent_ids": ["agent@acme.test"], "group_ids": [2]},
+    }
+    to_group = {
+        "chat_id": "PJ0MRSHTDG",
+        "thread_id": "K600PKZON8",
+        "reason": "manual",
+        "transferred_to": {"group_ids": [5]},
+    }
+    closed = {"chat_id": "PJ0MRSHTDG", "thread_id": "K600PKZON8", "user_id": "agent@acme.test"}
+    cases = []
+    for name, action, payload, expected in (
+        ("incoming chat requests", "incoming_chat", chat, {"event": "requested"}),
+        (
+            "chat transferred to an agent accepts",
+            "chat_transferred",
+            transferred,
+            {"event": "accepted", "by": "agent@acme.test", "team_key": "2"},
+        ),
+        (
+            "chat transferred to a group requests that team",
+            "chat_transferred",
+            to_group,
+            {"event": "requested", "team_key": "5"},
+        ),
+        ("chat deactivated completes", "chat_deactivated", closed, {"event": "completed"}),
+    ):
+        body = lc_webhook(action, payload)
+        cases.append(
+            Case(
+                f"livechat: {name}",
+                LC_SRC,
+                LC_SECRET,
+                headers,
+                body,
+                True,
+                [hashlib.sha256(body.encode()).hexdigest()],
+                [intent("PJ0MRSHTDG", at, handoff=expected)],
+            )
+        )
+    cases.append(
+        Case(
+            "livechat: a wrong secret_key in the body",
+            LC_SRC,
+            LC_SECRET,
+            headers,
+            lc_webhook("chat_deactivated", closed, "guessed"),
+            False,
+        )
+    )
+    return cases  # fmt: skip
+
+
+FC_KEY = serialization.load_pem_private_key(
+    (HERE / "freshchat_test_key.pem").read_bytes(), password=None
+)  # a stand-in for Freshchat's private key, made for these vectors only
+FC_PUBLIC = (
+    FC_KEY.public_key()
+    .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    .decode()
+)
+FC_SRC = (
+    "https://crmsupport.freshworks.com/support/solutions/articles/50000004461-freshchat-webhooks-payload-structure-and-authentication; "
+    "envelope as captured in https://github.com/nyaruka/courier/blob/main/handlers/freshchat/handler_test.go"
+)
+
+
+def fc_event(action: str, at: str, data: dict[str, Any]) -> str:
+    return body_of({
+        "actor": {"actor_type": "agent", "actor_id": "c8fddfaf-622a-4a0e-b060-4f3ccbeab606"},
+        "action": action,
+        "action_time": at,
+        "data": data,
+    })  # fmt: skip
+
+
+def fc_conversation(status: str) -> dict[str, Any]:
+    return {
+        "conversation_id": "7a454fde-c720-4c97-a61d-0ffe70449eb6",
+        "app_id": "882f3926-b292-414b-a411-96380db373cd",
+        "channel_id": "c1a3b7e0-5f44-4d2f-9e4b-1a2b3c4d5e6f",
+        "status": status,
+    }
+
+
+def fc_headers(body: str) -> dict[str, str]:
+    """Signed as Freshchat signs: base64 RSA-SHA256 (PKCS#1 v1.5) of the body."""
+    assert isinstance(FC_KEY, rsa.RSAPrivateKey)
+    sig = FC_KEY.sign(body.encode(), padding.PKCS1v15(), hashes.SHA256())
+    return {
+        "content-type": "application/json",
+        "x-freshchat-signature": base64.b64encode(sig).decode(),
+    }
+
+
+def freshchat() -> list[Case]:
+    conv = "7a454fde-c720-4c97-a61d-0ffe70449eb6"
+    agent = "0f9c2e61-2b5d-4c5b-8f27-3e6b1d0c9a11"
+    group = "5d3c1b2a-9e8f-4a7b-8c6d-2e1f0a9b8c7d"
+    bodies = [
+        ("assigned to an agent accepts", fc_event("conversation_assignment", "2026-11-18T11:05:00.000Z", {"assignment": {
+            "assignor": "agent", "assignor_id": agent, "to_agent_id": agent, "to_group_id": group,
+            "from_agent_id": "", "from_group_id": "", "conversation": fc_conversation("assigned")}}),
+         intent(conv, 1794999900000, handoff={"event": "accepted", "by": agent})),
+        ("assigned to a group only requests that team", fc_event("conversation_assignment", "2026-11-18T11:05:10.000Z", {"assignment": {
+            "assignor": "system", "assignor_id": "", "to_agent_id": "", "to_group_id": group,
+            "from_agent_id": agent, "from_group_id": "", "conversation": fc_conversation("new")}}),
+         intent(conv, 1794999910000, handoff={"event": "requested", "team_key": group})),
+        ("resolved completes", fc_event("conversation_resolution", "2026-11-18T11:05:20.000Z", {"resolve": {
+            "resolver": "agent", "resolver_id": agent, "conversation": fc_conversation("resolved")}}),
+         intent(conv, 1794999920000, handoff={"event": "completed"})),
+        ("reopened requests again", fc_event("conversation_reopen", "2026-11-18T11:05:30.000Z", {"reopen": {
+            "reopener": "user", "reopener_id": "882f3926", "conversation": fc_conversation("reopened")}}),
+         intent(conv, 1794999930000, handoff={"event": "requested"})),
+    ]  # fmt: skip
+    cases = [
+        Case(f"freshchat: {name}", FC_SRC, FC_PUBLIC, fc_headers(body), body, True,
+             [hashlib.sha256(body.encode()).hexdigest()], [expected])
+        for name, body, expected in bodies
+    ]  # fmt: skip
+    first = bodies[0][1]
+    cases.append(Case("freshchat: body changed after signing", FC_SRC, FC_PUBLIC,
+                      fc_headers(first), altered(first), False))  # fmt: skip
+    return cases
+
+
+CRISP_KEY = "crisp-hook-key-61d0"
+CRISP_URL = URL + "crisp?key=" + CRISP_KEY
+CRISP_SRC = (
+    "https://docs.crisp.chat/references/web-hooks/v1/ (envelope, session:set_state); "
+    "key in the URL: https://docs.crisp.chat/guides/web-hooks/website-hooks"
+)
+
+
+def crisp() -> list[Case]:
+    site = "42286ab3-b29a-4fde-8538-da0ae501d825"
+    session = "session_36ba3566-9651-4790-afc8-ffedbccc317f"
+
+    def hook(event: str, data: dict[str, Any]) -> str:
+        return body_of({"website_id": site, "event": event,
+                        "data": {"website_id": site, "session_id": session, **data},
+                        "timestamp": 1794999950000})  # fmt: skip
+
+    resolved, pending = (
+        hook("session:set_state", {"state": "resolved"}),
+        hook("session:set_state", {"state": "pending"}),
+    )
+    headers = {"content-type": "application/json"}
+    return [
+        Case("crisp: conversation resolved completes", CRISP_SRC, CRISP_KEY, headers, resolved,
+             True, [hashlib.sha256(resolved.encode()).hexdigest()],
+             [intent(session, 1794999950000, handoff={"event": "completed"})],
+             extra={"url": CRISP_URL}),
+        Case("crisp: conversation pending is ignored", CRISP_SRC, CRISP_KEY, headers, pending,
+             True, [hashlib.sha256(pending.encode()).hexdigest()], [], extra={"url": CRISP_URL}),
+        Case("crisp: a wrong key in the URL", CRISP_SRC, CRISP_KEY, headers, resolved, False,
+             extra={"url": URL + "crisp?key=guessed"}),
+    ]  # fmt: skip
+
+
+GG_SECRET = "gorgias-shared-secret-9e1"
+GG_SRC = (
+    "README.md 'Gorgias' body; variables from "
+    "https://developers.gorgias.com/reference/the-tickethttpintegration-object"
+)
+
+
+def gorgias() -> list[Case]:
+    at = NOW * 1000  # the template carries no zoned time: the receipt time
+
+    def body(event: str, status: str, user: str, team: str) -> str:
+        return body_of({"ticket_id": "123", "event": event, "status": status,
+                        "assignee_user_id": user, "assignee_team_id": team})  # fmt: skip
+
+    headers = {"content-type": "application/json", "x-bridge-secret": GG_SECRET}
+    rows = [
+        ("ticket created requests its team", body("created", "open", "None", "7"),
+         {"event": "requested", "team_key": "7"}),
+        ("assigned to a user accepts", body("assigned", "open", "4", "7"),
+         {"event": "accepted", "by": "4"}),
+        ("unassigned releases", body("assigned", "open", "None", "7"), {"event": "released"}),
+        ("closed completes", body("status", "closed", "4", ""), {"event": "completed"}),
+        ("reopened requests again", body("status", "open", "4", ""), {"event": "requested"}),
+    ]  # fmt: skip
+    cases = [
+        Case(f"gorgias: {name}", GG_SRC, GG_SECRET, headers, b, True,
+             [hashlib.sha256(b.encode()).hexdigest()], [intent("123", at, handoff=h)])
+        for name, b, h in rows
+    ]  # fmt: skip
+    cases.append(Case("gorgias: a wrong shared secret", GG_SRC, GG_SECRET,
+                      {**headers, "x-bridge-secret": "guessed"}, rows[0][1], False))  # fmt: skip
+    return cases
+
+
 BUILDERS: dict[str, Callable[[], list[Case]]] = {
     "standard": lambda: standard() + standard_more(),
     "zendesk": lambda: zendesk() + zendesk_more(),
-    "intercom": lambda: intercom() + intercom_more() + intercom_tickets(),
-    "hubspot": lambda: hubspot() + hubspot_more() + hubspot_tickets(),
+    "intercom": lambda: intercom() + intercom_more() + intercom_tickets() + intercom_ticket_parts(),
+    "hubspot": lambda: hubspot() + hubspot_more() + hubspot_tickets() + hubspot_ticket_stages(),
     "front": lambda: front() + front_more(),
     "freshdesk": lambda: freshdesk() + freshdesk_more(),
     "helpscout": lambda: helpscout() + helpscout_more(),
-    "generic": generic,
+    "generic": lambda: generic() + generic_slack(),
+    "salesforce": salesforce,
+    "twilio": twilio,
+    "livechat": livechat,
+    "freshchat": freshchat,
+    "crisp": crisp,
+    "gorgias": gorgias,
 }
 
 

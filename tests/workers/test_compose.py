@@ -138,3 +138,34 @@ def test_tens_of_thousands_of_tag_changes_compose_in_linear_time():
 
     small, big = timed(10_000), timed(40_000)
     assert big < 8 * small + 0.05  # 4x the work: linear (quadratic would be 16x)
+
+
+def test_two_assignments_within_one_second_are_two_history_entries():
+    es = entries_of(
+        Intent(T0 + 100, "a", "c", handoff=Handoff("accepted", by="ann@acme.test")),
+        Intent(T0 + 600, "a", "c", handoff=Handoff("accepted", by="bob@acme.test")),
+    )
+    history = [{"requestedAt": T0 // 1000 - 60}]
+    out = compose(es, [], {"tags": [], "handoffHistory": history}, "s")
+    assert out.conversation["chatAssignedTo"] == "bob@acme.test"
+    assert out.conversation["handoffHistory"] == [
+        {"requestedAt": T0 // 1000 - 60, "acceptedAt": T0 // 1000, "acceptedBy": "ann@acme.test"},
+        {"acceptedAt": T0 // 1000, "acceptedBy": "bob@acme.test"},
+    ]
+    again = compose(es, [], out.arrays, "s")  # replayed: nothing added
+    assert (
+        again.conversation.get("handoffHistory", out.arrays["handoffHistory"])
+        == (out.arrays["handoffHistory"])
+    )
+
+
+def test_a_release_then_a_team_request_within_one_second_are_two_history_entries():
+    es = entries_of(
+        Intent(T0 + 100, "a", "c", handoff=Handoff("released")),
+        Intent(T0 + 600, "a", "c", handoff=Handoff("requested", team_key="billing")),
+    )
+    out = compose(es, [], {"tags": [], "handoffHistory": []}, "s")
+    assert out.conversation["handoffHistory"] == [
+        {"requestedAt": T0 // 1000},
+        {"requestedAt": T0 // 1000, "requestedTeamKey": "billing"},
+    ]

@@ -4,7 +4,8 @@
 -- ARGV[4] array cache ttl (ms), ARGV[5] circuit window, ARGV[6] failure ratio (permille),
 -- ARGV[7] cooldown (ms), ARGV[8] in-doubt quiet period (ms), ARGV[9] a JSON array of
 -- settles, each
---   [ck, token, outcome (ok|retry|dead|release), arrays JSON or '', attempt JSON, retry in (ms),
+--   [ck, token, outcome (ok|retry|dead|release|wait), arrays JSON or '', attempt JSON,
+--    retry in (ms),
 --    reason, status, snippet, circuit verdict (ok|fail|''), [name, entry, ...] sent,
 --    in doubt (1|0): a PATCH left and its fate is unknown]
 -- Returns each settle's dead-letter id ('' when none).
@@ -95,7 +96,7 @@ local function settle(ck, token, outcome, arrays, attempt, retry_in, reason, sta
     retry_at = math.max(retry_at, hold_quiet(ck, quiet))
   end
   if owned or redis.call('EXISTS', P .. 'lease:' .. ck) == 0 then
-    if outcome == 'retry' then
+    if outcome == 'retry' or outcome == 'wait' then
       redis.call('ZADD', P .. 'due', retry_at, ck)
     elseif redis.call('HLEN', P .. 'p:' .. ck) > 0 then
       redis.call('ZREM', P .. 'inflight', ck)

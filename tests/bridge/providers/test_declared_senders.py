@@ -1,0 +1,126 @@
+"""Senders declared as the generic kind with shipped settings, through the real ingest server
+and Redis: each takes the body its sender sends (SOAP XML, a form), answers as its sender
+needs (Salesforce: 200 with the SOAP Ack), and a refused request is never acknowledged and
+queues nothing."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis
+
+from bridge.app import build_app
+from bridge.config import load_settings
+from tests.fuzzing import VECTORS
+from tests.servers import serve_app_in_thread
+
+
+def cases(kind: str) -> list[dict[str, Any]]:
+    return list(json.loads((VECTORS / f"{kind}.json").read_text())["cases"])
+
+
+@pytest.fixture
+def serve(tmp_path: Path, redis_url: str, sandbox_url: str) -> Iterator[Any]:
+    def start(kind: str, extra: str = "") -> Any:
+        path = tmp_path / f"{kind}.toml"
+        path.write_text(
+            f'[sources.{kind}]\nkind = "{kind}"\nsecret_env = "SENDER_SECRET"\n'
+            f'default_agent_id = "agent-1"\n{extra}'
+        )
+        env = {
+            "SENDER_SECRET": cases(kind)[0]["secret"] if kind != "generic" else "s3cret",
+            "REDIS_URL": redis_url,
+            "CONVOCORE_BASE_URL": sandbox_url,
+            "CONVOCORE_API_TOKEN": "t",
+        }
+        return serve_app_in_thread(build_app(load_settings(path, env)))
+
+    yield start
+
+
+def post(url: str, kind: str, case: dict[str, Any]) -> httpx.Response:
+    return httpx.post(
+        f"{url}/webhooks/{kind}", content=case["body"].encode(), headers=case["headers"]
+    )
+
+
+def test_salesforce_is_acknowledged_with_the_soap_ack_and_a_refused_message_is_not(
+    serve: Any, redis_url: str
+) -> None:
+    good, forged = cases("salesforce")
+    with serve("salesforce") as url:
+        answer = post(url, "salesforce", good)
+        assert answer.status_code == 200, answer.text
+        assert answer.headers["content-type"].startswith("text/xml")
+        assert "<Ack>true</Ack>" in answer.text
+        r = redis.Redis.from_url(redis_url)
+        before = r.dbsize()
+        refused = post(url, "salesforce", forged)
+        assert refused.status_code == 401 and "Ack" not in refused.text
+        assert r.dbsize() == before
+        r.close()
+
+
+def test_twilio_form_bodies_are_taken_and_verified_over_the_public_url(serve: Any) -> None:
+    closed, ignored, changed, _ = cases("twilio")
+    with serve("twilio", f'public_url = "{closed["url"]}"\n') as url:
+        answer = post(url, "twilio", closed)
+        assert answer.status_code == 202, answer.text
+        assert answer.json()["accepted"] == 1
+        assert post(url, "twilio", ignored).json()["ignored"] == 1
+        assert post(url, "twilio", changed).status_code == 401
+        as_json = {**closed, "headers": {**closed["headers"], "content-type": "application/json"}}
+        assert post(url, "twilio", as_json).status_code == 415
+
+
+def test_livechat_proves_its_secret_in_the_body(serve: Any) -> None:
+    *good, wrong = cases("livechat")
+    with serve("livechat") as url:
+        assert post(url, "livechat", good[0]).json()["accepted"] == 1
+        answer = post(url, "livechat", wrong)
+        assert answer.status_code == 401
+        assert wrong["secret"] not in answer.text and "guessed" not in answer.text
+
+
+HOSTILE = [
+    b"",
+    b"\xff\xfe\x00<",
+    b"<a>" * 100_000 + b"</a>" * 100_000,
+    b'<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;&a;&a;">]><l>&b;</l>',
+    b'<!DOCTYPE x SYSTEM "file:///etc/passwd"><x/>',
+    b"<a><b></a>",
+    b"a=%ZZ&b=\xff",
+    b"=&&=&a",
+    b"%00=%00",
+    b"a=" + b"x" * 200_000,
+]
+
+
+@pytest.mark.parametrize("body_kind", ["xml", "form"])
+def test_hostile_xml_and_form_bodies_get_a_4xx_and_queue_nothing(
+    serve: Any, redis_url: str, body_kind: str
+) -> None:
+    content_type = {"xml": "text/xml", "form": "application/x-www-form-urlencoded"}[body_kind]
+    extra = (
+        f'body = "{body_kind}"\nproof = "header"\n'
+        '[sources.generic.map]\nexternal_id = "a"\n"handoff.event" = "\'completed\'"\n'
+    )
+    r = redis.Redis.from_url(redis_url)
+    with serve("generic", extra) as url:
+        before = r.dbsize()
+        for body in HOSTILE:
+            answer = httpx.post(
+                f"{url}/webhooks/generic",
+                content=body,
+                headers={"content-type": content_type, "x-bridge-secret": "s3cret"},
+            )
+            assert answer.status_code in (202, 400), (body[:40], answer.status_code, answer.text)
+            if answer.status_code == 400:
+                assert "Traceback" not in answer.text
+        assert r.dbsize() == before
+    r.close()
