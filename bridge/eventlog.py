@@ -85,7 +85,10 @@ def secret_headers(source: SourceSettings | None) -> list[str]:
     """Header names a source's config makes secret (a shared-secret or signature header)."""
     if source is None:
         return []
-    return [str(v) for k, v in source.options.items() if k in ("header", "signature_header")]
+    names = (
+        getattr(source.options, k, None) for k in ("header", "signature_header", "token_header")
+    )
+    return [str(n) for n in names if isinstance(n, str) and n]
 
 
 def _blob(settings: EventLogSettings, body: bytes, **more: Any) -> bytes:
