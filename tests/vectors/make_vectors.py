@@ -2041,7 +2041,11 @@ def ku_headers(body: str) -> dict[str, str]:
 
 
 def kustomer() -> list[Case]:
-    conv, user, team = "6717c2b0e5b1f00012ab3501", "5f8481c6a22ab5b9d5f2dd91", "5f8481c6a22ab5b9d5f2dd77"
+    conv, user, team = (
+        "6717c2b0e5b1f00012ab3501",
+        "5f8481c6a22ab5b9d5f2dd91",
+        "5f8481c6a22ab5b9d5f2dd77",
+    )
 
     def ch(**attrs: tuple[Any, Any]) -> dict[str, Any]:
         return {"attributes": {k: {"before": b, "after": a} for k, (b, a) in attrs.items()}}
@@ -2091,7 +2095,9 @@ ZDK_SRC = (
 def zohodesk() -> list[Case]:
     ticket, agent, team = "1892000000093287", "1892000000056007", "1892000000068001"
 
-    def event(kind: str, at: str, ticket_fields: dict[str, Any], prev: Any = None) -> dict[str, Any]:
+    def event(
+        kind: str, at: str, ticket_fields: dict[str, Any], prev: Any = None
+    ) -> dict[str, Any]:
         out: dict[str, Any] = {
             "eventType": kind, "eventTime": at, "orgId": "55306166",
             "payload": {"id": ticket, "ticketNumber": "101", "subject": "Refund",
