@@ -65,7 +65,8 @@ class StatusReport:
     dead_letters: int
     dead_letters_by_reason: dict[str, int] = field(default_factory=dict)
     circuit: Circuit = Circuit()
-    # each [convocore.accounts.NAME]'s own circuit, by name (the default account's is `circuit`)
+    # with [convocore.accounts]: each account's own circuit by name, `default` included
+    # (`circuit`, the shared one, is then unused); without: empty
     accounts: dict[str, Circuit] = field(default_factory=dict)
     last_minute: Rates = Rates()
     workers_alive: int | None = None  # None: RQ's registry could not be read
