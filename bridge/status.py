@@ -93,26 +93,11 @@ class StatusReport:
         }
 
 
-async def account_circuits(store: Store, names: Iterable[str]) -> dict[str, Circuit]:
-    """Each named account's own circuit (acct:<name>:circuit, written by lua/gate.lua)."""
-    from bridge.store.connect import store_errors
-
-    names = sorted(names)
-    if not names:
-        return {}
-    with store_errors(store.url):
-        async with store.redis.pipeline(transaction=False) as pipe:
-            for name in names:
-                pipe.hgetall(store.key("acct", name, "circuit"))
-            hashes = await pipe.execute()
-    return {name: Circuit.from_hash(raw) for name, raw in zip(names, hashes, strict=True)}
-
-
 async def status_report(store: Store, accounts: Iterable[str] = ()) -> StatusReport:
     """The store's figures, the circuit of each of `accounts` ([convocore.accounts] names),
     plus the live worker count (None when RQ cannot say)."""
     report = await store.status()
-    report = dataclasses.replace(report, accounts=await account_circuits(store, accounts))
+    report = dataclasses.replace(report, accounts=await store.account_circuits(accounts))
     try:
         alive: int | None = await store.live_workers()
         paused: bool | None = await store.delivery_paused()
