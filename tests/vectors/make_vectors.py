@@ -2010,9 +2010,11 @@ def gorgias() -> list[Case]:
 
 KU_TOKEN = "6c0a4e2f9b7d4e1a8f3c5b2d7e9a1c4f"  # a webhook token: the HMAC key
 KU_SRC = (
-    "https://developer.kustomer.com/docs/events/event-catalog (envelope, conversation "
-    "attributes; `changes` as before/after per attribute: its exact nesting was not shown in "
-    "the pages read); signature: https://developer.kustomer.com/docs/events/delivery-and-retries"
+    "https://developer.kustomer.com/docs/events/event-catalog (envelope id, name, org, "
+    "partition, data {type, id, attributes}, `changes` null on create; the page's example is a "
+    "customer: the conversation attributes status, assignedUsers, assignedTeams, tags and "
+    "updatedAt, and `changes` as {attributes: {<name>: {before, after}}}, were not shown in the "
+    "excerpts read); signature: https://developer.kustomer.com/docs/events/delivery-and-retries"
 )
 
 
@@ -2086,9 +2088,10 @@ def kustomer() -> list[Case]:
 ZD_TOKEN = "zoho-desk-url-token-4c2e"
 ZDK_URL = URL + "zohodesk?token=" + ZD_TOKEN
 ZDK_SRC = (
-    "https://desk.zoho.com/support/WebhookDocument.do (an array of {eventType, eventTime, "
-    "orgId, payload, prevState}; answered 200; the ticket's fields id, status, assigneeId, "
-    "teamId; no signature: a token in the callback URL)"
+    "https://desk.zoho.com/support/WebhookDocument.do (only 200 OK counts as received; no "
+    "signature is described). The excerpts read stop before its payload examples: the array of "
+    "{eventType, eventTime (epoch ms, a string), orgId, payload, prevState} and the ticket "
+    "fields id, status, assigneeId, teamId are as the issue gives them, not checked on the page"
 )
 
 
