@@ -33,7 +33,7 @@ from bridge.process import freeze_startup_heap
 from bridge.providers import provider
 from bridge.providers.base import Answer, Provider, WebhookRequest
 from bridge.snapshot import QueueSnapshot
-from bridge.status import status_report
+from bridge.status import gated_accounts, status_report
 from bridge.store import Store
 
 log = logging.getLogger("convo_bridge.ingest")
@@ -203,7 +203,8 @@ def build_app(settings: Settings) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         app.state.store = store = Store(settings.redis_url, durability=settings.redis)
-        app.state.queue_snapshot = QueueSnapshot(lambda: status_report(store))
+        accounts = gated_accounts(settings.convocore)
+        app.state.queue_snapshot = QueueSnapshot(lambda: status_report(store, accounts))
         freeze_startup_heap()
         try:
             yield

@@ -152,10 +152,11 @@ def cmd_config_check(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from bridge.status import status_report
+    from bridge.status import gated_accounts, status_report
 
     settings = _settings(args)
-    report = _with_store(settings, status_report)
+    accounts = gated_accounts(settings.convocore)
+    report = _with_store(settings, lambda store: status_report(store, accounts))
     if args.json:
         _print_json(report.to_json())
         return 0
@@ -170,6 +171,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         f"dead letters       {report.dead_letters} "
         + " ".join(f"{k}={v}" for k, v in report.dead_letters_by_reason.items()),
         f"circuit            {c.state}" + (f" until {iso(c.until_ms)}" if c.until_ms else ""),
+        *(
+            f"circuit {name:<10} {a.state}" + (f" until {iso(a.until_ms)}" if a.until_ms else "")
+            for name, a in sorted(report.accounts.items())
+        ),
         f"workers alive      {alive}",
         "delivery           " + _paused(report.delivery_paused),
         "last minute        " + " ".join(f"{k}={v}" for k, v in rates.items()),

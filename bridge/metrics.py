@@ -116,6 +116,16 @@ class QueueCollector(Collector):
             family = GaugeMetricFamily(f"convo_bridge_{name}", doc, labels=[label])
             family.add_metric([scope], value)
             yield family
+        if r.accounts:
+            per_account = GaugeMetricFamily(
+                "convo_bridge_account_circuit_open",
+                "1 while a [convocore.accounts] account's own circuit breaker holds its "
+                "PATCHes back (open or probing).",
+                labels=["account", label],
+            )
+            for name, circuit in sorted(r.accounts.items()):
+                per_account.add_metric([name, scope], 0 if circuit.state == "closed" else 1)
+            yield per_account
         dead = GaugeMetricFamily(
             "convo_bridge_dead_letters", "Dead letters, by reason.", labels=["reason", label]
         )

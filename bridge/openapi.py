@@ -188,12 +188,12 @@ SIGNATURE_HEADERS: dict[str, tuple[tuple[str, str], ...]] = {
         ("X-Bridge-Secret", "As for freshdesk."),
         (
             "Content-Type",
-            "The body the kind takes: JSON (generic's default, crisp, livechat), "
+            "The body the kind takes: JSON (generic's default, crisp, livechat, zohodesk), "
             'application/x-www-form-urlencoded (twilio, generic `body = "form"`) or XML, '
             'text/xml or application/xml (salesforce, generic `body = "xml"`); else 415. '
             "Kinds that cannot sign prove the secret elsewhere: salesforce, the body's "
             "OrganizationId; livechat, the body's secret_key; crisp, the `key` query "
-            "parameter; generic, `proof` = basic, bearer, query or body_field.",
+            "parameter; zohodesk, the `token` query parameter; generic, `proof` = basic, bearer, query or body_field.",
         ),
     ),
     "salesforce": (("Content-Type", "As for generic."),),
@@ -214,6 +214,13 @@ SIGNATURE_HEADERS: dict[str, tuple[tuple[str, str], ...]] = {
     ),
     "crisp": (("Content-Type", "As for generic."),),
     "gorgias": (("X-Bridge-Secret", "As for freshdesk."),),
+    "kustomer": (
+        (
+            "X-Kustomer-Webhook-Signature",
+            "Lowercase hex HMAC-SHA256 of the body, keyed with the webhook's token.",
+        ),
+    ),
+    "zohodesk": (("Content-Type", "As for generic."),),
 }
 
 

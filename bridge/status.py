@@ -4,13 +4,23 @@ page and the `/metrics` gauges all show the same `StatusReport`."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 if TYPE_CHECKING:
+    from bridge.config import ConvocoreSettings
     from bridge.store import Store
 
 CircuitState = Literal["closed", "open", "half"]
+# the [convocore] table's own account, as the workers name it in its circuit's keys
+DEFAULT_ACCOUNT = "default"
+
+
+def gated_accounts(convocore: ConvocoreSettings) -> tuple[str, ...]:
+    """The accounts with a circuit of their own: with [convocore.accounts], each of them and
+    the default one (the shared circuit then stays unused); without, none."""
+    return (DEFAULT_ACCOUNT, *convocore.accounts) if convocore.accounts else ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,6 +28,21 @@ class Circuit:
     state: CircuitState = "closed"
     until_ms: int | None = None  # while open or half-open: when it may probe again
     opened: int = 0  # times opened since the circuit hash was created
+
+    @classmethod
+    def from_hash(cls, raw: Mapping[str, str]) -> Circuit:
+        """A circuit hash as Redis holds it ({state, until, opened}); none yet: closed."""
+        state = raw.get("state", "closed")
+        if state not in ("closed", "open", "half"):
+            state = "closed"
+        return cls(
+            state=cast(CircuitState, state),
+            until_ms=int(raw.get("until", "0") or 0) if state != "closed" else None,
+            opened=int(raw.get("opened", "0") or 0),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {"state": self.state, "until": self.until_ms, "opened": self.opened}
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +65,9 @@ class StatusReport:
     dead_letters: int
     dead_letters_by_reason: dict[str, int] = field(default_factory=dict)
     circuit: Circuit = Circuit()
+    # with [convocore.accounts]: each account's own circuit by name, `default` included
+    # (`circuit`, the shared one, is then unused); without: empty
+    accounts: dict[str, Circuit] = field(default_factory=dict)
     last_minute: Rates = Rates()
     workers_alive: int | None = None  # None: RQ's registry could not be read
     delivery_paused: bool | None = None  # `rq suspend`ed; None: RQ could not be read
@@ -57,21 +85,19 @@ class StatusReport:
             "queue_depth": self.queue_depth,
             "dead_letters": self.dead_letters,
             "dead_letters_by_reason": dict(self.dead_letters_by_reason),
-            "circuit": {
-                "state": self.circuit.state,
-                "until": self.circuit.until_ms,
-                "opened": self.circuit.opened,
-            },
+            "circuit": self.circuit.to_json(),
+            "accounts": {name: c.to_json() for name, c in sorted(self.accounts.items())},
             "last_minute": dataclasses.asdict(self.last_minute),
             "workers_alive": self.workers_alive,
             "delivery_paused": self.delivery_paused,
         }
 
 
-async def status_report(store: Store) -> StatusReport:
-    """The store's figures plus the live worker count and whether delivery is paused (None
-    when RQ cannot say)."""
+async def status_report(store: Store, accounts: Iterable[str] = ()) -> StatusReport:
+    """The store's figures, the circuit of each of `accounts` ([convocore.accounts] names),
+    plus the live worker count and whether delivery is paused (None when RQ cannot say)."""
     report = await store.status()
+    report = dataclasses.replace(report, accounts=await store.account_circuits(accounts))
     try:
         alive: int | None = await store.live_workers()
         paused: bool | None = await store.delivery_paused()

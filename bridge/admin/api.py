@@ -19,7 +19,7 @@ from bridge.errors import NotFound, PayloadError
 from bridge.eventlog import query_from, search
 from bridge.fields import check_field, clear_applied, future_applied
 from bridge.intents import check_id, check_segment_id
-from bridge.status import status_report
+from bridge.status import gated_accounts, status_report
 from bridge.store import Store
 from bridge.store.rq_jobs import link
 from bridge.trace import trace
@@ -50,7 +50,8 @@ async def _json_body(request: Request) -> dict[str, Any]:
 
 
 async def status(request: Request) -> Response:
-    return JSONResponse((await status_report(_store(request))).to_json())
+    accounts = gated_accounts(_settings(request).convocore)
+    return JSONResponse((await status_report(_store(request), accounts)).to_json())
 
 
 async def dlq_list(request: Request) -> Response:

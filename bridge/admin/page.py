@@ -36,7 +36,7 @@ from bridge.config import Settings
 from bridge.errors import PayloadError, RequestError, StoreUnavailable
 from bridge.intents import check_id
 from bridge.providers.base import same
-from bridge.status import StatusReport, status_report
+from bridge.status import StatusReport, gated_accounts, status_report
 from bridge.store import DeadLetter, Store
 from bridge.store.rq_jobs import enqueue_replay_at
 from bridge.times import iso
@@ -333,7 +333,7 @@ async def page(request: Request) -> Response:
         chosen = LetterFilter()
         notice = str(exc)
     try:
-        report = await status_report(store)
+        report = await status_report(store, gated_accounts(request.app.state.settings.convocore))
         every = await store.dead_letters(500)
         letters = [d for d in every if chosen.matches(d)]
         links = await store.links(settings.sources)

@@ -683,6 +683,19 @@ class Store:
             last_minute=Rates(**rates),
         )
 
+    @_unavailable_as_error
+    async def account_circuits(self, names: Iterable[str]) -> dict[str, Circuit]:
+        """Each named account's own circuit (acct:<name>:circuit, lua/gate.lua); an account
+        whose circuit was never written is closed."""
+        names = sorted(names)
+        if not names:
+            return {}
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for name in names:
+                pipe.hgetall(self.key("acct", name, "circuit"))
+            hashes = await pipe.execute()
+        return {name: Circuit.from_hash(raw) for name, raw in zip(names, hashes, strict=True)}
+
 
 def _works(items: list[Any], clock_offset_ms: int) -> list[Work]:
     work = []

@@ -51,6 +51,8 @@ KINDS = (
     "freshchat",
     "crisp",
     "gorgias",
+    "kustomer",
+    "zohodesk",
 )
 URL = "https://bridge.example.com/webhooks/"
 
@@ -2006,6 +2008,146 @@ def gorgias() -> list[Case]:
     return cases
 
 
+KU_TOKEN = "6c0a4e2f9b7d4e1a8f3c5b2d7e9a1c4f"  # a webhook token: the HMAC key
+KU_SRC = (
+    "https://developer.kustomer.com/docs/events/event-catalog (envelope id, name, org, "
+    "partition, data {type, id, attributes}, `changes` null on create; the page's example is a "
+    "customer: the conversation attributes status, assignedUsers, assignedTeams, tags and "
+    "updatedAt, and `changes` as {attributes: {<name>: {before, after}}}, were not shown in the "
+    "excerpts read); signature: https://developer.kustomer.com/docs/events/delivery-and-retries"
+)
+
+
+def ku_event(event_id: str, updated: str, attrs: dict[str, Any], changes: Any) -> str:
+    return body_of({
+        "id": event_id,
+        "name": "kustomer.conversation.update",
+        "org": "5f8481c6a22ab5b9d5f2dd8a",
+        "partition": "5f8481c6a22ab5b9d5f2dd8a",
+        "data": {"type": "conversation", "id": "6717c2b0e5b1f00012ab3501",
+                 "attributes": {"status": "open", "assignedUsers": [], "assignedTeams": [],
+                                "tags": [], **attrs, "updatedAt": updated},
+                 "relationships": {}},
+        "changes": changes,
+    })  # fmt: skip
+
+
+def ku_headers(body: str) -> dict[str, str]:
+    """Signed as Kustomer signs: lowercase hex HMAC-SHA256 of the raw body, keyed with the token."""
+    sig = hmac.new(KU_TOKEN.encode(), body.encode(), hashlib.sha256).hexdigest()
+    return {
+        "content-type": "application/json",
+        "x-kustomer-webhook-event": "kustomer.conversation.update",
+        "x-kustomer-webhook-signature": sig,
+    }
+
+
+def kustomer() -> list[Case]:
+    conv, user, team = (
+        "6717c2b0e5b1f00012ab3501",
+        "5f8481c6a22ab5b9d5f2dd91",
+        "5f8481c6a22ab5b9d5f2dd77",
+    )
+
+    def ch(**attrs: tuple[Any, Any]) -> dict[str, Any]:
+        return {"attributes": {k: {"before": b, "after": a} for k, (b, a) in attrs.items()}}
+
+    rows = [
+        ("assigned to a user accepts", "6717c2b1e5b1f00012ab3511", "2026-11-18T11:05:00.000Z",
+         {"assignedUsers": [user], "assignedTeams": [team]},
+         ch(assignedUsers=([], [user])), {"handoff": {"event": "accepted", "by": user}}),
+        ("assigned to a team only requests that team", "6717c2b1e5b1f00012ab3512",
+         "2026-11-18T11:05:10.000Z", {"assignedTeams": [team]}, ch(assignedTeams=([], [team])),
+         {"handoff": {"event": "requested", "team_key": team}}),
+        ("done completes", "6717c2b1e5b1f00012ab3513", "2026-11-18T11:05:20.000Z",
+         {"status": "done", "assignedUsers": [user]}, ch(status=("open", "done")),
+         {"handoff": {"event": "completed"}}),
+        ("reopened requests again", "6717c2b1e5b1f00012ab3514", "2026-11-18T11:05:30.000Z",
+         {"status": "open", "assignedUsers": [user]}, ch(status=("done", "open")),
+         {"handoff": {"event": "requested"}}),
+        ("tags changed add its tags", "6717c2b1e5b1f00012ab3515", "2026-11-18T11:05:40.000Z",
+         {"tags": ["vip", "refund"], "assignedUsers": [user]}, ch(tags=(["vip"], ["vip", "refund"])),
+         {"tags": {"add": ["vip", "refund"]}}),
+    ]  # fmt: skip
+    cases = []
+    for name, event_id, updated, attrs, changes, expected in rows:
+        body = ku_event(event_id, updated, attrs, changes)
+        at = int(datetime.fromisoformat(updated).timestamp() * 1000)
+        cases.append(Case(f"kustomer: {name}", KU_SRC, KU_TOKEN, ku_headers(body), body, True,
+                          [event_id], [intent(conv, at, **expected)]))  # fmt: skip
+    other = ku_event("6717c2b1e5b1f00012ab3516", "2026-11-18T11:05:50.000Z",
+                     {"assignedUsers": [user], "priority": 3}, ch(priority=(2, 3)))  # fmt: skip
+    cases.append(Case("kustomer: another field changed is ignored", KU_SRC, KU_TOKEN,
+                      ku_headers(other), other, True, ["6717c2b1e5b1f00012ab3516"], []))  # fmt: skip
+    first = cases[0].body
+    cases.append(Case("kustomer: body changed after signing", KU_SRC, KU_TOKEN,
+                      ku_headers(first), altered(first), False))  # fmt: skip
+    return cases
+
+
+ZD_TOKEN = "zoho-desk-url-token-4c2e"
+ZDK_URL = URL + "zohodesk?token=" + ZD_TOKEN
+ZDK_SRC = (
+    "https://desk.zoho.com/support/WebhookDocument.do (only 200 OK counts as received; no "
+    "signature is described). The excerpts read stop before its payload examples: the array of "
+    "{eventType, eventTime (epoch ms, a string), orgId, payload, prevState} and the ticket "
+    "fields id, status, assigneeId, teamId are as the issue gives them, not checked on the page"
+)
+
+
+def zohodesk() -> list[Case]:
+    ticket, agent, team = "1892000000093287", "1892000000056007", "1892000000068001"
+
+    def event(
+        kind: str, at: str, ticket_fields: dict[str, Any], prev: Any = None
+    ) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "eventType": kind, "eventTime": at, "orgId": "55306166",
+            "payload": {"id": ticket, "ticketNumber": "101", "subject": "Refund",
+                        "status": "Open", "assigneeId": None, "teamId": None,
+                        "departmentId": "1892000000006907", **ticket_fields},
+        }  # fmt: skip
+        if prev is not None:
+            out["prevState"] = prev
+        return out
+
+    headers = {"content-type": "application/json"}
+    rows = [
+        ("assignee changed accepts", event("Ticket_Update", "1794999900000",
+         {"assigneeId": agent}, {"assigneeId": None}),
+         {"handoff": {"event": "accepted", "by": agent}}),
+        ("team set with no assignee requests that team", event("Ticket_Update", "1794999910000",
+         {"teamId": team}, {"teamId": None}),
+         {"handoff": {"event": "requested", "team_key": team}}),
+        ("closed completes", event("Ticket_Update", "1794999920000",
+         {"status": "Closed", "assigneeId": agent}, {"status": "Open"}),
+         {"handoff": {"event": "completed"}}),
+        ("reopened requests again", event("Ticket_Update", "1794999930000",
+         {"status": "Open", "assigneeId": agent}, {"status": "Closed"}),
+         {"handoff": {"event": "requested"}}),
+        ("a new ticket with a team requests that team", event("Ticket_Add", "1794999940000",
+         {"teamId": team}), {"handoff": {"event": "requested", "team_key": team}}),
+    ]  # fmt: skip
+    cases = []
+    for name, ev, expected in rows:
+        body = body_of([ev])
+        event_id = f"{ev['eventType']}:{ticket}:{ev['eventTime']}"
+        cases.append(Case(f"zohodesk: {name}", ZDK_SRC, ZD_TOKEN, headers, body, True,
+                          [event_id], [intent(ticket, int(ev["eventTime"]), **expected)],
+                          extra={"url": ZDK_URL}))  # fmt: skip
+    other = event("Ticket_Update", "1794999950000", {"assigneeId": agent, "priority": "High"},
+                  {"priority": "Medium"})  # fmt: skip
+    two = body_of([rows[0][1], other])
+    cases.append(Case("zohodesk: two events in one request, another field changed is ignored",
+                      ZDK_SRC, ZD_TOKEN, headers, two, True,
+                      [f"Ticket_Update:{ticket}:1794999900000", f"Ticket_Update:{ticket}:1794999950000"],
+                      [intent(ticket, 1794999900000, handoff={"event": "accepted", "by": agent})],
+                      extra={"url": ZDK_URL}))  # fmt: skip
+    cases.append(Case("zohodesk: a wrong token in the URL", ZDK_SRC, ZD_TOKEN, headers,
+                      cases[0].body, False, extra={"url": URL + "zohodesk?token=guessed"}))  # fmt: skip
+    return cases
+
+
 BUILDERS: dict[str, Callable[[], list[Case]]] = {
     "standard": lambda: standard() + standard_more(),
     "zendesk": lambda: zendesk() + zendesk_more(),
@@ -2021,6 +2163,8 @@ BUILDERS: dict[str, Callable[[], list[Case]]] = {
     "freshchat": freshchat,
     "crisp": crisp,
     "gorgias": gorgias,
+    "kustomer": kustomer,
+    "zohodesk": zohodesk,
 }
 
 

@@ -124,3 +124,42 @@ def test_hostile_xml_and_form_bodies_get_a_4xx_and_queue_nothing(
                 assert "Traceback" not in answer.text
         assert keys_but_the_log(r) == before
     r.close()
+
+
+def test_kustomer_signed_envelopes_are_queued_once_by_their_id(serve: Any) -> None:
+    accepted, *_, forged = cases("kustomer")
+    with serve("kustomer") as url:
+        answer = post(url, "kustomer", accepted)
+        assert answer.status_code == 202, answer.text
+        assert answer.json()["accepted"] == 1
+        again = post(url, "kustomer", accepted)  # Kustomer delivers at least once
+        assert again.json()["duplicates"] == 1 and again.json()["accepted"] == 0
+        refused = post(url, "kustomer", forged)
+        assert refused.status_code == 401
+        assert forged["secret"] not in refused.text
+
+
+def test_zohodesk_is_answered_200_and_proves_its_token_in_the_url(
+    serve: Any, redis_url: str
+) -> None:
+    good = next(c for c in cases("zohodesk") if c["name"].startswith("zohodesk: two events"))
+    wrong = cases("zohodesk")[-1]
+    with serve("zohodesk") as url:
+        query = good["url"].split("?", 1)[1]
+        answer = httpx.post(
+            f"{url}/webhooks/zohodesk?{query}",
+            content=good["body"].encode(),
+            headers=good["headers"],
+        )
+        assert answer.status_code == 200, answer.text  # Zoho Desk counts any other as failed
+        assert answer.json()["accepted"] == 1 and answer.json()["ignored"] == 1
+        r = redis.Redis.from_url(redis_url)
+        before = r.dbsize()
+        refused = httpx.post(
+            f"{url}/webhooks/zohodesk?{wrong['url'].split('?', 1)[1]}",
+            content=wrong["body"].encode(),
+            headers=wrong["headers"],
+        )
+        assert refused.status_code == 401 and "guessed" not in refused.text
+        assert r.dbsize() == before
+        r.close()

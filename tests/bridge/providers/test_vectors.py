@@ -65,6 +65,8 @@ CITABLE_HOSTS = {
     "crmsupport.freshworks.com",
     "docs.crisp.chat",
     "developers.gorgias.com",
+    "developer.kustomer.com",
+    "desk.zoho.com",
 }
 
 
