@@ -60,7 +60,7 @@ class Engine:
         d = settings.delivery
         self.concurrency = concurrency or d.concurrency
         self.lease_ms = int(d.lease_s * 1000)
-        self.store = Store(settings.redis_url, durability=settings.redis)
+        self.store = Store(settings.redis_url, durability=settings.redis, rq_url=settings.rq_url)
         self.client = Convocore(settings.convocore, timeout_s=d.request_timeout_s)
         self.rng = random.Random()
         self.held: dict[str, Held] = {}  # by lease token

@@ -19,6 +19,7 @@ from urllib.parse import unquote
 
 import orjson
 from redis.exceptions import NoScriptError, RedisError
+from rq.suspension import WORKERS_SUSPENDED
 
 from bridge.changes import VERSION_LEN, decode, identity
 from bridge.config import DeliverySettings, RedisSettings
@@ -90,6 +91,7 @@ class Store:
         *,
         prefix: str = PREFIX,
         durability: RedisSettings | None = None,
+        rq_url: str = "",
         **client_options: Any,
     ) -> None:
         options: dict[str, Any] = {
@@ -107,6 +109,9 @@ class Store:
         # asyncio.wait_for when a socket timeout is set, which costs a task per command.
         self._scripts: Any = async_client(url, **{**options, "socket_timeout": None})
         self.url = url
+        # RQ's Redis (its worker registry and `rq suspend`): `url`'s unless given
+        self.rq_url = rq_url or url
+        self._rq: Any = self.redis if self.rq_url == url else async_client(self.rq_url, **options)
         self.durability = durability or RedisSettings()
         self.prefix = prefix
         self._script: dict[ScriptName, Any] = {}
@@ -118,18 +123,20 @@ class Store:
     async def close(self) -> None:
         await self.redis.aclose()
         await self._scripts.aclose()
+        if self._rq is not self.redis:
+            await self._rq.aclose()
 
     async def live_workers(self) -> int:
         """Workers with a current RQ registration on the convo-bridge queue."""
         from bridge.store.rq_workers import live_workers
 
-        with store_errors(self.url):
-            return await asyncio.to_thread(live_workers, self.url)
+        with store_errors(self.rq_url):
+            return await asyncio.to_thread(live_workers, self.rq_url)
 
-    @_unavailable_as_error
     async def delivery_paused(self) -> bool:
         """Whether RQ's workers are suspended (`rq suspend`): ours take no work meanwhile."""
-        return bool(await self.redis.exists("rq:suspended"))  # RQ's own key
+        with store_errors(self.rq_url):
+            return bool(await self._rq.exists(WORKERS_SUSPENDED))
 
     async def ping(self) -> bool:
         try:
@@ -439,11 +446,11 @@ class Store:
             pipe.zscore(self.key("due"), ck)
             pipe.zscore(self.key("inflight"), ck)
             pipe.exists(self.key("lease", ck))
-            pipe.exists("rq:suspended")  # RQ's own key
             pipe.zrange(self.key("dlq"), 0, -1)
             pipe.time()
             answers = await pipe.execute()
-        pending, applied, attempts, due, inflight, leased, suspended, dl_ids, clock = answers
+        pending, applied, attempts, due, inflight, leased, dl_ids, clock = answers
+        suspended = await self.delivery_paused()
         now = int(clock[0]) * 1000 + int(clock[1]) // 1000
         return ConversationState(
             pending, applied, attempts, due, inflight, bool(leased), bool(suspended), dl_ids, now
