@@ -132,7 +132,7 @@ class RedisSettings:
         help='"replica": a write is acknowledged (202) only once `replicas` replicas hold it',
     )
     replicas: int = setting(1, low=1, high=16, help="replicas that must hold a write")
-    # Beyond product.md: tuning a production user may need; documented in the README.
+    # tuning a production user may need; documented in the README
     replica_timeout_ms: int = setting(
         500, low=1, high=60_000, help="wait this long for the replicas, else answer 503"
     )
