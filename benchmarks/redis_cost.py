@@ -80,8 +80,8 @@ async def send_steady(
 class Monitor:
     """Counts what Redis runs, from a MONITOR connection in a thread: commands sent by
     clients (round trips) and commands run inside scripts, each by name; script commands
-    are put on the script whose EVALSHA follows them (Redis shows a script's commands
-    before the script)."""
+    are put on the script whose EVALSHA precedes them (Redis 7 and Valkey show a script,
+    then its commands: a script runs alone)."""
 
     url: str
     sent: Counter[str] = field(default_factory=Counter)
@@ -109,7 +109,7 @@ class Monitor:
 
     def _run(self) -> None:
         conn = redis.Redis.from_url(self.url)
-        pending: Counter[str] = Counter()
+        script = "?"
         with conn.monitor() as m:
             self._ready.set()
             for line in m.listen():
@@ -118,15 +118,12 @@ class Monitor:
                 words = line["command"].split(" ", 2)
                 name = words[0].upper()
                 if line.get("client_type") == "lua":
-                    pending[name] += 1
+                    self.inside[f"{script} {name}"] += 1
                     continue
                 self.sent[name] += 1
                 if name in ("EVALSHA", "EVAL") and len(words) > 1:
                     script = self._names.get(words[1], "other") if name == "EVALSHA" else "eval"
                     self.scripts[script] += 1
-                    for command, n in pending.items():
-                        self.inside[f"{script} {command}"] += n
-                    pending.clear()
         conn.close()
 
 
