@@ -187,8 +187,10 @@ class Engine:
                 task = asyncio.create_task(self._deliver(held))
                 self.tasks.add(task)
                 task.add_done_callback(self._done)
-            if batch:
-                continue
+            if batch and (len(batch) >= free or next_due == 0):
+                continue  # more may be due now
+            # else nothing more is due now: whatever becomes due pushes a wake (take again
+            # at once would only find nothing, a Redis call per PATCH)
             if burst and not self.tasks and await self._nothing_left():
                 return
             wait = 0.1
