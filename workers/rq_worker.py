@@ -387,6 +387,14 @@ class DeliveryWorker(SimpleWorker):
         if settings.rq_url != settings.redis_url:
             store = sync_client(settings.redis_url, socket_timeout=SYNC_SOCKET_TIMEOUT_S)
             rq = self.connection
+        try:
+            await self._mirror(store, rq)
+        finally:
+            if rq is not None:
+                with contextlib.suppress(RedisError, OSError):
+                    store.close()
+
+    async def _mirror(self, store: redis.Redis, rq: redis.Redis | None) -> None:
         full_at = 0.0
         while True:
             try:

@@ -216,13 +216,17 @@ def drop_gone(conn: Redis, rq: Redis | None, prefix: str = PREFIX) -> int:
     """Delete the failed jobs of the dead letters dropped since the last call (dead.lua lists
     them in `rqgone`): on RQ's own Redis; with RQ on the store's Redis dead.lua already did,
     and the list is only emptied. Returns how many ids were seen."""
-    gone = keys.key(prefix, "rqgone")
-    ids = [_text(raw) for raw in conn.lrange(gone, 0, BATCH - 1)]
-    for dl_id in ids:
+    gone, seen = keys.key(prefix, "rqgone"), 0
+    while True:
+        # popped, so two workers never both take an id; a worker that dies holding some
+        # leaves their jobs to the reconcile
+        ids = [_text(raw) for raw in conn.lpop(gone, BATCH) or []]
         if rq is not None:
-            drop_job(rq, dl_id)
-        conn.lrem(gone, 1, dl_id)
-    return len(ids)
+            for dl_id in ids:
+                drop_job(rq, dl_id)
+        seen += len(ids)
+        if len(ids) < BATCH:
+            return seen
 
 
 def reconcile(conn: Redis, prefix: str = PREFIX, rq: Redis | None = None) -> int:
