@@ -10,7 +10,8 @@ Three runs at a steady rate on the bench rig (one `serve`, Redis with AOF everys
   own, so no CPU figure is read from that run.
 
 Plus idle workers: Redis CPU per second per worker with no traffic (serve alone subtracted).
-CPU is `INFO cpu` used_cpu_sys + used_cpu_user, the whole server process (AOF included).
+CPU is `INFO cpu` used_cpu_sys + used_cpu_user, the whole server process (AOF included),
+less Redis's own idle CPU (measured first, with only `serve` running) over each run's time.
 """
 
 from __future__ import annotations
@@ -194,32 +195,33 @@ def measure(rig: Rig, rate: float = 150, seconds: float = 10, idle_s: float = 5)
     gc.collect()
     gc.freeze()
 
+    # idle: serve alone (Redis's own background work: the baseline every figure leaves out),
+    # then with two workers
+    rig.reset()
+    base = cpu_seconds(conn)
+    time.sleep(idle_s)
+    baseline = (cpu_seconds(conn) - base) / idle_s  # CPU s per s
+    rig.start_workers(2)
+    time.sleep(2)
+    base = cpu_seconds(conn)
+    time.sleep(idle_s)
+    with_workers = (cpu_seconds(conn) - base) / idle_s
+    rig.stop_workers()
+    idle = max(0.0, with_workers - baseline) * 1000 / 2
+
     def run(prefix: str, workers: bool) -> float:
         rig.reset()
         if workers:
             rig.start_workers(2)
             time.sleep(2)
-        before = cpu_seconds(conn)
+        before, started = cpu_seconds(conn), time.monotonic()
         asyncio.run(send_steady(rig.serve_url, rate, n, lambda i: f"{prefix}{i}"))
         if workers:
             _wait_delivered(rig, n)
-        used = cpu_seconds(conn) - before
+        used = cpu_seconds(conn) - before - baseline * (time.monotonic() - started)
         if workers:
             rig.stop_workers()
         return used * 1e6 / n
-
-    # idle: serve alone, then with two workers
-    rig.reset()
-    base = cpu_seconds(conn)
-    time.sleep(idle_s)
-    serve_idle = cpu_seconds(conn) - base
-    rig.start_workers(2)
-    time.sleep(2)
-    base = cpu_seconds(conn)
-    time.sleep(idle_s)
-    with_workers = cpu_seconds(conn) - base
-    rig.stop_workers()
-    idle = max(0.0, with_workers - serve_idle) * 1000 / idle_s / 2
 
     ingest = run("i", workers=False)
     total = run("t", workers=True)
