@@ -39,6 +39,13 @@ SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 INGEST_SCRIPTS = {"accept"}
 
 
+def script_us(conn: redis.Redis) -> float:
+    """Time spent running scripts (commandstats' EVALSHA + EVAL usec, their commands
+    included; network reads and writes are not)."""
+    stats = conn.info("commandstats")
+    return sum(float(stats.get(f"cmdstat_{c}", {}).get("usec", 0)) for c in ("evalsha", "eval"))
+
+
 def cpu_seconds(conn: redis.Redis) -> float:
     info = conn.info("cpu")
     return float(info["used_cpu_sys"]) + float(info["used_cpu_user"])
@@ -132,6 +139,8 @@ class Monitor:
 class RedisCost:
     ingest_us: float
     total_us: float
+    ingest_script_us: float
+    total_script_us: float
     idle_ms_per_s: float
     events: int
     monitor: Monitor
@@ -157,6 +166,12 @@ class RedisCost:
                 f"{self.ingest_us:.0f} | {self.delivery_us:.0f}",
                 f"{n:,} events, total {self.total_us:.0f}",
                 "≤ 25 | ≤ 75",
+            ),
+            (
+                "  of which inside scripts (commandstats)",
+                f"{self.ingest_script_us:.0f} | {self.total_script_us - self.ingest_script_us:.0f}",
+                "",
+                "",
             ),
             (
                 "commands/event inside scripts: ingest | delivery",
@@ -209,22 +224,23 @@ def measure(rig: Rig, rate: float = 150, seconds: float = 10, idle_s: float = 5)
     rig.stop_workers()
     idle = max(0.0, with_workers - baseline) * 1000 / 2
 
-    def run(prefix: str, workers: bool) -> float:
+    def run(prefix: str, workers: bool) -> tuple[float, float]:
         rig.reset()
         if workers:
             rig.start_workers(2)
             time.sleep(2)
-        before, started = cpu_seconds(conn), time.monotonic()
+        before, started, scripts = cpu_seconds(conn), time.monotonic(), script_us(conn)
         asyncio.run(send_steady(rig.serve_url, rate, n, lambda i: f"{prefix}{i}"))
         if workers:
             _wait_delivered(rig, n)
         used = cpu_seconds(conn) - before - baseline * (time.monotonic() - started)
+        scripts = script_us(conn) - scripts
         if workers:
             rig.stop_workers()
-        return used * 1e6 / n
+        return used * 1e6 / n, scripts / n
 
-    ingest = run("i", workers=False)
-    total = run("t", workers=True)
+    ingest, ingest_scripts = run("i", workers=False)
+    total, total_scripts = run("t", workers=True)
     rig.reset()
     rig.start_workers(2)
     time.sleep(2)
@@ -236,4 +252,4 @@ def measure(rig: Rig, rate: float = 150, seconds: float = 10, idle_s: float = 5)
     monitor.sent.pop("MONITOR", None)
     monitor.sent.pop("PING", None)
     conn.close()
-    return RedisCost(ingest, total, idle, n, monitor)
+    return RedisCost(ingest, total, ingest_scripts, total_scripts, idle, n, monitor)
