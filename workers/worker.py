@@ -50,6 +50,10 @@ log = logging.getLogger("convo_bridge.worker")
 SWEEP_EVERY_S = 2.0
 TAKE_GRACE_S = 0.5  # after stop(), a take still waiting on Redis is cancelled after this
 CLOSE_S = 1.0  # each step of the way out (release, closing) is bounded by this
+POLL_S = 0.1  # while something is due later, take again at least this often
+# nothing due at all: wait this long for a wake (a conversation added to an empty `due`
+# wakes a worker, even one due later), so an idle worker costs Redis ~2 calls a second
+IDLE_WAIT_S = 1.0
 
 
 class Engine:
@@ -193,9 +197,9 @@ class Engine:
             # at once would only find nothing, a Redis call per PATCH)
             if burst and not self.tasks and await self._nothing_left():
                 return
-            wait = 0.1
+            wait = IDLE_WAIT_S
             if next_due is not None:
-                wait = min(wait, max(next_due / 1000, 0.005))
+                wait = min(POLL_S, max(next_due / 1000, 0.005))
             try:
                 await asyncio.wait_for(waker.wait_for_work(waker.redis, wait), wait + 1.0)
             except (StoreUnavailable, TimeoutError):

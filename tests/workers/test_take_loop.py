@@ -47,3 +47,12 @@ def test_after_a_partial_take_with_nothing_else_due_the_worker_waits_for_a_wake(
     partial = [i for i, (kind, got, nxt) in enumerate(seen) if kind == "take" and got and nxt != 0]
     assert partial, seen
     assert all(seen[i + 1][0] == "wait" for i in partial if i + 1 < len(seen)), seen
+
+
+def test_an_idle_worker_asks_redis_for_work_about_once_a_second(calls, start_worker) -> None:
+    start_worker()
+    time.sleep(0.5)
+    before = sum(kind == "take" for kind, _, _ in calls)
+    time.sleep(2.5)
+    takes = sum(kind == "take" for kind, _, _ in calls) - before
+    assert 1 <= takes <= 6, calls  # it took 25 in 2.5 s while polling every 0.1 s

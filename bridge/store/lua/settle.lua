@@ -99,7 +99,7 @@ local function settle(s)
   end
   if owned or redis.call('EXISTS', P .. 'lease:' .. ck) == 0 then
     if outcome == 'retry' then
-      redis.call('ZADD', P .. 'due', retry_at, ck)
+      if redis.call('ZADD', P .. 'due', retry_at, ck) == 1 then added_due(retry_at) end
     elseif redis.call('HLEN', P .. 'p:' .. ck) > 0 then
       redis.call('ZREM', P .. 'inflight', ck)
       schedule(ck, coalesce)
