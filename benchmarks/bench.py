@@ -9,7 +9,9 @@ webhook → PATCH latency at 200 events/s, coalescing of 1,000 updates to 10 con
 with a 20 ms target, resident memory of serve and worker, and the same delivery as one RQ
 job per intent run by two `rq worker -w rq.SimpleWorker` (benchmarks/rq_patch.py).
 `--only durability` (not in the default set): ingest with [redis] durability = "local" vs
-"replica" on a primary + replica, side by side.
+"replica" on a primary + replica, side by side. `--only redis` (not in the default set): what
+an event costs Redis (CPU µs for ingest and delivery, commands run inside the scripts, round
+trips) and what an idle worker costs it (benchmarks/redis_cost.py).
 """
 
 from __future__ import annotations
@@ -417,7 +419,16 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="smaller runs")
     ap.add_argument(
         "--only",
-        choices=["ingest", "delivery", "rq", "latency", "coalescing", "memory", "durability"],
+        choices=[
+            "ingest",
+            "delivery",
+            "rq",
+            "latency",
+            "coalescing",
+            "memory",
+            "durability",
+            "redis",
+        ],
         action="append",
         help="run only these parts (repeatable)",
     )
@@ -514,6 +525,10 @@ def main() -> None:
                 durable = Path(tmp) / "durability"
                 durable.mkdir()
                 rows += bench_durability(durable, script, 5 if args.quick else 10, args.log_level)
+            if "redis" in parts:
+                from benchmarks.redis_cost import measure
+
+                rows += measure(rig, seconds=5 if args.quick else 10).rows(150)
             if "memory" in parts:
                 rig.start_workers(1)
                 time.sleep(1)

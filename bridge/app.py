@@ -202,7 +202,9 @@ async def http_exception(request: Request, exc: Exception) -> Response:
 def build_app(settings: Settings) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        app.state.store = store = Store(settings.redis_url, durability=settings.redis)
+        app.state.store = store = Store(
+            settings.redis_url, durability=settings.redis, rq_url=settings.rq_url
+        )
         accounts = gated_accounts(settings.convocore)
         app.state.queue_snapshot = QueueSnapshot(lambda: status_report(store, accounts))
         freeze_startup_heap()

@@ -50,7 +50,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def _with_store(settings: Settings, fn: Callable[[Store], Awaitable[T]]) -> T:
     async def run() -> T:
-        store = Store(settings.redis_url, durability=settings.redis)
+        store = Store(settings.redis_url, durability=settings.redis, rq_url=settings.rq_url)
         try:
             return await fn(store)
         finally:
@@ -231,10 +231,10 @@ def cmd_dlq(args: argparse.Namespace) -> int:
 
     if args.dlq_cmd == "replay" and args.all:
         from bridge.store.keys import RQ_QUEUE
-        from bridge.store.rq_jobs import enqueue_replay_at
+        from bridge.store.rq_jobs import enqueue_replay_at, rq_durability
 
         job = enqueue_replay_at(
-            settings.redis_url, None, coalesce, "every dead letter", settings.redis
+            settings.rq_url, None, coalesce, "every dead letter", rq_durability(settings)
         )
         print(
             f"replaying every dead letter in RQ job {job.id} on queue {RQ_QUEUE} "
@@ -566,7 +566,10 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-_REDIS = "  REDIS_URL           Redis to use (default redis://127.0.0.1:6379/0)\n"
+_REDIS = (
+    "  REDIS_URL           Redis to use (default redis://127.0.0.1:6379/0)\n"
+    "  RQ_REDIS_URL        RQ's Redis: workers, failed jobs, replay jobs (default REDIS_URL)\n"
+)
 _CONFIG = "  BRIDGE_CONFIG       config file when --config is not given (none: built-in defaults)\n"
 _LOG = "  BRIDGE_LOG_LEVEL, BRIDGE_LOG_FORMAT override [log] level and format\n"
 _ADMIN = "  BRIDGE_ADMIN_TOKEN  bearer token of the /admin routes (unset: they answer 404)\n"

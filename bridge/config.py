@@ -185,10 +185,18 @@ class Settings:
     log: LogSettings
     sources: Mapping[str, SourceSettings]
     redis_url: str = DEFAULT_REDIS_URL
+    # RQ's Redis (worker registry, failed jobs, replay jobs, `rq suspend`): RQ_REDIS_URL, the
+    # variable RQ's own command line reads too; "" means the same Redis as redis_url
+    rq_redis_url: str = ""
     redis: RedisSettings = RedisSettings()
     admin_token: str | None = field(default=None, repr=False)
     path: str | None = None
     eventlog: EventLogSettings = field(default_factory=EventLogSettings)
+
+    @property
+    def rq_url(self) -> str:
+        """RQ's Redis: RQ_REDIS_URL's, else REDIS_URL's."""
+        return self.rq_redis_url or self.redis_url
 
 
 def _section(raw: Mapping[str, Any], section: str, env: Mapping[str, str]) -> Any:
@@ -394,6 +402,9 @@ def load_settings(
 
     redis_url = env.get("REDIS_URL") or DEFAULT_REDIS_URL
     parse_redis_url(redis_url)
+    rq_redis_url = env.get("RQ_REDIS_URL") or ""
+    if rq_redis_url:
+        parse_redis_url(rq_redis_url, "RQ_REDIS_URL")
     return Settings(
         convocore=convocore,
         delivery=delivery,
@@ -402,6 +413,7 @@ def load_settings(
         eventlog=_section(raw, "eventlog", env),
         sources=sources,
         redis_url=redis_url,
+        rq_redis_url=rq_redis_url,
         redis=_section(raw, "redis", env),
         admin_token=env.get("BRIDGE_ADMIN_TOKEN") or None,
         path=str(path) if path else None,

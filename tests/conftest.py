@@ -33,6 +33,23 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
 
 
 @pytest.fixture(scope="session")
+def rq_redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A second Redis, for RQ on its own Redis (RQ_REDIS_URL)."""
+    server = RedisServer(tmp_path_factory.mktemp("rq-redis"), appendfsync="everysec")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def rq_redis_url(rq_redis_server: RedisServer) -> str:
+    client = redis.Redis.from_url(rq_redis_server.url)
+    client.flushall()
+    client.close()
+    return rq_redis_server.url
+
+
+@pytest.fixture(scope="session")
 def ha_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A primary, two replicas and three sentinels (tests/ha.py), started once per run."""
     from tests.ha import HaRedis

@@ -19,8 +19,9 @@ and gives no per-conversation order or coalescing); what RQ sees and does:
   RQ jobs    the `convo-bridge` queue's jobs (dead-letter replays, bridge/store/rq_jobs.py)
              run one at a time in a thread beside the event loop, with RQ's own bookkeeping
              (SimpleWorker.execute_job); TimerDeathPenalty, since SIGALRM needs the main thread
-Configuration comes from BRIDGE_CONFIG and the environment, as for every command; Redis is
-the RQ connection's (`rq worker -u URL`, or REDIS_URL).
+Configuration comes from BRIDGE_CONFIG and the environment, as for every command. RQ's
+Redis is the RQ connection's (`rq worker -u URL`, RQ_REDIS_URL, or REDIS_URL); the store's
+is REDIS_URL when RQ_REDIS_URL is set, else the RQ connection's too.
 
 Only RQ's public names are overridden or used (as rq's own worker classes do): the queue
 list is given to RQ's constructor, `connection_timeout` sizes the sync socket timeout,
@@ -62,9 +63,9 @@ from bridge.logs import configure, fields
 from bridge.process import freeze_startup_heap
 from bridge.store import rq_jobs
 from bridge.store.connect import async_client, parse_redis_url, sync_client
-from bridge.store.keys import RQ_QUEUE
+from bridge.store.keys import PREFIX, RQ_QUEUE
 from bridge.store.rq_jobs import StillUnroutable
-from bridge.store.rq_mirror import mirror_new, reconcile
+from bridge.store.rq_mirror import drop_gone, mirror_new, reconcile
 from workers.registration import Activity, Registration
 from workers.threads import in_daemon_thread
 from workers.worker import Engine
@@ -124,6 +125,9 @@ class DeliveryWorker(SimpleWorker):
 
     def _settings_from_environment(self) -> Settings:
         settings = load_settings(None)
+        if settings.rq_redis_url:  # RQ on a Redis of its own: the RQ connection is that one
+            url = redis_url_of(self.connection, settings.rq_redis_url)
+            return settings if url == settings.rq_redis_url else replace(settings, rq_redis_url=url)
         url = redis_url_of(self.connection, settings.redis_url)
         return settings if url == settings.redis_url else replace(settings, redis_url=url)
 
@@ -131,13 +135,14 @@ class DeliveryWorker(SimpleWorker):
         """The worker in the running event loop; `signals`: SIGTERM and SIGINT stop it (only
         in the main thread). Returns conversations settled plus RQ jobs run."""
         engine = self.engine = Engine(settings, name=self.name)
-        rq_jobs.configure(settings.delivery.coalesce_ms, settings.redis)  # for the jobs we run
+        # for the jobs we run
+        rq_jobs.configure(settings.delivery.coalesce_ms, settings.redis, settings.redis_url)
         if signals:
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self.stop)
-        client = async_client(
-            settings.redis_url, decode_responses=True, socket_timeout=5, socket_connect_timeout=2
+        client = async_client(  # RQ's Redis: the registration and `rq suspend`
+            settings.rq_url, decode_responses=True, socket_timeout=5, socket_connect_timeout=2
         )
         registration = Registration(self, self.activity, client)
         try:  # registered before the first take; if Redis is away, keep() retries
@@ -163,7 +168,7 @@ class DeliveryWorker(SimpleWorker):
             registration.keep(),
             self._watch_suspension(client, burst),
             self._keep_subscribed(),
-            self._mirror_loop(),
+            self._mirror_loop(settings),
         ]
         try:
             if burst:
@@ -374,19 +379,33 @@ class DeliveryWorker(SimpleWorker):
 
     # --- dead letters as RQ failed jobs -------------------------------------------------------
 
-    async def _mirror_loop(self) -> None:
-        """bridge/store/rq_mirror.py: new dead letters every second, all of them at start
-        and every RECONCILE_EVERY_S."""
+    async def _mirror_loop(self, settings: Settings) -> None:
+        """bridge/store/rq_mirror.py: new and dropped dead letters every second, all of them
+        at start and every RECONCILE_EVERY_S. RQ's connection is RQ's Redis; the dead letters
+        are on the store's, the same one unless RQ_REDIS_URL names another."""
+        store, rq = self.connection, None
+        if settings.rq_url != settings.redis_url:
+            store = sync_client(settings.redis_url, socket_timeout=SYNC_SOCKET_TIMEOUT_S)
+            rq = self.connection
+        try:
+            await self._mirror(store, rq)
+        finally:
+            if rq is not None:
+                with contextlib.suppress(RedisError, OSError):
+                    store.close()
+
+    async def _mirror(self, store: redis.Redis, rq: redis.Redis | None) -> None:
         full_at = 0.0
         while True:
             try:
                 if time.monotonic() - full_at >= RECONCILE_EVERY_S:
-                    made = await in_daemon_thread(reconcile, self.connection)
+                    made = await in_daemon_thread(reconcile, store, PREFIX, rq)
                     full_at = time.monotonic()
                     if made:
                         log.info("dead letters given RQ failed jobs", extra=fields(jobs=made))
                 else:
-                    await in_daemon_thread(mirror_new, self.connection)
+                    await in_daemon_thread(mirror_new, store, PREFIX, rq)
+                await in_daemon_thread(drop_gone, store, rq)
             except (RedisError, OSError):
                 pass  # Redis away: the registration logs it; the list waits in Redis
             except Exception as exc:
@@ -503,7 +522,7 @@ def worker_name() -> str:
 
 def delivery_worker(settings: Settings, queues: Sequence[str] = (RQ_QUEUE,)) -> DeliveryWorker:
     """A DeliveryWorker on `settings`, made without talking to Redis (it may be down)."""
-    conn = sync_client(settings.redis_url)
+    conn = sync_client(settings.rq_url)
     worker = DeliveryWorker(
         list(queues), name=worker_name(), connection=conn, settings=settings, prepare_for_work=False
     )

@@ -53,6 +53,10 @@ SWEEP_EVERY_S = 2.0
 TAKE_GRACE_S = 0.5  # after stop(), a take still waiting on Redis is cancelled after this
 CLOSE_S = 1.0  # each step of the way out (release, closing) is bounded by this
 MAX_LOG_WRITES = 1000  # event-log writes waiting at most; past this, entries are dropped
+POLL_S = 0.1  # while something is due later, take again at least this often
+# nothing due at all: wait this long for a wake (a conversation added to an empty `due`
+# wakes a worker, even one due later), so an idle worker costs Redis ~2 calls a second
+IDLE_WAIT_S = 1.0
 
 
 class Engine:
@@ -63,7 +67,7 @@ class Engine:
         d = settings.delivery
         self.concurrency = concurrency or d.concurrency
         self.lease_ms = int(d.lease_s * 1000)
-        self.store = Store(settings.redis_url, durability=settings.redis)
+        self.store = Store(settings.redis_url, durability=settings.redis, rq_url=settings.rq_url)
         self.accounts = Accounts(settings, timeout_s=d.request_timeout_s)
         self.rng = random.Random()
         self.held: dict[str, Held] = {}  # by lease token
@@ -202,13 +206,15 @@ class Engine:
                 task = asyncio.create_task(self._deliver(held))
                 self.tasks.add(task)
                 task.add_done_callback(self._done)
-            if batch:
-                continue
+            if batch and (len(batch) >= free or next_due == 0):
+                continue  # more may be due now
+            # else nothing more is due now: whatever becomes due pushes a wake (take again
+            # at once would only find nothing, a Redis call per PATCH)
             if burst and not self.tasks and await self._nothing_left():
                 return
-            wait = 0.1
+            wait = IDLE_WAIT_S
             if next_due is not None:
-                wait = min(wait, max(next_due / 1000, 0.005))
+                wait = min(POLL_S, max(next_due / 1000, 0.005))
             try:
                 await asyncio.wait_for(waker.wait_for_work(waker.redis, wait), wait + 1.0)
             except (StoreUnavailable, TimeoutError):

@@ -38,7 +38,7 @@ from bridge.intents import check_id
 from bridge.providers.base import same
 from bridge.status import StatusReport, gated_accounts, status_report
 from bridge.store import DeadLetter, Store
-from bridge.store.rq_jobs import enqueue_replay_at
+from bridge.store.rq_jobs import enqueue_replay_at, rq_durability
 from bridge.times import iso
 from bridge.trace import Change, Trace, trace
 
@@ -442,11 +442,11 @@ async def replay_all(request: Request) -> Response:
 def _enqueue_replay_all(settings: Settings) -> None:
     """A large replay runs as an RQ job (bridge/store/rq_jobs.py); the page answers at once."""
     enqueue_replay_at(
-        settings.redis_url,
+        settings.rq_url,
         None,
         settings.delivery.coalesce_ms,
         "every dead letter (admin page)",
-        settings.redis,
+        rq_durability(settings),
     )
 
 

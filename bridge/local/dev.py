@@ -242,7 +242,7 @@ def run_dev(args: argparse.Namespace) -> int:
         if not _wait_http(f"http://127.0.0.1:{args.port}/healthz"):
             print("convo-bridge: the ingest server did not start", file=sys.stderr)
             return 1
-        if not _wait_worker(env["REDIS_URL"]):
+        if not _wait_worker(env.get("RQ_REDIS_URL") or env["REDIS_URL"]):
             print("convo-bridge: the worker did not register with RQ", file=sys.stderr)
             return 1
         origin = "from --config" if args.config else "from BRIDGE_CONFIG" if given else "sample"

@@ -36,6 +36,8 @@ from bridge.store.records import (
     DeadLetter,
     Outcome,
     Routed,
+    SettleOptions,
+    SettleRow,
     Work,
 )
 from bridge.store.replication import add_waits, check_waits
@@ -57,6 +59,12 @@ def now_ms() -> int:
     arithmetic through `Store.clock_offset_ms`): every time kept in Redis is Redis's own
     (`Store.redis_now_ms`, and NOW inside the scripts)."""
     return int(time.time() * 1000)
+
+
+@functools.lru_cache(maxsize=16)
+def _settle_options(options: SettleOptions) -> str:
+    """settle.lua's ARGV[2]: its options as one JSON object (made once per settings)."""
+    return orjson.dumps(options).decode()
 
 
 def _unavailable_as_error(
@@ -84,6 +92,7 @@ class Store:
         *,
         prefix: str = PREFIX,
         durability: RedisSettings | None = None,
+        rq_url: str = "",
         **client_options: Any,
     ) -> None:
         options: dict[str, Any] = {
@@ -101,10 +110,13 @@ class Store:
         # asyncio.wait_for when a socket timeout is set, which costs a task per command.
         self._scripts: Any = async_client(url, **{**options, "socket_timeout": None})
         self.url = url
+        # RQ's Redis (its worker registry and `rq suspend`): `url`'s unless given
+        self.rq_url = rq_url or url
+        self._rq: Any = self.redis if self.rq_url == url else async_client(self.rq_url, **options)
         self.durability = durability or RedisSettings()
         self.prefix = prefix
         self._script: dict[ScriptName, Any] = {}
-        self._groups: dict[tuple[Any, tuple[int, ...]], GroupCommit[list[Any], Any]] = {}
+        self._groups: dict[tuple[Any, tuple[int | str, ...]], GroupCommit[Any, Any]] = {}
 
     def key(self, *parts: str) -> str:
         return keys.key(self.prefix, *parts)
@@ -112,24 +124,34 @@ class Store:
     async def close(self) -> None:
         await self.redis.aclose()
         await self._scripts.aclose()
+        if self._rq is not self.redis:
+            await self._rq.aclose()
 
     async def live_workers(self) -> int:
         """Workers with a current RQ registration on the convo-bridge queue."""
         from bridge.store.rq_workers import live_workers
 
-        with store_errors(self.url):
-            return await asyncio.to_thread(live_workers, self.url)
+        with store_errors(self.rq_url):
+            return await asyncio.to_thread(live_workers, self.rq_url)
 
-    @_unavailable_as_error
     async def delivery_paused(self) -> bool:
         """Whether RQ's workers are suspended (`rq suspend`): ours take no work meanwhile."""
-        return bool(await self.redis.exists(WORKERS_SUSPENDED))  # RQ's own key
+        with store_errors(self.rq_url):
+            return bool(await self._rq.exists(WORKERS_SUSPENDED))
 
     @_unavailable_as_error
     async def pause_delivery(self, on: bool) -> None:
         """Suspend (True) or resume (False) the workers, as `rq suspend` / `rq resume` do:
-        RQ's own flag, which our workers read too."""
-        await self._write(("SET", WORKERS_SUSPENDED, "1") if on else ("DEL", WORKERS_SUSPENDED))
+        RQ's own flag, which our workers read too (on RQ's Redis; waited for like any
+        admin write when that is the store's)."""
+        if self.rq_url == self.url:
+            await self._write(("SET", WORKERS_SUSPENDED, "1") if on else ("DEL", WORKERS_SUSPENDED))
+            return
+        with store_errors(self.rq_url):
+            if on:
+                await self._rq.set(WORKERS_SUSPENDED, "1")
+            else:
+                await self._rq.delete(WORKERS_SUSPENDED)
 
     async def ping(self) -> bool:
         try:
@@ -143,14 +165,14 @@ class Store:
             script = self._script[name] = self._scripts.register_script(source(name))
         return script
 
-    def _grouped(self, name: ScriptName, head: tuple[int, ...]) -> GroupCommit[list[Any], Any]:
+    def _grouped(self, name: ScriptName, head: tuple[int | str, ...]) -> GroupCommit[Any, Any]:
         """Concurrent calls of script `name` with the same leading arguments share one call:
         their rows go as one JSON array, the last argument; the script answers one item per
         row (a string of letters, or an array)."""
         group = self._groups.get((name, head))
         if group is None:
 
-            async def send(rows: list[list[Any]]) -> Any:
+            async def send(rows: list[Any]) -> Any:
                 return await self._run(name, [*head, orjson.dumps(rows)])
 
             group = self._groups[(name, head)] = GroupCommit(send)
@@ -334,31 +356,32 @@ class Store:
         """Record what an attempt did; concurrent settles share one script call. Returns the
         dead letter's id when it made one, else ''."""
         d = settings
-        shared = (
-            d.coalesce_ms,
-            keys.HIGH_WATER_TTL_MS,
-            int(d.array_cache_s * 1000),
-            d.circuit_window,
-            int(d.circuit_failure_ratio * 1000),
-            int(d.circuit_cooldown_s * 1000),
-            int(d.in_doubt_quiet_s * 1000),
+        options = SettleOptions(
+            coalesce_ms=d.coalesce_ms,
+            array_cache_ms=int(d.array_cache_s * 1000),
+            circuit_window=d.circuit_window,
+            circuit_failure_permille=int(d.circuit_failure_ratio * 1000),
+            circuit_cooldown_ms=int(d.circuit_cooldown_s * 1000),
+            in_doubt_quiet_ms=int(d.in_doubt_quiet_s * 1000),
         )
-        row = [
-            work.ck,
-            work.token,
-            outcome.kind,
-            orjson.dumps(outcome.arrays).decode() if outcome.arrays is not None else "",
-            orjson.dumps(outcome.attempt).decode() if outcome.attempt else "{}",
-            str(outcome.retry_in_ms),
-            outcome.reason,
-            outcome.status,
-            outcome.snippet[:300],
-            outcome.circuit,
-            [x for e in outcome.sent for x in (e.name, e.raw)],
-            "1" if outcome.in_doubt else "0",
-        ]
-        nbytes = sum(len(e.raw) for e in outcome.sent) + len(row[3])
-        (dead_id,) = await self._grouped("settle", shared).submit([row], nbytes)
+        row = SettleRow(
+            ck=work.ck,
+            token=work.token,
+            outcome=outcome.kind,
+            arrays=orjson.dumps(outcome.arrays).decode() if outcome.arrays is not None else "",
+            attempt=orjson.dumps(outcome.attempt).decode() if outcome.attempt else "{}",
+            retry_in_ms=outcome.retry_in_ms,
+            reason=outcome.reason,
+            status=outcome.status,
+            snippet=outcome.snippet[:300],
+            circuit=outcome.circuit,
+            sent=[x for e in outcome.sent for x in (e.name, e.raw)],
+            in_doubt=outcome.in_doubt,
+        )
+        nbytes = sum(len(e.raw) for e in outcome.sent) + len(row.arrays)
+        (dead_id,) = await self._grouped("settle", (_settle_options(options),)).submit(
+            [row], nbytes
+        )
         return str(dead_id)
 
     async def renew(self, held: Sequence[tuple[str, str]], lease_ms: int) -> list[bool]:
@@ -601,11 +624,11 @@ class Store:
             pipe.zscore(self.key("due"), ck)
             pipe.zscore(self.key("inflight"), ck)
             pipe.exists(self.key("lease", ck))
-            pipe.exists(WORKERS_SUSPENDED)  # RQ's own key
             pipe.zrange(self.key("dlq"), 0, -1)
             pipe.time()
             answers = await pipe.execute()
-        pending, applied, attempts, due, inflight, leased, suspended, dl_ids, clock = answers
+        pending, applied, attempts, due, inflight, leased, dl_ids, clock = answers
+        suspended = await self.delivery_paused()
         now = int(clock[0]) * 1000 + int(clock[1]) // 1000
         return ConversationState(
             pending, applied, attempts, due, inflight, bool(leased), bool(suspended), dl_ids, now

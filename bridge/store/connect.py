@@ -11,7 +11,8 @@
 
 `user:pw` are the data servers' credentials; `sentinel_password` (and `sentinel_username`)
 the sentinels'. A URL that does not parse is a ConfigError naming REDIS_URL (exit 2), found
-when the settings load, before anything starts.
+when the settings load, before anything starts. RQ_REDIS_URL (RQ's own Redis: its worker
+registry, failed jobs, replay jobs and suspension flag) takes the same forms.
 """
 
 from __future__ import annotations
@@ -54,12 +55,21 @@ class RedisAddress:
         return redact(self.url)
 
 
+def parse_redis_url(url: str, variable: str = "REDIS_URL") -> RedisAddress:
+    """`url` checked and split; raises ConfigError(`variable`, …) saying what is wrong."""
+    try:
+        return _parse(url)
+    except ConfigError as exc:
+        if variable == exc.key:
+            raise
+        raise ConfigError(variable, exc.problem) from None
+
+
 def _bad(problem: str) -> ConfigError:
     return ConfigError("REDIS_URL", problem)
 
 
-def parse_redis_url(url: str) -> RedisAddress:
-    """`url` checked and split; raises ConfigError("REDIS_URL", …) saying what is wrong."""
+def _parse(url: str) -> RedisAddress:
     shown = redact(url)
     if not url.startswith(SCHEMES):
         return _fail(f"expected a URL starting with one of {', '.join(SCHEMES)}; got {shown!r}")

@@ -25,6 +25,8 @@ Keys (all under the prefix, default `cb:`; `ck` is a conversation key, see `conv
     dlr                        hash reason -> count
     dlseq                      counter                               dead-letter ids
     rqnew                      list of dead-letter ids               waiting for their RQ failed job
+    rqgone                     list of dead-letter ids               dropped: their failed job goes
+                                                                     (RQ on a Redis of its own)
     ux:<source>:<external id>  string dead-letter id                 unroutable, waiting for a link
     links:<source>             hash external id -> ck                the link registry
     circuit / recent           hash state,until / list of 0|1        circuit breaker

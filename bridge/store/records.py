@@ -82,6 +82,40 @@ class Outcome:
     answer: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class SettleOptions:
+    """settle.lua's settings, sent as one named JSON object (ARGV[2]) and read there by
+    name: a new one is a field here and a read there. Concurrent settles with equal options
+    share one call."""
+
+    coalesce_ms: int
+    array_cache_ms: int
+    circuit_window: int
+    circuit_failure_permille: int
+    circuit_cooldown_ms: int
+    in_doubt_quiet_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class SettleRow:
+    """One attempt as settle.lua reads it, by field name (an element of ARGV[3], a JSON
+    array): `Outcome` in the script's terms. Strings where the script compares strings;
+    "" (never null) for nothing."""
+
+    ck: str
+    token: str
+    outcome: OutcomeKind
+    arrays: str  # JSON {tags, handoffHistory} from the answer, or ""
+    attempt: str  # JSON attempt record
+    retry_in_ms: int
+    reason: str
+    status: str
+    snippet: str
+    circuit: Verdict
+    sent: list[str]  # name, entry, name, entry, ...
+    in_doubt: bool
+
+
 @dataclass(slots=True)
 class DeadLetter:
     id: str

@@ -17,6 +17,7 @@ replay script, the same one `dlq replay` runs.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ from redis.exceptions import NoScriptError
 from rq import Queue, get_current_job
 from rq.job import Job
 
-from bridge.config import DEFAULT_REDIS_URL, RedisSettings
+from bridge.config import DEFAULT_REDIS_URL, RedisSettings, Settings
 from bridge.errors import StoreUnavailable
 from bridge.store import keys
 from bridge.store.connect import store_errors, sync_client
@@ -54,15 +55,16 @@ class JobSettings:
 
     coalesce_ms: int = DEFAULT_COALESCE_MS
     durability: RedisSettings = field(default_factory=RedisSettings)
+    store_url: str = ""  # the store's Redis, where the replay script runs ("": unknown)
 
 
 _configured: JobSettings | None = None
 
 
-def configure(coalesce_ms: int, durability: RedisSettings) -> None:
+def configure(coalesce_ms: int, durability: RedisSettings, store_url: str = "") -> None:
     """The settings of this process (our worker calls it), for the jobs it runs."""
     global _configured
-    _configured = JobSettings(coalesce_ms, durability)
+    _configured = JobSettings(coalesce_ms, durability, store_url)
 
 
 def _settings() -> JobSettings:
@@ -74,16 +76,28 @@ def _settings() -> JobSettings:
         from bridge.config import load_settings
 
         settings = load_settings(None)
-        return JobSettings(settings.delivery.coalesce_ms, settings.redis)
+        url = settings.redis_url if os.environ.get("REDIS_URL") else ""
+        return JobSettings(settings.delivery.coalesce_ms, settings.redis, url)
     except Exception:
         return JobSettings()
 
 
 def _connection() -> Redis:
+    """The store's Redis, where the replay script runs: this process's REDIS_URL (our
+    worker's, or the environment's), else the job's own connection (RQ on the store's Redis,
+    an RQ worker started with only `-u`)."""
+    url = _settings().store_url
+    if url:
+        return _client(url)
     job = get_current_job()
     if job is not None:
         return job.connection
-    return sync_client(os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL)
+    return _client(DEFAULT_REDIS_URL)
+
+
+@functools.cache
+def _client(url: str) -> Redis:
+    return sync_client(url)
 
 
 def replay(
@@ -213,13 +227,19 @@ async def link(
     await store.set_link_only(source, external_id, agent_id, convo_id)
     job = await asyncio.to_thread(
         enqueue_replay_at,
-        store.url,
+        store.rq_url,
         [waiting],
         coalesce_ms,
         f"what waited for {source} {external_id}",
-        store.durability,
+        store.durability if store.rq_url == store.url else RedisSettings(),
     )
     return f"queued {job.id}"
+
+
+def rq_durability(settings: Settings) -> RedisSettings:
+    """What an RQ write waits for: the store's replicas when RQ shares its Redis; on a Redis
+    of its own (RQ_REDIS_URL), nothing (a lost replay job leaves the dead letters there)."""
+    return settings.redis if settings.rq_url == settings.redis_url else RedisSettings()
 
 
 def enqueue_replay_at(

@@ -19,10 +19,20 @@ Who writes what, and why it cannot drift:
 Under [redis] durability = "replica" the mirror does not wait for replicas: the dead letter
 and its `rqnew` entry do (dead.lua runs in settle), replication keeps order, so a failover
 that loses a mirrored job loses the `rqnew` removal after it too and the job is made again.
+
+RQ on its own Redis (RQ_REDIS_URL): no transaction spans two servers, and dead.lua cannot
+reach RQ's keys, so the same rules are kept from here, in this order:
+  mirror_one()        reads the dead letter, writes its job on RQ's Redis, then looks again:
+                      a dead letter dropped meanwhile takes its job with it
+  dead.lua drop_dead  lists the dropped id in `rqgone`; drop_gone() (workers, every second)
+                      deletes its failed job (a requeued or running one is left to finish)
+  reconcile()         also deletes failed jobs whose dead letter is gone (a worker that died
+                      between the steps above)
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -46,6 +56,7 @@ KEEP_S = 100 * 365 * 86_400  # dead letters stay until replayed or purged: so do
 JOB_TIMEOUT_S = 600
 BATCH = 200
 SHOWN_EVENTS = 20
+DEAD_LETTER_ID = re.compile(r"\d+-\d+")  # dead.lua's ids (RQ's own job ids are UUIDs)
 
 
 def _text(raw: Any) -> str:
@@ -97,74 +108,161 @@ def description(dl_id: str, rec: dict[str, str]) -> str:
     return f"dead letter {dl_id}: {rec.get('reason', '?')} {where} (requeue to replay)"
 
 
-def mirror_one(conn: Redis, dl_id: str, prefix: str = PREFIX) -> bool:
-    """Make dead letter `dl_id`'s failed job unless it has one (or is gone). True if made."""
+def _job(conn: Redis, dl_id: str, rec: dict[str, str]) -> Job:
+    job = Job.create(
+        REPLAY_FUNC,
+        args=(dl_id,),
+        connection=conn,
+        id=dl_id,
+        origin=RQ_QUEUE,
+        status=JobStatus.FAILED,
+        description=description(dl_id, rec),
+        timeout=JOB_TIMEOUT_S,
+        failure_ttl=KEEP_S,
+    )
+    created = datetime.fromtimestamp(int(rec.get("created", "0")) / 1000, UTC)
+    job.created_at = job.enqueued_at = job.ended_at = created
+    return job
+
+
+def _add_failed(rq: Redis, pipe: Any, job: Job, text: str) -> None:
+    """The failed job's writes, queued on `pipe` (a MULTI on RQ's Redis)."""
+    FailedJobRegistry(RQ_QUEUE, connection=rq).add(job, ttl=KEEP_S, exc_string=text, pipeline=pipe)
+    Result.create_failure(job, KEEP_S, exc_string=text, pipeline=pipe)
+    pipe.sadd(Queue.redis_queues_keys, Queue(RQ_QUEUE, connection=rq).key)
+
+
+def _read_dead_letter(
+    conn: Any, dl_id: str, prefix: str
+) -> tuple[dict[str, str], dict[str, str], list[str]]:
+    rec = {_text(k): _text(v) for k, v in conn.hgetall(keys.key(prefix, "dl", dl_id)).items()}
+    entries = {_text(k): _text(v) for k, v in conn.hgetall(keys.key(prefix, "dle", dl_id)).items()}
+    attempts = [_text(a) for a in conn.lrange(keys.key(prefix, "dla", dl_id), 0, -1)]
+    return rec, entries, attempts
+
+
+def mirror_one(conn: Redis, dl_id: str, prefix: str = PREFIX, rq: Redis | None = None) -> bool:
+    """Make dead letter `dl_id`'s failed job unless it has one (or is gone). True if made.
+    `rq`: RQ's Redis when it is not `conn`'s."""
+    if rq is not None:
+        return _mirror_apart(conn, rq, dl_id, prefix)
     dl_key = keys.key(prefix, "dl", dl_id)
     job_key = Job.key_for(dl_id)
     with conn.pipeline() as pipe:
         while True:
             try:
                 pipe.watch(dl_key, job_key)  # type: ignore[no-untyped-call]
-                raw = pipe.hgetall(dl_key)
-                if not raw or pipe.exists(job_key):
+                if not pipe.exists(dl_key) or pipe.exists(job_key):
                     pipe.unwatch()
                     return False
-                rec = {_text(k): _text(v) for k, v in raw.items()}
-                entries = {
-                    _text(k): _text(v)
-                    for k, v in pipe.hgetall(keys.key(prefix, "dle", dl_id)).items()
-                }
-                attempts = [_text(a) for a in pipe.lrange(keys.key(prefix, "dla", dl_id), 0, -1)]
-                created = datetime.fromtimestamp(int(rec.get("created", "0")) / 1000, UTC)
-                job = Job.create(
-                    REPLAY_FUNC,
-                    args=(dl_id,),
-                    connection=conn,
-                    id=dl_id,
-                    origin=RQ_QUEUE,
-                    status=JobStatus.FAILED,
-                    description=description(dl_id, rec),
-                    timeout=JOB_TIMEOUT_S,
-                    failure_ttl=KEEP_S,
-                )
-                job.created_at = job.enqueued_at = job.ended_at = created
-                text = failure_text(dl_id, rec, entries, attempts)
+                rec, entries, attempts = _read_dead_letter(pipe, dl_id, prefix)
+                job = _job(conn, dl_id, rec)
                 pipe.multi()
-                FailedJobRegistry(RQ_QUEUE, connection=conn).add(
-                    job, ttl=KEEP_S, exc_string=text, pipeline=pipe
-                )
-                Result.create_failure(job, KEEP_S, exc_string=text, pipeline=pipe)
-                pipe.sadd(Queue.redis_queues_keys, Queue(RQ_QUEUE, connection=conn).key)
+                _add_failed(conn, pipe, job, failure_text(dl_id, rec, entries, attempts))
                 pipe.execute()
                 return True
             except WatchError:
                 continue
 
 
-def mirror_new(conn: Redis, prefix: str = PREFIX) -> int:
+def _mirror_apart(conn: Redis, rq: Redis, dl_id: str, prefix: str) -> bool:
+    """mirror_one with RQ on a Redis of its own: write, then look again (module docstring)."""
+    if rq.exists(Job.key_for(dl_id)):
+        return False
+    rec, entries, attempts = _read_dead_letter(conn, dl_id, prefix)
+    if not rec:
+        return False
+    job = _job(rq, dl_id, rec)
+    with rq.pipeline() as pipe:
+        _add_failed(rq, pipe, job, failure_text(dl_id, rec, entries, attempts))
+        pipe.execute()
+    if not conn.exists(keys.key(prefix, "dl", dl_id)):  # dropped meanwhile: so is its job
+        drop_job(rq, dl_id)
+        return False
+    return True
+
+
+def drop_job(rq: Redis, dl_id: str) -> None:
+    """Delete a dropped dead letter's failed job from RQ's Redis, as dead.lua does when RQ
+    shares the store's: a job requeued or running meanwhile is left to finish."""
+    job_key = Job.key_for(dl_id)
+    with rq.pipeline() as pipe:
+        while True:
+            try:
+                pipe.watch(job_key)  # type: ignore[no-untyped-call]
+                failed = _text(pipe.hget(job_key, "status") or b"") == JobStatus.FAILED.value
+                pipe.multi()
+                if failed:
+                    pipe.delete(job_key, Result.get_key(dl_id))  # type: ignore[no-untyped-call]
+                pipe.zrem(FailedJobRegistry(RQ_QUEUE, connection=rq).key, dl_id)
+                pipe.execute()
+                return
+            except WatchError:
+                continue
+
+
+def mirror_new(conn: Redis, prefix: str = PREFIX, rq: Redis | None = None) -> int:
     """Mirror the dead letters made since the last call (dead.lua lists them in `rqnew`)."""
     pending = keys.key(prefix, "rqnew")
     made = 0
     for raw in conn.lrange(pending, 0, BATCH - 1):
         dl_id = _text(raw)
-        made += mirror_one(conn, dl_id, prefix)
+        made += mirror_one(conn, dl_id, prefix, rq)
         conn.lrem(pending, 1, dl_id)
     return made
 
 
-def reconcile(conn: Redis, prefix: str = PREFIX) -> int:
-    """Mirror every dead letter that has no job (of any status). Returns how many."""
+def drop_gone(conn: Redis, rq: Redis | None, prefix: str = PREFIX) -> int:
+    """Delete the failed jobs of the dead letters dropped since the last call (dead.lua lists
+    them in `rqgone`): on RQ's own Redis; with RQ on the store's Redis dead.lua already did,
+    and the list is only emptied. Returns how many ids were seen."""
+    gone, seen = keys.key(prefix, "rqgone"), 0
+    while True:
+        # popped, so two workers never both take an id; a worker that dies holding some
+        # leaves their jobs to the reconcile
+        ids = [_text(raw) for raw in conn.lpop(gone, BATCH) or []]
+        if rq is not None:
+            for dl_id in ids:
+                drop_job(rq, dl_id)
+        seen += len(ids)
+        if len(ids) < BATCH:
+            return seen
+
+
+def reconcile(conn: Redis, prefix: str = PREFIX, rq: Redis | None = None) -> int:
+    """Mirror every dead letter that has no job (of any status), and, with RQ on its own
+    Redis, drop the failed jobs whose dead letter is gone. Returns how many jobs it made."""
+    jobs = conn if rq is None else rq
     made, start = 0, 0
     while True:
         ids = [_text(i) for i in conn.zrange(keys.key(prefix, "dlq"), start, start + 999)]
         if not ids:
-            return made
-        with conn.pipeline(transaction=False) as pipe:
+            break
+        with jobs.pipeline(transaction=False) as pipe:
             for dl_id in ids:
                 pipe.exists(Job.key_for(dl_id))
             exists = pipe.execute()
-        made += sum(mirror_one(conn, i, prefix) for i, e in zip(ids, exists, strict=True) if not e)
+        made += sum(
+            mirror_one(conn, i, prefix, rq) for i, e in zip(ids, exists, strict=True) if not e
+        )
         start += 1000
+    if rq is not None:
+        _drop_orphans(conn, rq, prefix)
+    return made
+
+
+def _drop_orphans(conn: Redis, rq: Redis, prefix: str) -> None:
+    failed = FailedJobRegistry(RQ_QUEUE, connection=rq).key
+    ids = [i for i in (_text(r) for r in rq.zrange(failed, 0, -1)) if DEAD_LETTER_ID.fullmatch(i)]
+    for start in range(0, len(ids), 1000):
+        chunk = ids[start : start + 1000]
+        with conn.pipeline(transaction=False) as pipe:
+            for dl_id in chunk:
+                pipe.exists(keys.key(prefix, "dl", dl_id))
+            exists = pipe.execute()
+        for dl_id, e in zip(chunk, exists, strict=True):
+            if not e:
+                drop_job(rq, dl_id)
 
 
 def job_states(conn: Redis, ids: Sequence[str]) -> dict[str, str]:

@@ -264,3 +264,13 @@ def test_a_secret_written_in_the_file_says_to_name_its_variable(tmp_path, text, 
     assert err.value.key == key and says in str(err.value)
     assert "put it in an environment variable" in str(err.value)
     assert "whsec_x" not in str(err.value) and "t0k" not in str(err.value)
+
+
+def test_rq_redis_url_defaults_to_redis_url_and_a_bad_one_is_named() -> None:
+    env = {"REDIS_URL": "redis://store:6379/0"}
+    assert load_settings(None, env).rq_url == "redis://store:6379/0"
+    given = load_settings(None, {**env, "RQ_REDIS_URL": "redis+sentinel://s1:26379/rq"})
+    assert given.rq_url == "redis+sentinel://s1:26379/rq"
+    with pytest.raises(ConfigError) as err:
+        load_settings(None, {**env, "RQ_REDIS_URL": "http://u:secret@rq:6379"})
+    assert err.value.key == "RQ_REDIS_URL" and "secret" not in str(err.value)

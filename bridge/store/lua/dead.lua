@@ -26,11 +26,13 @@ local function drop_dead(id)
   end
   redis.call('DEL', P .. 'dl:' .. id, P .. 'dle:' .. id, P .. 'dla:' .. id)
   redis.call('ZREM', P .. 'dlq', id)
-  -- its RQ failed job goes with it; a requeued or running one is left to finish
+  -- its RQ failed job goes with it; a requeued or running one is left to finish (RQ on a
+  -- Redis of its own: rq_mirror.py deletes it from there, listed in rqgone)
   if redis.call('HGET', RQ_JOB .. id, 'status') == 'failed' then
     redis.call('DEL', RQ_JOB .. id, RQ_RESULTS .. id)
   end
   redis.call('ZREM', RQ_FAILED, id)
+  redis.call('RPUSH', P .. 'rqgone', id)
   if redis.call('HINCRBY', P .. 'dlr', rec[1], -1) <= 0 then redis.call('HDEL', P .. 'dlr', rec[1]) end
 end
 

@@ -65,6 +65,13 @@ local function wake()
   redis.call('LTRIM', P .. 'wake', 0, 63)
 end
 
+-- ck was just added to `due`, due at `at`: wake an idle worker when it is due now, or when
+-- `due` was empty (a worker whose last take found nothing waits long; the one woken learns
+-- when the next is due)
+local function added_due(at)
+  if at <= NOW or redis.call('ZCARD', P .. 'due') == 1 then wake() end
+end
+
 -- makes a conversation with pending changes due, no sooner than `coalesce` ms after its last
 -- PATCH nor before its quiet time (`_q`, after an in-doubt PATCH); a conversation held by a
 -- worker is scheduled again when that worker settles
@@ -72,9 +79,9 @@ local function schedule(ck, coalesce)
   if redis.call('ZSCORE', P .. 'inflight', ck) then return end
   local hw = redis.call('HMGET', P .. 'hw:' .. ck, '_t', '_q')
   local due = math.max(NOW, tonumber(hw[1] or '0') + coalesce, tonumber(hw[2] or '0'))
-  -- wake idle workers only when this made the conversation due: if it was already in
-  -- `due`, a wake went out then (or it waits for a later time the workers know)
-  if redis.call('ZADD', P .. 'due', 'NX', due, ck) == 1 and due <= NOW then wake() end
+  -- wake idle workers only when this added the conversation to `due`: if it was already
+  -- there, a wake went out then (or it waits for a later time the workers know)
+  if redis.call('ZADD', P .. 'due', 'NX', due, ck) == 1 then added_due(due) end
 end
 
 -- an in-doubt PATCH may still be applied: nothing more goes to this conversation for

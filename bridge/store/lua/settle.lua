@@ -1,17 +1,17 @@
 -- settle: record what attempts did; several workers' settles share one call.
 -- Includes: prelude, dead, circuit.
--- ARGV[2] coalesce (ms), ARGV[3] (unused: HIGH_WATER_TTL_MS comes with the header),
--- ARGV[4] array cache ttl (ms), ARGV[5] circuit window, ARGV[6] failure ratio (permille),
--- ARGV[7] cooldown (ms), ARGV[8] in-doubt quiet period (ms), ARGV[9] a JSON array of
--- settles, each
---   [ck, token, outcome (ok|retry|dead|release|wait), arrays JSON or '', attempt JSON,
---    retry in (ms),
---    reason, status, snippet, circuit verdict (ok|fail|''), [name, entry, ...] sent,
---    in doubt (1|0): a PATCH left and its fate is unknown]
+-- Arguments by name, each side written from one definition (bridge/store/records.py):
+-- ARGV[2] a JSON object, SettleOptions: coalesce_ms, array_cache_ms, circuit_window,
+--   circuit_failure_permille, circuit_cooldown_ms, in_doubt_quiet_ms;
+-- ARGV[3] a JSON array of settles, each a JSON object, SettleRow: ck, token, outcome
+--   (ok|retry|dead|release|wait: held back by its account's gate, no attempt), arrays (JSON or ''), attempt (JSON), retry_in_ms, reason,
+--   status, snippet, circuit (ok|fail|''), sent ([name, entry, ...]), in_doubt (true: a
+--   PATCH left and its fate is unknown).
 -- Returns each settle's dead-letter id ('' when none).
-local coalesce, arr_ttl = tonumber(ARGV[2]), tonumber(ARGV[4])
-local window, ratio, cooldown = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
-local quiet = tonumber(ARGV[8])
+local opt = cjson.decode(ARGV[2])
+local coalesce, arr_ttl = opt.coalesce_ms, opt.array_cache_ms
+local window, ratio = opt.circuit_window, opt.circuit_failure_permille
+local cooldown, quiet = opt.circuit_cooldown_ms, opt.in_doubt_quiet_ms
 
 -- after a whole list is applied, older single tag / handoff changes can never matter again
 local function prune(hwk, kind, whole_version)
@@ -70,9 +70,9 @@ local function redo(ck, sent)
   keep_hw(ck)
 end
 
-local function settle(ck, token, outcome, arrays, attempt, retry_in, reason, status, snippet,
-                      verdict, sent, doubt)
-  local retry_at = NOW + retry_in
+local function settle(s)
+  local ck, token, outcome, sent = s.ck, s.token, s.outcome, s.sent
+  local retry_at = NOW + s.retry_in_ms
   local owned = redis.call('GET', P .. 'lease:' .. ck) == token
   if owned then
     redis.call('DEL', P .. 'lease:' .. ck)
@@ -80,36 +80,35 @@ local function settle(ck, token, outcome, arrays, attempt, retry_in, reason, sta
   end
   local dead_id = ''
   if outcome == 'ok' then
-    if owned then applied(ck, arrays, sent) else redo(ck, sent) end
+    if owned then applied(ck, s.arrays, sent) else redo(ck, sent) end
   elseif outcome == 'retry' or outcome == 'dead' then
     -- a failed attempt is recorded only by the lease holder: when the lease is gone (expired
     -- and taken over, or this very settle already ran and is repeated after a lost answer)
     -- recording it would double the attempt or dead-letter newer changes
     if owned then
-      redis.call('RPUSH', P .. 'att:' .. ck, attempt)
-      if outcome == 'dead' then dead_id = dead_letter_pending(ck, reason, status, snippet) end
+      redis.call('RPUSH', P .. 'att:' .. ck, s.attempt)
+      if outcome == 'dead' then
+        dead_id = dead_letter_pending(ck, s.reason, s.status, s.snippet)
+      end
     end
     count('fail', 1)
   end
-  if doubt == '1' then
+  if s.in_doubt then
     if not owned and outcome ~= 'ok' then redo(ck, sent) end
     retry_at = math.max(retry_at, hold_quiet(ck, quiet))
   end
   if owned or redis.call('EXISTS', P .. 'lease:' .. ck) == 0 then
     if outcome == 'retry' or outcome == 'wait' then
-      redis.call('ZADD', P .. 'due', retry_at, ck)
+      if redis.call('ZADD', P .. 'due', retry_at, ck) == 1 then added_due(retry_at) end
     elseif redis.call('HLEN', P .. 'p:' .. ck) > 0 then
       redis.call('ZREM', P .. 'inflight', ck)
       schedule(ck, coalesce)
     end
   end
-  if verdict ~= '' then circuit_record(verdict, window, ratio, cooldown) end
+  if s.circuit ~= '' then circuit_record(s.circuit, window, ratio, cooldown) end
   return dead_id
 end
 
 local out = {}
-for i, s in ipairs(cjson.decode(ARGV[9])) do
-  out[i] = settle(s[1], s[2], s[3], s[4], s[5], tonumber(s[6]), s[7], s[8], s[9], s[10], s[11],
-    s[12])
-end
+for i, s in ipairs(cjson.decode(ARGV[3])) do out[i] = settle(s) end
 return out

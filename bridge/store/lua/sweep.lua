@@ -9,7 +9,8 @@ for _, ck in ipairs(cks) do
   if redis.call('EXISTS', P .. 'lease:' .. ck) == 0 then
     redis.call('ZREM', P .. 'inflight', ck)
     if redis.call('HLEN', P .. 'p:' .. ck) > 0 then
-      redis.call('ZADD', P .. 'due', 'NX', hold_quiet(ck, tonumber(ARGV[2])), ck)
+      local at = hold_quiet(ck, tonumber(ARGV[2]))
+      if redis.call('ZADD', P .. 'due', 'NX', at, ck) == 1 then added_due(at) end
     end
     swept = swept + 1
   end
