@@ -47,6 +47,11 @@ ADMIN_ERRORS = {
     ),
     "503": _error("Redis is unreachable."),
 }
+PAUSED = {
+    "type": "object",
+    "required": ["delivery_paused"],
+    "properties": {"delivery_paused": {"type": "boolean"}},
+}
 PATH_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
 PATH_SOURCE = {"name": "source", "in": "path", "required": True, "schema": {"type": "string"}}
 
@@ -245,6 +250,8 @@ OPERATION_IDS = {
     ("/metrics", "get"): "get_metrics",
     ("/openapi.json", "get"): "get_openapi_document",
     ("/admin/status", "get"): "get_status",
+    ("/admin/delivery/pause", "post"): "pause_delivery",
+    ("/admin/delivery/resume", "post"): "resume_delivery",
     ("/admin/dlq", "get"): "list_dead_letters",
     ("/admin/dlq/replay", "post"): "replay_dead_letters",
     ("/admin/dlq/purge", "post"): "purge_dead_letters",
@@ -407,6 +414,15 @@ def document(sources: list[str] | None = None) -> dict[str, Any]:
                     "Queue, retries, dead letters, circuit, workers",
                     _json("Status.", {"type": "object"}),
                 )
+            },
+            "/admin/delivery/pause": {
+                "post": _admin(
+                    "Pause delivery (RQ's suspension, as `rq suspend`); webhooks are still queued",
+                    _json("Paused.", PAUSED),
+                )
+            },
+            "/admin/delivery/resume": {
+                "post": _admin("Resume delivery (as `rq resume`)", _json("Resumed.", PAUSED))
             },
             "/admin/dlq": {
                 "get": _admin(

@@ -1,4 +1,4 @@
-"""The admin JSON API under /admin/: status, dead letters (list, show, replay, purge),
+"""The admin JSON API under /admin/: status, pausing and resuming delivery, dead letters (list, show, replay, purge),
 conversations (trace, applied values dated in the future, clearing them), links and the
 event log. Every route is wrapped by `auth.guarded`."""
 
@@ -51,6 +51,18 @@ async def _json_body(request: Request) -> dict[str, Any]:
 
 async def status(request: Request) -> Response:
     return JSONResponse((await status_report(_store(request))).to_json())
+
+
+async def pause_delivery(request: Request) -> Response:
+    """Suspend the workers, as `rq suspend` and the page's Pause do: webhooks are still
+    queued; nothing is sent until resumed."""
+    await _store(request).pause_delivery(True)
+    return JSONResponse({"delivery_paused": True})
+
+
+async def resume_delivery(request: Request) -> Response:
+    await _store(request).pause_delivery(False)
+    return JSONResponse({"delivery_paused": False})
 
 
 async def dlq_list(request: Request) -> Response:
@@ -213,6 +225,8 @@ async def link_delete(request: Request) -> Response:
 def routes() -> list[Route]:
     return [
         Route("/admin/status", guarded(status), methods=["GET"]),
+        Route("/admin/delivery/pause", guarded(pause_delivery), methods=["POST"]),
+        Route("/admin/delivery/resume", guarded(resume_delivery), methods=["POST"]),
         Route("/admin/dlq", guarded(dlq_list), methods=["GET"]),
         Route("/admin/dlq/replay", guarded(dlq_replay), methods=["POST"]),
         Route("/admin/dlq/purge", guarded(dlq_purge), methods=["POST"]),
