@@ -13,10 +13,10 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute, Route
 
 from bridge import metrics
-from bridge.admin.guard import AdminGuard
+from bridge.admin.guard import AdminMount
 from bridge.bodies import read_body
 from bridge.config import Settings, SourceSettings
 from bridge.content_encoding import codings, decode
@@ -133,7 +133,7 @@ def routes() -> list[BaseRoute]:
         Route("/metrics", metrics_endpoint, methods=["GET"]),
         Route("/openapi.json", openapi_endpoint, methods=["GET"]),
         Route("/admin", lambda request: RedirectResponse("/admin/", 308), methods=["GET"]),
-        Mount("/admin", routes=admin.routes(), middleware=[Middleware(AdminGuard)]),
+        AdminMount("/admin", admin.routes()),  # one guard: AdminGuard
     ]
 
 
