@@ -38,6 +38,19 @@ def _text(description: str, media: str = "text/plain") -> dict[str, Any]:
     return {"description": description, "content": {media: {"schema": {"type": "string"}}}}
 
 
+RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds to wait before trying again.",
+        "schema": {"type": "string"},
+    }
+}
+
+
+def _retry(response: dict[str, Any]) -> dict[str, Any]:
+    """A 503: it says when to try again."""
+    return {**response, "headers": RETRY_AFTER}
+
+
 ADMIN_ERRORS = {
     "400": _error("The request body or a parameter is not what was expected (detail says which)."),
     "401": _error("Missing or wrong admin token."),
@@ -45,7 +58,7 @@ ADMIN_ERRORS = {
     "404": _error(
         "No such item; or no admin token is configured (the admin API then does not exist)."
     ),
-    "503": _error("Redis is unreachable."),
+    "503": _retry(_error("Redis is unreachable.")),
 }
 PAUSED = {
     "type": "object",
@@ -126,7 +139,7 @@ PAGE_ANSWERS = {
     "303": {"description": "Done (or not signed in): back to /admin/."},
     "403": _text("Missing or wrong CSRF token."),
     "404": _text("No admin token is configured."),
-    "503": _text("Redis is unreachable."),
+    "503": _retry(_text("Redis is unreachable.")),
 }
 
 
@@ -375,9 +388,11 @@ def document(sources: list[str] | None = None) -> dict[str, Any]:
                             "Content-Encoding other than gzip or deflate."
                         ),
                         "431": _error("The request head is over max_header_bytes."),
-                        "503": _error(
-                            "Redis is unreachable, or every connection is busy: nothing was "
-                            "queued; retry."
+                        "503": _retry(
+                            _error(
+                                "Redis is unreachable, or every connection is busy: nothing "
+                                "was queued; retry."
+                            )
                         ),
                     },
                 }
@@ -618,7 +633,7 @@ def document(sources: list[str] | None = None) -> dict[str, Any]:
                     {
                         "200": _text("HTML.", "text/html"),
                         "404": _text("No admin token is configured."),
-                        "503": _text("Redis is unreachable.", "text/html"),
+                        "503": _retry(_text("Redis is unreachable.", "text/html")),
                     },
                 )
             },

@@ -329,7 +329,9 @@ async def page(request: Request) -> Response:
         charts = await charts_html(store, nonce)
     except StoreUnavailable:
         body = '<main><h1>convo-bridge admin</h1><p class="error" role="alert">Redis is unreachable; this page retries in 5 s.</p></main>'
-        return _page(body + _refresh_script(nonce, True), nonce, 503)
+        away = _page(body + _refresh_script(nonce, True), nonce, 503)
+        away.headers["Retry-After"] = "5"
+        return away
     flash = f'<p class="notice" role="status" id="notice">{esc(notice)}</p>' if notice else ""
     body = f"""<header><h1>convo-bridge admin</h1>
 <a href="/admin/ui/events" id="event-log">Event log</a>

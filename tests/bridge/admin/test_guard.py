@@ -1,6 +1,7 @@
 """The one guard in front of /admin/ and the one handler per error class behind it: each
 side (JSON API, page) keeps its own answers, a path no route takes is answered like any
-other, an id with a line break still reaches its route, and every 503 says when to retry."""
+other, an id with a line break still reaches its route, and every admin 503 says when to
+retry."""
 
 from __future__ import annotations
 
@@ -66,7 +67,7 @@ def test_the_page_and_the_api_refuse_a_bad_body_each_in_their_own_shape(
     assert api.headers["x-frame-options"] == "DENY"
 
 
-def test_every_503_says_when_to_retry(make_settings: Callable[..., Settings]) -> None:
+def test_every_admin_503_says_when_to_retry(make_settings: Callable[..., Settings]) -> None:
     settings = make_settings(env={"REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"})
     with serve_app_in_thread(build_app(settings)) as url:
         api = httpx.post(f"{url}/admin/delivery/pause", headers=AUTH, timeout=30)
@@ -76,6 +77,8 @@ def test_every_503_says_when_to_retry(make_settings: Callable[..., Settings]) ->
             data={"csrf": csrf_token(ADMIN)},
             timeout=30,
         )
+        front = httpx.get(f"{url}/admin/", cookies={"cb_admin": session_cookie(ADMIN)}, timeout=30)
+    assert front.status_code == 503 and front.headers["retry-after"] == "5"
     assert api.status_code == 503 and api.headers["retry-after"] == "5"
     assert api.json() == {"error": "unavailable", "detail": "Redis is unreachable"}
     assert page.status_code == 503 and page.headers["retry-after"] == "5"
