@@ -3,7 +3,8 @@ the letter it came from), dead letters filtered by reason, source and time with 
 purge of what matches, a link set inline on an unroutable row (it replays), retry-now for a
 scheduled retry, and pause / resume of delivery (RQ's suspension, as `rq suspend` sets it).
 
-Every button is a POST form with the page's CSRF token, like the rest of the page.
+Every button is a POST form with the page's CSRF token, like the rest of the page; the
+guard (guard.py) checks it and hands the form over before a handler here runs.
 """
 
 from __future__ import annotations
