@@ -9,46 +9,30 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-import orjson
 from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
-from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
 
 from bridge import metrics
+from bridge.admin.guard import AdminMount
 from bridge.bodies import read_body
 from bridge.config import Settings, SourceSettings
 from bridge.content_encoding import codings, decode
-from bridge.errors import (
-    RequestError,
-    SignatureError,
-    StoreUnavailable,
-    UnknownSource,
-)
-from bridge.eventlog import log_bounds, secret_headers, webhook_row
+from bridge.errors import SignatureError, UnknownSource
 from bridge.ingest import ingest
 from bridge.logs import fields
+from bridge.outcomes import WebhookOutcome
 from bridge.process import freeze_startup_heap
 from bridge.providers import provider
 from bridge.providers.base import Answer, Provider, WebhookRequest
+from bridge.refusals import HANDLERS
 from bridge.snapshot import QueueSnapshot
 from bridge.status import gated_accounts, status_report
 from bridge.store import Store
 
 log = logging.getLogger("convo_bridge.ingest")
-
-
-def error(exc: RequestError) -> JSONResponse:
-    return JSONResponse({"error": exc.code, "detail": exc.detail}, status_code=exc.status)
-
-
-def unavailable() -> JSONResponse:
-    return JSONResponse(
-        {"error": "unavailable", "detail": "the queue (Redis) is unreachable; retry later"},
-        status_code=503,
-        headers={"Retry-After": "5"},
-    )
 
 
 def answered(answer: Answer) -> Response:
@@ -57,77 +41,36 @@ def answered(answer: Answer) -> Response:
 
 
 async def webhook(request: Request) -> Response:
-    answer = await _webhook(request)
-    name = request.path_params["source"]
-    label = name if name in request.app.state.settings.sources else metrics.UNKNOWN_SOURCE
-    metrics.WEBHOOK_REQUESTS.labels(label, str(answer.status_code)).inc()
-    if 400 <= answer.status_code != 503 and request.app.state.settings.eventlog.enabled:
-        await _log_refused(request, answer)
-    return answer
-
-
-async def _log_refused(request: Request, answer: Response) -> None:
-    """A refused request's event-log entry (its accepted twin is written with the accept)."""
-    settings: Settings = request.app.state.settings
-    name = request.path_params["source"][:64]
-    try:
-        why = str(orjson.loads(answer.body).get("detail", ""))
-    except (orjson.JSONDecodeError, AttributeError):
-        why = ""
-    row = webhook_row(
-        settings.eventlog,
-        source=name,
-        status=answer.status_code,
-        headers=request.headers,
-        body=getattr(request.state, "body", b""),
-        secret_headers=secret_headers(settings.sources.get(name)),
-        verdict="refused",
-        why=why,
-    )
-    try:
-        await request.app.state.store.log([row], log_bounds(settings.eventlog))
-    except StoreUnavailable as exc:
-        log.warning("event log not written", extra=fields(source=name, error=str(exc)))
-
-
-async def _webhook(request: Request) -> Response:
+    """Verify, parse, queue, answer 202; a refusal is raised (a RequestError, or
+    StoreUnavailable) and answered by its handler (bridge/refusals.py)."""
     settings: Settings = request.app.state.settings
     name = request.path_params["source"]
     started = time.perf_counter()
-    try:
-        source = settings.sources.get(name)
-        if source is None:
-            raise UnknownSource(f"no source named {name[:64]!r} in the config")
-        kind: Provider = request.app.state.kinds[name]
-        headers = {k.lower(): v for k, v in request.headers.items()}
-        kind.accepts(source, headers)  # the kind says which bodies it takes (else 415)
-        applied = codings(headers.get("content-encoding"))  # (else 415 naming the coding)
-        limit = settings.ingest.max_body_bytes
-        sent = await read_body(request, limit, settings.ingest.read_timeout_s)
-        request.state.body = sent  # for the event log, should the request be refused
-        body = decode(sent, applied, limit) if applied else sent
-        request.state.body = body  # decoded: the event log shows what was sent, readable
-        hook = WebhookRequest(
-            method=request.method,
-            url=str(request.url),
-            headers=headers,
-            body=body,
-            received_at=time.time(),
-        )
-        verify(kind, source, hook, sent, settings.ingest.signature_tolerance_s)
-        answer = kind.challenge(source, hook)
-        if answer is not None:  # a sender's set-up handshake: answer it, queue nothing
-            return answered(answer)
-        receipt = await ingest(settings, request.app.state.store, source, kind, hook)
-        ack = kind.acknowledge(source, receipt.to_json())
-    except RequestError as exc:
-        log.info("refused", extra=fields(source=name[:64], status=exc.status, detail=exc.detail))
-        return error(exc)
-    except StoreUnavailable as exc:
-        log.error("redis unavailable", extra=fields(source=name[:64], error=str(exc)))
-        return unavailable()
-    except ClientDisconnect:
-        return Response(status_code=400)
+    source = settings.sources.get(name)
+    if source is None:
+        raise UnknownSource(f"no source named {name[:64]!r} in the config")
+    kind: Provider = request.app.state.kinds[name]
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    kind.accepts(source, headers)  # the kind says which bodies it takes (else 415)
+    applied = codings(headers.get("content-encoding"))  # (else 415 naming the coding)
+    limit = settings.ingest.max_body_bytes
+    sent = await read_body(request, limit, settings.ingest.read_timeout_s)
+    request.state.body = sent  # for the event log, should the request be refused
+    body = decode(sent, applied, limit) if applied else sent
+    request.state.body = body  # decoded: the event log shows what was sent, readable
+    hook = WebhookRequest(
+        method=request.method,
+        url=str(request.url),
+        headers=headers,
+        body=body,
+        received_at=time.time(),
+    )
+    verify(kind, source, hook, sent, settings.ingest.signature_tolerance_s)
+    answer = kind.challenge(source, hook)
+    if answer is not None:  # a sender's set-up handshake: answer it, queue nothing
+        return answered(answer)
+    receipt = await ingest(settings, request.app.state.store, source, kind, hook)
+    ack = kind.acknowledge(source, receipt.to_json())
     if log.isEnabledFor(logging.DEBUG):
         log.debug(
             "request done", extra=fields(source=name, ms=(time.perf_counter() - started) * 1e3)
@@ -177,26 +120,21 @@ async def openapi_endpoint(request: Request) -> Response:
     return JSONResponse(document(list(request.app.state.settings.sources)))
 
 
-def routes() -> list[Route]:
+WEBHOOK_OUTCOME = Middleware(WebhookOutcome)  # counted, and a refusal in the event log
+
+
+def routes() -> list[BaseRoute]:
     from bridge import admin  # the admin surface lives in its own package
 
     return [
-        Route("/webhooks/{source}", webhook, methods=["POST"]),
+        Route("/webhooks/{source}", webhook, methods=["POST"], middleware=[WEBHOOK_OUTCOME]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
         Route("/openapi.json", openapi_endpoint, methods=["GET"]),
-        *admin.routes(),
+        Route("/admin", lambda request: RedirectResponse("/admin/", 308), methods=["GET"]),
+        AdminMount("/admin", admin.routes()),  # one guard: AdminGuard
     ]
-
-
-async def http_exception(request: Request, exc: Exception) -> Response:
-    """Starlette's own answers (no such route, method not allowed) as JSON errors too."""
-    assert isinstance(exc, HTTPException)
-    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-    return JSONResponse(
-        {"error": code, "detail": exc.detail}, status_code=exc.status_code, headers=exc.headers
-    )
 
 
 def build_app(settings: Settings) -> Starlette:
@@ -216,7 +154,7 @@ def build_app(settings: Settings) -> Starlette:
     app = Starlette(
         routes=routes(),
         lifespan=lifespan,
-        exception_handlers={HTTPException: http_exception},
+        exception_handlers=HANDLERS,
     )
     app.state.settings = settings
     app.state.kinds = {name: provider(s.kind) for name, s in settings.sources.items()}

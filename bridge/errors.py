@@ -2,30 +2,41 @@
 
     BridgeError
     ├── ConfigError           a config key or environment variable is wrong (exit 2)
-    ├── RequestError          a webhook request is refused; carries its HTTP status
+    ├── RequestError          a request (its source, headers or body) is refused: 4xx
     │   ├── PayloadError      400: not JSON, wrong shape, unknown field, wrong type
     │   ├── SignatureError    401: missing, wrong or stale signature
     │   ├── UnknownSource     404: no such source
     │   ├── RequestTimeout    408: the body did not arrive within [ingest] read_timeout_s
     │   ├── BodyTooLarge      413: over [ingest] max_body_bytes
     │   └── UnsupportedMedia  415: not JSON where the sender sends JSON
-    ├── StoreUnavailable      Redis cannot be reached (ingest answers 503)
+    ├── AccessError           the admin surface refuses a request; carries its HTTP status
+    │   ├── AdminDisabled     404: no BRIDGE_ADMIN_TOKEN, so the admin surface does not exist
+    │   ├── Unauthorized      401: no or a wrong admin token
+    │   ├── CsrfRefused       403: signed in by cookie, but the CSRF token is missing or wrong
+    │   └── SignedOut         303: the page's visitor is not signed in (back to the sign-in)
+    ├── StoreUnavailable      503: Redis cannot be reached
     │   └── NotReplicated     [redis] durability = "replica": the replicas did not acknowledge
-    ├── NotFound              a dead letter or link that does not exist
+    ├── NotFound              404: a dead letter or link that does not exist
     ├── LeaseLost             a worker no longer holds a conversation's lease: it must not send
     └── DeliveryError         a PATCH or GET to Convocore did not succeed
         ├── TargetUnreachable connection error or timeout
         └── TargetRefused     an HTTP error status, with Retry-After and a snippet
             └── TargetDeclined  a 2xx whose body says "success": false, with its error code
 
-Messages say what was wrong and what to do; none of them ever holds a secret.
+Messages say what was wrong and what to do; none of them ever holds a secret. An error
+that answers an HTTP request has its `status`, `code` and `headers` on the class; one
+handler per class renders it (bridge/refusals.py).
 """
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 
 class BridgeError(Exception):
     """Base of every error convo-bridge raises on purpose."""
+
+    headers: ClassVar[dict[str, str]] = {}  # sent with the answer, when one is answered
 
 
 class ConfigError(BridgeError):
@@ -78,8 +89,47 @@ class UnsupportedMedia(RequestError):
     code = "unsupported_media_type"
 
 
+class AccessError(BridgeError):
+    status = 403
+    code = "forbidden"
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(detail or self.code)
+        self.detail = detail
+
+
+class AdminDisabled(AccessError):
+    """Answered as if the route did not exist: no detail."""
+
+    status = 404
+    code = "not_found"
+
+
+class Unauthorized(AccessError):
+    status = 401
+    code = "unauthorized"
+    headers: ClassVar[dict[str, str]] = {"WWW-Authenticate": "Bearer"}
+
+
+class CsrfRefused(AccessError):
+    status = 403
+    code = "forbidden"
+
+
+class SignedOut(AccessError):
+    """The page's buttons and views send a signed-out visitor back to the sign-in form."""
+
+    status = 303
+    code = "signed_out"
+    headers: ClassVar[dict[str, str]] = {"Location": "/admin/"}
+
+
 class StoreUnavailable(BridgeError):
     """Redis did not answer; nothing was queued."""
+
+    status = 503
+    code = "unavailable"
+    headers: ClassVar[dict[str, str]] = {"Retry-After": "5"}
 
 
 class NotReplicated(StoreUnavailable):
@@ -88,7 +138,8 @@ class NotReplicated(StoreUnavailable):
 
 
 class NotFound(BridgeError):
-    pass
+    status = 404
+    code = "not_found"
 
 
 class LeaseLost(BridgeError):

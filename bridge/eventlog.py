@@ -85,10 +85,8 @@ def secret_headers(source: SourceSettings | None) -> list[str]:
     """Header names a source's config makes secret (a shared-secret or signature header)."""
     if source is None:
         return []
-    names = (
-        getattr(source.options, k, None) for k in ("header", "signature_header", "token_header")
-    )
-    return [str(n) for n in names if isinstance(n, str) and n]
+    names = ("header", "signature_header", "token_header")  # each kind's Options: attributes
+    return [v for k in names if isinstance(v := getattr(source.options, k, None), str)]
 
 
 def _blob(settings: EventLogSettings, body: bytes, **more: Any) -> bytes:

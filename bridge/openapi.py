@@ -38,6 +38,19 @@ def _text(description: str, media: str = "text/plain") -> dict[str, Any]:
     return {"description": description, "content": {media: {"schema": {"type": "string"}}}}
 
 
+RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds to wait before trying again.",
+        "schema": {"type": "string"},
+    }
+}
+
+
+def _retry(response: dict[str, Any]) -> dict[str, Any]:
+    """A 503: it says when to try again."""
+    return {**response, "headers": RETRY_AFTER}
+
+
 ADMIN_ERRORS = {
     "400": _error("The request body or a parameter is not what was expected (detail says which)."),
     "401": _error("Missing or wrong admin token."),
@@ -45,7 +58,12 @@ ADMIN_ERRORS = {
     "404": _error(
         "No such item; or no admin token is configured (the admin API then does not exist)."
     ),
-    "503": _error("Redis is unreachable."),
+    "503": _retry(_error("Redis is unreachable.")),
+}
+PAUSED = {
+    "type": "object",
+    "required": ["delivery_paused"],
+    "properties": {"delivery_paused": {"type": "boolean"}},
 }
 PATH_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
 PATH_SOURCE = {"name": "source", "in": "path", "required": True, "schema": {"type": "string"}}
@@ -121,7 +139,7 @@ PAGE_ANSWERS = {
     "303": {"description": "Done (or not signed in): back to /admin/."},
     "403": _text("Missing or wrong CSRF token."),
     "404": _text("No admin token is configured."),
-    "503": _text("Redis is unreachable."),
+    "503": _retry(_text("Redis is unreachable.")),
 }
 
 
@@ -252,6 +270,8 @@ OPERATION_IDS = {
     ("/metrics", "get"): "get_metrics",
     ("/openapi.json", "get"): "get_openapi_document",
     ("/admin/status", "get"): "get_status",
+    ("/admin/delivery/pause", "post"): "pause_delivery",
+    ("/admin/delivery/resume", "post"): "resume_delivery",
     ("/admin/dlq", "get"): "list_dead_letters",
     ("/admin/dlq/replay", "post"): "replay_dead_letters",
     ("/admin/dlq/purge", "post"): "purge_dead_letters",
@@ -375,9 +395,11 @@ def document(sources: list[str] | None = None) -> dict[str, Any]:
                             "Content-Encoding other than gzip or deflate."
                         ),
                         "431": _error("The request head is over max_header_bytes."),
-                        "503": _error(
-                            "Redis is unreachable, or every connection is busy: nothing was "
-                            "queued; retry."
+                        "503": _retry(
+                            _error(
+                                "Redis is unreachable, or every connection is busy: nothing "
+                                "was queued; retry."
+                            )
                         ),
                     },
                 }
@@ -414,6 +436,15 @@ def document(sources: list[str] | None = None) -> dict[str, Any]:
                     "Queue, retries, dead letters, circuit, workers",
                     _json("Status.", {"type": "object"}),
                 )
+            },
+            "/admin/delivery/pause": {
+                "post": _admin(
+                    "Pause delivery (RQ's suspension, as `rq suspend`); webhooks are still queued",
+                    _json("Paused.", PAUSED),
+                )
+            },
+            "/admin/delivery/resume": {
+                "post": _admin("Resume delivery (as `rq resume`)", _json("Resumed.", PAUSED))
             },
             "/admin/dlq": {
                 "get": _admin(
@@ -609,7 +640,7 @@ def document(sources: list[str] | None = None) -> dict[str, Any]:
                     {
                         "200": _text("HTML.", "text/html"),
                         "404": _text("No admin token is configured."),
-                        "503": _text("Redis is unreachable.", "text/html"),
+                        "503": _retry(_text("Redis is unreachable.", "text/html")),
                     },
                 )
             },

@@ -11,6 +11,7 @@ suspend`, an open circuit). `verdict` turns that into sentences.
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -183,6 +184,8 @@ def render(t: Trace) -> str:
     lines.append(f"dead letters  {len(t.dead_letters)}")
     for d in t.dead_letters:
         lines.append(f"  {d['id']}  {d['reason']}  {d['last_status']}  {d['last_answer'][:80]}")
+    convo = shlex.quote(f"{t.agent_id}/{t.convo_id}")
+    lines.append(f"events        convo-bridge events --convo {convo}")
     return "\n".join(lines)
 
 

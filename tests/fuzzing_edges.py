@@ -394,9 +394,10 @@ def families(
 
 def template_routes(app_routes: list[Any]) -> list[tuple[str, str]]:
     """(method, path template) of every admin route of an app."""
+    from tests.routes import flat
+
     out = []
-    for route in app_routes:
-        path = getattr(route, "path", "")
+    for path, methods in flat(app_routes):
         if path.startswith("/admin"):
-            out += [(m, path) for m in sorted(route.methods or ()) if m != "HEAD"]
+            out += [(m, path) for m in sorted(methods) if m != "HEAD"]
     return out

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from starlette.routing import Route
+from collections.abc import Iterable, Iterator
+
+from starlette.routing import BaseRoute, Mount, Route
 
 from bridge.app import build_app
 from bridge.config import Settings
@@ -18,11 +20,20 @@ def concrete(path: str) -> str:
     )
 
 
+def flat(routes: Iterable[BaseRoute], prefix: str = "") -> Iterator[tuple[str, set[str]]]:
+    """(path, methods) of every route, those inside a Mount with the Mount's path before."""
+    for route in routes:
+        if isinstance(route, Mount):
+            yield from flat(route.routes, prefix + route.path)
+        else:
+            assert isinstance(route, Route)
+            yield prefix + route.path, set(route.methods or ())
+
+
 def admin_routes(settings: Settings, *, include_open: bool = False) -> list[tuple[str, str]]:
     """Every admin (method, path); the sign-in routes only with `include_open`."""
     out = []
-    for route in build_app(settings).routes:
-        assert isinstance(route, Route)
-        if route.path.startswith("/admin") and (include_open or route.path not in OPEN):
-            out += [(m, concrete(route.path)) for m in sorted(route.methods or ()) if m != "HEAD"]
+    for path, methods in flat(build_app(settings).routes):
+        if path.startswith("/admin") and (include_open or path not in OPEN):
+            out += [(m, concrete(path)) for m in sorted(methods) if m != "HEAD"]
     return out

@@ -1,6 +1,7 @@
-"""The admin JSON API under /admin/: status, dead letters (list, show, replay, purge),
-conversations (trace, applied values dated in the future, clearing them), links and the
-event log. Every route is wrapped by `auth.guarded`."""
+"""The admin JSON API under /admin/: status, pausing and resuming delivery, dead letters
+(list, show, replay, purge), conversations (trace, applied values dated in the future,
+clearing them), links and the event log. Who may call them is checked before the handler
+runs, by `guard.AdminGuard`."""
 
 from __future__ import annotations
 
@@ -9,10 +10,9 @@ from typing import Any
 import orjson
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
-from bridge.admin.auth import guarded
 from bridge.admin.control import LetterFilter
+from bridge.admin.guard import Api
 from bridge.bodies import read_body
 from bridge.config import Settings
 from bridge.errors import NotFound, PayloadError
@@ -52,6 +52,18 @@ async def _json_body(request: Request) -> dict[str, Any]:
 async def status(request: Request) -> Response:
     accounts = gated_accounts(_settings(request).convocore)
     return JSONResponse((await status_report(_store(request), accounts)).to_json())
+
+
+async def pause_delivery(request: Request) -> Response:
+    """Suspend the workers, as `rq suspend` and the page's Pause do: webhooks are still
+    queued; nothing is sent until resumed."""
+    await _store(request).pause_delivery(True)
+    return JSONResponse({"delivery_paused": True})
+
+
+async def resume_delivery(request: Request) -> Response:
+    await _store(request).pause_delivery(False)
+    return JSONResponse({"delivery_paused": False})
 
 
 async def dlq_list(request: Request) -> Response:
@@ -211,29 +223,23 @@ async def link_delete(request: Request) -> Response:
     return JSONResponse({"deleted": True})
 
 
-def routes() -> list[Route]:
+def routes() -> list[Api]:
     return [
-        Route("/admin/status", guarded(status), methods=["GET"]),
-        Route("/admin/dlq", guarded(dlq_list), methods=["GET"]),
-        Route("/admin/dlq/replay", guarded(dlq_replay), methods=["POST"]),
-        Route("/admin/dlq/purge", guarded(dlq_purge), methods=["POST"]),
-        Route("/admin/dlq/{id}", guarded(dlq_show), methods=["GET"]),
-        Route("/admin/dlq/{id}", guarded(dlq_delete), methods=["DELETE"]),
-        Route("/admin/dlq/{id}/replay", guarded(dlq_replay_one), methods=["POST"]),
-        Route("/admin/events", guarded(events), methods=["GET"]),
-        Route("/admin/conversations/{agent_id}/{convo_id}", guarded(conversation), methods=["GET"]),
-        Route(
-            "/admin/conversations/{agent_id}/{convo_id}/future",
-            guarded(conversation_future),
-            methods=["GET"],
-        ),
-        Route(
-            "/admin/conversations/{agent_id}/{convo_id}/clear",
-            guarded(conversation_clear),
-            methods=["POST"],
-        ),
-        Route("/admin/links", guarded(links_list), methods=["GET"]),
-        Route("/admin/links/{source}/{external_id:path}", guarded(link_get), methods=["GET"]),
-        Route("/admin/links/{source}/{external_id:path}", guarded(link_put), methods=["PUT"]),
-        Route("/admin/links/{source}/{external_id:path}", guarded(link_delete), methods=["DELETE"]),
+        Api("/status", status, "GET"),
+        Api("/delivery/pause", pause_delivery, "POST"),
+        Api("/delivery/resume", resume_delivery, "POST"),
+        Api("/dlq", dlq_list, "GET"),
+        Api("/dlq/replay", dlq_replay, "POST"),
+        Api("/dlq/purge", dlq_purge, "POST"),
+        Api("/dlq/{id}", dlq_show, "GET"),
+        Api("/dlq/{id}", dlq_delete, "DELETE"),
+        Api("/dlq/{id}/replay", dlq_replay_one, "POST"),
+        Api("/events", events, "GET"),
+        Api("/conversations/{agent_id}/{convo_id}", conversation, "GET"),
+        Api("/conversations/{agent_id}/{convo_id}/future", conversation_future, "GET"),
+        Api("/conversations/{agent_id}/{convo_id}/clear", conversation_clear, "POST"),
+        Api("/links", links_list, "GET"),
+        Api("/links/{source}/{external_id:path}", link_get, "GET"),
+        Api("/links/{source}/{external_id:path}", link_put, "PUT"),
+        Api("/links/{source}/{external_id:path}", link_delete, "DELETE"),
     ]

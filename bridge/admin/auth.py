@@ -13,17 +13,11 @@ import hashlib
 import hmac
 import re
 import time
-from collections.abc import Awaitable, Callable
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
 
 from bridge.config import Settings
-from bridge.errors import NotFound, RequestError, StoreUnavailable
 from bridge.providers.base import same
-
-Handler = Callable[[Request], Awaitable[Response]]
-
 
 COOKIE = "cb_admin"
 SAFE_METHODS = ("GET", "HEAD")
@@ -83,46 +77,3 @@ def authorized(request: Request, settings: Settings) -> str | None:
     if valid_session(request.cookies.get(COOKIE, ""), token):
         return "cookie"
     return None
-
-
-def guarded(handler: Handler) -> Handler:
-    async def wrapper(request: Request) -> Response:
-        settings: Settings = request.app.state.settings
-        if not settings.admin_token:
-            return JSONResponse({"error": "not_found"}, status_code=404)
-        how = authorized(request, settings)
-        if how is None:
-            return JSONResponse(
-                {"error": "unauthorized", "detail": "send Authorization: Bearer <admin token>"},
-                status_code=401,
-                headers={"WWW-Authenticate": "Bearer", **page_headers(None)},
-            )
-        if (
-            how == "cookie"
-            and request.method not in SAFE_METHODS
-            and not same(csrf_token(settings.admin_token), request.headers.get("x-csrf-token", ""))
-        ):
-            return JSONResponse(
-                {"error": "forbidden", "detail": "X-CSRF-Token is missing or wrong"},
-                status_code=403,
-                headers=page_headers(None),
-            )
-        answer = await _handled(handler, request)
-        answer.headers.update(page_headers(None))
-        return answer
-
-    return wrapper
-
-
-async def _handled(handler: Handler, request: Request) -> Response:
-    """The handler's answer, with the store's and the input's errors as clear answers."""
-    try:
-        return await handler(request)
-    except NotFound as exc:
-        return JSONResponse({"error": "not_found", "detail": str(exc)}, status_code=404)
-    except RequestError as exc:  # a bad or slow body
-        return JSONResponse({"error": exc.code, "detail": exc.detail}, status_code=exc.status)
-    except StoreUnavailable:
-        return JSONResponse(
-            {"error": "unavailable", "detail": "Redis is unreachable"}, status_code=503
-        )

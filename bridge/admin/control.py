@@ -3,7 +3,8 @@ the letter it came from), dead letters filtered by reason, source and time with 
 purge of what matches, a link set inline on an unroutable row (it replays), retry-now for a
 scheduled retry, and pause / resume of delivery (RQ's suspension, as `rq suspend` sets it).
 
-Every button is a POST form with the page's CSRF token, like the rest of the page.
+Every button is a POST form with the page's CSRF token, like the rest of the page; the
+guard (guard.py) checks it and hands the form over before a handler here runs.
 """
 
 from __future__ import annotations
@@ -14,26 +15,22 @@ from urllib.parse import quote, urlencode
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
-from starlette.routing import Route
 
 from bridge.admin.auth import csrf_token
 from bridge.admin.events_page import events_link
+from bridge.admin.guard import Page, posted
 from bridge.admin.page import (
     _admin_token,
     _back,
     _button,
-    _form,
-    _guard,
     _page,
     _settings,
-    _signed_in,
     esc,
     when,
 )
 from bridge.errors import NotFound, PayloadError
 from bridge.eventlog import parse_since
 from bridge.intents import check_id
-from bridge.providers.base import same
 from bridge.store import DeadLetter, Store, conversation_key
 from bridge.store.rq_jobs import link
 
@@ -67,20 +64,6 @@ class LetterFilter:
         )
 
 
-async def _posted(request: Request) -> tuple[dict[str, str], Response | None]:
-    """The form, and None when signed in with the right CSRF token; else the answer to give."""
-    if not _signed_in(request):
-        return {}, RedirectResponse("/admin/", status_code=303)
-    form = await _form(request)
-    if not same(csrf_token(_admin_token(request)), form.get("csrf", "")):
-        return form, Response(
-            "Forbidden: missing or wrong CSRF token; reload the page and try again.",
-            status_code=403,
-            media_type="text/plain",
-        )
-    return form, None
-
-
 def _store(request: Request) -> Store:
     store: Store = request.app.state.store
     return store
@@ -90,17 +73,11 @@ def _store(request: Request) -> Store:
 
 
 async def pause(request: Request) -> Response:
-    _, refused = await _posted(request)
-    if refused is not None:
-        return refused
     await _store(request).pause_delivery(True)
     return _back("paused")
 
 
 async def resume(request: Request) -> Response:
-    _, refused = await _posted(request)
-    if refused is not None:
-        return refused
     await _store(request).pause_delivery(False)
     return _back("resumed")
 
@@ -151,9 +128,7 @@ async def _matching(request: Request, form: dict[str, str]) -> list[str]:
 
 
 async def replay_matching(request: Request) -> Response:
-    form, refused = await _posted(request)
-    if refused is not None:
-        return refused
+    form = posted(request)
     ids = await _matching(request, form)
     result = await _store(request).replay(ids, coalesce_ms=_settings(request).delivery.coalesce_ms)
     stuck = sum(1 for r in result.values() if r == "unroutable")
@@ -161,9 +136,7 @@ async def replay_matching(request: Request) -> Response:
 
 
 async def purge_matching(request: Request) -> Response:
-    form, refused = await _posted(request)
-    if refused is not None:
-        return refused
+    form = posted(request)
     await _store(request).purge(await _matching(request, form))
     return _back("purged")
 
@@ -182,9 +155,7 @@ def link_form(d: DeadLetter, csrf: str) -> str:
 
 
 async def set_link(request: Request) -> Response:
-    form, refused = await _posted(request)
-    if refused is not None:
-        return refused
+    form = posted(request)
     settings = _settings(request)
     source = form.get("source", "")
     if source not in settings.sources:
@@ -216,8 +187,6 @@ def _history(d_id: str, history: dict[str, str]) -> str:
 
 async def dead_letter_view(request: Request) -> Response:
     nonce = secrets.token_urlsafe(16)
-    if not _signed_in(request):
-        return RedirectResponse("/admin/", status_code=303)
     d_id = request.path_params["id"]
     store = _store(request)
     history = await store.replay_history(d_id)
@@ -285,9 +254,7 @@ async def dead_letter_view(request: Request) -> Response:
 
 
 async def retry_now(request: Request) -> Response:
-    form, refused = await _posted(request)
-    if refused is not None:
-        return refused
+    form = posted(request)
     agent = check_id(form.get("agent_id"), "agent_id")
     convo = check_id(form.get("convo_id"), "convo_id")
     moved = await _store(request).retry_now(conversation_key(agent, convo))
@@ -305,14 +272,13 @@ def retry_now_button(agent: str, convo: str, csrf: str) -> str:
     )
 
 
-def routes() -> list[Route]:
-    g = _guard
+def routes() -> list[Page]:
     return [
-        Route("/admin/ui/pause", g(pause), methods=["POST"]),
-        Route("/admin/ui/resume", g(resume), methods=["POST"]),
-        Route("/admin/ui/links", g(set_link), methods=["POST"]),
-        Route("/admin/ui/retry-now", g(retry_now), methods=["POST"]),
-        Route("/admin/ui/dlq/replay-matching", g(replay_matching), methods=["POST"]),
-        Route("/admin/ui/dlq/purge-matching", g(purge_matching), methods=["POST"]),
-        Route("/admin/ui/dlq/{id}", g(dead_letter_view), methods=["GET"]),
+        Page("/ui/pause", pause, "POST"),
+        Page("/ui/resume", resume, "POST"),
+        Page("/ui/links", set_link, "POST"),
+        Page("/ui/retry-now", retry_now, "POST"),
+        Page("/ui/dlq/replay-matching", replay_matching, "POST"),
+        Page("/ui/dlq/purge-matching", purge_matching, "POST"),
+        Page("/ui/dlq/{id}", dead_letter_view, "GET"),
     ]

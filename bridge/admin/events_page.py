@@ -12,10 +12,10 @@ import secrets
 from urllib.parse import quote, urlencode
 
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
-from starlette.routing import Route
+from starlette.responses import Response
 
-from bridge.admin.page import _guard, _page, _signed_in, esc, when
+from bridge.admin.guard import Page
+from bridge.admin.page import _page, esc, when
 from bridge.errors import PayloadError
 from bridge.eventlog import VERDICTS, EventEntry, EventQuery, query_from, search
 from bridge.store import Store, split_key
@@ -141,8 +141,6 @@ def _rows(entries: list[EventEntry]) -> str:
 
 async def events_view(request: Request) -> Response:
     nonce = secrets.token_urlsafe(16)
-    if not _signed_in(request):
-        return RedirectResponse("/admin/", status_code=303)
     params = {k: v for k, v in request.query_params.items() if v}
     try:
         query = query_from(params)
@@ -179,5 +177,5 @@ def _summary(query: EventQuery) -> str:
     )
 
 
-def routes() -> list[Route]:
-    return [Route("/admin/ui/events", _guard(events_view), methods=["GET"])]
+def routes() -> list[Page]:
+    return [Page("/ui/events", events_view, "GET")]

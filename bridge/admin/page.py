@@ -16,11 +16,10 @@ import html
 import secrets
 from importlib.resources import files
 from typing import Any
-from urllib.parse import parse_qs, quote, urlencode
+from urllib.parse import quote, urlencode
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
-from starlette.routing import Route
 
 from bridge.admin.auth import (
     COOKIE,
@@ -31,9 +30,9 @@ from bridge.admin.auth import (
     valid_session,
 )
 from bridge.admin.charts_view import charts_html
-from bridge.bodies import read_body
+from bridge.admin.guard import Page, posted
 from bridge.config import Settings
-from bridge.errors import PayloadError, RequestError, StoreUnavailable
+from bridge.errors import PayloadError, StoreUnavailable
 from bridge.intents import check_id
 from bridge.providers.base import same
 from bridge.status import StatusReport, gated_accounts, status_report
@@ -74,7 +73,7 @@ def _settings(request: Request) -> Settings:
 
 
 def _admin_token(request: Request) -> str:
-    """The admin token: `_guard` answers 404 before any handler runs without one."""
+    """The admin token: the guard answers 404 before any handler runs without one."""
     token = _settings(request).admin_token
     assert token
     return token
@@ -82,14 +81,6 @@ def _admin_token(request: Request) -> str:
 
 def _signed_in(request: Request) -> bool:
     return valid_session(request.cookies.get(COOKIE, ""), _settings(request).admin_token or "")
-
-
-async def _form(request: Request) -> dict[str, str]:
-    """The posted form; a body over FORM_LIMIT is 413, one slower than the webhooks'
-    read timeout is 408 (RequestError, answered by `_guard`)."""
-    raw = await read_body(request, FORM_LIMIT, _settings(request).ingest.read_timeout_s)
-    parsed = parse_qs(raw.decode("utf-8", "replace"), keep_blank_values=True)
-    return {k: v[0] for k, v in parsed.items()}
 
 
 def _page(body: str, nonce: str, status: int = 200) -> HTMLResponse:
@@ -287,8 +278,6 @@ def _trace_body(t: Trace, csrf: str = "") -> str:
 
 async def conversation_view(request: Request) -> Response:
     nonce = secrets.token_urlsafe(16)
-    if not _signed_in(request):
-        return RedirectResponse("/admin/", status_code=303)
     try:
         agent = check_id(request.query_params.get("agent_id"), "agent_id")
         convo = check_id(request.query_params.get("convo_id"), "convo_id")
@@ -340,7 +329,9 @@ async def page(request: Request) -> Response:
         charts = await charts_html(store, nonce)
     except StoreUnavailable:
         body = '<main><h1>convo-bridge admin</h1><p class="error" role="alert">Redis is unreachable; this page retries in 5 s.</p></main>'
-        return _page(body + _refresh_script(nonce, True), nonce, 503)
+        away = _page(body + _refresh_script(nonce, True), nonce, 503)
+        away.headers["Retry-After"] = "5"
+        return away
     flash = f'<p class="notice" role="status" id="notice">{esc(notice)}</p>' if notice else ""
     body = f"""<header><h1>convo-bridge admin</h1>
 <a href="/admin/ui/events" id="event-log">Event log</a>
@@ -366,7 +357,7 @@ def _refresh_script(nonce: str, always: bool) -> str:
 
 async def login(request: Request) -> Response:
     token = _admin_token(request)
-    form = await _form(request)
+    form = posted(request)
     if not same(token, form.get("token", "")):
         return _login(secrets.token_urlsafe(16), "That is not the admin token.", 401)
     answer = RedirectResponse("/admin/", status_code=303)
@@ -385,37 +376,17 @@ async def login(request: Request) -> Response:
     return answer
 
 
-async def _checked_form(request: Request) -> Response | None:
-    """None when signed in and the CSRF token matches; else the answer to give."""
-    if not _signed_in(request):
-        return RedirectResponse("/admin/", status_code=303)
-    form = await _form(request)
-    if not same(csrf_token(_admin_token(request)), form.get("csrf", "")):
-        return Response(
-            "Forbidden: missing or wrong CSRF token; reload the page and try again.",
-            status_code=403,
-            media_type="text/plain",
-        )
-    return None
-
-
 def _back(notice: str) -> Response:
     return RedirectResponse(f"/admin/?notice={notice}", status_code=303)
 
 
 async def logout(request: Request) -> Response:
-    refused = await _checked_form(request)
-    if refused is not None:
-        return refused
     answer = _back("signed_out")
     answer.delete_cookie(COOKIE, path="/admin")
     return answer
 
 
 async def replay_one(request: Request) -> Response:
-    refused = await _checked_form(request)
-    if refused is not None:
-        return refused
     dl_id = request.path_params["id"]
     store: Store = request.app.state.store
     res = await store.replay([dl_id], coalesce_ms=_settings(request).delivery.coalesce_ms)
@@ -423,18 +394,12 @@ async def replay_one(request: Request) -> Response:
 
 
 async def purge_one(request: Request) -> Response:
-    refused = await _checked_form(request)
-    if refused is not None:
-        return refused
     store: Store = request.app.state.store
     n = await store.purge([request.path_params["id"]])
     return _back("purged" if n else "missing")
 
 
 async def replay_all(request: Request) -> Response:
-    refused = await _checked_form(request)
-    if refused is not None:
-        return refused
     await asyncio.to_thread(_enqueue_replay_all, _settings(request))
     return _back("replay_queued")
 
@@ -451,47 +416,19 @@ def _enqueue_replay_all(settings: Settings) -> None:
 
 
 async def purge_all(request: Request) -> Response:
-    refused = await _checked_form(request)
-    if refused is not None:
-        return refused
     store: Store = request.app.state.store
     await store.purge(await store.dead_letter_ids(100_000))
     return _back("purged")
 
 
-def _guard(handler: Any) -> Any:
-    """404 while no admin token is set (as if the page did not exist); Redis away is 503, a
-    bad or slow form its 4xx; the page's headers on every answer."""
-
-    async def wrapper(request: Request) -> Response:
-        try:
-            if _settings(request).admin_token:
-                answer: Response = await handler(request)
-            else:
-                answer = Response("Not Found", status_code=404, media_type="text/plain")
-        except StoreUnavailable:
-            answer = Response(
-                "Redis is unreachable; try again shortly.", status_code=503, media_type="text/plain"
-            )
-        except RequestError as exc:
-            answer = Response(exc.detail, status_code=exc.status, media_type="text/plain")
-        for k, v in page_headers(None).items():
-            answer.headers.setdefault(k, v)
-        return answer
-
-    return wrapper
-
-
-def routes() -> list[Route]:
-    g = _guard
+def routes() -> list[Page]:
     return [
-        Route("/admin", lambda request: RedirectResponse("/admin/", 308), methods=["GET"]),
-        Route("/admin/", g(page), methods=["GET"]),
-        Route("/admin/login", g(login), methods=["POST"]),
-        Route("/admin/logout", g(logout), methods=["POST"]),
-        Route("/admin/ui/conversation", g(conversation_view), methods=["GET"]),
-        Route("/admin/ui/dlq/replay-all", g(replay_all), methods=["POST"]),
-        Route("/admin/ui/dlq/purge-all", g(purge_all), methods=["POST"]),
-        Route("/admin/ui/dlq/{id}/replay", g(replay_one), methods=["POST"]),
-        Route("/admin/ui/dlq/{id}/purge", g(purge_one), methods=["POST"]),
+        Page("/", page, "GET", signed_out=True),  # the sign-in form when signed out
+        Page("/login", login, "POST", signed_out=True),
+        Page("/logout", logout, "POST"),
+        Page("/ui/conversation", conversation_view, "GET"),
+        Page("/ui/dlq/replay-all", replay_all, "POST"),
+        Page("/ui/dlq/purge-all", purge_all, "POST"),
+        Page("/ui/dlq/{id}/replay", replay_one, "POST"),
+        Page("/ui/dlq/{id}/purge", purge_one, "POST"),
     ]

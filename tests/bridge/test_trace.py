@@ -57,6 +57,7 @@ def test_trace_shows_where_the_applied_value_came_from_and_why_an_older_event_lo
     assert found["verdict"][0].startswith("up to date") and "newest wins" in found["verdict"][0]
     text = trace_cli("a", "c1")
     assert 'title = "newest"  from demo:evt_new' in text
+    assert "convo-bridge events --convo a/c1" in text  # from the trace to its events
 
 
 def test_trace_of_a_conversation_nobody_delivers_says_it_waits_and_why(
