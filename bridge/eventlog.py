@@ -22,7 +22,6 @@ import time
 from bisect import bisect_left
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, Literal
 
 import orjson
@@ -31,7 +30,7 @@ from bridge.config import EventLogSettings, SourceSettings
 from bridge.errors import PayloadError
 from bridge.store import Outcome, Store, Work
 from bridge.store.keys import LATENCY_BUCKETS_MS, LOG_ROW, conversation_key, split_key
-from bridge.times import iso
+from bridge.times import iso, since_ms
 
 Kind = Literal["webhook", "patch"]
 WEBHOOK_VERDICTS = ("accepted", "duplicate", "ignored", "refused", "unroutable")
@@ -432,30 +431,9 @@ def query_from(params: Mapping[str, str]) -> EventQuery:
     )
 
 
-_AGO = re.compile(r"([0-9]{1,9})(s|m|h|d)")
-_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
 def parse_since(text: str, now: float | None = None) -> int:
-    """`--since`: a duration back from now (90s, 15m, 2h, 1d), epoch ms, or an ISO 8601 time
-    (without a zone: UTC). Epoch ms."""
-    now = time.time() if now is None else now
-    text = text.strip()
-    ago = _AGO.fullmatch(text)
-    if ago:
-        return int((now - int(ago[1]) * _UNIT_S[ago[2]]) * 1000)
-    if text.isascii() and text.isdigit() and len(text) <= 15:
-        return int(text)
-    try:
-        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise PayloadError(
-            f"since: expected a duration (15m, 2h, 1d), epoch ms or an ISO 8601 time, got "
-            f"{text[:40]!r}"
-        ) from None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return int(when.timestamp() * 1000)
+    """`since` of a search: see bridge.times.since_ms (a 400 naming `since` when bad)."""
+    return since_ms(text, "since", None if now is None else int(now * 1000))
 
 
 def render(entries: Sequence[EventEntry]) -> str:

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 from bridge.errors import PayloadError
 
-_SPAN = re.compile(r"^(\d+)\s*(s|m|h|d)$")
+_SPAN = re.compile(r"^([0-9]{1,9})\s*(s|m|h|d)$")
 _SPAN_MS = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 
 
@@ -25,17 +25,19 @@ def iso(ms: int | float | None) -> str:
 
 
 def since_ms(text: str, name: str = "--since", now_ms: int | None = None) -> int:
-    """Epoch milliseconds of `text`: a span back from now (`90s`, `30m`, `2h`, `7d`) or an
-    ISO 8601 time (a time without a zone is UTC)."""
+    """Epoch milliseconds of `text`: a span back from now (`90s`, `30m`, `2h`, `7d`), epoch
+    milliseconds, or an ISO 8601 time (a time without a zone is UTC)."""
     now = int(time.time() * 1000) if now_ms is None else now_ms
     span = _SPAN.match(text.strip().lower())
     if span:
         return now - int(span.group(1)) * _SPAN_MS[span.group(2)]
+    if text.strip().isascii() and text.strip().isdigit() and len(text.strip()) <= 15:
+        return int(text.strip())
     try:
         moment = datetime.fromisoformat(text.strip().replace("z", "Z"))
     except ValueError:
         raise PayloadError(
-            f"{name}: expected a span such as 30m, 2h or 7d, or an ISO 8601 time such as "
+            f"{name}: expected a span such as 30m, 2h or 7d, epoch ms, or an ISO 8601 time such as "
             f"2026-11-29T18:00Z; got {text[:40]!r}"
         ) from None
     if moment.tzinfo is None:
