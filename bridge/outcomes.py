@@ -30,6 +30,10 @@ class WebhookOutcome:
         async def counted(message: Message) -> None:
             nonlocal start
             if message["type"] == "http.response.start":
+                if not 400 <= message["status"] < 500:  # the hot path: count, send on
+                    _count(scope, message["status"])
+                    await send(message)
+                    return
                 start = message  # held until the body: the refusal is logged first
                 return
             if start is not None:
@@ -41,13 +45,19 @@ class WebhookOutcome:
         await self.app(scope, receive, counted)
 
 
+def _count(scope: Scope, status: int) -> None:
+    """Every answer by source and status (read from the scope: no Request per answer)."""
+    name = scope["path_params"]["source"]
+    sources = scope["app"].state.settings.sources
+    label = name if name in sources else metrics.UNKNOWN_SOURCE
+    metrics.WEBHOOK_REQUESTS.labels(label, str(status)).inc()
+
+
 async def _account(request: Request, status: int, body: bytes) -> None:
+    """A refusal: counted, logged, and written to the event log before it leaves."""
     settings: Settings = request.app.state.settings
     name = request.path_params["source"]
-    label = name if name in settings.sources else metrics.UNKNOWN_SOURCE
-    metrics.WEBHOOK_REQUESTS.labels(label, str(status)).inc()
-    if not 400 <= status < 500:
-        return
+    _count(request.scope, status)
     why = _detail(body)
     log.info("refused", extra=fields(source=name[:64], status=status, detail=why))
     if settings.eventlog.enabled:
