@@ -11,6 +11,8 @@ import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as ec
+from selenium.webdriver.support.ui import WebDriverWait
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 ADMIN = "admin-token"
@@ -35,7 +37,19 @@ def sign_in(driver: webdriver.Chrome, url: str) -> None:
         return
     driver.find_element(By.ID, "token").send_keys(ADMIN)
     driver.find_element(By.ID, "sign-in").click()
-    driver.find_element(By.ID, "status")
+    # the click only sends the form: wait for the signed-in page, not the sign-in one
+    WebDriverWait(driver, 20).until(ec.presence_of_element_located((By.ID, "status")))
+
+
+def text_after(driver: webdriver.Chrome, element_id: str, contains: str = "") -> str:
+    """The text of `element_id` once the page a click loaded shows it (with `contains`): a
+    click only sends the request, so the old page may still be there."""
+
+    def shown(d: webdriver.Chrome) -> str | bool:
+        found = d.find_elements(By.ID, element_id)
+        return bool(found) and contains in found[0].text and found[0].text
+
+    return str(WebDriverWait(driver, 20).until(shown))
 
 
 def shot(driver: webdriver.Chrome, name: str) -> Path:
