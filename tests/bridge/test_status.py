@@ -3,32 +3,20 @@ status report: `convo-bridge status` and the `/metrics` gauge name it by account
 
 from __future__ import annotations
 
-import asyncio
 import json
 import subprocess
 import sys
 from collections.abc import Callable
-from typing import Any
 
 from bridge.config import DeliverySettings, Settings
 from bridge.metrics import render
 from bridge.status import DEFAULT_ACCOUNT, StatusReport, gated_accounts, status_report
 from bridge.store import Store
+from tests.bridge.store.test_gate import run
 from workers.accounts import DEFAULT
 
 D = DeliverySettings(circuit_window=2, circuit_failure_ratio=0.5, circuit_cooldown_s=60.0)
 NA = '[convocore.accounts.na]\nbase_url = "https://na.example.test"\ntoken_env = "NA_TOKEN"\n'
-
-
-def run(url: str, body: Callable[[Store], Any]) -> Any:
-    async def main() -> Any:
-        store = Store(url)
-        try:
-            return await body(store)
-        finally:
-            await store.close()
-
-    return asyncio.run(main())
 
 
 def open_na_circuit(redis_url: str) -> None:

@@ -16,9 +16,9 @@ from rq.registry import FailedJobRegistry
 
 from bridge.store.keys import RQ_QUEUE
 from bridge.store.rq_mirror import mirror_one, reconcile
-from tests.conftest import SECRET, convo, wait_until
+from tests.bridge.store.test_rq_mirror import dead_ids, failed_ids, send
+from tests.conftest import convo, wait_until
 from tests.servers import rq
-from tests.signing import signed
 
 T0 = int(time.time() * 1000) - 60_000
 
@@ -40,21 +40,6 @@ def rq_conn(rq_redis_url):
     client = redis.Redis.from_url(rq_redis_url)
     yield client
     client.close()
-
-
-def send(url, convo_id, title, at=T0):
-    payload = {"agent_id": "a", "convo_id": convo_id, "occurred_at": at, "set": {"title": title}}
-    body, headers = signed(SECRET, payload)
-    answer = httpx.post(f"{url}/webhooks/demo", content=body, headers=headers)
-    assert answer.status_code == 202, answer.text
-
-
-def failed_ids(conn):
-    return sorted(FailedJobRegistry(RQ_QUEUE, connection=conn).get_job_ids())
-
-
-def dead_ids(conn):
-    return sorted(i.decode() for i in conn.zrange("cb:dlq", 0, -1))
 
 
 def make_dead_letters(ingest_url, sandbox_url, conn, n=1):
