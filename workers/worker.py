@@ -74,6 +74,7 @@ class Engine:
         self.tasks: set[asyncio.Task[None]] = set()
         self.stopping = asyncio.Event()
         self.slot_freed = asyncio.Event()
+        self.waiting_for_wake = False  # the take loop is only waiting (idle): safe to cut off
         self.name = name or f"cb-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.patched = 0
         self.failed = 0  # attempts that did not apply (retried or dead-lettered)
@@ -168,7 +169,7 @@ class Engine:
         stopped = asyncio.create_task(self.stopping.wait())
         try:
             await asyncio.wait({take, stopped}, return_when=asyncio.FIRST_COMPLETED)
-            if not take.done():
+            if not take.done() and not self.waiting_for_wake:  # a wait is cut off at once
                 await asyncio.wait({take}, timeout=TAKE_GRACE_S)
         finally:
             stopped.cancel()
@@ -215,10 +216,13 @@ class Engine:
             wait = IDLE_WAIT_S
             if next_due is not None:
                 wait = min(POLL_S, max(next_due / 1000, 0.005))
+            self.waiting_for_wake = True  # holds no lease: stop() cancels it without grace
             try:
                 await asyncio.wait_for(waker.wait_for_work(waker.redis, wait), wait + 1.0)
             except (StoreUnavailable, TimeoutError):
                 await self._sleep(pause)
+            finally:
+                self.waiting_for_wake = False
 
     async def _nothing_left(self) -> bool:
         return (await self.store.status()).queue_depth == 0
