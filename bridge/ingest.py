@@ -177,8 +177,12 @@ async def ingest(
     ):
         if n:
             metrics.INTENTS.labels(source.name, outcome).inc(n)
-    if log.isEnabledFor(logging.INFO):
-        log.info(
+    # the event log holds this request (searchable, with more): then the line is DEBUG, which
+    # saves ingest ~12 % of its CPU; without the event log it is the request's only record
+    level = logging.DEBUG if logged.enabled else logging.INFO
+    if log.isEnabledFor(level):
+        log.log(
+            level,
             "accepted",
             extra=fields(
                 source=source.name,
