@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
@@ -80,6 +81,20 @@ async def webhook(request: Request) -> Response:
     return JSONResponse(receipt.to_json(), status_code=202)
 
 
+async def webhook_check(request: Request) -> Response:
+    """GET of a webhook URL: 200 for a source whose kind declares that its sender checks the
+    URL so before saving it (Zoho Desk; `answer_get`), else 405 as before. Nothing is read,
+    proven or queued: the answer says only that the endpoint is alive."""
+    settings: Settings = request.app.state.settings
+    name = request.path_params["source"]
+    source = settings.sources.get(name)
+    if source is None:
+        raise UnknownSource(f"no source named {name[:64]!r} in the config")
+    if not getattr(source.options, "answer_get", False):
+        raise HTTPException(405, headers={"Allow": "POST"})  # as Starlette answers it
+    return Response(f"convo-bridge: webhook endpoint {name} is alive; POST events here\n")
+
+
 def verify(
     kind: Provider, source: SourceSettings, hook: WebhookRequest, sent: bytes, tolerance_s: int
 ) -> None:
@@ -128,6 +143,7 @@ def routes() -> list[BaseRoute]:
 
     return [
         Route("/webhooks/{source}", webhook, methods=["POST"], middleware=[WEBHOOK_OUTCOME]),
+        Route("/webhooks/{source}", webhook_check, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),

@@ -265,6 +265,7 @@ def _signature_headers() -> list[dict[str, Any]]:
 # `<method>_<path>` (test_openapi checks they are unique).
 OPERATION_IDS = {
     ("/webhooks/{source}", "post"): "receive_webhook",
+    ("/webhooks/{source}", "get"): "check_webhook_url",
     ("/healthz", "get"): "check_alive",
     ("/readyz", "get"): "check_ready",
     ("/metrics", "get"): "get_metrics",
@@ -402,7 +403,22 @@ def document(sources: list[str] | None = None) -> dict[str, Any]:
                             )
                         ),
                     },
-                }
+                },
+                "get": {
+                    "summary": "Check a webhook URL (senders that do so before saving it)",
+                    "description": "200 for a source whose kind checks its URL with a GET "
+                    "(zohodesk; a generic source's `answer_get`): nothing is read or queued. "
+                    "405 for the other sources.",
+                    "parameters": [_webhook_source(sources or [])],
+                    "responses": {
+                        "200": {
+                            "description": "The endpoint is alive.",
+                            "content": {"text/plain": {"schema": {"type": "string"}}},
+                        },
+                        "404": _error("No source of that name in the config."),
+                        "405": _error("This source's kind takes POST only."),
+                    },
+                },
             },
             "/healthz": {
                 "get": {

@@ -114,6 +114,14 @@ class Options:
     answer_status: int = setting(202, low=200, high=299, help="the status once queued")
     answer_body: str | None = setting(None, help="the body once queued (default: the counts)")
     answer_media_type: str = setting("text/plain", help="the answer's Content-Type")
+    answer_get: bool = setting(
+        False, help="GET /webhooks/NAME answers 200 (a sender that checks its URL so)"
+    )
+    answer_empty: bool = setting(
+        False,
+        help="a proven POST with no events (an empty body, [] or {}) is answered answer_status, "
+        "nothing queued (a sender's URL check)",
+    )
     map: Mapping[str, Expression] = field(default_factory=dict)  # [sources.NAME.map]
     compiled: Mapping[str, Expression] = field(default_factory=dict)  # events, challenge...
 
@@ -174,6 +182,8 @@ def options(where: str, table: Mapping[str, Any]) -> Options:
 
 def accepts(source: SourceSettings, headers: Mapping[str, str]) -> None:
     o: Options = source.options
+    if o.answer_empty and headers.get("content-length") == "0":
+        return  # a URL check with no body: answered by challenge() once proven
     content_type = headers.get("content-type", "")
     fits = {"json": is_json, "form": is_form, "xml": is_xml}[o.body](content_type)
     if not fits:
@@ -259,6 +269,11 @@ def challenge(source: SourceSettings, request: WebhookRequest) -> Answer | None:
     `challenge` expression finds in the body, or the `challenge_param` query parameter,
     200 text/plain; nothing is queued."""
     o: Options = source.options
+    if o.answer_empty and _no_events(source, request):
+        counts = {"accepted": 0, "duplicates": 0, "ignored": 0, "unroutable": 0}
+        if o.answer_body is not None:
+            return Answer(o.answer_body, o.answer_status, o.answer_media_type)
+        return Answer(orjson.dumps(counts).decode(), o.answer_status, "application/json")
     if o.challenge_param is not None:
         values = [v for k, v in parse_qsl(urlsplit(request.url).query) if k == o.challenge_param]
         if values and values[0]:
@@ -270,6 +285,19 @@ def challenge(source: SourceSettings, request: WebhookRequest) -> Answer | None:
     if isinstance(value, str) and value:
         return Answer(value)
     return None
+
+
+def _no_events(source: SourceSettings, request: WebhookRequest) -> bool:
+    """An empty body, or one that is only `[]` or `{}`."""
+    body = request.body.strip()
+    if not body:
+        return True
+    if len(body) > 16 or body[:1] not in (b"[", b"{"):  # an event is longer: not parsed twice
+        return False
+    try:
+        return parse(source, request) in ([], {})
+    except PayloadError:
+        return False
 
 
 def acknowledge(source: SourceSettings, counts: Mapping[str, int]) -> Answer | None:
@@ -309,6 +337,10 @@ def _mapped(source: SourceSettings, item: Any, fallback_id: str, received_ms: in
         del wire["handoff"]  # no step named: the other handoff keys have nothing to attach to
     event_id = values.get("event_id")
     event_id = str(event_id) if isinstance(event_id, str | int) and event_id != "" else fallback_id
+    if not (wire.get("set") or wire.get("handoff") or any(wire.get("tags", {}).values())):
+        # nothing to change: ignored, whatever its ids (a map may give no external id for
+        # the events it does not read, e.g. a thread event whose `id` is not the ticket's)
+        return SourceEvent(event_id, None, item)
     try:
         intent = parse_intent(wire)
     except PayloadError as exc:

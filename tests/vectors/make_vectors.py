@@ -2011,33 +2011,43 @@ def gorgias() -> list[Case]:
 KU_TOKEN = "6c0a4e2f9b7d4e1a8f3c5b2d7e9a1c4f"  # a webhook token: the HMAC key
 KU_SRC = (
     "https://developer.kustomer.com/docs/events/event-catalog (envelope id, name, org, "
-    "partition, data {type, id, attributes}, `changes` null on create; the page's example is a "
-    "customer: the conversation attributes status, assignedUsers, assignedTeams, tags and "
-    "updatedAt, and `changes` as {attributes: {<name>: {before, after}}}, were not shown in the "
-    "excerpts read); signature: https://developer.kustomer.com/docs/events/delivery-and-retries"
+    "partition, data {type, id, attributes}, `changes` null on create); a captured "
+    "kustomer.conversation.update: https://github.com/PipedreamHQ/pipedream/blob/master/"
+    "components/kustomer/sources/updated-conversation-instant/test-event.mjs (each "
+    "changes.attributes.<name> is {op, before, after}, relationships beside attributes, and "
+    "updatedAt, modifiedAt, rev, modificationHistory changed on every update; tags and "
+    "assignedUsers/assignedTeams are arrays of ids). That capture changes a name only: the "
+    "status, assignedUsers, assignedTeams and tags entries here follow the same pattern, not "
+    "seen in a capture; signature: https://developer.kustomer.com/docs/events/delivery-and-retries"
 )
 
 
-def ku_event(event_id: str, updated: str, attrs: dict[str, Any], changes: Any) -> str:
+def ku_event(
+    event_id: str, updated: str, attrs: dict[str, Any], changes: Any,
+    name: str = "kustomer.conversation.update",
+) -> str:  # fmt: skip
     return body_of({
         "id": event_id,
-        "name": "kustomer.conversation.update",
+        "name": name,
         "org": "5f8481c6a22ab5b9d5f2dd8a",
         "partition": "5f8481c6a22ab5b9d5f2dd8a",
         "data": {"type": "conversation", "id": "6717c2b0e5b1f00012ab3501",
                  "attributes": {"status": "open", "assignedUsers": [], "assignedTeams": [],
-                                "tags": [], **attrs, "updatedAt": updated},
+                                "tags": [], **attrs, "updatedAt": updated, "modifiedAt": updated,
+                                "rev": 4},
                  "relationships": {}},
+        "createdAt": updated,
         "changes": changes,
     })  # fmt: skip
 
 
-def ku_headers(body: str) -> dict[str, str]:
-    """Signed as Kustomer signs: lowercase hex HMAC-SHA256 of the raw body, keyed with the token."""
+def ku_headers(body: str, event: str = "kustomer.conversation.update") -> dict[str, str]:
+    """Signed as Kustomer signs: lowercase hex HMAC-SHA256 of the raw body, keyed with the token.
+    X-Kustomer-Webhook-Event names the event; no time is sent."""
     sig = hmac.new(KU_TOKEN.encode(), body.encode(), hashlib.sha256).hexdigest()
     return {
         "content-type": "application/json",
-        "x-kustomer-webhook-event": "kustomer.conversation.update",
+        "x-kustomer-webhook-event": event,
         "x-kustomer-webhook-signature": sig,
     }
 
@@ -2048,37 +2058,58 @@ def kustomer() -> list[Case]:
         "5f8481c6a22ab5b9d5f2dd91",
         "5f8481c6a22ab5b9d5f2dd77",
     )
+    vip, refund = "5f8481c6a22ab5b9d5f2dd31", "5f8481c6a22ab5b9d5f2dd32"  # tag ids
 
-    def ch(**attrs: tuple[Any, Any]) -> dict[str, Any]:
-        return {"attributes": {k: {"before": b, "after": a} for k, (b, a) in attrs.items()}}
+    def ch(updated: str, **attrs: tuple[Any, Any]) -> dict[str, Any]:
+        """`changes` as Kustomer sends it: each changed attribute, plus the bookkeeping ones."""
+        before = "2026-11-18T10:00:00.000Z"
+        book = {"updatedAt": (before, updated), "modifiedAt": (before, updated), "rev": (3, 4),
+                "modificationHistory": ({"statusAt": before}, {"statusAt": updated})}  # fmt: skip
+        return {
+            "attributes": {
+                k: {"op": "replace", "before": b, "after": a}
+                for k, (b, a) in {**attrs, **book}.items()
+            },
+            "relationships": {},
+        }
 
     rows = [
         ("assigned to a user accepts", "6717c2b1e5b1f00012ab3511", "2026-11-18T11:05:00.000Z",
          {"assignedUsers": [user], "assignedTeams": [team]},
-         ch(assignedUsers=([], [user])), {"handoff": {"event": "accepted", "by": user}}),
+         {"assignedUsers": ([], [user])}, {"handoff": {"event": "accepted", "by": user}}),
         ("assigned to a team only requests that team", "6717c2b1e5b1f00012ab3512",
-         "2026-11-18T11:05:10.000Z", {"assignedTeams": [team]}, ch(assignedTeams=([], [team])),
+         "2026-11-18T11:05:10.000Z", {"assignedTeams": [team]}, {"assignedTeams": ([], [team])},
          {"handoff": {"event": "requested", "team_key": team}}),
         ("done completes", "6717c2b1e5b1f00012ab3513", "2026-11-18T11:05:20.000Z",
-         {"status": "done", "assignedUsers": [user]}, ch(status=("open", "done")),
+         {"status": "done", "assignedUsers": [user]}, {"status": ("open", "done")},
          {"handoff": {"event": "completed"}}),
         ("reopened requests again", "6717c2b1e5b1f00012ab3514", "2026-11-18T11:05:30.000Z",
-         {"status": "open", "assignedUsers": [user]}, ch(status=("done", "open")),
+         {"status": "open", "assignedUsers": [user]}, {"status": ("done", "open")},
          {"handoff": {"event": "requested"}}),
-        ("tags changed add its tags", "6717c2b1e5b1f00012ab3515", "2026-11-18T11:05:40.000Z",
-         {"tags": ["vip", "refund"], "assignedUsers": [user]}, ch(tags=(["vip"], ["vip", "refund"])),
-         {"tags": {"add": ["vip", "refund"]}}),
+        ("tags changed add its tag ids", "6717c2b1e5b1f00012ab3515", "2026-11-18T11:05:40.000Z",
+         {"tags": [vip, refund], "assignedUsers": [user]}, {"tags": ([vip], [vip, refund])},
+         {"tags": {"add": [vip, refund]}}),
     ]  # fmt: skip
     cases = []
-    for name, event_id, updated, attrs, changes, expected in rows:
-        body = ku_event(event_id, updated, attrs, changes)
+    for name, event_id, updated, attrs, changed, expected in rows:
+        body = ku_event(event_id, updated, attrs, ch(updated, **changed))
         at = int(datetime.fromisoformat(updated).timestamp() * 1000)
         cases.append(Case(f"kustomer: {name}", KU_SRC, KU_TOKEN, ku_headers(body), body, True,
                           [event_id], [intent(conv, at, **expected)]))  # fmt: skip
     other = ku_event("6717c2b1e5b1f00012ab3516", "2026-11-18T11:05:50.000Z",
-                     {"assignedUsers": [user], "priority": 3}, ch(priority=(2, 3)))  # fmt: skip
+                     {"assignedUsers": [user], "priority": 3},
+                     ch("2026-11-18T11:05:50.000Z", priority=(2, 3)))  # fmt: skip
     cases.append(Case("kustomer: another field changed is ignored", KU_SRC, KU_TOKEN,
                       ku_headers(other), other, True, ["6717c2b1e5b1f00012ab3516"], []))  # fmt: skip
+    created = ku_event("6717c2b1e5b1f00012ab3517", "2026-11-18T11:06:00.000Z",
+                       {"assignedTeams": [team]}, None, "kustomer.conversation.create")  # fmt: skip
+    cases.append(Case("kustomer: a create (changes null) is ignored", KU_SRC, KU_TOKEN,
+                      ku_headers(created, "kustomer.conversation.create"), created, True,
+                      ["6717c2b1e5b1f00012ab3517"], []))  # fmt: skip
+    nulled = ku_event("6717c2b1e5b1f00012ab3518", "2026-11-18T11:06:10.000Z",
+                      {"status": "done", "assignedUsers": [user]}, None)  # fmt: skip
+    cases.append(Case("kustomer: an update with changes null is ignored", KU_SRC, KU_TOKEN,
+                      ku_headers(nulled), nulled, True, ["6717c2b1e5b1f00012ab3518"], []))  # fmt: skip
     first = cases[0].body
     cases.append(Case("kustomer: body changed after signing", KU_SRC, KU_TOKEN,
                       ku_headers(first), altered(first), False))  # fmt: skip
@@ -2088,29 +2119,36 @@ def kustomer() -> list[Case]:
 ZD_TOKEN = "zoho-desk-url-token-4c2e"
 ZDK_URL = URL + "zohodesk?token=" + ZD_TOKEN
 ZDK_SRC = (
-    "https://desk.zoho.com/support/WebhookDocument.do (only 200 OK counts as received; no "
-    "signature is described). The excerpts read stop before its payload examples: the array of "
-    "{eventType, eventTime (epoch ms, a string), orgId, payload, prevState} and the ticket "
-    "fields id, status, assigneeId, teamId are as the issue gives them, not checked on the page"
+    "https://desk.zoho.com/support/WebhookDocument.do (only 200 OK counts as received; the "
+    "X-ZDesk-JWT header signs claims, not the body); the documented Ticket_Update sample as "
+    "copied in https://github.com/emotorad-tech/emotorad-ai-architecture/blob/main/docs/"
+    "api-shapes/zoho-webhook-ticket-update.json (an array of {eventType, eventTime: epoch ms "
+    "as a string, orgId: a string, payload: the ticket, prevState: the whole ticket before}; "
+    "closure is statusType, status a department's name for it) and "
+    "https://github.com/simstudioai/sim/blob/main/apps/sim/lib/webhooks/providers/zoho-desk.ts "
+    "(includePrevState on Ticket_Update; thread events carry the thread as payload). "
+    "assigneeId is a documented ticket field; teamId in webhook payloads is not verified"
 )
 
 
 def zohodesk() -> list[Case]:
     ticket, agent, team = "1892000000093287", "1892000000056007", "1892000000068001"
+    ticket_fields = {
+        "id": ticket, "ticketNumber": "101", "subject": "Refund", "status": "Open",
+        "statusType": "Open", "assigneeId": None, "teamId": None, "closedTime": None,
+        "departmentId": "1892000000006907", "modifiedTime": "2026-11-18T10:00:00.000Z",
+    }  # fmt: skip
 
-    def event(
-        kind: str, at: str, ticket_fields: dict[str, Any], prev: Any = None
-    ) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "eventType": kind, "eventTime": at, "orgId": "55306166",
-            "payload": {"id": ticket, "ticketNumber": "101", "subject": "Refund",
-                        "status": "Open", "assigneeId": None, "teamId": None,
-                        "departmentId": "1892000000006907", **ticket_fields},
-        }  # fmt: skip
-        if prev is not None:
-            out["prevState"] = prev
+    def event(kind: str, at: Any, now: dict[str, Any], was: dict[str, Any] | None = None,
+              snapshot: bool = True) -> dict[str, Any]:  # fmt: skip
+        """`prevState` (includePrevState) is the whole ticket before: the ticket with `was`."""
+        out: dict[str, Any] = {"eventType": kind, "eventTime": at, "orgId": "55306166",
+                               "payload": {**ticket_fields, **now}}  # fmt: skip
+        if was is not None and snapshot:
+            out["prevState"] = {**ticket_fields, **now, **was}
         return out
 
+    closed = {"status": "Closed", "statusType": "Closed"}
     headers = {"content-type": "application/json"}
     rows = [
         ("assignee changed accepts", event("Ticket_Update", "1794999900000",
@@ -2119,14 +2157,29 @@ def zohodesk() -> list[Case]:
         ("team set with no assignee requests that team", event("Ticket_Update", "1794999910000",
          {"teamId": team}, {"teamId": None}),
          {"handoff": {"event": "requested", "team_key": team}}),
-        ("closed completes", event("Ticket_Update", "1794999920000",
-         {"status": "Closed", "assigneeId": agent}, {"status": "Open"}),
+        ("statusType Closed completes", event("Ticket_Update", "1794999920000",
+         {**closed, "assigneeId": agent}, {"status": "Open", "statusType": "Open"}),
          {"handoff": {"event": "completed"}}),
-        ("reopened requests again", event("Ticket_Update", "1794999930000",
-         {"status": "Open", "assigneeId": agent}, {"status": "Closed"}),
+        ("a status renamed Resolved of statusType Closed completes",
+         event("Ticket_Update", "1794999921000",
+               {"status": "Resolved", "statusType": "Closed", "assigneeId": agent},
+               {"status": "On Hold", "statusType": "On Hold"}),
+         {"handoff": {"event": "completed"}}),
+        ("reopened (statusType from Closed) requests again", event("Ticket_Update",
+         "1794999930000", {"assigneeId": agent}, closed),
          {"handoff": {"event": "requested"}}),
         ("a new ticket with a team requests that team", event("Ticket_Add", "1794999940000",
          {"teamId": team}), {"handoff": {"event": "requested", "team_key": team}}),
+        ("eventTime as a number is read too", event("Ticket_Update", 1794999945000,
+         {"assigneeId": agent}, {"assigneeId": None}),
+         {"handoff": {"event": "accepted", "by": agent}}),
+        ("no prevState: an assigned open ticket is accepted by its assignee",
+         event("Ticket_Update", "1794999946000", {"assigneeId": agent}, {}, snapshot=False),
+         {"handoff": {"event": "accepted", "by": agent}}),
+        ("no prevState: a closed ticket completes",
+         event("Ticket_Update", "1794999947000", {**closed, "assigneeId": agent}, {},
+               snapshot=False),
+         {"handoff": {"event": "completed"}}),
     ]  # fmt: skip
     cases = []
     for name, ev, expected in rows:
@@ -2135,6 +2188,26 @@ def zohodesk() -> list[Case]:
         cases.append(Case(f"zohodesk: {name}", ZDK_SRC, ZD_TOKEN, headers, body, True,
                           [event_id], [intent(ticket, int(ev["eventTime"]), **expected)],
                           extra={"url": ZDK_URL}))  # fmt: skip
+    ignored = [
+        ("a status named Closed of statusType Open does not complete",
+         event("Ticket_Update", "1794999948000",
+               {"status": "Closed", "statusType": "Open", "assigneeId": agent},
+               {"status": "Escalated"})),
+        ("no prevState: an unassigned ticket with a team is not requested again",
+         event("Ticket_Update", "1794999949000", {"teamId": team}, {}, snapshot=False)),
+    ]  # fmt: skip
+    for name, ev in ignored:
+        body = body_of([ev])
+        cases.append(Case(f"zohodesk: {name}", ZDK_SRC, ZD_TOKEN, headers, body, True,
+                          [f"{ev['eventType']}:{ticket}:{ev['eventTime']}"], [],
+                          extra={"url": ZDK_URL}))  # fmt: skip
+    thread = {"eventType": "Ticket_Thread_Add", "eventTime": "1794999949500", "orgId": "55306166",
+              "payload": {"id": "1892000000094001", "ticketId": ticket, "direction": "in",
+                          "channel": "EMAIL", "summary": "Any news?"}}  # fmt: skip
+    cases.append(Case("zohodesk: a Ticket_Thread_Add (payload: the thread) is ignored",
+                      ZDK_SRC, ZD_TOKEN, headers, body_of([thread]), True,
+                      ["Ticket_Thread_Add:1892000000094001:1794999949500"], [],
+                      extra={"url": ZDK_URL}))  # fmt: skip
     other = event("Ticket_Update", "1794999950000", {"assigneeId": agent, "priority": "High"},
                   {"priority": "Medium"})  # fmt: skip
     two = body_of([rows[0][1], other])

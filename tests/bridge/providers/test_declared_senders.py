@@ -163,3 +163,57 @@ def test_zohodesk_is_answered_200_and_proves_its_token_in_the_url(
         assert refused.status_code == 401 and "guessed" not in refused.text
         assert r.dbsize() == before
         r.close()
+
+
+def test_zohodesk_url_check_get_is_answered_200_and_other_kinds_stay_405(serve: Any) -> None:
+    """Zoho Desk saves a webhook only once a GET of its URL is answered 200."""
+    token = cases("zohodesk")[0]["url"].split("?", 1)[1]
+    with serve("zohodesk") as url:
+        answer = httpx.get(f"{url}/webhooks/zohodesk?{token}")
+        assert answer.status_code == 200, answer.text
+        assert "zohodesk" in answer.text
+        assert httpx.get(f"{url}/webhooks/zohodesk").status_code == 200  # no secret told
+        assert httpx.get(f"{url}/webhooks/nosuch").status_code == 404
+    with serve("kustomer") as url:
+        refused = httpx.get(f"{url}/webhooks/kustomer")
+        assert refused.status_code == 405 and "POST" in refused.headers["allow"]
+
+
+@pytest.mark.parametrize("body", [b"[]", b"{}", b""])
+def test_zohodesk_url_check_post_with_no_events_is_answered_200_and_queues_nothing(
+    serve: Any, redis_url: str, body: bytes
+) -> None:
+    """Zoho Desk also POSTs to the URL when the webhook is saved (no event in it)."""
+    token = cases("zohodesk")[0]["url"].split("?", 1)[1]
+    r = redis.Redis.from_url(redis_url)
+    with serve("zohodesk") as url:
+        before = keys_but_the_log(r)
+        headers = {"content-type": "application/json"}
+        answer = httpx.post(f"{url}/webhooks/zohodesk?{token}", content=body, headers=headers)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["accepted"] == 0
+        assert keys_but_the_log(r) == before
+        wrong = httpx.post(f"{url}/webhooks/zohodesk?token=guessed", content=body, headers=headers)
+        assert wrong.status_code == 401
+    r.close()
+
+
+def test_zohodesk_thread_events_are_ignored_not_routed_by_the_thread_id(serve: Any) -> None:
+    thread = next(c for c in cases("zohodesk") if "Ticket_Thread_Add" in c["name"])
+    with serve("zohodesk") as url:
+        query = thread["url"].split("?", 1)[1]
+        answer = httpx.post(
+            f"{url}/webhooks/zohodesk?{query}",
+            content=thread["body"].encode(),
+            headers=thread["headers"],
+        )
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["ignored"] == 1 and answer.json()["unroutable"] == 0
+
+
+def test_kustomer_update_with_null_changes_is_ignored(serve: Any) -> None:
+    empty = next(c for c in cases("kustomer") if "changes null" in c["name"])
+    with serve("kustomer") as url:
+        answer = post(url, "kustomer", empty)
+        assert answer.status_code == 202, answer.text
+        assert answer.json()["ignored"] == 1

@@ -251,3 +251,36 @@ def test_settings_that_do_not_fit_name_their_key(options, key):
     with pytest.raises(ConfigError) as err:
         source(**options)
     assert err.value.key == f"sources.g.{key}"
+
+
+def test_an_event_mapped_to_nothing_needs_no_external_id() -> None:
+    """A map that gives no id for the events it does not read (Zoho Desk's thread events)
+    ignores them instead of refusing the request."""
+    src = _source(
+        "g",
+        {
+            "kind": "generic",
+            "secret_env": "S",
+            "map": {
+                "external_id": "kind == 'ticket' && id || `null`",
+                "handoff.event": "kind == 'ticket' && 'completed' || `null`",
+            },
+        },
+        {"S": SECRET},
+    )
+    req = request(b'[{"kind":"thread","id":"t1"},{"kind":"ticket","id":"k1"}]', {})
+    thread, ticket = generic.normalize(src, req, generic.parse(src, req))
+    assert thread.intent is None
+    assert ticket.intent is not None and ticket.intent.external_id == "k1"
+
+
+def test_answer_empty_answers_a_body_with_no_events_and_nothing_else() -> None:
+    src = source(answer_empty=True, answer_status=200)
+    for body in (b"", b" ", b"[]", b"{}", b" [ ] "):
+        answer = generic.challenge(src, request(body, {}))
+        assert answer is not None and answer.status == 200, body
+    assert generic.challenge(src, request(b'{"id":"x"}', {})) is None
+    assert generic.challenge(source(), request(b"[]", {})) is None  # off by default
+    generic.accepts(src, {"content-length": "0"})  # an empty check needs no Content-Type
+    with pytest.raises(UnsupportedMedia):
+        generic.accepts(source(), {"content-length": "0"})
