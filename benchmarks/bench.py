@@ -435,7 +435,7 @@ def main() -> None:
     ap.add_argument(
         "--log-level",
         default="INFO",
-        help="serve/worker log level, INFO by default as in production (INFO writes one JSON line per webhook and per PATCH)",
+        help="serve/worker log level, INFO by default as in production",
     )
     args = ap.parse_args()
     parts = set(args.only or ["ingest", "delivery", "rq", "latency", "coalescing", "memory"])

@@ -80,9 +80,13 @@ async def apply(
     for received in {e.received_ms for e in work.entries if e.received_ms}:
         metrics.WEBHOOK_TO_PATCH_SECONDS.observe(max(redis_now - received / 1000, 0.0))
         oldest = min(oldest, received / 1000)
-    if log.isEnabledFor(logging.INFO):
+    # the event log holds this PATCH (body, answer, duration): then the line is DEBUG, as
+    # ingest's `accepted` is; without the event log it is the PATCH's only record
+    level = logging.DEBUG if settings.eventlog.enabled else logging.INFO
+    if log.isEnabledFor(level):
         agent, convo = work.ids
-        log.info(
+        log.log(
+            level,
             "patched",
             extra=fields(
                 agent_id=agent,

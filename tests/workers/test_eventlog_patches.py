@@ -70,3 +70,31 @@ def test_a_dead_lettered_patch_names_its_dead_letter(make_settings, start_worker
             letters = httpx.get(f"{ingest}/admin/dlq", headers=ADMIN).json()
             assert dead["dead_letter"] == letters[0]["id"]
             assert dead["status"] == "404" and "not found" in dead["answer"].lower()
+
+
+def test_the_per_patch_log_line_is_debug_while_the_event_log_holds_the_patch(
+    make_settings, sandbox_url, start_worker, caplog
+):
+    """As ingest's `accepted`: the event log's entry says what the `patched` line says and
+    more, so the line is INFO only when the event log is off."""
+    from bridge.app import build_app
+    from tests.servers import serve_app_in_thread
+
+    caplog.set_level("INFO", logger="convo_bridge.worker")
+    lines = {}
+    for name, extra in (("on", ""), ("off", "[eventlog]\nenabled = false\n")):
+        caplog.clear()
+        settings = make_settings(extra)
+        with serve_app_in_thread(build_app(settings)) as ingest:
+            worker = start_worker(settings)
+            send(ingest, intent(name, convo=f"c_{name}"), msg_id=f"msg_line_{name}")
+            wait_until(
+                lambda n=name: (
+                    httpx.get(f"{sandbox_url}/_sandbox/stats").json()["by_status"].get("200", 0)
+                    >= (1 if n == "on" else 2)
+                )
+            )
+            worker.stop()
+        lines[name] = [r for r in caplog.records if r.getMessage() == "patched"]
+    assert lines["on"] == []
+    assert [r.levelname for r in lines["off"]] == ["INFO"]
