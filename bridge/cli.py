@@ -40,8 +40,19 @@ T = TypeVar("T")
 REDIS_ONLY = ("status", "dlq", "links", "trace", "events", "fields")
 
 
+def _store_supported(settings: Settings) -> None:
+    """Redis Cluster URLs parse, but the store does not run on Cluster yet (issue #20):
+    refused here, before serve, worker or a store command starts (exit 2)."""
+    from bridge.store.connect import require_store_support
+
+    require_store_support(settings.redis_url)
+    if settings.rq_redis_url:
+        require_store_support(settings.rq_redis_url, "RQ_REDIS_URL")
+
+
 def _settings(args: argparse.Namespace) -> Settings:
     settings = load_settings(args.config, secrets=args.cmd not in REDIS_ONLY)
+    _store_supported(settings)
     from bridge.logs import configure
 
     configure(settings.log)
@@ -137,6 +148,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
 
 def cmd_config_check(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
+    _store_supported(settings)
     if args.role in ("all", "worker"):
         require_worker_token(settings)
     names = ", ".join(f"{n} ({s.kind})" for n, s in settings.sources.items()) or "none"

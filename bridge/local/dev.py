@@ -29,7 +29,7 @@ import redis
 from bridge.config import Settings, load_settings
 from bridge.errors import ConfigError
 from bridge.local.redis_server import RedisServer
-from bridge.store.connect import sync_client
+from bridge.store.connect import require_store_support, sync_client
 
 DEMO_SECRET_ENV = "DEMO_WEBHOOK_SECRET"  # noqa: S105 (a variable's name, not a secret)
 SAMPLE_CONFIG = """\
@@ -214,6 +214,7 @@ def run_dev(args: argparse.Namespace) -> int:
         env["CONVOCORE_SANDBOX"] = "1"  # the worker then needs no token
     settings = load_settings(config, env)  # a bad --config stops here, before anything starts
     if env.get("REDIS_URL"):
+        require_store_support(env["REDIS_URL"])
         check_redis(env["REDIS_URL"])
 
     children: list[subprocess.Popen[bytes]] = []

@@ -26,7 +26,7 @@ from bridge.config import DeliverySettings, RedisSettings
 from bridge.errors import NotFound, StoreUnavailable
 from bridge.status import Circuit, Rates, StatusReport
 from bridge.store import keys
-from bridge.store.connect import async_client, store_errors
+from bridge.store.connect import async_client, require_store_support, store_errors
 from bridge.store.connect import redact as _redact
 from bridge.store.group_commit import GroupCommit
 from bridge.store.keys import LOG_ROW, PREFIX, conversation_key, ext_key, split_key
@@ -104,6 +104,9 @@ class Store:
             "decode_responses": True,
         }
         options.update(client_options)
+        require_store_support(url)  # not on Redis Cluster yet: the layout is one keyspace
+        if rq_url and rq_url != url:
+            require_store_support(rq_url, "RQ_REDIS_URL")
         self.redis: Any = async_client(url, **options)  # decode_responses: str
         # The scripts (every hot-path call) run on a second client without a socket timeout,
         # bounded instead by one asyncio.timeout per call: redis-py wraps every write in

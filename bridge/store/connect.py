@@ -6,8 +6,13 @@
                                             Sentinel: clients ask the sentinels for SERVICE's
                                             primary and ask again after losing it, so a
                                             promoted replica is followed without a restart
-    redis+cluster://…                       Redis Cluster: refused for now (the store's
-                                            scripts touch keys they build themselves)
+    redis+cluster://[user:pw@]host:port[,host:port…][/0]
+                                            Redis Cluster: the hosts are startup nodes (the
+                                            client learns the rest and follows failovers);
+                                            database 0 only. Clients are made for it, but the
+                                            store, serve and worker refuse it for now
+                                            (require_store_support: the store's scripts
+                                            touch keys they build themselves)
 
 `user:pw` are the data servers' credentials; `sentinel_password` (and `sentinel_username`)
 the sentinels'. A URL that does not parse is a ConfigError naming REDIS_URL (exit 2), found
@@ -18,13 +23,16 @@ registry, failed jobs, replay jobs and suspension flag) takes the same forms.
 from __future__ import annotations
 
 import contextlib
+import inspect
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import redis
 import redis.asyncio as aioredis
+import redis.asyncio.cluster as aiocluster
+import redis.cluster
 from redis.asyncio.sentinel import Sentinel as AsyncSentinel
 from redis.connection import parse_url
 from redis.exceptions import RedisError
@@ -33,6 +41,7 @@ from redis.sentinel import Sentinel
 from bridge.errors import ConfigError, StoreUnavailable
 
 SENTINEL_PORT = 26379
+CLUSTER_PORT = 6379
 _SENTINEL_QUERY = {"sentinel_password", "sentinel_username"}
 SCHEMES = ("redis://", "rediss://", "unix://", "redis+sentinel://", "redis+cluster://")
 
@@ -41,9 +50,10 @@ SCHEMES = ("redis://", "rediss://", "unix://", "redis+sentinel://", "redis+clust
 class RedisAddress:
     """Where Redis is, as `REDIS_URL` says it."""
 
-    kind: Literal["server", "sentinel"]
+    kind: Literal["server", "sentinel", "cluster"]
     url: str
     sentinels: tuple[tuple[str, int], ...] = ()
+    nodes: tuple[tuple[str, int], ...] = ()  # Cluster: the startup nodes
     service: str = ""
     db: int = 0
     username: str | None = None
@@ -74,10 +84,7 @@ def _parse(url: str) -> RedisAddress:
     if not url.startswith(SCHEMES):
         return _fail(f"expected a URL starting with one of {', '.join(SCHEMES)}; got {shown!r}")
     if url.startswith("redis+cluster://"):
-        raise _bad(
-            "redis+cluster:// (Redis Cluster) is not supported yet; use a single server "
-            "(redis://) or Sentinel (redis+sentinel://)"
-        )
+        return _cluster(url, shown)
     if url.startswith("redis+sentinel://"):
         return _sentinel(url, shown)
     try:
@@ -109,19 +116,63 @@ def _fail(problem: str) -> RedisAddress:
     raise _bad(problem)
 
 
+def _hosts(hosts: str, default_port: int, what: str, shown: str) -> tuple[tuple[str, int], ...]:
+    found = []
+    for item in hosts.split(","):
+        host, sep, port = item.rpartition(":")
+        if not sep:
+            host, port = item, str(default_port)
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise _bad(f"expected {what} as host:port,host:port; got {item!r} in {shown!r}")
+        found.append((host, int(port)))
+    return tuple(found)
+
+
+def _cluster(url: str, shown: str) -> RedisAddress:
+    try:
+        split = urlsplit(url)
+    except ValueError as exc:
+        raise _bad(f"{exc} ({shown!r})") from None
+    auth, _, hosts = split.netloc.rpartition("@")
+    if not hosts:
+        raise _bad(
+            f"no startup node host:port in {shown!r}; expected e.g. redis+cluster://c1:6379,c2:6379"
+        )
+    nodes = _hosts(hosts, CLUSTER_PORT, "startup nodes", shown)
+    db = split.path.strip("/")
+    if db and db != "0":
+        raise _bad(f"Redis Cluster has only database 0; got {db!r} in {shown!r}")
+    if split.query or split.fragment:
+        raise _bad(f"a redis+cluster:// URL takes no options; got {shown!r}")
+    user, _, password = auth.partition(":")
+    return RedisAddress(
+        "cluster",
+        url,
+        nodes=nodes,
+        username=unquote(user) or None,
+        password=unquote(password) or None,
+    )
+
+
+def require_store_support(url: str, variable: str = "REDIS_URL") -> None:
+    """ConfigError(`variable`) for a URL the store (and so serve, worker and the commands
+    that read the queue) cannot run on yet: Redis Cluster, whose slots the store's key
+    layout does not respect (issue #20). The URL itself parses and its clients work."""
+    if parse_redis_url(url, variable).kind == "cluster":
+        raise ConfigError(
+            variable,
+            f"redis+cluster:// (Redis Cluster) is not supported yet by the store (its key "
+            f"layout does not run on Cluster); use a single server (redis://) or Sentinel "
+            f"(redis+sentinel://); got {redact(url)!r}",
+        )
+
+
 def _sentinel(url: str, shown: str) -> RedisAddress:
     split = urlsplit(url)
     auth, _, hosts = split.netloc.rpartition("@")
     if not hosts:
         raise _bad(f"no sentinel host:port in {shown!r}")
-    sentinels = []
-    for item in hosts.split(","):
-        host, sep, port = item.rpartition(":")
-        if not sep:
-            host, port = item, str(SENTINEL_PORT)
-        if not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise _bad(f"expected sentinels as host:port,host:port; got {item!r} in {shown!r}")
-        sentinels.append((host, int(port)))
+    sentinels = _hosts(hosts, SENTINEL_PORT, "sentinels", shown)
     path = [p for p in split.path.split("/") if p]
     if not path or len(path) > 2:
         raise _bad(f"expected /SERVICE or /SERVICE/DB after the sentinels in {shown!r}")
@@ -137,7 +188,7 @@ def _sentinel(url: str, shown: str) -> RedisAddress:
     return RedisAddress(
         "sentinel",
         url,
-        sentinels=tuple(sentinels),
+        sentinels=sentinels,
         service=unquote(path[0]),
         db=int(path[1]) if len(path) == 2 else 0,
         username=unquote(user) or None,
@@ -168,11 +219,32 @@ def _data_kwargs(address: RedisAddress, options: dict[str, Any]) -> dict[str, An
     }
 
 
+def _cluster_kwargs(
+    address: RedisAddress, options: dict[str, Any], accepted: Any
+) -> dict[str, Any]:
+    """The client options a cluster client takes: redis-py's asyncio RedisCluster has no
+    `retry_on_timeout` (it retries on its own) and refuses unknown keywords."""
+    params = inspect.signature(accepted).parameters
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
+    kept = {k: v for k, v in options.items() if takes_any or k in params}
+    return {"username": address.username, "password": address.password, **kept}
+
+
 def sync_client(url: str, **options: Any) -> redis.Redis:
-    """A blocking client on `url`'s Redis (the primary, under Sentinel)."""
+    """A blocking client on `url`'s Redis (the primary, under Sentinel; under Cluster a
+    redis.cluster.RedisCluster, which has redis.Redis's commands)."""
     address = parse_redis_url(url)
     if address.kind == "server":
         return redis.Redis.from_url(url, **options)
+    if address.kind == "cluster":
+        cluster: Any = redis.cluster.RedisCluster(
+            startup_nodes=[
+                redis.cluster.ClusterNode(h, p)  # type: ignore[no-untyped-call]
+                for h, p in address.nodes
+            ],
+            **_cluster_kwargs(address, options, redis.cluster.RedisCluster.__init__),
+        )
+        return cast(redis.Redis, cluster)
     sentinel = Sentinel(  # type: ignore[no-untyped-call]
         list(address.sentinels), sentinel_kwargs=_sentinel_kwargs(address, options)
     )
@@ -183,10 +255,17 @@ def sync_client(url: str, **options: Any) -> redis.Redis:
 
 
 def async_client(url: str, **options: Any) -> aioredis.Redis:
-    """An asyncio client on `url`'s Redis (the primary, under Sentinel)."""
+    """An asyncio client on `url`'s Redis (the primary, under Sentinel; under Cluster a
+    redis.asyncio.cluster.RedisCluster)."""
     address = parse_redis_url(url)
     if address.kind == "server":
         return aioredis.Redis.from_url(url, **options)
+    if address.kind == "cluster":
+        cluster: Any = aiocluster.RedisCluster(
+            startup_nodes=[aiocluster.ClusterNode(h, p) for h, p in address.nodes],
+            **_cluster_kwargs(address, options, aiocluster.RedisCluster.__init__),
+        )
+        return cast(aioredis.Redis, cluster)
     sentinel = AsyncSentinel(  # type: ignore[no-untyped-call]
         list(address.sentinels), sentinel_kwargs=_sentinel_kwargs(address, options)
     )

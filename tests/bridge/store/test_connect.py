@@ -13,7 +13,8 @@ import pytest
 import redis
 
 from bridge.errors import ConfigError
-from bridge.store.connect import parse_redis_url, redact, sync_client
+from bridge.store import Store
+from bridge.store.connect import parse_redis_url, redact, require_store_support, sync_client
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -27,6 +28,8 @@ ROOT = Path(__file__).resolve().parents[3]
         ("redis://u:p@h", "server", 0),
         ("redis+sentinel://s1:26379,s2:26380/main", "sentinel", 0),
         ("redis+sentinel://:pw@s1:26379,s2/main/4?sentinel_password=spw", "sentinel", 4),
+        ("redis+cluster://c1:7000", "cluster", 0),
+        ("redis+cluster://u:pw@c1:7000,c2:7001,c3/0", "cluster", 0),
     ],
 )
 def test_each_documented_form_parses(url, kind, db):
@@ -46,6 +49,64 @@ def test_a_sentinel_url_names_its_sentinels_service_and_both_passwords():
     )
 
 
+def test_a_cluster_url_names_its_startup_nodes_and_credentials():
+    a = parse_redis_url("redis+cluster://user:p%40ss@c1:7000,10.0.0.2:7001,c3/0")
+    assert a.kind == "cluster"
+    assert a.nodes == (("c1", 7000), ("10.0.0.2", 7001), ("c3", 6379))
+    assert (a.db, a.username, a.password) == (0, "user", "p@ss")
+    assert parse_redis_url("redis+cluster://c1:7000/").db == 0
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("redis+cluster://c1:7000/3", "only database 0"),
+        ("redis+cluster://c1:7000,c2:7000/db", "only database 0"),
+        ("redis+cluster://c1:7000/0/x", "only database 0"),
+        ("redis+cluster://c1:x", "startup nodes as host:port"),
+        ("redis+cluster://c1:7000,:7001", "startup nodes as host:port"),
+        ("redis+cluster://c1:70000", "startup nodes as host:port"),
+        ("redis+cluster://", "no startup node"),
+        ("redis+cluster://u:pw@/0", "no startup node"),
+        ("redis+cluster://c1:7000?ssl=1", "takes no options"),
+    ],
+)
+@pytest.mark.parametrize("variable", ["REDIS_URL", "RQ_REDIS_URL"])
+def test_a_malformed_cluster_url_is_a_config_error_naming_the_variable(url, problem, variable):
+    with pytest.raises(ConfigError) as err:
+        parse_redis_url(url, variable)
+    assert err.value.key == variable
+    assert problem in err.value.problem
+
+
+def test_a_cluster_urls_password_is_redacted():
+    assert (
+        redact("redis+cluster://u:hunter2@c1:7000,c2:7001/0")
+        == "redis+cluster://***@c1:7000,c2:7001/0"
+    )
+    with pytest.raises(ConfigError) as err:
+        parse_redis_url("redis+cluster://u:hunter2@c1:7000/5")
+    assert "hunter2" not in str(err.value)
+
+
+@pytest.mark.parametrize("variable", ["REDIS_URL", "RQ_REDIS_URL"])
+def test_the_store_refuses_a_cluster_url_before_connecting(variable):
+    """The URL parses and its clients work, but the store's layout does not run on Cluster
+    yet (issue #20): the Store refuses it, naming the variable, without reaching a node."""
+    cluster, plain = "redis+cluster://u:hunter2@127.0.0.1:1/0", "redis://127.0.0.1:1/0"
+    with pytest.raises(ConfigError) as err:
+        if variable == "REDIS_URL":
+            Store(cluster)
+        else:
+            Store(plain, rq_url=cluster)
+    assert err.value.key == variable
+    assert "not supported yet by the store" in err.value.problem
+    assert "hunter2" not in str(err.value)
+    with pytest.raises(ConfigError) as err:
+        require_store_support(cluster, variable)
+    assert err.value.key == variable
+
+
 @pytest.mark.parametrize(
     ("url", "problem"),
     [
@@ -59,7 +120,6 @@ def test_a_sentinel_url_names_its_sentinels_service_and_both_passwords():
         ("redis+sentinel://s1:x/main", "host:port"),
         ("redis+sentinel://s1:1/main/db", "database is a number"),
         ("redis+sentinel://s1:1/main?sentinel_pasword=x", "unknown option 'sentinel_pasword'"),
-        ("redis+cluster://c1:7000,c2:7000", "not supported yet"),
     ],
 )
 def test_a_malformed_url_is_a_config_error_naming_redis_url(url, problem):
@@ -92,6 +152,24 @@ def test_every_command_stops_with_exit_2_on_a_bad_redis_url(command, url, proble
     )
     assert done.returncode == 2, done.stderr
     assert "REDIS_URL" in done.stderr and problem in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_a_command_stops_with_exit_2_when_rq_redis_url_is_a_cluster(redis_url):
+    done = subprocess.run(
+        [sys.executable, "-m", "bridge.cli", "status"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={
+            **os.environ,
+            "REDIS_URL": redis_url,
+            "RQ_REDIS_URL": "redis+cluster://c1:7000",
+            "BRIDGE_CONFIG": "",
+        },
+    )
+    assert done.returncode == 2, done.stderr
+    assert "RQ_REDIS_URL" in done.stderr and "not supported yet" in done.stderr
     assert "Traceback" not in done.stderr
 
 
