@@ -29,7 +29,7 @@ import redis
 from bridge.config import Settings, load_settings
 from bridge.errors import ConfigError
 from bridge.local.redis_server import RedisServer
-from bridge.store.connect import require_store_support, sync_client
+from bridge.store.connect import redact, require_store_support, sync_client
 
 DEMO_SECRET_ENV = "DEMO_WEBHOOK_SECRET"  # noqa: S105 (a variable's name, not a secret)
 SAMPLE_CONFIG = """\
@@ -172,7 +172,7 @@ def check_redis(url: str) -> None:
     except (redis.RedisError, OSError):
         raise ConfigError(
             "REDIS_URL",
-            f"{url} does not answer (left from an earlier dev?); unset REDIS_URL and dev "
+            f"{redact(url)} does not answer (left from an earlier dev?); unset REDIS_URL and dev "
             "starts its own Redis",
         ) from None
     finally:
@@ -227,7 +227,7 @@ def run_dev(args: argparse.Namespace) -> int:
             env["REDIS_URL"] = redis_server.start()
             print(f"redis     {env['REDIS_URL']} (embedded server, data in {base / 'redis'})")
         else:
-            print(f"redis     {env['REDIS_URL']} (from REDIS_URL)")
+            print(f"redis     {redact(env['REDIS_URL'])} (from REDIS_URL)")
         sandbox_port = None
         if with_sandbox:
             sandbox_port = args.sandbox_port

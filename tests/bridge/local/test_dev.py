@@ -174,10 +174,12 @@ def test_dev_checks_the_given_config_before_starting(tmp_path):
 
 
 def test_a_redis_url_that_does_not_answer_stops_dev_with_what_to_do(tmp_path):
-    env = {**clean_env(tmp_path), "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}
+    url = f"redis://:hunter2-redis-pw@127.0.0.1:{free_port()}/0"
+    env = {**clean_env(tmp_path), "REDIS_URL": url}
     done = dev("--port", str(free_port()), "--sandbox-port", str(free_port()), env=env)
     assert done.returncode == 2 and done.stdout == ""
     assert "REDIS_URL" in done.stderr and "unset REDIS_URL" in done.stderr
+    assert "hunter2" not in done.stderr  # the password is never printed
 
 
 def test_devs_folder_is_outside_the_checkout_by_default(tmp_path):
