@@ -2,7 +2,8 @@
 -- bounded by count (MAXLEN ~) and by age (MINID ~), both cheap whole-node trims; and the
 -- per-minute figures of the page's charts, counted from the same rows (m:<minute>):
 -- w:<verdict>:<sources> requests, p:<verdict> PATCHes, l:<bucket> webhook -> PATCH latency
--- (keys.LATENCY_BUCKETS_MS), q queue depth and dl dead letters as last seen.
+-- (keys.LATENCY_BUCKETS_MS), q queue depth and dl dead letters as last sampled (qs: the
+-- second of that sample; tm: the age bound the stream was last trimmed to).
 -- log_entries(max_events, keep_ms, rows, codes, at, claims): a row is [first, n, verdict,
 -- field, value, ...]; its events are codes[first + 1 .. first + n] of the calling script
 -- (accept's letters a, d, p; A, P when the sender's time was set aside as future-dated).
@@ -13,7 +14,7 @@
 -- store). Times are NOW, Redis's own clock (prelude.lua).
 local function log_entries(max_events, keep_ms, rows, codes, at, claims)
   local key = P .. 'events'
-  local counts = {}
+  local counts, patched = {}, false
   for i, row in ipairs(rows) do
     local first, n, verdict = row[1], row[2], row[3]
     local got = ''
@@ -50,6 +51,7 @@ local function log_entries(max_events, keep_ms, rows, codes, at, claims)
     end
     local field
     if kind == 'patch' then
+      patched = true
       field = 'p:' .. verdict
       if lat and lat ~= '' then counts['l:' .. lat] = (counts['l:' .. lat] or 0) + 1 end
     else
@@ -61,13 +63,30 @@ local function log_entries(max_events, keep_ms, rows, codes, at, claims)
     redis.call('XADD', key, 'MAXLEN', '~', max_events, '*', unpack(entry))
   end
   if #rows > 0 then
-    redis.call('XTRIM', key, 'MINID', '~', NOW - keep_ms)
-    -- the page's charts (keys.py: m:<minute>): counts, and the queue as this call saw it
+    -- the page's charts (keys.py: m:<minute>): counts, and the queue as last sampled
     local mk = P .. 'm:' .. math.floor(NOW / 60000)
     for f, n in pairs(counts) do redis.call('HINCRBY', mk, f, n) end
-    local depth = redis.call('ZCARD', P .. 'due') + redis.call('ZCARD', P .. 'inflight')
-    redis.call('HSET', mk, 'q', depth, 'dl', redis.call('ZCARD', P .. 'dlq'))
-    redis.call('EXPIRE', mk, CHART_TTL_S)
+    -- the queue gauges: on a PATCH's row (a settle has just changed the queue: its last
+    -- figures must be the ones that stay) and else once a second (`qs`, the second of the
+    -- last sample; none in a new minute's hash), so an accepted burst's gauges may be up to
+    -- a second behind until its PATCHes are logged; the hash's expiry once a second too.
+    -- The trim by age: once a second, or when the age bound is a second or more past the
+    -- last one (`tm`): MINID ~ trims whole nodes anyway.
+    local sec, minid = math.floor(NOW / 1000), NOW - keep_ms
+    local st = redis.call('HMGET', mk, 'qs', 'tm')
+    local fresh, stamp = tonumber(st[1]) ~= sec, {}
+    if fresh or minid - tonumber(st[2] or '0') >= 1000 then
+      redis.call('XTRIM', key, 'MINID', '~', minid)
+      stamp = {'tm', minid}
+    end
+    if fresh or patched then
+      local depth = redis.call('ZCARD', P .. 'due') + redis.call('ZCARD', P .. 'inflight')
+      redis.call('HSET', mk, 'q', depth, 'dl', redis.call('ZCARD', P .. 'dlq'), 'qs', sec,
+        unpack(stamp))
+    elseif #stamp > 0 then
+      redis.call('HSET', mk, unpack(stamp))
+    end
+    if fresh then redis.call('EXPIRE', mk, CHART_TTL_S) end
   end
 end
 
