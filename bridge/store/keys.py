@@ -36,12 +36,15 @@ Keys (all under the prefix, default `cb:`; `ck` is a conversation key, see `conv
     r:<what>:<10 s bucket>     counters                              recent rates for status
     events                     stream, XADD MAXLEN ~ max_events,     the event log: one entry per
                                XTRIM MINID ~ now - retention_s       webhook request and per PATCH
+                               (at most once a second)
     dlh:<id>                   hash time (ms) -> what, EXPIRE        a dead letter's replays and
                                HISTORY_TTL_S                         what became of them
     rf:<ck>                    string JSON {id, events}, EX          the letter a conversation was
                                HISTORY_TTL_S                         last replayed from
     m:<minute>                 hash, EXPIRE CHART_TTL_S              the page's charts: counts per
                                (epoch minute)                        minute, queue depth, dead letters
+                                                                     (sampled on a PATCH's entry,
+                                                                     else once a second: qs, tm)
 
 Guarantees are named as in the README's Guarantees list. The Lua scripts (lua/*.lua) build
 the same names from the prefix they are given; this table is the one place they are written

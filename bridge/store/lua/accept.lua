@@ -59,8 +59,9 @@ for _, ev in ipairs(cjson.decode(ARGV[5])) do
       code = 'p'
     else
       code = 'a'
+      local times = {}  -- hw:<ck>'s _t and _q, read by merge for schedule (accept never writes hw)
       for j = 1, #ch, 2 do
-        if merge(ck, ch[j], ch[j + 1]) == 1 then touched[ck] = true end
+        if merge(ck, ch[j], ch[j + 1], times) == 1 then touched[ck] = times end
       end
     end
     if future then
@@ -70,7 +71,7 @@ for _, ev in ipairs(cjson.decode(ARGV[5])) do
     codes[#codes + 1] = code
   end
 end
-for ck, _ in pairs(touched) do schedule(ck, coalesce) end
+for ck, times in pairs(touched) do schedule(ck, coalesce, times) end
 count('acc', accepted)
 count('dup', dups)
 log_requests(6, codes, claims)

@@ -1,6 +1,6 @@
 -- The circuit breaker shared by every worker: `circuit` hash {state: closed|open|half,
--- until: ms, opened: count} and `recent`, the last `window` verdicts (1 = failed). Needs
--- prelude.lua.
+-- until: ms, opened: count} and `recent`, the latest verdicts newest first (1 = failed; the
+-- first `window` of them count). Needs prelude.lua.
 
 -- before taking work: how many conversations may be taken (0 while open), and until when
 -- the circuit stays open; an open circuit past its cooldown lets one probe through (half)
@@ -35,10 +35,13 @@ local function circuit_record(verdict, window, ratio_permille, cooldown)
       circuit_open(cooldown)
     end
   elseif state == 'closed' then
-    redis.call('LPUSH', P .. 'recent', verdict == 'ok' and 0 or 1)
-    redis.call('LTRIM', P .. 'recent', 0, window - 1)
+    -- the list holds the last window..2 * window verdicts, trimmed once every `window`
+    -- pushes; only its first `window` are read
+    if redis.call('LPUSH', P .. 'recent', verdict == 'ok' and 0 or 1) > 2 * window then
+      redis.call('LTRIM', P .. 'recent', 0, window - 1)
+    end
     if verdict == 'fail' then
-      local recent = redis.call('LRANGE', P .. 'recent', 0, -1)
+      local recent = redis.call('LRANGE', P .. 'recent', 0, window - 1)
       local fails = 0
       for _, v in ipairs(recent) do fails = fails + tonumber(v) end
       if #recent >= window and fails * 1000 >= ratio_permille * #recent then

@@ -2,7 +2,8 @@
 -- bounded by count (MAXLEN ~) and by age (MINID ~), both cheap whole-node trims; and the
 -- per-minute figures of the page's charts, counted from the same rows (m:<minute>):
 -- w:<verdict>:<sources> requests, p:<verdict> PATCHes, l:<bucket> webhook -> PATCH latency
--- (keys.LATENCY_BUCKETS_MS), q queue depth and dl dead letters as last seen.
+-- (keys.LATENCY_BUCKETS_MS), q queue depth and dl dead letters as last sampled (qs: the
+-- second of that sample; tm: the age bound the stream was last trimmed to).
 -- log_entries(max_events, keep_ms, rows, codes, at, claims): a row is [first, n, verdict,
 -- field, value, ...]; its events are codes[first + 1 .. first + n] of the calling script
 -- (accept's letters a, d, p; A, P when the sender's time was set aside as future-dated).
@@ -13,13 +14,14 @@
 -- store). Times are NOW, Redis's own clock (prelude.lua).
 local function log_entries(max_events, keep_ms, rows, codes, at, claims)
   local key = P .. 'events'
-  local counts = {}
+  local counts, patched, dead = {}, false, false
   for i, row in ipairs(rows) do
     local first, n, verdict = row[1], row[2], row[3]
     local got = ''
     local claimed = nil
     if n > 0 then
       got = table.concat(codes, '', first + 1, first + n)
+      if string.find(got, '[pP]') then dead = true end  -- parked: dead letters may change
       if claims and string.find(got, '[AP]') then
         local cl = {}
         for e = first + 1, first + n do cl[#cl + 1] = claims[e] or '' end
@@ -50,6 +52,8 @@ local function log_entries(max_events, keep_ms, rows, codes, at, claims)
     end
     local field
     if kind == 'patch' then
+      patched = true
+      if verdict == 'dead_lettered' then dead = true end
       field = 'p:' .. verdict
       if lat and lat ~= '' then counts['l:' .. lat] = (counts['l:' .. lat] or 0) + 1 end
     else
@@ -61,13 +65,41 @@ local function log_entries(max_events, keep_ms, rows, codes, at, claims)
     redis.call('XADD', key, 'MAXLEN', '~', max_events, '*', unpack(entry))
   end
   if #rows > 0 then
-    redis.call('XTRIM', key, 'MINID', '~', NOW - keep_ms)
-    -- the page's charts (keys.py: m:<minute>): counts, and the queue as this call saw it
+    -- the page's charts (keys.py: m:<minute>): counts, and the queue as last sampled
     local mk = P .. 'm:' .. math.floor(NOW / 60000)
     for f, n in pairs(counts) do redis.call('HINCRBY', mk, f, n) end
-    local depth = redis.call('ZCARD', P .. 'due') + redis.call('ZCARD', P .. 'inflight')
-    redis.call('HSET', mk, 'q', depth, 'dl', redis.call('ZCARD', P .. 'dlq'))
-    redis.call('EXPIRE', mk, CHART_TTL_S)
+    -- the gauges: q on a PATCH's row (a settle has just changed the queue: its last figure
+    -- must be the one that stays), dl on a dead-lettered PATCH's or a parked event's row,
+    -- and both once a second (`qs`, that second; none yet in a new minute's hash), so an
+    -- accepted burst's depth may be up to a second behind until its PATCHes are logged
+    -- (each written only when it differs from the hash's).
+    -- Once a second too: the hash's expiry and the trim by age, which also runs when the
+    -- age bound is a second or more past the last one (`tm`): MINID ~ trims whole nodes.
+    local sec, minid = math.floor(NOW / 1000), NOW - keep_ms
+    local st = redis.call('HMGET', mk, 'qs', 'tm', 'q', 'dl')
+    local fresh, set = tonumber(st[1]) ~= sec, {}
+    if fresh or patched then
+      local q = redis.call('ZCARD', P .. 'due') + redis.call('ZCARD', P .. 'inflight')
+      if tonumber(st[3]) ~= q then set = {'q', q} end
+    end
+    if fresh or dead then
+      local dl = redis.call('ZCARD', P .. 'dlq')
+      if tonumber(st[4]) ~= dl then
+        set[#set + 1] = 'dl'
+        set[#set + 1] = dl
+      end
+    end
+    if fresh or minid - tonumber(st[2] or '0') >= 1000 then
+      redis.call('XTRIM', key, 'MINID', '~', minid)
+      set[#set + 1] = 'tm'
+      set[#set + 1] = minid
+    end
+    if fresh then
+      set[#set + 1] = 'qs'
+      set[#set + 1] = sec
+    end
+    if #set > 0 then redis.call('HSET', mk, unpack(set)) end
+    if fresh then redis.call('EXPIRE', mk, CHART_TTL_S) end
   end
 end
 

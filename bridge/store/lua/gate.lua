@@ -53,10 +53,12 @@ if state == 'half' then
     open(cooldown)
   end
 elseif state == 'closed' then
-  redis.call('LPUSH', rk, verdict == 'ok' and 0 or 1)
-  redis.call('LTRIM', rk, 0, window - 1)
+  -- the last window..2 * window verdicts, trimmed once every `window` pushes (circuit.lua)
+  if redis.call('LPUSH', rk, verdict == 'ok' and 0 or 1) > 2 * window then
+    redis.call('LTRIM', rk, 0, window - 1)
+  end
   if verdict == 'fail' then
-    local recent = redis.call('LRANGE', rk, 0, -1)
+    local recent = redis.call('LRANGE', rk, 0, window - 1)
     local fails = 0
     for _, v in ipairs(recent) do fails = fails + tonumber(v) end
     if #recent >= window and fails * 1000 >= ratio * #recent then open(cooldown) end

@@ -14,6 +14,19 @@ local function version_of(entry)
   return string.sub(entry, 1, VERSION_LEN)
 end
 
+-- redis.call(cmd, key, list...) in slices of at most 1000 arguments (unpack is bounded by
+-- Lua's stack: a PATCH may carry tens of thousands of tags); table answers (HMGET) joined
+local function call_many(cmd, key, list)
+  local out = {}
+  for i = 1, #list, 1000 do
+    local got = redis.call(cmd, key, unpack(list, i, math.min(i + 999, #list)))
+    if type(got) == 'table' then
+      for _, v in ipairs(got) do out[#out + 1] = v end
+    end
+  end
+  return out
+end
+
 -- the whole-list field a per-item change belongs to: a tag to tags, a handoff step to
 -- handoffHistory (nil for anything else)
 local function whole_of(name)
@@ -26,43 +39,55 @@ end
 -- sets hash[name] = entry when it is newer than what is there and than the applied entry in
 -- hwkey (nil: no high-water mark to respect); 1 when it did. A tag or handoff change older
 -- than a whole list (applied or pending) is gone: the list, as of its time, already says it.
-local function merge_into(hash, hwkey, name, entry)
+-- times (optional): set to {_t, _q} of hwkey as read here, for schedule (the caller knows
+-- hwkey is not written in between)
+local function merge_into(hash, hwkey, name, entry, times)
   local ver = version_of(entry)
+  local whole = hwkey and whole_of(name)
   if hwkey then
-    local hw = redis.call('HGET', hwkey, name)
-    if hw and version_of(hw) >= ver then return 0 end
-    local whole = whole_of(name)
+    local hw
     if whole then
-      local w = redis.call('HGET', hwkey, whole)
-      if w and version_of(w) >= ver then return 0 end
-      w = redis.call('HGET', hash, whole)
-      if w and version_of(w) >= ver then return 0 end
+      hw = redis.call('HMGET', hwkey, name, '_t', '_q', whole)
+    else
+      hw = redis.call('HMGET', hwkey, name, '_t', '_q')
     end
+    if times then times[1], times[2] = hw[2], hw[3] end
+    if hw[1] and version_of(hw[1]) >= ver then return 0 end
+    if whole and hw[4] and version_of(hw[4]) >= ver then return 0 end
   end
-  local cur = redis.call('HGET', hash, name)
+  local cur
+  if whole then
+    cur = redis.call('HMGET', hash, name, whole)
+    if cur[2] and version_of(cur[2]) >= ver then return 0 end
+    cur = cur[1]
+  else
+    cur = redis.call('HGET', hash, name)
+  end
   if cur and version_of(cur) >= ver then return 0 end
   redis.call('HSET', hash, name, entry)
   return 1
 end
 
-local function merge(ck, name, entry)
-  return merge_into(P .. 'p:' .. ck, P .. 'hw:' .. ck, name, entry)
+local function merge(ck, name, entry, times)
+  return merge_into(P .. 'p:' .. ck, P .. 'hw:' .. ck, name, entry, times)
 end
 
 -- hw:<ck> lives HIGH_WATER_TTL_MS after its last write, and for ever while the conversation
 -- has dead letters (`_dl`): a replay must still meet the newer values it may not overwrite
-local function keep_hw(ck)
+-- (has_dl: whether it has `_dl`, when the caller has just read it)
+local function keep_hw(ck, has_dl)
   local hwk = P .. 'hw:' .. ck
-  if redis.call('HEXISTS', hwk, '_dl') == 1 then
+  if has_dl == nil then has_dl = redis.call('HEXISTS', hwk, '_dl') == 1 end
+  if has_dl then
     redis.call('PERSIST', hwk)
   else
     redis.call('PEXPIRE', hwk, HIGH_WATER_TTL_MS)
   end
 end
 
+-- (LPUSH answers the list's length: it is trimmed only when longer than 64)
 local function wake()
-  redis.call('LPUSH', P .. 'wake', '1')
-  redis.call('LTRIM', P .. 'wake', 0, 63)
+  if redis.call('LPUSH', P .. 'wake', '1') > 64 then redis.call('LTRIM', P .. 'wake', 0, 63) end
 end
 
 -- ck was just added to `due`, due at `at`: wake an idle worker when it is due now, or when
@@ -74,10 +99,11 @@ end
 
 -- makes a conversation with pending changes due, no sooner than `coalesce` ms after its last
 -- PATCH nor before its quiet time (`_q`, after an in-doubt PATCH); a conversation held by a
--- worker is scheduled again when that worker settles
-local function schedule(ck, coalesce)
+-- worker is scheduled again when that worker settles. times: {_t, _q} of hw:<ck> when the
+-- caller has them (merge_into), else read here
+local function schedule(ck, coalesce, times)
   if redis.call('ZSCORE', P .. 'inflight', ck) then return end
-  local hw = redis.call('HMGET', P .. 'hw:' .. ck, '_t', '_q')
+  local hw = times or redis.call('HMGET', P .. 'hw:' .. ck, '_t', '_q')
   local due = math.max(NOW, tonumber(hw[1] or '0') + coalesce, tonumber(hw[2] or '0'))
   -- wake idle workers only when this added the conversation to `due`: if it was already
   -- there, a wake went out then (or it waits for a later time the workers know)

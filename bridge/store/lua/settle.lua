@@ -15,37 +15,53 @@ local cooldown, quiet = opt.circuit_cooldown_ms, opt.in_doubt_quiet_ms
 
 -- after a whole list is applied, older single tag / handoff changes can never matter again
 local function prune(hwk, kind, whole_version)
-  local names = redis.call('HKEYS', hwk)
-  for _, name in ipairs(names) do
-    if string.sub(name, 1, 2) == kind then
-      local hw = redis.call('HGET', hwk, name)
-      if version_of(hw) < whole_version then redis.call('HDEL', hwk, name) end
+  local all, gone = redis.call('HGETALL', hwk), {}
+  for j = 1, #all, 2 do
+    if string.sub(all[j], 1, 2) == kind and version_of(all[j + 1]) < whole_version then
+      gone[#gone + 1] = all[j]
     end
   end
+  call_many('HDEL', hwk, gone)
 end
 
 -- what was sent is applied: drop it from pending unless overtaken, and keep each newest
--- applied entry in hw:<ck> (a replay or a re-send after an in-doubt PATCH needs it)
+-- applied entry in hw:<ck> (a replay or a re-send after an in-doubt PATCH needs it). The
+-- reads are one HMGET per hash (with hw's `_dl` for keep_hw), the writes one HDEL and one
+-- HSET; `sent` names each field once (they are a pending hash's fields).
 local function applied(ck, arrays, sent)
   local pk, hwk = P .. 'p:' .. ck, P .. 'hw:' .. ck
-  local wholes = {}
+  local names, hwnames = {}, {'_dl'}
+  for j = 1, #sent, 2 do
+    names[#names + 1] = sent[j]
+    if string.sub(sent[j], 1, 2) ~= 'r:' then hwnames[#hwnames + 1] = sent[j] end
+  end
+  local cur = call_many('HMGET', pk, names)
+  local hwv = call_many('HMGET', hwk, hwnames)
+  local has_dl = hwv[1] ~= false
+  local newest = {}
+  for i = 2, #hwnames do newest[hwnames[i]] = hwv[i] end
+  local drop, set, wholes = {}, {}, {}
   for j = 1, #sent, 2 do
     local name, raw = sent[j], sent[j + 1]
-    if redis.call('HGET', pk, name) == raw then redis.call('HDEL', pk, name) end
+    if cur[(j + 1) / 2] == raw then drop[#drop + 1] = name end
     if string.sub(name, 1, 2) ~= 'r:' then
-      local hw = redis.call('HGET', hwk, name)
+      local hw = newest[name]
       if not hw or version_of(raw) > version_of(hw) then
-        redis.call('HSET', hwk, name, raw)
+        newest[name] = raw
+        set[#set + 1] = name
+        set[#set + 1] = raw
         if name == 'f:tags' then wholes['t:'] = version_of(raw) end
         if name == 'f:handoffHistory' then wholes['h:'] = version_of(raw) end
       end
     end
   end
+  call_many('HDEL', pk, drop)
+  set[#set + 1] = '_t'
+  set[#set + 1] = NOW
+  call_many('HSET', hwk, set)
   for kind, v in pairs(wholes) do prune(hwk, kind, v) end
-  redis.call('HSET', hwk, '_t', NOW)
-  keep_hw(ck)
+  keep_hw(ck, has_dl)
   if arrays ~= '' then redis.call('SET', P .. 'arr:' .. ck, arrays, 'PX', arr_ttl) end
-  redis.call('DEL', P .. 'att:' .. ck)
   count('ok', 1)
 end
 
@@ -75,7 +91,11 @@ local function settle(s)
   local retry_at = NOW + s.retry_in_ms
   local owned = redis.call('GET', P .. 'lease:' .. ck) == token
   if owned then
-    redis.call('DEL', P .. 'lease:' .. ck)
+    if outcome == 'ok' then  -- applied: its attempts go too (one DEL, one conversation's keys)
+      redis.call('DEL', P .. 'lease:' .. ck, P .. 'att:' .. ck)
+    else
+      redis.call('DEL', P .. 'lease:' .. ck)
+    end
     redis.call('ZREM', P .. 'inflight', ck)
   end
   local dead_id = ''

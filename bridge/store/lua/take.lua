@@ -53,24 +53,37 @@ if rate > 0 then
   n = math.min(n, allowed)
 end
 local out = {}
-local cks = redis.call('ZRANGEBYSCORE', P .. 'due', '-inf', NOW, 'LIMIT', 0, n)
+-- the first n + 1 of `due` with their times: those due now (at most n) are taken, and the
+-- first one left is the next due (one read for both)
+local head = redis.call('ZRANGE', P .. 'due', 0, n, 'WITHSCORES')
+local cks, nxt = {}, nil
+for j = 1, #head, 2 do
+  if #cks < n and tonumber(head[j + 1]) <= NOW then
+    cks[#cks + 1] = head[j]
+  else
+    nxt = tonumber(head[j + 1])
+    break
+  end
+end
+if #cks > 0 then call_many('ZREM', P .. 'due', cks) end
+local leased = {}
 for k, ck in ipairs(cks) do
-  redis.call('ZREM', P .. 'due', ck)
   local pending = redis.call('HGETALL', P .. 'p:' .. ck)
   if #pending > 0 then
     local tok = token .. ':' .. k
     redis.call('SET', P .. 'lease:' .. ck, tok, 'PX', lease)
-    redis.call('ZADD', P .. 'inflight', NOW + lease, ck)
+    leased[#leased + 1] = NOW + lease
+    leased[#leased + 1] = ck
     local arrays = redis.call('GET', P .. 'arr:' .. ck) or ''
     out[#out + 1] = {ck, tok, pending, arrays, redis.call('LLEN', P .. 'att:' .. ck),
       applied_for(ck, pending)}
   end
 end
+if #leased > 0 then call_many('ZADD', P .. 'inflight', leased) end
 if #out == 0 and state ~= 'closed' then circuit_reopen() end
 if rate > 0 and #out > 0 then
   tat = tat + #out * interval
   redis.call('SET', P .. 'rl', string.format('%.3f', tat), 'PX', math.ceil(tat - NOW) + 1000)
 end
-local nxt = redis.call('ZRANGE', P .. 'due', 0, 0, 'WITHSCORES')
-if not nxt[2] then return {out, -1, NOW} end
-return {out, math.max(tonumber(nxt[2]) - NOW, 0), NOW}
+if not nxt then return {out, -1, NOW} end
+return {out, math.max(nxt - NOW, 0), NOW}
