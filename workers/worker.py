@@ -52,7 +52,6 @@ log = logging.getLogger("convo_bridge.worker")
 SWEEP_EVERY_S = 2.0
 TAKE_GRACE_S = 0.5  # after stop(), a take still waiting on Redis is cancelled after this
 CLOSE_S = 1.0  # each step of the way out (release, closing) is bounded by this
-MAX_LOG_WRITES = 1000  # event-log writes waiting at most; past this, entries are dropped
 POLL_S = 0.1  # while something is due later, take again at least this often
 # nothing due at all: wait this long for a wake (a conversation added to an empty `due`
 # wakes a worker, even one due later), so an idle worker costs Redis ~2 calls a second
@@ -81,7 +80,6 @@ class Engine:
         self.resumed = asyncio.Event()
         self.resumed.set()
         self.stopped_at: float | None = None  # monotonic
-        self.log_writes: set[asyncio.Task[None]] = set()  # event-log entries on their way
 
     def stop(self) -> None:
         if self.stopped_at is None:
@@ -125,19 +123,8 @@ class Engine:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await t
             await _bounded(self._release_all(), CLOSE_S)
-            await _bounded(self._flush_log(), CLOSE_S)  # the last PATCHes' event-log entries
             await _bounded(self._close(waker), CLOSE_S)
         return self.patched
-
-    async def _flush_log(self) -> None:
-        """The event-log entries still on their way; those not written when the step's bound
-        (CLOSE_S) runs out are given up, so the way out stays bounded whatever Redis does."""
-        try:
-            if self.log_writes:
-                await asyncio.wait(set(self.log_writes))
-        finally:
-            for task in list(self.log_writes):
-                task.cancel()
 
     async def _close(self, waker: Store) -> None:
         await self.accounts.close()
@@ -260,12 +247,22 @@ class Engine:
         await self._settle(work, outcome)
 
     async def _settle(self, work: Work, outcome: Outcome) -> None:
+        """Settle the attempt, its event-log entry (none for work let go unattempted) in the
+        same call: one Redis call per attempt, and the entry names the dead letter made."""
         pause = 0.05
         deadline = time.time() + 600
         dead_id = ""
+        logged = self.settings.eventlog
+        row = patch_entry(logged, work, outcome, "")
         while True:
             try:
-                dead_id = await self.store.settle(work, outcome, settings=self.settings.delivery)
+                dead_id = await self.store.settle(
+                    work,
+                    outcome,
+                    settings=self.settings.delivery,
+                    log=row,
+                    log_bounds=log_bounds(logged),
+                )
                 break
             except StoreUnavailable:
                 if time.time() > deadline:
@@ -283,33 +280,12 @@ class Engine:
                 )
                 break
         self.held.pop(work.token, None)
-        self._log_patch(work, outcome, dead_id)
         if dead_id:
             await self._note_origin(work, dead_id)
         if outcome.kind == "ok":
             self.patched += 1
         elif outcome.kind not in ("release", "wait"):
             self.failed += 1
-
-    def _log_patch(self, work: Work, outcome: Outcome, dead_id: str) -> None:
-        """The attempt's event-log entry (none for work let go unattempted), written beside
-        the delivery loop: the slot is free at once, and concurrent entries share a call."""
-        logged = self.settings.eventlog
-        row = patch_entry(logged, work, outcome, dead_id)
-        if row is None:
-            return
-        if len(self.log_writes) >= MAX_LOG_WRITES:  # Redis far behind: the log gives way
-            log.warning("event log entry dropped: too many waiting", extra=fields(ck=work.ck))
-            return
-        task = asyncio.create_task(self._write_log(row, work.ck))
-        self.log_writes.add(task)
-        task.add_done_callback(self.log_writes.discard)
-
-    async def _write_log(self, row: list[Any], ck: str) -> None:
-        try:
-            await self.store.log([row], log_bounds(self.settings.eventlog))
-        except StoreUnavailable as exc:
-            log.warning("event log not written", extra=fields(ck=ck, error=str(exc)))
 
     async def _note_origin(self, work: Work, dead_id: str) -> None:
         """A dead letter made of a replay's events points back to the replayed letter."""

@@ -14,6 +14,7 @@ import functools
 import time
 import uuid
 from collections.abc import Callable, Coroutine, Iterable, Sequence
+from dataclasses import replace
 from typing import Any, Concatenate, ParamSpec, TypeVar
 from urllib.parse import unquote
 
@@ -355,9 +356,19 @@ class Store:
             work = _works(items, offset)
         return work, (None if int(nxt) < 0 else int(nxt))
 
-    async def settle(self, work: Work, outcome: Outcome, *, settings: DeliverySettings) -> str:
-        """Record what an attempt did; concurrent settles share one script call. Returns the
-        dead letter's id when it made one, else ''."""
+    async def settle(
+        self,
+        work: Work,
+        outcome: Outcome,
+        *,
+        settings: DeliverySettings,
+        log: list[Any] | None = None,
+        log_bounds: tuple[int, int] = (0, 0),
+    ) -> str:
+        """Record what an attempt did; concurrent settles share one script call. `log`, the
+        attempt's event-log row (bridge.eventlog.patch_entry), is written in the same call,
+        with the dead letter's id when the settle made one, bounded by `log_bounds` (max
+        entries, keep ms). Returns that dead letter's id, else ''."""
         d = settings
         options = SettleOptions(
             coalesce_ms=d.coalesce_ms,
@@ -366,6 +377,8 @@ class Store:
             circuit_failure_permille=int(d.circuit_failure_ratio * 1000),
             circuit_cooldown_ms=int(d.circuit_cooldown_s * 1000),
             in_doubt_quiet_ms=int(d.in_doubt_quiet_s * 1000),
+            log_max_events=log_bounds[0],
+            log_keep_ms=log_bounds[1],
         )
         row = SettleRow(
             ck=work.ck,
@@ -380,12 +393,33 @@ class Store:
             circuit=outcome.circuit,
             sent=[x for e in outcome.sent for x in (e.name, e.raw)],
             in_doubt=outcome.in_doubt,
+            log=[] if log is None else [0, log[1], log[2], *log[4:]],
         )
-        nbytes = sum(len(e.raw) for e in outcome.sent) + len(row.arrays)
-        (dead_id,) = await self._grouped("settle", (_settle_options(options),)).submit(
-            [row], nbytes
+        blob: bytes = b"" if log is None else log[3]
+        nbytes = sum(len(e.raw) for e in outcome.sent) + len(row.arrays) + len(blob)
+        (dead_id,) = await self._settle_group(_settle_options(options)).submit(
+            [(row, blob)], nbytes
         )
         return str(dead_id)
+
+    def _settle_group(self, options: str) -> GroupCommit[tuple[SettleRow, bytes], Any]:
+        """Like `_grouped("settle", (options,))`, with the rows' event-log blobs sent apart
+        (never decoded by the script): ARGV[3 + n] is the n-th logged row's `d` field."""
+        group = self._groups.get(("settle", (options,)))
+        if group is None:
+
+            async def send(rows: list[tuple[SettleRow, bytes]]) -> Any:
+                settles: list[SettleRow] = []
+                blobs: list[bytes] = []
+                for row, blob in rows:
+                    if row.log:
+                        blobs.append(blob)
+                        row = replace(row, log_blob=len(blobs))
+                    settles.append(row)
+                return await self._run("settle", [options, orjson.dumps(settles), *blobs])
+
+            group = self._groups[("settle", (options,))] = GroupCommit(send)
+        return group
 
     async def renew(self, held: Sequence[tuple[str, str]], lease_ms: int) -> list[bool]:
         """Extend each (ck, token) lease still ours; for each, whether it was."""

@@ -94,6 +94,8 @@ class SettleOptions:
     circuit_failure_permille: int
     circuit_cooldown_ms: int
     in_doubt_quiet_ms: int
+    log_max_events: int = 0  # the event log's bounds, for the attempts' entries (rows' `log`)
+    log_keep_ms: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +116,11 @@ class SettleRow:
     circuit: Verdict
     sent: list[str]  # name, entry, name, entry, ...
     in_doubt: bool
+    # the attempt's event-log entry, written in the same call with its dead-letter id
+    # (eventlog.lua's row: [0, 0, verdict, field, value, ...]; its `d` field is the call's
+    # ARGV[3 + log_blob]); [] for none
+    log: list[Any] = field(default_factory=list)
+    log_blob: int = 0
 
 
 @dataclass(slots=True)

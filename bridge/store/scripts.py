@@ -38,7 +38,7 @@ ScriptName = Literal[
 INCLUDES: dict[ScriptName, tuple[str, ...]] = {
     "accept": ("dead", "eventlog"),
     "take": ("circuit",),
-    "settle": ("dead", "circuit"),
+    "settle": ("dead", "circuit", "eventlog"),
     "renew": (),
     "sweep": (),
     "replay": ("dead",),

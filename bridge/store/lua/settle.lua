@@ -1,12 +1,15 @@
 -- settle: record what attempts did; several workers' settles share one call.
--- Includes: prelude, dead, circuit.
+-- Includes: prelude, dead, circuit, eventlog.
 -- Arguments by name, each side written from one definition (bridge/store/records.py):
 -- ARGV[2] a JSON object, SettleOptions: coalesce_ms, array_cache_ms, circuit_window,
---   circuit_failure_permille, circuit_cooldown_ms, in_doubt_quiet_ms;
+--   circuit_failure_permille, circuit_cooldown_ms, in_doubt_quiet_ms, log_max_events,
+--   log_keep_ms;
 -- ARGV[3] a JSON array of settles, each a JSON object, SettleRow: ck, token, outcome
 --   (ok|retry|dead|release|wait: held back by its account's gate, no attempt), arrays (JSON or ''), attempt (JSON), retry_in_ms, reason,
 --   status, snippet, circuit (ok|fail|''), sent ([name, entry, ...]), in_doubt (true: a
---   PATCH left and its fate is unknown).
+--   PATCH left and its fate is unknown), log (the attempt's event-log row, eventlog.lua's
+--   [0, 0, verdict, field, value, ...], or []: written here with the dead-letter id this
+--   settle made as its `dl`) and log_blob (its `d` field is ARGV[3 + log_blob]).
 -- Returns each settle's dead-letter id ('' when none).
 local opt = cjson.decode(ARGV[2])
 local coalesce, arr_ttl = opt.coalesce_ms, opt.array_cache_ms
@@ -129,6 +132,16 @@ local function settle(s)
   return dead_id
 end
 
-local out = {}
-for i, s in ipairs(cjson.decode(ARGV[3])) do out[i] = settle(s) end
+local out, logged = {}, {}
+for i, s in ipairs(cjson.decode(ARGV[3])) do
+  out[i] = settle(s)
+  local row = s.log
+  if #row > 0 then
+    for j = 4, #row, 2 do
+      if row[j] == 'dl' and out[i] ~= '' then row[j + 1] = out[i] end
+    end
+    logged[s.log_blob] = row
+  end
+end
+if #logged > 0 then log_entries(opt.log_max_events, opt.log_keep_ms, logged, {}, 4, nil) end
 return out

@@ -73,6 +73,39 @@ def test_a_redelivered_event_is_a_duplicate(store):
     assert (again.accepted, again.duplicates) == (0, 1)
 
 
+def test_a_settle_writes_its_attempts_log_entry_in_the_same_call_naming_its_dead_letter(
+    store, redis_url
+):
+    """The PATCH's event-log entry rides in settle's own call (one Redis call per attempt,
+    not two), and names the dead letter that same call made."""
+    import redis
+
+    from bridge.config import EventLogSettings
+    from bridge.eventlog import EventQuery, log_bounds, patch_entry, search
+
+    logged = EventLogSettings()
+    dead = Outcome("dead", attempt={"status": 404}, reason="rejected_404", status="404")
+
+    async def go(store):
+        await accept(store, routed(Intent(T0, "a", "c", set={"title": "x"}), "e1"))
+        [work] = await take_one(store)
+        row = patch_entry(logged, work, dead, "")
+        counter = redis.Redis.from_url(redis_url)
+        counter.config_resetstat()
+        dl_id = await store.settle(work, dead, settings=D, log=row, log_bounds=log_bounds(logged))
+        stats = counter.info("commandstats")["cmdstat_evalsha"]
+        # a first call of a script is refused (NOSCRIPT) and sent again once it is loaded
+        calls = stats["calls"] - stats.get("rejected_calls", 0) - stats.get("failed_calls", 0)
+        counter.close()
+        return dl_id, calls, await search(store, EventQuery(kind="patch"))
+
+    dl_id, calls, entries = store.run(go)
+    assert calls == 1
+    [entry] = entries
+    assert (entry.verdict, entry.status, entry.event_ids) == ("dead_lettered", "404", ["e1"])
+    assert entry.dead_letter == dl_id != ""
+
+
 def test_older_event_never_overwrites_newer_pending_value(store):
     async def go(store):
         await accept(store, routed(Intent(T0 + 10, "a", "c", set={"title": "new"}), "e2"))
