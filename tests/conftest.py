@@ -172,9 +172,10 @@ def start_worker_process(
     started: list[subprocess.Popen[bytes]] = []
     here = tmp_path / "worker-processes"
     here.mkdir()
-    path = write_config(here)
 
-    def start() -> subprocess.Popen[bytes]:
+    def start(extra: str = "") -> subprocess.Popen[bytes]:
+        """One more worker; `extra`: TOML added to its config."""
+        path = write_config(here, extra)
         started.append(cli("--config", str(path), "worker", env=bridge_env))
         return started[-1]
 
