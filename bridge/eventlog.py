@@ -3,8 +3,9 @@ without secrets, the body up to a cap) and every PATCH (conversation, body, stat
 duration, attempt), kept in one Redis stream bounded by `[eventlog]` (keys.py: events).
 
 Entries are written in the same Redis call as the work they describe: a request's row rides
-in the accept script's call (which fills in each event's verdict), a refused request's and a
-PATCH's go through the grouped `log` script. Reading is a search, newest first, over bounded
+in the accept script's call (which fills in each event's verdict), a PATCH's in its settle
+call (which fills in the dead letter it made); a refused request's goes through the grouped
+`log` script. Reading is a search, newest first, over bounded
 slices of the stream (lua/events.lua), so a search never blocks Redis for long.
 
 A stream entry holds flat fields (all strings), the searched ones first: `k` kind (webhook
