@@ -89,11 +89,22 @@ def secret_headers(source: SourceSettings | None) -> list[str]:
     return [v for k in names if isinstance(v := getattr(source.options, k, None), str)]
 
 
-def _blob(settings: EventLogSettings, body: bytes, **more: Any) -> bytes:
+def body_secret(source: SourceSettings | None) -> str:
+    """The source's secret when its sender proves itself with it inside the body (a kind's
+    `token_field`: LiveChat's secret_key, Salesforce's OrganizationId), else ''."""
+    if source is None or not getattr(source.options, "token_field", None):
+        return ""
+    return source.secret
+
+
+def _blob(settings: EventLogSettings, body: bytes, secret: str = "", **more: Any) -> bytes:
     """The entry's `d` field: what is shown but never searched (headers, body, answer), one
-    JSON object the scripts pass through without decoding it."""
+    JSON object the scripts pass through without decoding it. `secret`, where the body
+    carries one, is shown as REDACTED."""
     kept: dict[str, Any] = {"bl": len(body), **more}
     if settings.bodies:
+        if secret:
+            body = body.replace(secret.encode(), REDACTED.encode())
         kept["b"] = body[: settings.max_body_bytes].decode("utf-8", "replace")
     return orjson.dumps(kept)
 
@@ -110,6 +121,7 @@ def webhook_row(
     headers: Mapping[str, str],
     body: bytes,
     secret_headers: Sequence[str] = (),
+    body_secret: str = "",
     verdict: str = "",
     why: str = "",
     routed: int = 0,
@@ -127,7 +139,7 @@ def webhook_row(
         LOG_ROW,
         routed,
         verdict,
-        _blob(settings, body, h=kept_headers(headers, secret_headers)),
+        _blob(settings, body, body_secret, h=kept_headers(headers, secret_headers)),
         "k",
         "webhook",
         "st",

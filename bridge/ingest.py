@@ -13,7 +13,7 @@ from bridge import metrics
 from bridge.changes import payloads, safe_event_id
 from bridge.config import Settings
 from bridge.errors import PayloadError
-from bridge.eventlog import log_bounds, secret_headers, webhook_row
+from bridge.eventlog import body_secret, log_bounds, secret_headers, webhook_row
 from bridge.intents import check_segment_id, segment_problem
 from bridge.logs import fields
 from bridge.providers.base import Provider, SourceEvent, SourceSettings, WebhookRequest
@@ -150,6 +150,7 @@ async def ingest(
             headers=request.headers,
             body=request.body,
             secret_headers=secret_headers(source),
+            body_secret=body_secret(source),
             routed=len(routed),
             event_ids=[r.event_id for r in routed] + ignored_ids,
             conversations=[r.ck for r in routed],

@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from bridge import metrics
 from bridge.config import Settings
 from bridge.errors import StoreUnavailable
-from bridge.eventlog import log_bounds, secret_headers, webhook_row
+from bridge.eventlog import body_secret, log_bounds, secret_headers, webhook_row
 from bridge.logs import fields
 
 log = logging.getLogger("convo_bridge.ingest")
@@ -72,6 +72,7 @@ def _detail(body: bytes) -> str:
 
 
 async def _log_refused(request: Request, settings: Settings, status: int, why: str) -> None:
+    source = settings.sources.get(request.path_params["source"])  # the whole name: its secrets
     name = request.path_params["source"][:64]
     row = webhook_row(
         settings.eventlog,
@@ -79,7 +80,8 @@ async def _log_refused(request: Request, settings: Settings, status: int, why: s
         status=status,
         headers=request.headers,
         body=getattr(request.state, "body", b""),
-        secret_headers=secret_headers(settings.sources.get(name)),
+        secret_headers=secret_headers(source),
+        body_secret=body_secret(source),
         verdict="refused",
         why=why,
     )

@@ -87,6 +87,20 @@ def test_livechat_proves_its_secret_in_the_body(serve: Any) -> None:
         assert wrong["secret"] not in answer.text and "guessed" not in answer.text
 
 
+@pytest.mark.parametrize("kind", ["livechat", "salesforce"])
+def test_a_secret_proven_in_the_body_is_redacted_in_the_event_log(
+    serve: Any, redis_url: str, kind: str
+) -> None:
+    good = cases(kind)[0]
+    with serve(kind) as url:
+        assert post(url, kind, good).status_code in (200, 202)
+    r = redis.Redis.from_url(redis_url)
+    logged = b"".join(v for _, entry in r.xrange("cb:events") for v in entry.values())
+    r.close()
+    assert good["secret"].encode() in good["body"].encode()
+    assert good["secret"].encode() not in logged and b"(redacted)" in logged
+
+
 HOSTILE = [
     b"",
     b"\xff\xfe\x00<",
