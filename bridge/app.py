@@ -71,14 +71,15 @@ async def webhook(request: Request) -> Response:
     if answer is not None:  # a sender's set-up handshake: answer it, queue nothing
         return answered(answer)
     receipt = await ingest(settings, request.app.state.store, source, kind, hook)
-    ack = kind.acknowledge(source, receipt.to_json())
+    counts = receipt.to_json()
+    ack = kind.acknowledge(source, counts)
     if log.isEnabledFor(logging.DEBUG):
         log.debug(
             "request done", extra=fields(source=name, ms=(time.perf_counter() - started) * 1e3)
         )
     if ack is not None:  # a sender that needs its own acknowledgement (status, body)
         return answered(ack)
-    return JSONResponse(receipt.to_json(), status_code=202)
+    return JSONResponse(counts, status_code=202)
 
 
 async def webhook_check(request: Request) -> Response:

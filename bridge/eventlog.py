@@ -205,11 +205,10 @@ def patch_row(
 _OUTCOME_VERDICT = {"ok": "applied", "retry": "retry", "dead": "dead_lettered"}
 
 
-def patch_entry(
-    settings: EventLogSettings, work: Work, outcome: Outcome, dead_id: str
-) -> list[Any] | None:
-    """A delivery attempt's row, linked to its events by their ids; None when the log is
-    off or nothing was attempted (work let go, or nothing left to send)."""
+def patch_entry(settings: EventLogSettings, work: Work, outcome: Outcome) -> list[Any] | None:
+    """A delivery attempt's row, linked to its events by their ids (its dead letter's id is
+    filled in by the settle call that writes it); None when the log is off or nothing was
+    attempted (work let go, or nothing left to send)."""
     verdict = _OUTCOME_VERDICT.get(outcome.kind)
     if not settings.enabled or verdict is None or (outcome.kind == "ok" and not outcome.body):
         return None
@@ -225,7 +224,6 @@ def patch_entry(
         attempt=work.attempts + 1,
         sources=[e.source for e in work.entries],
         event_ids=[e.event_id for e in work.entries],
-        dead_letter=dead_id,
         latency_ms=_since_webhook_ms(work) if outcome.kind == "ok" else None,
     )
 

@@ -106,7 +106,9 @@ async def apply(
         circuit="ok",
         body=body,
         duration_ms=round(elapsed * 1000, 1),
-        answer=orjson.dumps(data).decode()[:300] if body else "",
+        # for the event log only: the whole answer (tag lists can be long) is not encoded
+        # again for nothing
+        answer=orjson.dumps(data).decode()[:300] if body and settings.eventlog.enabled else "",
     )
 
 

@@ -253,7 +253,7 @@ class Engine:
         deadline = time.time() + 600
         dead_id = ""
         logged = self.settings.eventlog
-        row = patch_entry(logged, work, outcome, "")
+        row = patch_entry(logged, work, outcome)
         while True:
             try:
                 dead_id = await self.store.settle(

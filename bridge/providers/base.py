@@ -64,6 +64,9 @@ class WebhookRequest:
     headers: Mapping[str, str]  # names in lower case
     body: bytes
     received_at: float  # epoch seconds
+    # what the body parsed into, kept by the kind that parsed it (proof, handshake and
+    # mapping all read one tree: a body is parsed once per request)
+    parsed: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())

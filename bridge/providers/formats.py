@@ -84,12 +84,17 @@ def parse_form(body: bytes) -> dict[str, Any]:
         raise PayloadError("body is not a valid form (name=value&…)") from None
     out: dict[str, Any] = {}
     for name, value in pairs:
-        if name in out:
-            held = out[name]
-            out[name] = [*held, value] if isinstance(held, list) else [held, value]
-        else:
-            out[name] = value
+        _add(out, name, value)
     return out
+
+
+def _add(out: dict[str, Any], name: str, value: Any) -> None:
+    """`out[name] = value`; a repeated name becomes a list of its values, in order."""
+    if name in out:
+        held = out[name]
+        out[name] = [*held, value] if isinstance(held, list) else [held, value]
+    else:
+        out[name] = value
 
 
 def _local(tag: str) -> str:
@@ -120,10 +125,5 @@ def _element(el: ElementTree.Element, depth: int) -> Any:
     if text:
         out["#text"] = text
     for child in children:
-        name, value = _local(child.tag), _element(child, depth + 1)
-        if name in out:
-            held = out[name]
-            out[name] = [*held, value] if isinstance(held, list) else [held, value]
-        else:
-            out[name] = value
+        _add(out, _local(child.tag), _element(child, depth + 1))
     return out

@@ -15,6 +15,8 @@ from bridge.app import build_app
 from bridge.config import EventLogSettings
 from bridge.eventlog import webhook_row
 from bridge.store import Store
+from tests.bridge.test_app import intent as app_intent
+from tests.bridge.test_app import post
 from tests.conftest import SECRET, write_config
 from tests.servers import serve_app_in_thread
 from tests.signing import signed
@@ -24,20 +26,9 @@ ADMIN = {"Authorization": "Bearer admin-token"}
 
 
 def intent(**over):
-    body = {
-        "type": "conversation.update",
-        "agent_id": "agent-1",
-        "convo_id": "convo-1",
-        "occurred_at": T0,
-        "set": {"title": "Refund question"},
-    }
-    body.update(over)
+    """test_app's intent with a title only; a key given as None is left out."""
+    body = app_intent(**{"set": {"title": "Refund question"}, **over})
     return {k: v for k, v in body.items() if v is not None}
-
-
-def post(url, payload, secret=SECRET, **kw):
-    body, headers = signed(secret, payload, **kw)
-    return httpx.post(f"{url}/webhooks/demo", content=body, headers=headers)
 
 
 def events(url, **params):

@@ -89,7 +89,7 @@ def test_a_settle_writes_its_attempts_log_entry_in_the_same_call_naming_its_dead
     async def go(store):
         await accept(store, routed(Intent(T0, "a", "c", set={"title": "x"}), "e1"))
         [work] = await take_one(store)
-        row = patch_entry(logged, work, dead, "")
+        row = patch_entry(logged, work, dead)
         counter = redis.Redis.from_url(redis_url)
         counter.config_resetstat()
         dl_id = await store.settle(work, dead, settings=D, log=row, log_bounds=log_bounds(logged))
