@@ -77,7 +77,7 @@ async def series(store: Store, name: str, now: float | None = None) -> list[Slot
     """The slots of range `name` ("1h" or "24h"), oldest first."""
     slots, step = RANGES[name]
     if now is None:  # the minutes are Redis's (NOW in eventlog.lua), not this host's
-        now = await store.redis_now_ms() / 1000
+        now = await store.clock_ms() / 1000
     last = int(now // 60)
     first = last - slots * step + 1
     first -= first % step if step > 1 else 0

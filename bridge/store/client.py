@@ -700,6 +700,11 @@ class Store:
         seconds, micros = await self.redis.time()
         return int(seconds) * 1000 + int(micros) // 1000
 
+    async def clock_ms(self) -> int:
+        """Redis's clock (epoch ms), for callers outside the store: the scripts' NOW. (The
+        layout test keeps `store.redis…` names out of other modules.)"""
+        return await self.redis_now_ms()
+
     @_unavailable_as_error
     async def status(self) -> StatusReport:
         """The queue's figures (`workers_alive` is left to bridge.status.status_report)."""

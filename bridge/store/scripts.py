@@ -47,7 +47,7 @@ INCLUDES: dict[ScriptName, tuple[str, ...]] = {
     "clear": (),
     "log": ("eventlog",),
     "events": (),
-    "gate": (),
+    "gate": ("circuit",),
 }
 
 

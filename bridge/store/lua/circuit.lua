@@ -1,51 +1,52 @@
--- The circuit breaker shared by every worker: `circuit` hash {state: closed|open|half,
--- until: ms, opened: count} and `recent`, the latest verdicts newest first (1 = failed; the
--- first `window` of them count). Needs prelude.lua.
+-- A circuit breaker: `<base>circuit` hash {state: closed|open|half, until: ms, opened:
+-- count} and `<base>recent`, the latest verdicts newest first (1 = failed; the first
+-- `window` of them count). `base` is P for the one every worker shares (take, settle), or
+-- P .. 'acct:<name>:' for one Convocore account's own (gate). Needs prelude.lua.
 
 -- before taking work: how many conversations may be taken (0 while open), and until when
 -- the circuit stays open; an open circuit past its cooldown lets one probe through (half)
-local function circuit_gate(n, probe_ms)
-  local c = redis.call('HMGET', P .. 'circuit', 'state', 'until')
+local function circuit_gate(base, n, probe_ms)
+  local c = redis.call('HMGET', base .. 'circuit', 'state', 'until')
   local state, till = c[1] or 'closed', tonumber(c[2] or '0')
   if state == 'closed' then return n, state, 0 end
   if NOW < till then return 0, state, till end
-  redis.call('HSET', P .. 'circuit', 'state', 'half', 'until', NOW + probe_ms)
+  redis.call('HSET', base .. 'circuit', 'state', 'half', 'until', NOW + probe_ms)
   return 1, 'half', 0
 end
 
 -- a probe that found nothing to send closes nothing: back to open, due now
-local function circuit_reopen()
-  redis.call('HSET', P .. 'circuit', 'state', 'open', 'until', NOW)
+local function circuit_reopen(base)
+  redis.call('HSET', base .. 'circuit', 'state', 'open', 'until', NOW)
 end
 
-local function circuit_open(cooldown)
-  redis.call('HSET', P .. 'circuit', 'state', 'open', 'until', NOW + cooldown)
-  redis.call('HINCRBY', P .. 'circuit', 'opened', 1)
-  redis.call('DEL', P .. 'recent')
+local function circuit_open(base, cooldown)
+  redis.call('HSET', base .. 'circuit', 'state', 'open', 'until', NOW + cooldown)
+  redis.call('HINCRBY', base .. 'circuit', 'opened', 1)
+  redis.call('DEL', base .. 'recent')
 end
 
 -- after an attempt: verdict 'ok' or 'fail' (a retryable failure of the target)
-local function circuit_record(verdict, window, ratio_permille, cooldown)
-  local state = redis.call('HGET', P .. 'circuit', 'state') or 'closed'
+local function circuit_record(base, verdict, window, ratio_permille, cooldown)
+  local state = redis.call('HGET', base .. 'circuit', 'state') or 'closed'
   if state == 'half' then
     if verdict == 'ok' then
-      redis.call('HSET', P .. 'circuit', 'state', 'closed', 'until', 0)
-      redis.call('DEL', P .. 'recent')
+      redis.call('HSET', base .. 'circuit', 'state', 'closed', 'until', 0)
+      redis.call('DEL', base .. 'recent')
     else
-      circuit_open(cooldown)
+      circuit_open(base, cooldown)
     end
   elseif state == 'closed' then
     -- the list holds the last window..2 * window verdicts, trimmed once every `window`
     -- pushes; only its first `window` are read
-    if redis.call('LPUSH', P .. 'recent', verdict == 'ok' and 0 or 1) > 2 * window then
-      redis.call('LTRIM', P .. 'recent', 0, window - 1)
+    if redis.call('LPUSH', base .. 'recent', verdict == 'ok' and 0 or 1) > 2 * window then
+      redis.call('LTRIM', base .. 'recent', 0, window - 1)
     end
     if verdict == 'fail' then
-      local recent = redis.call('LRANGE', P .. 'recent', 0, window - 1)
+      local recent = redis.call('LRANGE', base .. 'recent', 0, window - 1)
       local fails = 0
       for _, v in ipairs(recent) do fails = fails + tonumber(v) end
       if #recent >= window and fails * 1000 >= ratio_permille * #recent then
-        circuit_open(cooldown)
+        circuit_open(base, cooldown)
       end
     end
   end

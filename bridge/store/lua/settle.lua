@@ -128,7 +128,7 @@ local function settle(s)
       schedule(ck, coalesce)
     end
   end
-  if s.circuit ~= '' then circuit_record(s.circuit, window, ratio, cooldown) end
+  if s.circuit ~= '' then circuit_record(P, s.circuit, window, ratio, cooldown) end
   return dead_id
 end
 

@@ -38,7 +38,7 @@ local function applied_for(ck, pending)
 end
 
 local state, till
-n, state, till = circuit_gate(n, lease)
+n, state, till = circuit_gate(P, n, lease)
 if n == 0 then return {{}, math.max(till - NOW, 0), NOW} end
 local interval, tat = 0, NOW
 if rate > 0 then
@@ -47,7 +47,7 @@ if rate > 0 then
   tat = math.max(NOW, tonumber(redis.call('GET', P .. 'rl') or '0'))
   local allowed = math.floor((NOW + burst * interval - tat) / interval)
   if allowed <= 0 then
-    if state ~= 'closed' then circuit_reopen() end
+    if state ~= 'closed' then circuit_reopen(P) end
     return {{}, math.max(math.ceil(tat - (burst - 1) * interval) - NOW, 0), NOW}
   end
   n = math.min(n, allowed)
@@ -80,7 +80,7 @@ for k, ck in ipairs(cks) do
   end
 end
 if #leased > 0 then call_many('ZADD', P .. 'inflight', leased) end
-if #out == 0 and state ~= 'closed' then circuit_reopen() end
+if #out == 0 and state ~= 'closed' then circuit_reopen(P) end
 if rate > 0 and #out > 0 then
   tat = tat + #out * interval
   redis.call('SET', P .. 'rl', string.format('%.3f', tat), 'PX', math.ceil(tat - NOW) + 1000)
