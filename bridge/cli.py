@@ -41,11 +41,11 @@ REDIS_ONLY = ("status", "dlq", "links", "trace", "events", "fields")
 
 
 def _store_supported(settings: Settings) -> None:
-    """Redis Cluster URLs parse, but the store does not run on Cluster yet (issue #20):
-    refused here, before serve, worker or a store command starts (exit 2)."""
+    """Redis Cluster needs RQ on a Redis of its own (RQ_REDIS_URL), which cannot be a
+    cluster: refused here, before serve, worker or a store command starts (exit 2)."""
     from bridge.store.connect import require_store_support
 
-    require_store_support(settings.redis_url)
+    require_store_support(settings.redis_url, rq_url=settings.rq_redis_url)
     if settings.rq_redis_url:
         require_store_support(settings.rq_redis_url, "RQ_REDIS_URL")
 

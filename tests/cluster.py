@@ -60,7 +60,7 @@ class RedisCluster:
             RedisServer(
                 root / f"node{i}",
                 port=self.ports[i],
-                appendfsync="everysec",
+                appendfsync="always",  # a replica's WAITAOF answers at once (durability)
                 binary=valkey_binary(),
                 extra_args=_node_args(root / f"node{i}", self.bus_ports[i]),
             )

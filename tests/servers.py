@@ -94,6 +94,21 @@ def stop(procs: Iterable[subprocess.Popen[bytes]], timeout_s: float = 20) -> Non
             p.wait()
 
 
+def status_json(env: Mapping[str, str]) -> Any:
+    """`convo-bridge status --json` with `env`, its answer parsed (exit 0 asserted)."""
+    import json
+
+    out = subprocess.run(
+        [sys.executable, "-m", "bridge.cli", "status", "--json"],
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
 def rq(*args: str, url: str, timeout_s: float = 30) -> subprocess.CompletedProcess[str]:
     """RQ's own command line (`rq ARGS -u URL`), run to completion."""
     return subprocess.run(

@@ -63,7 +63,7 @@ from bridge.logs import configure, fields
 from bridge.process import freeze_startup_heap
 from bridge.store import rq_jobs
 from bridge.store.connect import async_client, parse_redis_url, sync_client
-from bridge.store.keys import PREFIX, RQ_QUEUE
+from bridge.store.keys import RQ_QUEUE, prefix_for
 from bridge.store.rq_jobs import StillUnroutable
 from bridge.store.rq_mirror import drop_gone, mirror_new, reconcile
 from workers.registration import Activity, Registration
@@ -385,24 +385,24 @@ class DeliveryWorker(SimpleWorker):
             store = sync_client(settings.redis_url, socket_timeout=SYNC_SOCKET_TIMEOUT_S)
             rq = self.connection
         try:
-            await self._mirror(store, rq)
+            await self._mirror(store, rq, prefix_for(settings.redis_url))
         finally:
             if rq is not None:
                 with contextlib.suppress(RedisError, OSError):
                     store.close()
 
-    async def _mirror(self, store: redis.Redis, rq: redis.Redis | None) -> None:
+    async def _mirror(self, store: redis.Redis, rq: redis.Redis | None, prefix: str) -> None:
         full_at = 0.0
         while True:
             try:
                 if time.monotonic() - full_at >= RECONCILE_EVERY_S:
-                    made = await in_daemon_thread(reconcile, store, PREFIX, rq)
+                    made = await in_daemon_thread(reconcile, store, prefix, rq)
                     full_at = time.monotonic()
                     if made:
                         log.info("dead letters given RQ failed jobs", extra=fields(jobs=made))
                 else:
-                    await in_daemon_thread(mirror_new, store, PREFIX, rq)
-                await in_daemon_thread(drop_gone, store, rq)
+                    await in_daemon_thread(mirror_new, store, prefix, rq)
+                await in_daemon_thread(drop_gone, store, rq, prefix)
             except (RedisError, OSError):
                 pass  # Redis away: the registration logs it; the list waits in Redis
             except Exception as exc:

@@ -103,7 +103,7 @@ class Engine:
     ) -> int:
         """Work until stopped (or, with burst, until nothing is due or held), with `helpers`
         running beside the loops. Returns the number of conversations settled."""
-        waker = Store(self.settings.redis_url, socket_timeout=None)
+        waker = Store(self.settings.redis_url, rq_url=self.settings.rq_url, socket_timeout=None)
         tasks = [
             asyncio.create_task(self._renew_loop()),
             asyncio.create_task(self._sweep_loop()),

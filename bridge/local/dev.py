@@ -214,7 +214,7 @@ def run_dev(args: argparse.Namespace) -> int:
         env["CONVOCORE_SANDBOX"] = "1"  # the worker then needs no token
     settings = load_settings(config, env)  # a bad --config stops here, before anything starts
     if env.get("REDIS_URL"):
-        require_store_support(env["REDIS_URL"])
+        require_store_support(env["REDIS_URL"], rq_url=env.get("RQ_REDIS_URL", ""))
         check_redis(env["REDIS_URL"])
 
     children: list[subprocess.Popen[bytes]] = []

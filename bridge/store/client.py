@@ -4,7 +4,10 @@ Every transition is one Lua script (lua/*.lua), so ingest and workers never race
 is merged into the pending hash only if it is newer than both what is pending and what was
 applied; a worker takes a conversation by setting its lease in the same script that removes
 it from `due`; settling removes only the entries that were sent and not overtaken meanwhile.
-Keys are built inside the scripts, so this layout targets one Redis (not Redis Cluster).
+Keys are built inside the scripts from the prefix; each call declares KEYS[1] (any key of
+the prefix: on Redis Cluster the prefix is one hash tag, so every key is in that key's slot,
+and the client talks to that slot's primary, bridge/store/slot_owner.py) and, when RQ shares
+a single server, KEYS[2], RQ's failed-job registry (dead.lua drops a dead letter's RQ job).
 """
 
 from __future__ import annotations
@@ -27,10 +30,10 @@ from bridge.config import DeliverySettings, RedisSettings
 from bridge.errors import NotFound, StoreUnavailable
 from bridge.status import Circuit, Rates, StatusReport
 from bridge.store import keys
-from bridge.store.connect import async_client, require_store_support, store_errors
+from bridge.store.connect import async_client, require_store_support, store_client, store_errors
 from bridge.store.connect import redact as _redact
 from bridge.store.group_commit import GroupCommit
-from bridge.store.keys import LOG_ROW, PREFIX, conversation_key, ext_key, split_key
+from bridge.store.keys import LOG_ROW, conversation_key, ext_key, prefix_for, split_key
 from bridge.store.records import (
     AcceptResult,
     ConversationState,
@@ -42,7 +45,7 @@ from bridge.store.records import (
     Work,
 )
 from bridge.store.replication import add_waits, check_waits
-from bridge.store.scripts import ScriptName, source
+from bridge.store.scripts import ScriptName, script_keys, source
 
 SCRIPT_TIMEOUT_S = 5.0
 # Decoding this many entries takes ~10 ms of CPU: more goes to a thread, so one conversation
@@ -91,7 +94,7 @@ class Store:
         self,
         url: str,
         *,
-        prefix: str = PREFIX,
+        prefix: str | None = None,
         durability: RedisSettings | None = None,
         rq_url: str = "",
         **client_options: Any,
@@ -105,20 +108,20 @@ class Store:
             "decode_responses": True,
         }
         options.update(client_options)
-        require_store_support(url)  # not on Redis Cluster yet: the layout is one keyspace
-        if rq_url and rq_url != url:
-            require_store_support(rq_url, "RQ_REDIS_URL")
-        self.redis: Any = async_client(url, **options)  # decode_responses: str
+        require_store_support(url, rq_url=rq_url)  # Cluster: RQ on a Redis of its own
+        self.prefix = prefix if prefix is not None else prefix_for(url)
+        anchor = self.key("due")
+        self.redis: Any = store_client(url, anchor, **options)  # decode_responses: str
         # The scripts (every hot-path call) run on a second client without a socket timeout,
         # bounded instead by one asyncio.timeout per call: redis-py wraps every write in
         # asyncio.wait_for when a socket timeout is set, which costs a task per command.
-        self._scripts: Any = async_client(url, **{**options, "socket_timeout": None})
+        self._scripts: Any = store_client(url, anchor, **{**options, "socket_timeout": None})
         self.url = url
         # RQ's Redis (its worker registry and `rq suspend`): `url`'s unless given
         self.rq_url = rq_url or url
         self._rq: Any = self.redis if self.rq_url == url else async_client(self.rq_url, **options)
         self.durability = durability or RedisSettings()
-        self.prefix = prefix
+        self._keys = script_keys(url, self.prefix)
         self._script: dict[ScriptName, Any] = {}
         self._groups: dict[tuple[Any, tuple[int | str, ...]], GroupCommit[Any, Any]] = {}
 
@@ -246,7 +249,7 @@ class Store:
                 with store_errors(self.url):
                     if self.durability.durability == "replica":
                         return await self._replicated(name, [self.prefix, *args])
-                    return await self._lua(name)(args=[self.prefix, *args])
+                    return await self._lua(name)(keys=self._keys, args=[self.prefix, *args])
         except TimeoutError:
             raise StoreUnavailable(
                 f"Redis at {_redact(self.url)}: no answer within {SCRIPT_TIMEOUT_S:g} s"
@@ -261,7 +264,7 @@ class Store:
         script = self._lua(name)
         for _ in range(2):
             async with self._scripts.pipeline(transaction=False) as pipe:
-                pipe.evalsha(script.sha, 0, *args)
+                pipe.evalsha(script.sha, len(self._keys), *self._keys, *args)
                 add_waits(pipe, self.durability)
                 answer, *waits = await pipe.execute(raise_on_error=False)
             if isinstance(answer, NoScriptError):  # a new or restarted primary: load, rerun

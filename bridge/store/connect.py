@@ -9,10 +9,10 @@
     redis+cluster://[user:pw@]host:port[,host:port…][/0]
                                             Redis Cluster: the hosts are startup nodes (the
                                             client learns the rest and follows failovers);
-                                            database 0 only. Clients are made for it, but the
-                                            store, serve and worker refuse it for now
-                                            (require_store_support: the store's scripts
-                                            touch keys they build themselves)
+                                            database 0 only. The store's keys share one
+                                            hash slot there (store_client), and RQ needs a
+                                            Redis of its own: RQ_REDIS_URL, a single server
+                                            or Sentinel (require_store_support)
 
 `user:pw` are the data servers' credentials; `sentinel_password` (and `sentinel_username`)
 the sentinels'. A URL that does not parse is a ConfigError naming REDIS_URL (exit 2), found
@@ -154,16 +154,25 @@ def _cluster(url: str, shown: str) -> RedisAddress:
     )
 
 
-def require_store_support(url: str, variable: str = "REDIS_URL") -> None:
-    """ConfigError(`variable`) for a URL the store (and so serve, worker and the commands
-    that read the queue) cannot run on yet: Redis Cluster, whose slots the store's key
-    layout does not respect (issue #20). The URL itself parses and its clients work."""
-    if parse_redis_url(url, variable).kind == "cluster":
+def require_store_support(url: str, variable: str = "REDIS_URL", rq_url: str = "") -> None:
+    """ConfigError(`variable`) for a setup the store (and so serve, worker and the commands
+    that read the queue) cannot run on: Redis Cluster without RQ_REDIS_URL (RQ 3 does not
+    run on Cluster: rq issues 1048 and 1942), or RQ_REDIS_URL itself on Cluster."""
+    kind = parse_redis_url(url, variable).kind
+    if kind == "cluster" and variable == "RQ_REDIS_URL":
         raise ConfigError(
             variable,
-            f"redis+cluster:// (Redis Cluster) is not supported yet by the store (its key "
-            f"layout does not run on Cluster); use a single server (redis://) or Sentinel "
-            f"(redis+sentinel://); got {redact(url)!r}",
+            f"RQ does not run on Redis Cluster (rq issues 1048, 1942); give RQ a single "
+            f"server (redis://) or Sentinel (redis+sentinel://); got {redact(url)!r}",
+        )
+    if rq_url and rq_url != url:
+        require_store_support(rq_url, "RQ_REDIS_URL")
+    elif kind == "cluster":
+        raise ConfigError(
+            "RQ_REDIS_URL",
+            f"REDIS_URL is Redis Cluster ({redact(url)!r}): set RQ_REDIS_URL to a Redis for "
+            "RQ's worker registry, failed jobs and replay jobs (a single server or Sentinel; "
+            "RQ does not run on Cluster)",
         )
 
 
@@ -271,6 +280,33 @@ def async_client(url: str, **options: Any) -> aioredis.Redis:
     )
     client: aioredis.Redis = sentinel.master_for(address.service, **_data_kwargs(address, options))
     return client
+
+
+def store_client(url: str, key: str, **options: Any) -> aioredis.Redis:
+    """The store's asyncio client: `async_client(url)`, except on Redis Cluster, where it is
+    a plain client on the primary owning `key`'s slot (the store's one slot), following it
+    through failovers (bridge/store/slot_owner.py)."""
+    address = parse_redis_url(url)
+    if address.kind != "cluster":
+        return async_client(url, **options)
+    from bridge.store.slot_owner import slot_owner_client
+
+    auth: dict[str, Any] = {"username": address.username, "password": address.password}
+    return slot_owner_client(address.nodes, key, auth, **options)
+
+
+def sync_store_client(url: str, key: str, **options: Any) -> redis.Redis:
+    """`sync_client(url)`, except on Redis Cluster: a plain client on the primary that owns
+    `key`'s slot now (asked once: for a short job, which fails and is retried when the
+    primary moves)."""
+    address = parse_redis_url(url)
+    if address.kind != "cluster":
+        return sync_client(url, **options)
+    from bridge.store.slot_owner import SlotOwner
+
+    auth: dict[str, Any] = {"username": address.username, "password": address.password}
+    host, port = SlotOwner(address.nodes, key, auth).primary_sync()
+    return redis.Redis(host=host, port=port, **auth, **options)
 
 
 class Redis(redis.Redis):

@@ -1,6 +1,6 @@
 """Every Redis key of convo-bridge, and the helpers that build their parts.
 
-Keys (all under the prefix, default `cb:`; `ck` is a conversation key, see `conversation_key`):
+Keys (all under the prefix: `cb:`, or `{cb}:` on Redis Cluster, one slot; `ck` is a conversation key, see `conversation_key`):
 
     seen:<source>:<event id>   string, SET NX EX dedup_window_s      once per event
     p:<ck>                     hash change name -> entry             pending changes (newest
@@ -56,6 +56,9 @@ from __future__ import annotations
 from urllib.parse import quote, unquote
 
 PREFIX = "cb:"
+# On Redis Cluster every key carries one hash tag, so they share one slot (one primary at a
+# time): every script and pipeline of the store stays inside it (bridge/store/slot_owner.py)
+CLUSTER_PREFIX = "{cb}:"
 RQ_QUEUE = "convo-bridge"  # RQ's side: the workers' queue, its FailedJobRegistry, replay jobs
 # hw:<ck> expires this long after the conversation's last PATCH, unless it has dead letters:
 # then it stays until they are replayed or purged (a replay must meet the newer values)
@@ -65,6 +68,11 @@ HISTORY_TTL_S = 30 * 86_400  # dlh: (replay history) and rf: (replayed from) key
 CHART_TTL_S = 25 * 3600  # m:<minute> hashes: a day of charts (1,500 small hashes at most)
 LATENCY_BUCKETS_MS = (2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 30000, 60000)
 LOG_ROW = "\x00log"  # marks an event-log row among the accept script's event rows
+
+
+def prefix_for(url: str) -> str:
+    """The store's key prefix on the Redis `url` names: CLUSTER_PREFIX on Redis Cluster."""
+    return CLUSTER_PREFIX if url.startswith("redis+cluster://") else PREFIX
 
 
 def conversation_key(agent_id: str, convo_id: str) -> str:

@@ -31,10 +31,10 @@ from rq.job import Job
 from bridge.config import DEFAULT_REDIS_URL, RedisSettings, Settings
 from bridge.errors import StoreUnavailable
 from bridge.store import keys
-from bridge.store.connect import store_errors, sync_client
-from bridge.store.keys import PREFIX, RQ_QUEUE
+from bridge.store.connect import store_errors, sync_client, sync_store_client
+from bridge.store.keys import RQ_QUEUE, prefix_for
 from bridge.store.replication import add_waits, check_waits
-from bridge.store.scripts import source
+from bridge.store.scripts import script_keys, source
 
 if TYPE_CHECKING:
     from bridge.store.client import Store
@@ -56,6 +56,10 @@ class JobSettings:
     coalesce_ms: int = DEFAULT_COALESCE_MS
     durability: RedisSettings = field(default_factory=RedisSettings)
     store_url: str = ""  # the store's Redis, where the replay script runs ("": unknown)
+
+    @property
+    def prefix(self) -> str:
+        return prefix_for(self.store_url)
 
 
 _configured: JobSettings | None = None
@@ -87,6 +91,8 @@ def _connection() -> Redis:
     worker's, or the environment's), else the job's own connection (RQ on the store's Redis,
     an RQ worker started with only `-u`)."""
     url = _settings().store_url
+    if url.startswith("redis+cluster://"):  # the primary of the store's slot, asked now
+        return sync_store_client(url, prefix_for(url) + "due")
     if url:
         return _client(url)
     job = get_current_job()
@@ -104,8 +110,9 @@ def replay(
     conn: Redis,
     ids: Sequence[str],
     coalesce_ms: int,
-    prefix: str = PREFIX,
+    prefix: str,
     durability: RedisSettings | None = None,
+    cluster: bool = False,
 ) -> list[str]:
     """The store's replay script (lua/replay.lua), synchronously: one answer per id; under
     replica durability only once the replicas hold it (else NotReplicated: the job fails
@@ -115,9 +122,10 @@ def replay(
     durability = durability or RedisSettings()
     script = conn.register_script(source("replay"))
     args: list[str | int] = [prefix, coalesce_ms, *ids]
+    declared = script_keys("redis+cluster://" if cluster else "", prefix)
     for _ in range(2):
         with conn.pipeline(transaction=False) as pipe:
-            pipe.evalsha(script.sha, 0, *args)
+            pipe.evalsha(script.sha, len(declared), *declared, *args)
             add_waits(pipe, durability)
             answers, *waits = pipe.execute(raise_on_error=False)
         if isinstance(answers, NoScriptError):  # a new or restarted primary
@@ -134,27 +142,38 @@ def replay_dead_letter(dl_id: str) -> str:
     """A requeued dead letter: merge it back (newer values still win). 'replayed', or
     'missing' when it was replayed or purged meanwhile."""
     settings, conn = _settings(), _connection()
-    [outcome] = replay(conn, [dl_id], settings.coalesce_ms, durability=settings.durability)
+    [outcome] = replay(
+        conn,
+        [dl_id],
+        settings.coalesce_ms,
+        settings.prefix,
+        settings.durability,
+        _on_cluster(settings),
+    )
     if outcome == "unroutable":
         # RQ records this message as the failure rq-dashboard shows: the dead letter's own
         # text (its events and attempts), as when it was first mirrored
         raise StillUnroutable(
             f"dead letter {dl_id} is still unroutable: set its link with "
             "`convo-bridge links set SOURCE EXTERNAL_ID AGENT_ID CONVO_ID` (that replays it)\n"
-            + _failure_text(conn, dl_id)
+            + _failure_text(conn, dl_id, settings.prefix)
         )
     return outcome
 
 
-def _failure_text(conn: Redis, dl_id: str) -> str:
+def _on_cluster(settings: JobSettings) -> bool:
+    return settings.store_url.startswith("redis+cluster://")
+
+
+def _failure_text(conn: Redis, dl_id: str, prefix: str) -> str:
     from bridge.store.rq_mirror import failure_text  # it imports this module's neighbours
 
     def text(raw: bytes | str) -> str:
         return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
 
-    rec = {text(k): text(v) for k, v in conn.hgetall(keys.key(PREFIX, "dl", dl_id)).items()}
-    entries = {text(k): text(v) for k, v in conn.hgetall(keys.key(PREFIX, "dle", dl_id)).items()}
-    attempts = [text(a) for a in conn.lrange(keys.key(PREFIX, "dla", dl_id), 0, -1)]
+    rec = {text(k): text(v) for k, v in conn.hgetall(keys.key(prefix, "dl", dl_id)).items()}
+    entries = {text(k): text(v) for k, v in conn.hgetall(keys.key(prefix, "dle", dl_id)).items()}
+    attempts = [text(a) for a in conn.lrange(keys.key(prefix, "dla", dl_id), 0, -1)]
     return failure_text(dl_id, rec, entries, attempts)
 
 
@@ -166,22 +185,22 @@ def replay_dead_letters(
 ) -> dict[str, int]:
     """Replay `ids`, or every dead letter when None, CHUNK at a time. Counts per outcome.
     `replicas` > 0: each chunk waits for that many replicas (durability = "replica")."""
-    conn = _connection()
+    conn, settings = _connection(), _settings()
     durability = (
         RedisSettings("replica", replicas, replica_timeout_ms) if replicas else RedisSettings()
     )
     if ids is None:  # every dead letter there is when the job runs
-        ids = [i.decode() if isinstance(i, bytes) else str(i) for i in conn.zrange(_dlq(), 0, -1)]
+        dlq = keys.key(settings.prefix, "dlq")
+        ids = [i.decode() if isinstance(i, bytes) else str(i) for i in conn.zrange(dlq, 0, -1)]
     counts: dict[str, int] = {}
     for start in range(0, len(ids), CHUNK):
         chunk = ids[start : start + CHUNK]
-        for outcome in replay(conn, chunk, coalesce_ms, durability=durability):
+        answers = replay(
+            conn, chunk, coalesce_ms, settings.prefix, durability, _on_cluster(settings)
+        )
+        for outcome in answers:
             counts[outcome] = counts.get(outcome, 0) + 1
     return counts
-
-
-def _dlq() -> str:
-    return keys.key(PREFIX, "dlq")
 
 
 def enqueue_replay(

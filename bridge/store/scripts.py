@@ -20,6 +20,18 @@ from rq.results import Result
 from bridge.changes import TIME_DIGITS, VERSION_LEN
 from bridge.store.keys import CHART_TTL_S, HIGH_WATER_TTL_MS, RQ_QUEUE
 
+# RQ's failed-job registry of our queue: a script's KEYS[2] when RQ shares the store's Redis
+RQ_FAILED_KEY = FailedJobRegistry.key_template.format(RQ_QUEUE)
+
+
+def script_keys(url: str, prefix: str) -> list[str]:
+    """A script call's KEYS: a key of the prefix (its slot, on Redis Cluster), then RQ's
+    failed-job registry unless on Cluster (RQ is never there; dead.lua touches RQ's keys only
+    when declared)."""
+    anchor = prefix + "due"
+    return [anchor] if url.startswith("redis+cluster://") else [anchor, RQ_FAILED_KEY]
+
+
 ScriptName = Literal[
     "accept",
     "take",
@@ -59,6 +71,9 @@ def _read(name: str) -> str:
 def source(name: ScriptName) -> str:
     """The whole text sent to Redis for script `name`."""
     header = (
+        # a shebang: on Redis Cluster the server then refuses a key outside the slot of the
+        # declared KEYS (no allow-cross-slot-keys), so a slip fails in the cluster tests
+        "#!lua\n"
         f"local VERSION_LEN = {VERSION_LEN}\n"
         f"local TIME_DIGITS = {TIME_DIGITS}\n"
         f"local HIGH_WATER_TTL_MS = {HIGH_WATER_TTL_MS}\n"
@@ -66,7 +81,7 @@ def source(name: ScriptName) -> str:
         # RQ's keys for a dead letter's failed job (bridge/store/rq_mirror.py), from RQ itself
         f"local RQ_JOB = '{Job.key_for('')}'\n"
         f"local RQ_RESULTS = '{Result.get_key('')}'\n"  # type: ignore[no-untyped-call]
-        f"local RQ_FAILED = '{FailedJobRegistry.key_template.format(RQ_QUEUE)}'\n"
+        f"local RQ_FAILED = '{RQ_FAILED_KEY}'\n"
     )
     parts = [header, _read("prelude"), *(_read(inc) for inc in INCLUDES[name]), _read(name)]
     return "\n".join(parts)

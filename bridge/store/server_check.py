@@ -7,16 +7,24 @@ from __future__ import annotations
 from redis.exceptions import RedisError, ResponseError
 
 from bridge.config import Settings
-from bridge.store.connect import redact, sync_client
+from bridge.store.connect import redact, sync_store_client
+from bridge.store.keys import prefix_for
 
 
 def durability_warnings(settings: Settings) -> list[str]:
     """One line per mismatch between the Redis server and `[redis] durability`."""
     where = redact(settings.redis_url)
-    conn = sync_client(
-        settings.redis_url, socket_connect_timeout=2, socket_timeout=2, decode_responses=True
-    )
-    out = []
+    out: list[str] = []
+    try:  # on Redis Cluster, the primary that holds the store's slot
+        conn = sync_store_client(
+            settings.redis_url,
+            prefix_for(settings.redis_url) + "due",
+            socket_connect_timeout=2,
+            socket_timeout=2,
+            decode_responses=True,
+        )
+    except (RedisError, OSError) as exc:
+        return [f"Redis at {where} could not be checked ({type(exc).__name__})"]
     try:
         appendonly = conn.config_get("appendonly").get("appendonly")
         replicas = int(conn.info("replication").get("connected_slaves", 0))

@@ -3,9 +3,6 @@ pointed at that Redis lists the worker (`rq info`), pauses and resumes it (`rq s
 `rq resume`), and starts it (`rq worker -w workers.DeliveryWorker`); the store's Redis holds
 none of RQ's keys; `status` counts the worker and the pause from RQ's Redis."""
 
-import json
-import subprocess
-import sys
 import time
 
 import httpx
@@ -16,7 +13,15 @@ from bridge.app import build_app
 from bridge.config import load_settings
 from bridge.store.keys import RQ_QUEUE
 from tests.conftest import SECRET, convo, wait_until, write_config
-from tests.servers import cli_logged, rq, rq_worker, rq_workers, serve_app_in_thread, stop
+from tests.servers import (
+    cli_logged,
+    rq,
+    rq_worker,
+    rq_workers,
+    serve_app_in_thread,
+    status_json,
+    stop,
+)
 from tests.signing import signed
 
 T0 = int(time.time() * 1000) - 60_000
@@ -31,18 +36,6 @@ def send(url, convo_id, title):
 
 def title(sandbox_url, convo_id):
     return (convo(sandbox_url, "a", convo_id) or {}).get("title")
-
-
-def status(env):
-    out = subprocess.run(
-        [sys.executable, "-m", "bridge.cli", "status", "--json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert out.returncode == 0, out.stderr
-    return json.loads(out.stdout)
 
 
 @pytest.fixture
@@ -71,13 +64,13 @@ def test_rq_info_suspend_and_resume_on_rqs_own_redis_drive_the_worker(
         [worker] = wait_until(lambda: rq_workers(rq_redis_url), timeout_s=30)
         assert rq_workers(redis_url) == []
         assert f"{worker.name} (" in rq("info", "-W", url=rq_redis_url).stdout
-        assert status(env)["workers_alive"] == 1
+        assert status_json(env)["workers_alive"] == 1
         assert "Suspending workers" in rq("suspend", url=rq_redis_url).stdout
         wait_until(lambda: rq_workers(rq_redis_url)[0].get_state() == "suspended", timeout_s=5)
         send(ingest, "during", "waits")
         time.sleep(1.5)
         assert title(sandbox_url, "during") is None  # nothing was sent
-        assert status(env)["delivery_paused"] is True
+        assert status_json(env)["delivery_paused"] is True
         rq("resume", url=rq_redis_url)
         wait_until(lambda: title(sandbox_url, "during") == "waits", timeout_s=10)
     finally:

@@ -1,4 +1,7 @@
 -- Dead letters: create, drop, and replay through newest-wins. Needs prelude.lua.
+-- RQ's keys are touched only when RQ shares this Redis (the caller then declares RQ's
+-- failed-job registry as KEYS[2]); on a Redis of its own rq_mirror.py drops the job there.
+local RQ_HERE = KEYS[2] ~= nil
 
 local function new_dead(reason, ck, source, ext, status, snippet)
   local id = tostring(NOW) .. '-' .. redis.call('INCR', P .. 'dlseq')
@@ -28,10 +31,12 @@ local function drop_dead(id)
   redis.call('ZREM', P .. 'dlq', id)
   -- its RQ failed job goes with it; a requeued or running one is left to finish (RQ on a
   -- Redis of its own: rq_mirror.py deletes it from there, listed in rqgone)
-  if redis.call('HGET', RQ_JOB .. id, 'status') == 'failed' then
-    redis.call('DEL', RQ_JOB .. id, RQ_RESULTS .. id)
+  if RQ_HERE then
+    if redis.call('HGET', RQ_JOB .. id, 'status') == 'failed' then
+      redis.call('DEL', RQ_JOB .. id, RQ_RESULTS .. id)
+    end
+    redis.call('ZREM', RQ_FAILED, id)
   end
-  redis.call('ZREM', RQ_FAILED, id)
   redis.call('RPUSH', P .. 'rqgone', id)
   if redis.call('HINCRBY', P .. 'dlr', rec[1], -1) <= 0 then redis.call('HDEL', P .. 'dlr', rec[1]) end
 end

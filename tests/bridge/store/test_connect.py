@@ -89,22 +89,24 @@ def test_a_cluster_urls_password_is_redacted():
     assert "hunter2" not in str(err.value)
 
 
-@pytest.mark.parametrize("variable", ["REDIS_URL", "RQ_REDIS_URL"])
-def test_the_store_refuses_a_cluster_url_before_connecting(variable):
-    """The URL parses and its clients work, but the store's layout does not run on Cluster
-    yet (issue #20): the Store refuses it, naming the variable, without reaching a node."""
+def test_the_store_on_cluster_needs_rq_on_a_redis_of_its_own_and_says_so_before_connecting():
+    """RQ 3 does not run on Redis Cluster: a cluster REDIS_URL without RQ_REDIS_URL, or an
+    RQ_REDIS_URL that is a cluster, is refused naming RQ_REDIS_URL, without reaching a node
+    and without the password."""
     cluster, plain = "redis+cluster://u:hunter2@127.0.0.1:1/0", "redis://127.0.0.1:1/0"
-    with pytest.raises(ConfigError) as err:
-        if variable == "REDIS_URL":
-            Store(cluster)
-        else:
-            Store(plain, rq_url=cluster)
-    assert err.value.key == variable
-    assert "not supported yet by the store" in err.value.problem
-    assert "hunter2" not in str(err.value)
-    with pytest.raises(ConfigError) as err:
-        require_store_support(cluster, variable)
-    assert err.value.key == variable
+    for url, rq_url, says in [
+        (cluster, "", "set RQ_REDIS_URL"),
+        (cluster, cluster, "set RQ_REDIS_URL"),
+        (plain, cluster, "RQ does not run on Redis Cluster"),
+        (cluster, "redis+cluster://127.0.0.1:2/0", "RQ does not run on Redis Cluster"),
+    ]:
+        with pytest.raises(ConfigError) as err:
+            Store(url, rq_url=rq_url)
+        assert err.value.key == "RQ_REDIS_URL"
+        assert says in err.value.problem
+        assert "hunter2" not in str(err.value)
+    require_store_support(cluster, rq_url=plain)  # the supported shape: no error
+    Store(cluster, rq_url=plain)  # made without reaching a node (it connects on first use)
 
 
 @pytest.mark.parametrize(
@@ -139,7 +141,7 @@ def test_passwords_never_appear_in_the_message():
 
 @pytest.mark.parametrize(
     ("url", "problem"),
-    [("notaurl", "REDIS_URL"), ("redis+cluster://c1:7000", "not supported yet")],
+    [("notaurl", "REDIS_URL"), ("redis+cluster://c1:7000", "set RQ_REDIS_URL")],
 )
 @pytest.mark.parametrize("command", [["config", "check"], ["status"], ["worker"], ["serve"]])
 def test_every_command_stops_with_exit_2_on_a_bad_redis_url(command, url, problem):
@@ -169,7 +171,7 @@ def test_a_command_stops_with_exit_2_when_rq_redis_url_is_a_cluster(redis_url):
         },
     )
     assert done.returncode == 2, done.stderr
-    assert "RQ_REDIS_URL" in done.stderr and "not supported yet" in done.stderr
+    assert "RQ_REDIS_URL" in done.stderr and "RQ does not run on Redis Cluster" in done.stderr
     assert "Traceback" not in done.stderr
 
 

@@ -19,7 +19,7 @@ def test_version_width_comes_from_python_not_from_lua() -> None:
     assert len(version(1_764_000_000_000, "s", "e")) == VERSION_LEN
     for name in scripts.INCLUDES:
         text = scripts.source(name)
-        assert text.startswith(f"local VERSION_LEN = {VERSION_LEN}\n")
+        assert text.startswith(f"#!lua\nlocal VERSION_LEN = {VERSION_LEN}\n")
         assert "27" not in text.replace(f"= {VERSION_LEN}", "")
 
 

@@ -42,12 +42,12 @@ def values(work):
 class Runner:
     """Runs a test body with a fresh Store in its own event loop."""
 
-    def __init__(self, url):
-        self.url = url
+    def __init__(self, url, rq_url=""):
+        self.url, self.rq_url = url, rq_url
 
     def run(self, body):
         async def main():
-            store = Store(self.url)
+            store = Store(self.url, rq_url=self.rq_url)
             try:
                 return await body(store)
             finally:
