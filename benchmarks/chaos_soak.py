@@ -5,6 +5,11 @@ writes), workers are killed with kill -9 or paused (SIGSTOP) past their leases a
 
     .venv/bin/python benchmarks/chaos_soak.py            # 20,000 events, 500 conversations
     .venv/bin/python benchmarks/chaos_soak.py --events 1500 --convos 60   # what CI runs
+    .venv/bin/python benchmarks/chaos_soak.py --cluster   # on a 3-primary Redis Cluster
+
+With --cluster, Redis is a local 3-primary cluster (tests/cluster.py, a replica each,
+`[redis] durability = "replica"`) with RQ on a Redis of its own, and "Redis kill -9" kills a
+primary: its replica is promoted, and the old one comes back as the new one's replica.
 
 Senders behave like real ones: they retry until they get a 2xx (a 503 while Redis is down,
 a refused connection), and some events are delivered twice, to the other ingest process.
@@ -32,12 +37,14 @@ from typing import Any
 
 import httpx
 import orjson
-import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.bench import rss_mb, wait_http
 from bridge.changes import version
+from bridge.config import load_settings
+from bridge.errors import StoreUnavailable
 from bridge.local.redis_server import RedisServer, free_port
+from bridge.store import Store
 from tests.servers import cli, stop
 from tests.signing import standard_headers
 
@@ -85,7 +92,14 @@ class Cluster:
     def __init__(self, tmp: Path, args: argparse.Namespace) -> None:
         self.tmp = tmp
         self.args = args
-        self.redis = RedisServer(tmp / "redis", appendfsync="always")
+        self.redis: Any = RedisServer(tmp / "redis", appendfsync="always")
+        self.rq: RedisServer | None = None
+        self.redis_url = ""
+        if args.cluster:
+            from tests.cluster import RedisCluster
+
+            self.redis = RedisCluster(tmp / "cluster")
+            self.rq = RedisServer(tmp / "rq", appendfsync="always")
         self.sandbox_port = free_port()
         self.sandbox_url = f"http://127.0.0.1:{self.sandbox_port}"
         self.config = tmp / "config.toml"
@@ -95,6 +109,11 @@ class Cluster:
             "backoff_initial_s = 0.2\nbackoff_max_s = 2\n"
             "coalesce_ms = 100\nmax_attempts = 12\n"
             '[log]\nlevel = "WARNING"\n'
+            + (
+                '[redis]\ndurability = "replica"\nreplica_timeout_ms = 1000\n'
+                if args.cluster
+                else ""
+            )
         )
         self.serves: list[subprocess.Popen[bytes]] = []
         self.workers: list[subprocess.Popen[bytes]] = []
@@ -105,7 +124,8 @@ class Cluster:
     def env(self) -> dict[str, str]:
         return {
             "DEMO_SECRET": SECRET,
-            "REDIS_URL": self.redis.url,
+            "REDIS_URL": self.redis_url,
+            "RQ_REDIS_URL": self.rq.url if self.rq else self.redis_url,
             "CONVOCORE_BASE_URL": self.sandbox_url,
             "CONVOCORE_API_TOKEN": "soak",
             "BRIDGE_CONFIG": str(self.config),
@@ -116,6 +136,9 @@ class Cluster:
 
     def start(self) -> None:
         self.redis.start()
+        self.redis_url = self.redis.url
+        if self.rq is not None:
+            self.rq.start()
         self.others.append(self.spawn("sandbox", "--port", str(self.sandbox_port), "--auto-create"))
         wait_http(f"{self.sandbox_url}/_sandbox/stats")
         httpx.post(
@@ -153,6 +176,26 @@ class Cluster:
                 p.send_signal(signal.SIGCONT)
         stop(self.serves + self.workers + self.others)
         self.redis.stop()
+        if self.rq is not None:
+            self.rq.stop()
+
+    def kill_redis(self, rng: random.Random) -> None:
+        """kill -9 Redis and start it again; on a cluster, a primary, started again (as its
+        promoted replica's replica) once the cluster has failed over."""
+        if self.rq is None:
+            self.redis.kill()
+            time.sleep(1.5)
+            self.redis.start()
+            return
+        primaries = self.redis.primaries()
+        victim = primaries[rng.randrange(len(primaries))]
+        self.redis.kill(victim)
+        self.redis.wait_promoted(victim)
+        self.redis.restart(victim)
+
+    def store(self) -> Store:
+        settings = load_settings(self.config, self.env)
+        return Store(settings.redis_url, durability=settings.redis, rq_url=settings.rq_url)
 
 
 async def send_all(
@@ -225,9 +268,7 @@ def chaos_loop(
             chaos.worker_kills += 1
             next_kill = now + cluster.args.kill_every
         if not redis_done and now - started >= redis_at:  # once, about a third of the way
-            cluster.redis.kill()
-            time.sleep(1.5)
-            cluster.redis.start()
+            cluster.kill_redis(rng)
             chaos.redis_restarts += 1
             redis_done = True
     for _, p in paused:
@@ -235,18 +276,27 @@ def chaos_loop(
             p.send_signal(signal.SIGCONT)
 
 
-def settled(r: redis.Redis) -> bool:
-    return (
-        r.zcard("cb:due") == 0
-        and r.zcard("cb:inflight") == 0
-        and not any(r.scan_iter("cb:p:*", count=1000))
-    )
+def queue(cluster: Cluster) -> tuple[bool, set[str]]:
+    """Whether nothing is queued or held, and the conversations with dead letters (the
+    store's own reads: every shard, whatever the layout)."""
+
+    async def read() -> tuple[bool, set[str]]:
+        store = cluster.store()
+        try:
+            status = await store.status()
+            done = status.queue_depth == 0 and status.in_flight == 0
+            dead = {d.convo_id for d in await store.dead_letters(1_000_000) if d.convo_id}
+            return done, dead
+        finally:
+            await store.close()
+
+    return asyncio.run(read())
 
 
-def _settled_now(r: redis.Redis) -> bool:
+def _settled_now(cluster: Cluster) -> bool:
     try:
-        return settled(r)
-    except redis.RedisError:  # Redis restarting
+        return queue(cluster)[0]
+    except StoreUnavailable:  # Redis restarting
         return False
 
 
@@ -305,6 +355,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--hold-s", type=float, default=3.0, help="how long (≤ 2 s + quiet 2 s)")
     ap.add_argument("--redeliver", type=float, default=0.05, help="share of events sent twice")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument(
+        "--cluster", action="store_true", help="a local 3-primary Redis Cluster, not one server"
+    )
     args = ap.parse_args(argv)
     rng = random.Random(args.seed)
     run = f"soak{int(time.time())}"
@@ -328,24 +381,21 @@ def main(argv: list[str] | None = None) -> int:
             sent_at = time.time()
             if chaos.redis_restarts == 0:  # sending finished first: Redis still dies once
                 time.sleep(max(0.0, redis_at - (sent_at - started)) + 0.5)
-            r = redis.Redis.from_url(cluster.redis.url)
             # the chaos goes on while the workers deliver, until the queue first empties
             # (or half a minute); then the last killed worker's lease expires and all settles
             chaos_until = time.time() + 30
-            while time.time() < chaos_until and not _settled_now(r):
+            while time.time() < chaos_until and not _settled_now(cluster):
                 time.sleep(0.25)
             stop.set()
             chaos_thread.join()
             deadline = time.time() + 180
             drained = False
             while time.time() < deadline and not drained:
-                drained = _settled_now(r)
+                drained = _settled_now(cluster)
                 time.sleep(0.25)
-            dead_cks = {r.hget(f"cb:dl:{i.decode()}", "ck") for i in r.zrange("cb:dlq", 0, -1)}
-            dead = {ck.decode().split("/", 1)[1] for ck in dead_cks if ck}
+            _, dead = queue(cluster)
             convos = httpx.get(f"{cluster.sandbox_url}/_sandbox/convos", timeout=30).json()
             stats = httpx.get(f"{cluster.sandbox_url}/_sandbox/stats", timeout=30).json()
-            r.close()
         finally:
             stop.set()
             cluster.stop()

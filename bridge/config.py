@@ -149,6 +149,13 @@ class RedisSettings:
     replica_timeout_ms: int = setting(
         500, low=1, high=60_000, help="wait this long for the replicas, else answer 503"
     )
+    shards: int = setting(
+        0,
+        low=0,
+        high=4096,
+        help="conversations are spread over this many hash-tagged shards (0: 1 on one server, "
+        "120 on Redis Cluster); a Redis keeps the count it started with",
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -63,9 +63,10 @@ from bridge.logs import configure, fields
 from bridge.process import freeze_startup_heap
 from bridge.store import rq_jobs
 from bridge.store.connect import async_client, parse_redis_url, sync_client
-from bridge.store.keys import RQ_QUEUE, prefix_for
+from bridge.store.keys import RQ_QUEUE
 from bridge.store.rq_jobs import StillUnroutable
-from bridge.store.rq_mirror import drop_gone, mirror_new, reconcile
+from bridge.store.rq_mirror import mirror_pending, reconcile
+from bridge.store.shards import shards_for
 from workers.registration import Activity, Registration
 from workers.threads import in_daemon_thread
 from workers.worker import Engine
@@ -136,7 +137,9 @@ class DeliveryWorker(SimpleWorker):
         in the main thread). Returns conversations settled plus RQ jobs run."""
         engine = self.engine = Engine(settings, name=self.name)
         # for the jobs we run
-        rq_jobs.configure(settings.delivery.coalesce_ms, settings.redis, settings.redis_url)
+        rq_jobs.configure(
+            settings.delivery.coalesce_ms, settings.redis, settings.redis_url, settings.rq_url
+        )
         if signals:
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
@@ -385,24 +388,24 @@ class DeliveryWorker(SimpleWorker):
             store = sync_client(settings.redis_url, socket_timeout=SYNC_SOCKET_TIMEOUT_S)
             rq = self.connection
         try:
-            await self._mirror(store, rq, prefix_for(settings.redis_url))
+            await self._mirror(store, rq, shards_for(settings.redis_url, settings.redis).prefixes)
         finally:
             if rq is not None:
                 with contextlib.suppress(RedisError, OSError):
                     store.close()
 
-    async def _mirror(self, store: redis.Redis, rq: redis.Redis | None, prefix: str) -> None:
+    async def _mirror(
+        self, store: redis.Redis, rq: redis.Redis | None, prefixes: tuple[str, ...]
+    ) -> None:
         full_at = 0.0
         while True:
             try:
                 if time.monotonic() - full_at >= RECONCILE_EVERY_S:
-                    made = await in_daemon_thread(reconcile, store, prefix, rq)
+                    made = await in_daemon_thread(reconcile, store, prefixes, rq)
                     full_at = time.monotonic()
                     if made:
                         log.info("dead letters given RQ failed jobs", extra=fields(jobs=made))
-                else:
-                    await in_daemon_thread(mirror_new, store, prefix, rq)
-                await in_daemon_thread(drop_gone, store, rq, prefix)
+                await in_daemon_thread(mirror_pending, store, prefixes, rq)
             except (RedisError, OSError):
                 pass  # Redis away: the registration logs it; the list waits in Redis
             except Exception as exc:

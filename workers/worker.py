@@ -103,7 +103,12 @@ class Engine:
     ) -> int:
         """Work until stopped (or, with burst, until nothing is due or held), with `helpers`
         running beside the loops. Returns the number of conversations settled."""
-        waker = Store(self.settings.redis_url, rq_url=self.settings.rq_url, socket_timeout=None)
+        waker = Store(  # its own clients: a block on the wake list holds a connection
+            self.settings.redis_url,
+            durability=self.settings.redis,
+            rq_url=self.settings.rq_url,
+            socket_timeout=None,
+        )
         tasks = [
             asyncio.create_task(self._renew_loop()),
             asyncio.create_task(self._sweep_loop()),
@@ -205,7 +210,7 @@ class Engine:
                 wait = min(POLL_S, max(next_due / 1000, 0.005))
             self.waiting_for_wake = True  # holds no lease: stop() cancels it without grace
             try:
-                await asyncio.wait_for(waker.wait_for_work(waker.redis, wait), wait + 1.0)
+                await asyncio.wait_for(self.store.wait_for_work(waker, wait), wait + 1.0)
             except (StoreUnavailable, TimeoutError):
                 await self._sleep(pause)
             finally:

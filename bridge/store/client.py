@@ -4,25 +4,40 @@ Every transition is one Lua script (lua/*.lua), so ingest and workers never race
 is merged into the pending hash only if it is newer than both what is pending and what was
 applied; a worker takes a conversation by setting its lease in the same script that removes
 it from `due`; settling removes only the entries that were sent and not overtaken meanwhile.
-Keys are built inside the scripts from the prefix; each call declares KEYS[1] (any key of
-the prefix: on Redis Cluster the prefix is one hash tag, so every key is in that key's slot,
-and the client talks to that slot's primary, bridge/store/slot_owner.py) and, when RQ shares
-a single server, KEYS[2], RQ's failed-job registry (dead.lua drops a dead letter's RQ job).
+Keys are built inside the scripts from a shard's prefix (bridge/store/shards.py); each call
+declares KEYS[1], a key of that prefix (on Redis Cluster a shard's prefix is one hash tag, so
+every key it touches is in that key's slot, and the call goes to the primary owning it,
+bridge/store/slot_owner.py) and, off Cluster, KEYS[2], RQ's failed-job registry (dead.lua
+drops a dead letter's RQ job). With more than one shard, a conversation's calls go to its
+shard, what is shared (the circuit breaker and rate limit) to shard 0 (lua/gate.lua), and the
+readers add the shards up.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import time
 import uuid
-from collections.abc import Callable, Coroutine, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import replace
 from typing import Any, Concatenate, ParamSpec, TypeVar
 from urllib.parse import unquote
 
 import orjson
-from redis.exceptions import NoScriptError, RedisError
+from redis.commands.core import AsyncScript
+from redis.crc import key_slot
+from redis.exceptions import (
+    AskError,
+    ClusterDownError,
+    NoScriptError,
+    ReadOnlyError,
+    RedisError,
+    ResponseError,
+    TryAgainError,
+)
+from redis.exceptions import ConnectionError as RedisConnectionError
 from rq.suspension import WORKERS_SUSPENDED
 
 from bridge.changes import VERSION_LEN, decode, identity
@@ -30,7 +45,12 @@ from bridge.config import DeliverySettings, RedisSettings
 from bridge.errors import NotFound, StoreUnavailable
 from bridge.status import Circuit, Rates, StatusReport
 from bridge.store import keys
-from bridge.store.connect import async_client, require_store_support, store_client, store_errors
+from bridge.store.connect import (
+    async_client,
+    cluster_nodes,
+    require_store_support,
+    store_errors,
+)
 from bridge.store.connect import redact as _redact
 from bridge.store.group_commit import GroupCommit
 from bridge.store.keys import LOG_ROW, conversation_key, ext_key, prefix_for, split_key
@@ -46,12 +66,16 @@ from bridge.store.records import (
 )
 from bridge.store.replication import add_waits, check_waits
 from bridge.store.scripts import ScriptName, script_keys, source
+from bridge.store.shards import WAKE_CHANNEL, Shards, shards_for
+from bridge.store.slot_owner import MOVED
 
 SCRIPT_TIMEOUT_S = 5.0
 # Decoding this many entries takes ~10 ms of CPU: more goes to a thread, so one conversation
 # with a huge tag list cannot stall every other one on the worker's event loop.
 OFFLOAD_ENTRIES = 5000
-EVENTS_SLICE = 2000  # event-log entries one search call reads: ~1 ms of Redis at a time
+EVENTS_SLICE = 2000
+# sharded: every shard's first due time is read this often (what missed wakes left behind)
+LOOK_EVERY_S = 2.0  # event-log entries one search call reads: ~1 ms of Redis at a time
 _RATES = ("accepted", "duplicates", "patched", "failed", "dead_lettered")
 _RATE_KEYS = ("acc", "dup", "ok", "fail", "dead")  # r:<what> counters the scripts keep
 P = ParamSpec("P")
@@ -79,10 +103,77 @@ def _unavailable_as_error(
 
     @functools.wraps(method)
     async def wrapper(store: Store, /, *args: P.args, **kwargs: P.kwargs) -> R:
-        with store_errors(store.url):
-            return await method(store, *args, **kwargs)
+        for attempt in range(2):
+            try:
+                with store_errors(store.url):
+                    return await method(store, *args, **kwargs)
+            except StoreUnavailable as exc:
+                # a slot that moved (a failover) ran nothing: once more, on the new map
+                if not store._servers.failed(exc.__cause__ or exc) or attempt:
+                    raise
+        raise AssertionError("unreachable")
 
     return wrapper
+
+
+# a cluster's answers for a command it did not run: the slot is elsewhere now (MovedError is
+# an AskError), not served yet, or the node is a replica now
+NOT_RUN = (AskError, ClusterDownError, TryAgainError, ReadOnlyError)
+
+
+class _Servers:
+    """Where each shard's calls go: one server's data and script clients, or, on Redis
+    Cluster, the primary owning the shard's slot (slot_owner.ClusterNodes)."""
+
+    def __init__(self, url: str, shards: Shards, options: dict[str, Any]) -> None:
+        self.cluster = shards.cluster
+        # The scripts (every hot-path call) run on a second client without a socket timeout,
+        # bounded instead by one asyncio.timeout per call: redis-py wraps every write in
+        # asyncio.wait_for when a socket timeout is set, which costs a task per command.
+        if self.cluster:
+            self.nodes = cluster_nodes(url, **options)
+            self.slots = [key_slot(prefix.encode()) for prefix in shards.prefixes]
+        else:
+            self.data0: Any = async_client(url, **options)  # decode_responses: str
+            self.scripts0: Any = async_client(url, **{**options, "socket_timeout": None})
+
+    async def data(self, shard: int) -> Any:
+        if not self.cluster:
+            return self.data0
+        return await self.nodes.client(self.slots[shard])
+
+    async def data_for(self, key: str) -> Any:
+        """The data client for any key (the layout's record, outside every shard)."""
+        if not self.cluster:
+            return self.data0
+        return await self.nodes.client(key_slot(key.encode()))
+
+    async def scripts(self, shard: int) -> Any:
+        if not self.cluster:
+            return self.scripts0
+        return await self.nodes.client(self.slots[shard], scripts=True)
+
+    def failed(self, exc: BaseException) -> bool:
+        """After an error: a lost connection or a moved slot makes the cluster's map stale.
+        True when the command surely did not run (a moved slot: worth one more try)."""
+        if not self.cluster:
+            return False
+        if isinstance(exc, (RedisConnectionError, OSError)):
+            self.nodes.forget()
+            return False
+        if isinstance(exc, NOT_RUN) or (
+            isinstance(exc, ResponseError) and str(exc).startswith(MOVED)
+        ):
+            self.nodes.forget()
+            return True
+        return False
+
+    async def aclose(self) -> None:
+        if self.cluster:
+            await self.nodes.aclose()
+        else:
+            await self.data0.aclose()
+            await self.scripts0.aclose()
 
 
 class Store:
@@ -94,7 +185,6 @@ class Store:
         self,
         url: str,
         *,
-        prefix: str | None = None,
         durability: RedisSettings | None = None,
         rq_url: str = "",
         **client_options: Any,
@@ -109,29 +199,54 @@ class Store:
         }
         options.update(client_options)
         require_store_support(url, rq_url=rq_url)  # Cluster: RQ on a Redis of its own
-        self.prefix = prefix if prefix is not None else prefix_for(url)
-        anchor = self.key("due")
-        self.redis: Any = store_client(url, anchor, **options)  # decode_responses: str
-        # The scripts (every hot-path call) run on a second client without a socket timeout,
-        # bounded instead by one asyncio.timeout per call: redis-py wraps every write in
-        # asyncio.wait_for when a socket timeout is set, which costs a task per command.
-        self._scripts: Any = store_client(url, anchor, **{**options, "socket_timeout": None})
+        self.durability = durability or RedisSettings()
+        self.shards = shards_for(url, self.durability)
+        count = self.shards.count
+        self.prefix = self.shards.prefixes[0]  # shard 0: the one-shard layout, the shared gate
+        self._servers = _Servers(url, self.shards, options)
         self.url = url
         # RQ's Redis (its worker registry and `rq suspend`): `url`'s unless given
         self.rq_url = rq_url or url
-        self._rq: Any = self.redis if self.rq_url == url else async_client(self.rq_url, **options)
-        self.durability = durability or RedisSettings()
-        self._keys = script_keys(url, self.prefix)
+        self._rq: Any = (
+            self._servers.data0 if self.rq_url == url else async_client(self.rq_url, **options)
+        )
+        self._keys = [script_keys(url, prefix) for prefix in self.shards.prefixes]
         self._script: dict[ScriptName, Any] = {}
-        self._groups: dict[tuple[Any, tuple[int | str, ...]], GroupCommit[Any, Any]] = {}
+        self._groups: dict[tuple[Any, ...], GroupCommit[Any, Any]] = {}
+        # sharded: when each shard's next conversation is due, as this process last saw it
+        # (monotonic s; 0: look), where the next take starts, and the wakes' subscription
+        self._due_at = [0.0] * count
+        self._cursor = 0
+        self._looked_at = 0.0
+        self._wakes: Any = None
+        self._circuit = "closed"  # the shared circuit's state, as last recorded or read
+        self._layout_checked = False
+        self._log_shard = 0
 
     def key(self, *parts: str) -> str:
+        """A key of shard 0 (the one-shard layout's keys; the shared gate's)."""
         return keys.key(self.prefix, *parts)
 
+    def key_in(self, shard: int, *parts: str) -> str:
+        return keys.key(self.shards.prefixes[shard], *parts)
+
+    def _ck_shard(self, ck: str) -> int:
+        return self.shards.of_conversation(ck)
+
+    def _dl_shard(self, dl_id: str) -> int:
+        return self.shards.of_dead_letter(dl_id)
+
+    async def _data(self, shard: int = 0) -> Any:
+        if not self._layout_checked:
+            await self._check_layout()
+        return await self._servers.data(shard)
+
     async def close(self) -> None:
-        await self.redis.aclose()
-        await self._scripts.aclose()
-        if self._rq is not self.redis:
+        if self._wakes is not None:
+            with contextlib.suppress(RedisError, OSError):
+                await self._wakes.aclose()
+        await self._servers.aclose()
+        if self.rq_url != self.url:
             await self._rq.aclose()
 
     async def live_workers(self) -> int:
@@ -162,36 +277,40 @@ class Store:
 
     async def ping(self) -> bool:
         try:
-            return bool(await self.redis.ping())
+            return bool(await (await self._data(0)).ping())
         except (RedisError, OSError):
             return False
 
     def _lua(self, name: ScriptName) -> Any:
+        """Script `name` (called with each shard's own client: its sha is the same on every
+        server)."""
         script = self._script.get(name)
         if script is None:
-            script = self._script[name] = self._scripts.register_script(source(name))
+            script = self._script[name] = AsyncScript(None, source(name).encode())  # type: ignore[arg-type]
         return script
 
-    def _grouped(self, name: ScriptName, head: tuple[int | str, ...]) -> GroupCommit[Any, Any]:
-        """Concurrent calls of script `name` with the same leading arguments share one call:
-        their rows go as one JSON array, the last argument; the script answers one item per
-        row (a string of letters, or an array)."""
-        group = self._groups.get((name, head))
+    def _grouped(
+        self, name: ScriptName, head: tuple[int | str, ...], shard: int = 0
+    ) -> GroupCommit[Any, Any]:
+        """Concurrent calls of script `name` in one shard with the same leading arguments
+        share one call: their rows go as one JSON array, the last argument; the script
+        answers one item per row (a string of letters, or an array)."""
+        group = self._groups.get((name, head, shard))
         if group is None:
 
             async def send(rows: list[Any]) -> Any:
-                return await self._run(name, [*head, orjson.dumps(rows)])
+                return await self._run(name, [*head, orjson.dumps(rows)], shard)
 
-            group = self._groups[(name, head)] = GroupCommit(send)
+            group = self._groups[(name, head, shard)] = GroupCommit(send)
         return group
 
     def _accept_group(
-        self, head: tuple[int, ...], log_bounds: tuple[int, int]
+        self, head: tuple[int, ...], log_bounds: tuple[int, int], shard: int
     ) -> GroupCommit[list[Any], Any]:
         """Like `_grouped("accept", head)`, with the callers' event-log rows (LOG_ROW after
         their events) sent apart, as the script's last argument, each pointing at its
         events; their answers are ''."""
-        group = self._groups.get(("accept", head + log_bounds))
+        group = self._groups.get(("accept", head + log_bounds, shard))
         if group is None:
 
             async def send(rows: list[list[Any]]) -> list[str]:
@@ -207,10 +326,11 @@ class Store:
                 args: list[Any] = [*head, orjson.dumps(events)]
                 if logs:
                     args += [orjson.dumps([*log_bounds, logs]), *blobs]
-                letters = iter(str(await self._run("accept", args)))
+                letters = iter(str(await self._run("accept", args, shard)))
+                self._due_at[shard] = 0.0  # this process's next take looks here
                 return ["" if row[0] == LOG_ROW else next(letters) for row in rows]
 
-            group = self._groups[("accept", head + log_bounds)] = GroupCommit(send)
+            group = self._groups[("accept", head + log_bounds, shard)] = GroupCommit(send)
         return group
 
     async def log(self, rows: list[list[Any]], bounds: tuple[int, int]) -> None:
@@ -221,7 +341,10 @@ class Store:
 
             async def send(rows: list[list[Any]]) -> Any:
                 spec = orjson.dumps([[0, row[1], row[2], *row[4:]] for row in rows])
-                return await self._run("log", [*bounds, spec, *(row[3] for row in rows)])
+                # any shard's log will do: the readers merge them; turn by turn spreads them
+                self._log_shard = (self._log_shard + 1) % self.shards.count
+                blobs = (row[3] for row in rows)
+                return await self._run("log", [*bounds, spec, *blobs], self._log_shard)
 
             group = self._groups[("log", bounds)] = GroupCommit(send)
         await group.submit(rows, sum(len(x) for row in rows for x in row[3:]))
@@ -230,32 +353,86 @@ class Store:
         self, groups: list[list[list[str]]], *, upper: str, lower: str, limit: int
     ) -> list[tuple[str, list[str]]]:
         """Event-log entries matching `groups` (lua/events.lua), newest first, between the
-        stream ids `lower` and `upper` (exclusive: '(' + id), at most `limit`."""
-        found: list[tuple[str, list[str]]] = []
+        stream ids `lower` and `upper` (exclusive: '(' + id), at most `limit`; sharded, each
+        shard's newest `limit`, merged by stream id (each shard's server's clock)."""
         spec = orjson.dumps(groups)
-        while len(found) < limit:
-            matches, last = await self._run(
-                "events", [upper, lower, EVENTS_SLICE, limit - len(found), spec]
-            )
-            found += [(str(i), list(flat)) for i, flat in matches]
-            if not last:
-                break
-            upper = f"({last}"
-        return found
 
-    async def _run(self, name: ScriptName, args: Iterable[Any]) -> Any:
+        async def one(shard: int) -> list[tuple[str, list[str]]]:
+            found: list[tuple[str, list[str]]] = []
+            top = upper
+            while len(found) < limit:
+                matches, last = await self._run(
+                    "events", [top, lower, EVENTS_SLICE, limit - len(found), spec], shard
+                )
+                found += [(str(i), list(flat)) for i, flat in matches]
+                if not last:
+                    break
+                top = f"({last}"
+            return found
+
+        parts = await asyncio.gather(*(one(i) for i in range(self.shards.count)))
+        merged = [item for part in parts for item in part]
+        merged.sort(key=lambda item: _stream_id(item[0]), reverse=True)
+        return merged[:limit]
+
+    async def _check_layout(self) -> None:
+        """Once per store, before it reads or writes: a Redis keeps the shard count it was
+        sharded with (`layout`, under the one-shard prefix, written by a sharded store
+        only), and a sharded store refuses a Redis holding the one-shard layout's work
+        (`due`, `dlq`): either way the keys written before would be out of sight. Refused
+        (503s, and this message) saying what to set or do."""
+        base = prefix_for(self.url)
+        count = self.shards.count
+        with store_errors(self.url):
+            client = await self._servers.data_for(base + "layout")
+            async with client.pipeline(transaction=False) as pipe:
+                pipe.get(base + "layout")
+                pipe.exists(base + "due", base + "dlq")
+                held, old = await pipe.execute()
+            if held is None and count > 1 and not old:
+                await client.set(base + "layout", str(count), nx=True)
+                held = await client.get(base + "layout")
+        where = f"Redis at {_redact(self.url)}"
+        if held is None and count > 1:
+            raise StoreUnavailable(
+                f"{where} holds a queue or dead letters of the one-shard layout, and "
+                f"[redis] shards makes {count}: set [redis] shards = 1, or drain it first"
+            )
+        if held is not None and int(held) != count:
+            raise StoreUnavailable(
+                f"{where} holds the layout of {int(held)} shards, and [redis] shards makes "
+                f"{count}: set [redis] shards = {int(held)} (its queue and dead letters are "
+                "under that layout)"
+            )
+        self._layout_checked = True
+
+    async def _run(self, name: ScriptName, args: Iterable[Any], shard: int = 0) -> Any:
+        if not self._layout_checked:
+            await self._check_layout()
+        argv = [self.shards.prefixes[shard], *args]
         try:
             async with asyncio.timeout(SCRIPT_TIMEOUT_S):
                 with store_errors(self.url):
-                    if self.durability.durability == "replica":
-                        return await self._replicated(name, [self.prefix, *args])
-                    return await self._lua(name)(keys=self._keys, args=[self.prefix, *args])
+                    for attempt in range(2):
+                        try:
+                            client = await self._servers.scripts(shard)
+                            if self.durability.durability == "replica":
+                                return await self._replicated(name, client, self._keys[shard], argv)
+                            return await self._lua(name)(self._keys[shard], argv, client)
+                        except (RedisError, OSError) as exc:
+                            # a slot that moved (a failover) ran nothing: once more
+                            if not self._servers.failed(exc) or attempt:
+                                raise
+                    raise AssertionError("unreachable")
         except TimeoutError:
+            self._servers.failed(RedisConnectionError("timeout"))
             raise StoreUnavailable(
                 f"Redis at {_redact(self.url)}: no answer within {SCRIPT_TIMEOUT_S:g} s"
             ) from None
 
-    async def _replicated(self, name: ScriptName, args: list[Any]) -> Any:
+    async def _replicated(
+        self, name: ScriptName, client: Any, declared: list[str], args: list[Any]
+    ) -> Any:
         """Script `name`, then WAIT and WAITAOF on the same connection (one pipeline, one
         round trip, bridge/store/replication.py): its answer only once the replicas hold
         the write, else NotReplicated, so the caller answers 503 and never 2xx. The sender's
@@ -263,12 +440,12 @@ class Store:
         is not acknowledged before the write it repeats is on the replicas either."""
         script = self._lua(name)
         for _ in range(2):
-            async with self._scripts.pipeline(transaction=False) as pipe:
-                pipe.evalsha(script.sha, len(self._keys), *self._keys, *args)
+            async with client.pipeline(transaction=False) as pipe:
+                pipe.evalsha(script.sha, len(declared), *declared, *args)
                 add_waits(pipe, self.durability)
                 answer, *waits = await pipe.execute(raise_on_error=False)
             if isinstance(answer, NoScriptError):  # a new or restarted primary: load, rerun
-                await self._scripts.script_load(script.script)
+                await client.script_load(script.script)
                 continue
             if isinstance(answer, Exception):
                 raise answer
@@ -276,10 +453,11 @@ class Store:
             return answer
         raise StoreUnavailable(f"Redis at {_redact(self.url)}: script {name} would not load")
 
-    async def _write(self, *commands: tuple[str, ...]) -> list[Any]:
-        """Direct writes (not scripts) in one pipeline, waiting for the replicas like a
-        script under replica durability. Their answers."""
-        async with self.redis.pipeline(transaction=False) as pipe:
+    async def _write(self, *commands: tuple[str, ...], shard: int = 0) -> list[Any]:
+        """Direct writes (not scripts) to one shard in one pipeline, waiting for the
+        replicas like a script under replica durability. Their answers."""
+        client = await self._data(shard)
+        async with client.pipeline(transaction=False) as pipe:
             for command in commands:
                 pipe.execute_command(*command)
             add_waits(pipe, self.durability)
@@ -290,6 +468,13 @@ class Store:
                 raise reply
         check_waits(replies[len(commands) :], self.durability, _redact(self.url))
         return answers
+
+    async def _write_each(self, commands: list[tuple[int, tuple[str, ...]]]) -> None:
+        """`_write` of (shard, command)s: one pipeline per shard, the shards at once."""
+        by_shard: dict[int, list[tuple[str, ...]]] = {}
+        for shard, command in commands:
+            by_shard.setdefault(shard, []).append(command)
+        await asyncio.gather(*(self._write(*c, shard=i) for i, c in by_shard.items()))
 
     # --- ingest ---
 
@@ -303,11 +488,69 @@ class Store:
         log: list[Any] | None = None,
         log_bounds: tuple[int, int] = (0, 0),
     ) -> AcceptResult:
-        """Dedup, route and merge every event of one request, atomically. The script dates
-        each event by Redis's clock: its receipt, and its version when the sender gave no
-        time or one later than receipt + `max_clock_skew_ms`. `log`, the request's
-        event-log row (bridge.eventlog), is written in the same call with the verdicts its
-        events got, bounded by `log_bounds` (max entries, keep ms)."""
+        """Dedup, route and merge every event of one request, atomically per shard. The
+        script dates each event by Redis's clock: its receipt, and its version when the
+        sender gave no time or one later than receipt + `max_clock_skew_ms`. `log`, the
+        request's event-log row (bridge.eventlog), is written in the same call with the
+        verdicts its events got, bounded by `log_bounds` (max entries, keep ms); when its
+        events went to several shards, in a call of its own after them."""
+        head = (dedup_ttl_s, coalesce_ms, max_clock_skew_ms)
+        events = list(events)
+        codes: list[str] = [""] * len(events)
+        todo = list(range(len(events)))
+        together = False
+        for _ in range(3):  # sharded: an event parked as its link was set goes round again
+            by_shard: dict[int, list[int]] = {}
+            for i in todo:
+                shard, events[i] = await self._route(events[i])
+                by_shard.setdefault(shard, []).append(i)
+            together = log is not None and len(by_shard) == 1 and len(todo) == len(events)
+            calls = [
+                self._accept_in(shard, [events[i] for i in idx], head, log if together else None,
+                                log_bounds)
+                for shard, idx in by_shard.items()
+            ]  # fmt: skip
+            for idx, got in zip(by_shard.values(), await asyncio.gather(*calls), strict=True):
+                for i, code in zip(idx, got, strict=True):
+                    codes[i] = code
+            todo = [i for i, code in enumerate(codes) if code == "r"]
+            if not todo:
+                break
+        else:
+            raise StoreUnavailable(f"Redis at {_redact(self.url)}: a link kept moving")
+        if log is not None and not together:
+            await self.log([_logged(log, codes)], log_bounds)
+        future = tuple(i for i, code in enumerate(codes) if code.isupper())
+        codes = [code.lower() for code in codes]
+        parked = codes.count("p")
+        return AcceptResult(codes.count("a") + parked, codes.count("d"), parked, future)
+
+    async def _route(self, ev: Routed) -> tuple[int, Routed]:
+        """The shard an event goes to, and the event as sent there: its conversation's.
+        Sharded, an event named by an external id is looked up in its link's shard first
+        (a read) and sent to the linked conversation, else to its fallback, else to the
+        link's shard to wait there (accept.lua looks again, in the script that parks it)."""
+        if ev.ck or not self.shards.sharded:
+            return self._ck_shard(ev.ck), ev
+        shard = self.shards.of_link(ev.source, ev.external_id)
+        with store_errors(self.url):
+            linked = await (await self._data(shard)).hget(
+                self.key_in(shard, "links", ev.source), ev.external_id
+            )
+        ck = str(linked or ev.fallback_ck)
+        if not ck:
+            return shard, ev
+        return self._ck_shard(ck), replace(ev, ck=ck)
+
+    async def _accept_in(
+        self,
+        shard: int,
+        events: Sequence[Routed],
+        head: tuple[int, int, int],
+        log: list[Any] | None,
+        log_bounds: tuple[int, int],
+    ) -> list[str]:
+        """accept.lua in one shard; one letter per event."""
         rows: list[list[Any]] = [
             [
                 f"{ev.source}:{ev.event_id}",
@@ -332,14 +575,10 @@ class Store:
         if log is not None:
             rows.append(log)
             nbytes += sum(len(x) for x in log[3:])
-        head = (dedup_ttl_s, coalesce_ms, max_clock_skew_ms)
-        codes = await self._accept_group(head, log_bounds).submit(rows, nbytes)
+        codes = await self._accept_group(head, log_bounds, shard).submit(rows, nbytes)
         if log is not None:
             codes = codes[:-1]  # the log row's answer ('')
-        future = tuple(i for i, code in enumerate(codes) if code.isupper())
-        codes = [code.lower() for code in codes]
-        parked = codes.count("p")
-        return AcceptResult(codes.count("a") + parked, codes.count("d"), parked, future)
+        return [str(code) for code in codes]
 
     # --- delivery ---
 
@@ -347,10 +586,45 @@ class Store:
         self, n: int, *, lease_ms: int, rate_limit: float
     ) -> tuple[list[Work], int | None]:
         """Up to `n` due conversations, each now leased to us; and in how many ms the next
-        one is due (on Redis's clock, so this host's own clock does not matter)."""
+        one is due (on Redis's clock, so this host's own clock does not matter). Sharded,
+        the shards are visited turn by turn from where the last take stopped (a busy shard
+        does not starve the others), skipping those known to have nothing due yet."""
+        if not self.shards.sharded:
+            return await self._take_in(0, n, lease_ms, rate_limit)
+        allowed, state = n, "closed"
+        gated = rate_limit > 0 or self._circuit != "closed"
+        if gated:
+            allowed, wait_ms, state = await self._admit(n, lease_ms, rate_limit)
+            if allowed == 0:
+                return [], int(wait_ms)
+        now = time.monotonic()
+        if now - self._looked_at >= LOOK_EVERY_S:
+            await self._look(now)
+        work: list[Work] = []
+        count = self.shards.count
+        start, self._cursor = self._cursor, (self._cursor + 1) % count
+        for step in range(count):
+            shard = (start + step) % count
+            if self._due_at[shard] > now:
+                continue
+            got, nxt = await self._take_in(shard, allowed - len(work), lease_ms, 0)
+            work += got
+            self._due_at[shard] = now + (nxt / 1000 if nxt is not None else LOOK_EVERY_S * 10)
+            if len(work) >= allowed:
+                self._due_at[shard] = min(self._due_at[shard], now)  # may hold more
+                break
+        if gated:
+            await self._run("gate", ["", "after", len(work), allowed, repr(float(rate_limit)),
+                                     state])  # fmt: skip
+        soonest = min(self._due_at) - time.monotonic()
+        return work, max(int(soonest * 1000), 0) if soonest < LOOK_EVERY_S * 5 else None
+
+    async def _take_in(
+        self, shard: int, n: int, lease_ms: int, rate_limit: float
+    ) -> tuple[list[Work], int | None]:
         token = uuid.uuid4().hex
         items, nxt, redis_now = await self._run(
-            "take", [n, lease_ms, token, repr(float(rate_limit))]
+            "take", [n, lease_ms, token, repr(float(rate_limit))], shard
         )
         offset = self.clock_offset_ms = int(redis_now) - now_ms()
         if sum(len(item[2]) + len(item[5]) for item in items) > 2 * OFFLOAD_ENTRIES:
@@ -358,6 +632,58 @@ class Store:
         else:
             work = _works(items, offset)
         return work, (None if int(nxt) < 0 else int(nxt))
+
+    async def _admit(self, n: int, lease_ms: int, rate_limit: float) -> tuple[int, int, str]:
+        """Sharded: how many the shared circuit and rate limit let us take (shard 0)."""
+        allowed, wait_ms, state = await self._run(
+            "gate", ["", "admit", n, repr(float(rate_limit)), lease_ms]
+        )
+        self._circuit = str(state)
+        return int(allowed), int(wait_ms), str(state)
+
+    async def _look(self, now: float) -> None:
+        """Sharded: every shard's first due time (what the wakes missed: they are not kept)
+        and the shared circuit's state."""
+        self._looked_at = now
+        with store_errors(self.url):
+            heads = await self._heads()
+            state = await (await self._data(0)).hget(self.key("g", "circuit"), "state")
+        self._circuit = str(state or "closed")
+        for shard, (due, _, redis_ms) in enumerate(heads):
+            if due is None:
+                self._due_at[shard] = now + LOOK_EVERY_S * 10
+            else:
+                self._due_at[shard] = now + max(due - redis_ms, 0) / 1000
+
+    async def _heads(self) -> list[tuple[float | None, float | None, int]]:
+        """Per shard: its first due time, its first lease expiry (None: none) and its
+        server's clock (ms), read in one pipeline per server."""
+        servers: dict[int, tuple[Any, list[int]]] = {}
+        for shard in range(self.shards.count):
+            client = await self._data(shard)
+            servers.setdefault(id(client), (client, []))[1].append(shard)
+
+        async def one(client: Any, shards: list[int]) -> list[Any]:
+            async with client.pipeline(transaction=False) as pipe:
+                pipe.time()
+                for shard in shards:
+                    pipe.zrange(self.key_in(shard, "due"), 0, 0, withscores=True)
+                    pipe.zrange(self.key_in(shard, "inflight"), 0, 0, withscores=True)
+                return list(await pipe.execute())
+
+        found = await asyncio.gather(*(one(c, shards) for c, shards in servers.values()))
+        out: list[tuple[float | None, float | None, int]] = [(None, None, 0)] * self.shards.count
+        for (_, shards), answers in zip(servers.values(), found, strict=True):
+            clock = answers[0]
+            redis_ms = int(clock[0]) * 1000 + int(clock[1]) // 1000
+            for i, shard in enumerate(shards):
+                due, held = answers[1 + 2 * i], answers[2 + 2 * i]
+                out[shard] = (
+                    float(due[0][1]) if due else None,
+                    float(held[0][1]) if held else None,
+                    redis_ms,
+                )
+        return out
 
     async def settle(
         self,
@@ -371,7 +697,8 @@ class Store:
         """Record what an attempt did; concurrent settles share one script call. `log`, the
         attempt's event-log row (bridge.eventlog.patch_entry), is written in the same call,
         with the dead letter's id when the settle made one, bounded by `log_bounds` (max
-        entries, keep ms). Returns that dead letter's id, else ''."""
+        entries, keep ms). Returns that dead letter's id, else ''. Sharded, the attempt's
+        verdict for the shared circuit is recorded in shard 0 (lua/gate.lua), after."""
         d = settings
         options = SettleOptions(
             coalesce_ms=d.coalesce_ms,
@@ -383,6 +710,7 @@ class Store:
             log_max_events=log_bounds[0],
             log_keep_ms=log_bounds[1],
         )
+        shard = self._ck_shard(work.ck)
         row = SettleRow(
             ck=work.ck,
             token=work.token,
@@ -393,22 +721,25 @@ class Store:
             reason=outcome.reason,
             status=outcome.status,
             snippet=outcome.snippet[:300],
-            circuit=outcome.circuit,
+            circuit="" if self.shards.sharded else outcome.circuit,
             sent=[x for e in outcome.sent for x in (e.name, e.raw)],
             in_doubt=outcome.in_doubt,
             log=[] if log is None else [0, log[1], log[2], *log[4:]],
         )
         blob: bytes = b"" if log is None else log[3]
         nbytes = sum(len(e.raw) for e in outcome.sent) + len(row.arrays) + len(blob)
-        (dead_id,) = await self._settle_group(_settle_options(options)).submit(
+        (dead_id,) = await self._settle_group(_settle_options(options), shard).submit(
             [(row, blob)], nbytes
         )
+        if self.shards.sharded and outcome.circuit:
+            with contextlib.suppress(StoreUnavailable):  # a verdict lost is not an attempt lost
+                await self.gate_record("", outcome.circuit, settings)
         return str(dead_id)
 
-    def _settle_group(self, options: str) -> GroupCommit[tuple[SettleRow, bytes], Any]:
+    def _settle_group(self, options: str, shard: int) -> GroupCommit[tuple[SettleRow, bytes], Any]:
         """Like `_grouped("settle", (options,))`, with the rows' event-log blobs sent apart
         (never decoded by the script): ARGV[3 + n] is the n-th logged row's `d` field."""
-        group = self._groups.get(("settle", (options,)))
+        group = self._groups.get(("settle", (options,), shard))
         if group is None:
 
             async def send(rows: list[tuple[SettleRow, bytes]]) -> Any:
@@ -419,17 +750,30 @@ class Store:
                         blobs.append(blob)
                         row = replace(row, log_blob=len(blobs))
                     settles.append(row)
-                return await self._run("settle", [options, orjson.dumps(settles), *blobs])
+                args = [options, orjson.dumps(settles), *blobs]
+                answer = await self._run("settle", args, shard)
+                self._due_at[shard] = 0.0  # a retry or what came meanwhile may be due
+                return answer
 
-            group = self._groups[("settle", (options,))] = GroupCommit(send)
+            group = self._groups[("settle", (options,), shard)] = GroupCommit(send)
         return group
 
     async def renew(self, held: Sequence[tuple[str, str]], lease_ms: int) -> list[bool]:
         """Extend each (ck, token) lease still ours; for each, whether it was."""
-        if not held:
-            return []
-        flags = await self._run("renew", [lease_ms, *[x for p in held for x in p]])
-        return [int(f) == 1 for f in flags]
+        by_shard: dict[int, list[int]] = {}
+        for i, (ck, _) in enumerate(held):
+            by_shard.setdefault(self._ck_shard(ck), []).append(i)
+
+        async def one(shard: int, idx: list[int]) -> list[Any]:
+            pairs = [x for i in idx for x in held[i]]
+            return list(await self._run("renew", [lease_ms, *pairs], shard))
+
+        answers = await asyncio.gather(*(one(s, idx) for s, idx in by_shard.items()))
+        out = [False] * len(held)
+        for idx, flags in zip(by_shard.values(), answers, strict=True):
+            for i, flag in zip(idx, flags, strict=True):
+                out[i] = int(flag) == 1
+        return out
 
     async def gate(self, account: str, *, rate: float, probe_ms: int) -> int:
         """0 when `account` may be sent to now (its own circuit and rate limit), else how
@@ -437,43 +781,100 @@ class Store:
         return int(await self._run("gate", [account, "ask", repr(float(rate)), probe_ms]))
 
     async def gate_record(self, account: str, verdict: str, settings: DeliverySettings) -> str:
-        """Record an attempt's verdict ('ok' or 'fail') in `account`'s own circuit."""
+        """Record an attempt's verdict ('ok' or 'fail') in `account`'s own circuit ('':
+        the shared one, sharded); concurrent records share one call."""
         d = settings
-        args = [
+        head = (
             account,
             "record",
-            verdict,
             d.circuit_window,
             int(d.circuit_failure_ratio * 1000),
             int(d.circuit_cooldown_s * 1000),
-        ]
-        return str(await self._run("gate", args))
+        )
+        group = self._groups.get(("gate", head))
+        if group is None:
+
+            async def send(verdicts: list[str]) -> list[str]:
+                name, op, *rest = head
+                state = str(await self._run("gate", [name, op, ",".join(verdicts), *rest]))
+                if name == "":
+                    self._circuit = state
+                return [state] * len(verdicts)
+
+            group = self._groups[("gate", head)] = GroupCommit(send)
+        (state,) = await group.submit([verdict])
+        return str(state)
 
     async def sweep(self, quiet_ms: int) -> int:
-        return int(await self._run("sweep", [quiet_ms]))
+        shards = list(range(self.shards.count))
+        if self.shards.sharded:  # only where a lease has run out (one read per server)
+            with store_errors(self.url):
+                heads = await self._heads()
+            shards = [
+                i for i, (_, held, now) in enumerate(heads) if held is not None and held <= now
+            ]
+        swept = await asyncio.gather(*(self._run("sweep", [quiet_ms], i) for i in shards))
+        for i, n in zip(shards, swept, strict=True):
+            if int(n):
+                self._due_at[i] = 0.0
+        return sum(int(n) for n in swept)
 
-    async def wait_for_work(self, conn: Any, timeout_s: float) -> None:
-        """Block on the wake list until ingest signals new work, or `timeout_s` passes."""
+    async def wait_for_work(self, waker: Store, timeout_s: float) -> None:
+        """Until ingest signals new work, or `timeout_s` passes: one shard, a block on its
+        wake list (on `waker`'s own client); sharded, the next wake published (it names the
+        shard, which the next take then visits)."""
+        timeout_s = max(timeout_s, 0.01)
         with store_errors(self.url):
-            await conn.blpop([self.key("wake")], timeout=max(timeout_s, 0.01))
+            if not self.shards.sharded:
+                await (await waker._data(0)).blpop([self.key("wake")], timeout=timeout_s)
+                return
+            if self._wakes is None:
+                self._wakes = (await waker._data(0)).pubsub(ignore_subscribe_messages=True)
+                await self._wakes.subscribe(WAKE_CHANNEL)
+            try:
+                deadline = time.monotonic() + timeout_s
+                woken = False
+                while not woken and (left := deadline - time.monotonic()) > 0:
+                    # None also for a subscription's own confirmation: wait on till the end
+                    message = await self._wakes.get_message(timeout=left)
+                    while message is not None:
+                        woken = True
+                        shard = int(message["data"])
+                        if 0 <= shard < self.shards.count:
+                            self._due_at[shard] = 0.0
+                        message = await self._wakes.get_message(timeout=0)
+            except (RedisError, OSError):
+                self._wakes = None  # subscribe again (another node, after a failover)
+                raise
 
     # --- dead letters ---
 
     @_unavailable_as_error
     async def dead_letter_ids(self, limit: int = 1000) -> list[str]:
-        ids = await self.redis.zrange(self.key("dlq"), 0, limit - 1)
-        return [str(i) for i in ids]
+        """The oldest `limit` dead letters' ids, oldest first (every shard's, merged)."""
+
+        async def one(shard: int) -> list[tuple[str, float]]:
+            client = await self._data(shard)
+            found = await client.zrange(self.key_in(shard, "dlq"), 0, limit - 1, withscores=True)
+            return [(str(i), float(t)) for i, t in found]
+
+        parts = await asyncio.gather(*(one(i) for i in range(self.shards.count)))
+        merged = sorted((item for part in parts for item in part), key=lambda x: (x[1], x[0]))
+        return [i for i, _ in merged[:limit]]
 
     @_unavailable_as_error
     async def dead_letter(self, dl_id: str) -> DeadLetter:
-        r = self.redis
-        rec = await r.hgetall(self.key("dl", dl_id))
+        shard = self._dl_shard(dl_id)
+        r = await self._data(shard)
+        rec = await r.hgetall(self.key_in(shard, "dl", dl_id))
         if not rec:
             raise NotFound(f"no dead letter {dl_id!r} (see `convo-bridge dlq list`)")
 
-        flat = await r.hgetall(self.key("dle", dl_id))
+        flat = await r.hgetall(self.key_in(shard, "dle", dl_id))
         entries = sorted((decode(k, v) for k, v in flat.items()), key=lambda e: e.version)
-        attempts = [orjson.loads(a) for a in await r.lrange(self.key("dla", dl_id), 0, -1)]
+        attempts = [
+            orjson.loads(a) for a in await r.lrange(self.key_in(shard, "dla", dl_id), 0, -1)
+        ]
         agent, convo = split_key(rec["ck"]) if rec["ck"] else ("", "")
         return DeadLetter(
             id=dl_id,
@@ -502,96 +903,169 @@ class Store:
     async def replay(self, ids: Sequence[str], *, coalesce_ms: int) -> dict[str, str]:
         """Merge dead letters back through newest-wins; id -> replayed | unroutable | missing.
         Each replay goes in the letter's history (`dlh:`), and its conversation remembers
-        it (`rf:`), so a replay that fails again points back to the letter it came from."""
+        it (`rf:`), so a replay that fails again points back to the letter it came from.
+        Sharded, a letter that waited for its link in the link's shard is merged into its
+        conversation's shard, then dropped (merge.lua: a rerun after a failure in between
+        merges nothing newer twice)."""
         if not ids:
             return {}
         before = await self._replay_origins(ids)
-        res = await self._run("replay", [coalesce_ms, *ids])
-        result = {i: str(r) for i, r in zip(ids, res, strict=True)}
+        by_shard: dict[int, list[str]] = {}
+        for dl_id in ids:
+            by_shard.setdefault(self._dl_shard(dl_id), []).append(dl_id)
+
+        async def one(shard: int, group: list[str]) -> list[str]:
+            answers = await self._run("replay", [coalesce_ms, *group], shard)
+            self._due_at[shard] = 0.0
+            out = []
+            for dl_id, answer in zip(group, answers, strict=True):
+                if answer == "linked":
+                    answer = await self._replay_linked(dl_id, shard, coalesce_ms)
+                out.append(str(answer))
+            return out
+
+        found = await asyncio.gather(*(one(s, g) for s, g in by_shard.items()))
+        result = {
+            i: r for group, rs in zip(by_shard.values(), found, strict=True)
+            for i, r in zip(group, rs, strict=True)
+        }  # fmt: skip
+        result = {i: result[i] for i in ids}
         await self._note_replays({i: before[i] for i, r in result.items() if r == "replayed"})
         return result
+
+    async def _replay_linked(self, dl_id: str, shard: int, coalesce_ms: int) -> str:
+        """Sharded: an unroutable letter (in its link's shard) whose link is set now."""
+        with store_errors(self.url):
+            r = await self._data(shard)
+            rec = await r.hmget(self.key_in(shard, "dl", dl_id), ["source", "external_id"])
+            if rec[0] is None:
+                return "missing"
+            source, external_id = str(rec[0]), unquote(str(rec[1]))
+            ck = await r.hget(self.key_in(shard, "links", source), external_id)
+            if not ck:
+                return "unroutable"
+            flat = await r.hgetall(self.key_in(shard, "dle", dl_id))
+        entries = orjson.dumps([x for pair in flat.items() for x in pair]).decode()
+        target = self._ck_shard(str(ck))
+        await self._run("merge", [coalesce_ms, str(ck), entries], target)
+        self._due_at[target] = 0.0
+        await self._run("purge", [dl_id], shard)
+        return "replayed"
 
     @_unavailable_as_error
     async def _replay_origins(self, ids: Sequence[str]) -> dict[str, tuple[str, list[str]]]:
         """Per id: its conversation and its events' `source:event id`s, read before replay."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for dl_id in ids:
-                pipe.hget(self.key("dl", dl_id), "ck")
-                pipe.hgetall(self.key("dle", dl_id))
-            found = await pipe.execute()
-        out = {}
-        for n, dl_id in enumerate(ids):
-            ck, flat = found[2 * n], found[2 * n + 1]
+
+        async def one(dl_id: str) -> tuple[str, list[str]]:
+            shard = self._dl_shard(dl_id)
+            async with (await self._data(shard)).pipeline(transaction=False) as pipe:
+                pipe.hget(self.key_in(shard, "dl", dl_id), "ck")
+                pipe.hgetall(self.key_in(shard, "dle", dl_id))
+                ck, flat = await pipe.execute()
             events = sorted(
                 {f"{e.source}:{e.event_id}" for e in (decode(k, v) for k, v in flat.items())}
             )
-            out[dl_id] = (ck or "", events[:200])
-        return out
+            return ck or "", events[:200]
+
+        found = await asyncio.gather(*(one(i) for i in ids))
+        return dict(zip(ids, found, strict=True))
 
     @_unavailable_as_error
     async def _note_replays(self, replayed: dict[str, tuple[str, list[str]]]) -> None:
         if not replayed:
             return
         now = str(await self.redis_now_ms())
-        commands: list[tuple[str, ...]] = []
+        commands: list[tuple[int, tuple[str, ...]]] = []
         for dl_id, (ck, events) in replayed.items():
-            commands.append(("HSET", self.key("dlh", dl_id), now, "replayed"))
-            commands.append(("EXPIRE", self.key("dlh", dl_id), str(keys.HISTORY_TTL_S)))
+            at = self._dl_shard(dl_id)
+            commands.append((at, ("HSET", self.key_in(at, "dlh", dl_id), now, "replayed")))
+            commands.append(
+                (at, ("EXPIRE", self.key_in(at, "dlh", dl_id), str(keys.HISTORY_TTL_S)))
+            )
             if ck:
                 origin = orjson.dumps({"id": dl_id, "events": events}).decode()
-                rf = self.key("rf", ck)
-                commands.append(("SET", rf, origin, "EX", str(keys.HISTORY_TTL_S)))
-        await self._write(*commands)
+                shard = self._ck_shard(ck)
+                rf = self.key_in(shard, "rf", ck)
+                commands.append((shard, ("SET", rf, origin, "EX", str(keys.HISTORY_TTL_S))))
+        await self._write_each(commands)
 
     @_unavailable_as_error
     async def note_dead_letter(self, ck: str, dead_id: str, events: Sequence[str]) -> str:
         """A new dead letter of conversation `ck` (with these `source:event id`s) that
         carries events of a replayed letter points back to it; that letter's history says
         so. The origin's id, or ''."""
-        raw = await self.redis.get(self.key("rf", ck))
+        shard = self._ck_shard(ck)
+        raw = await (await self._data(shard)).get(self.key_in(shard, "rf", ck))
         if not raw:
             return ""
         origin = orjson.loads(raw)
         if not set(origin.get("events", ())) & set(events):
             return ""
         origin_id = str(origin["id"])
+        at, dead_at = self._dl_shard(origin_id), self._dl_shard(dead_id)
         now = str(await self.redis_now_ms())
-        await self._write(
-            ("HSET", self.key("dl", dead_id), "from", origin_id),
-            ("HSET", self.key("dlh", origin_id), now, f"failed again as {dead_id}"),
-            ("EXPIRE", self.key("dlh", origin_id), str(keys.HISTORY_TTL_S)),
-            ("DEL", self.key("rf", ck)),
+        await self._write_each(
+            [
+                (dead_at, ("HSET", self.key_in(dead_at, "dl", dead_id), "from", origin_id)),
+                (
+                    at,
+                    ("HSET", self.key_in(at, "dlh", origin_id), now, f"failed again as {dead_id}"),
+                ),
+                (at, ("EXPIRE", self.key_in(at, "dlh", origin_id), str(keys.HISTORY_TTL_S))),
+                (shard, ("DEL", self.key_in(shard, "rf", ck))),
+            ]
         )
         return origin_id
 
     @_unavailable_as_error
     async def replay_history(self, dl_id: str) -> dict[str, str]:
         """A dead letter's replays and what became of them: epoch ms -> what."""
-        return dict(await self.redis.hgetall(self.key("dlh", dl_id)))
+        shard = self._dl_shard(dl_id)
+        return dict(await (await self._data(shard)).hgetall(self.key_in(shard, "dlh", dl_id)))
 
     @_unavailable_as_error
     async def retry_now(self, ck: str) -> bool:
         """A conversation's scheduled retry, due now instead; False when none was scheduled."""
-        now = await self.redis_now_ms()  # due times are on Redis's clock
-        score = await self.redis.zscore(self.key("due"), ck)
+        shard = self._ck_shard(ck)
+        r = await self._data(shard)
+        seconds, micros = await r.time()  # due times are on the shard's server's clock
+        now = int(seconds) * 1000 + int(micros) // 1000
+        score = await r.zscore(self.key_in(shard, "due"), ck)
         if score is None or score <= now:
             return False
-        await self._write(
-            ("ZADD", self.key("due"), "XX", str(now), ck),
-            ("LPUSH", self.key("wake"), "1"),
-            ("LTRIM", self.key("wake"), "0", "63"),
+        wake: list[tuple[str, ...]] = (
+            [("PUBLISH", WAKE_CHANNEL, str(shard))]
+            if self.shards.sharded
+            else [("LPUSH", self.key("wake"), "1"), ("LTRIM", self.key("wake"), "0", "63")]
         )
+        await self._write(
+            ("ZADD", self.key_in(shard, "due"), "XX", str(now), ck), *wake, shard=shard
+        )
+        self._due_at[shard] = 0.0
         return True
 
     async def purge(self, ids: Sequence[str]) -> int:
-        if not ids:
-            return 0
-        return int(await self._run("purge", list(ids)))
+        by_shard: dict[int, list[str]] = {}
+        for dl_id in ids:
+            by_shard.setdefault(self._dl_shard(dl_id), []).append(dl_id)
+        counts = await asyncio.gather(*(self._run("purge", g, s) for s, g in by_shard.items()))
+        return sum(int(n) for n in counts)
 
     @_unavailable_as_error
     async def dead_letter_reasons(self) -> dict[str, int]:
-        raw = await self.redis.hgetall(self.key("dlr"))
-        return {k: int(v) for k, v in raw.items() if int(v) > 0}
+        out: dict[str, int] = {}
+        for raw in await self._each_shard(lambda r, i: r.hgetall(self.key_in(i, "dlr"))):
+            for k, v in raw.items():
+                out[k] = out.get(k, 0) + int(v)
+        return {k: v for k, v in out.items() if v > 0}
+
+    async def _each_shard(self, read: Callable[[Any, int], Awaitable[Any]]) -> list[Any]:
+        """`read(client, shard)` for every shard, all at once; their answers in shard order."""
+
+        async def one(shard: int) -> Any:
+            return await read(await self._data(shard), shard)
+
+        return list(await asyncio.gather(*(one(i) for i in range(self.shards.count))))
 
     # --- links ---
 
@@ -599,35 +1073,48 @@ class Store:
         self, source: str, external_id: str, agent_id: str, convo_id: str, *, coalesce_ms: int
     ) -> str:
         ck = conversation_key(agent_id, convo_id)
-        res = await self._run("link", [coalesce_ms, source, external_id, ext_key(external_id), ck])
-        return str(res)
+        shard = self.shards.of_link(source, external_id)
+        args = [coalesce_ms, source, external_id, ext_key(external_id), ck]
+        res = str(await self._run("link", args, shard))
+        if not self.shards.sharded:
+            return res
+        waiting, _ = await self.waiting_for_link(source, external_id)
+        if waiting is None:
+            return "linked"
+        return await self._replay_linked(waiting, shard, coalesce_ms)
 
     # --- applied entries ---
 
     async def clear_applied(self, ck: str, what: str) -> list[str]:
         """Drop applied entries of `ck` so the next event for them wins (lua/clear.lua):
         'future' (dated after Redis's now), a field name, or one change's name."""
-        return sorted(str(name) for name in await self._run("clear", [ck, what]))
+        names = await self._run("clear", [ck, what], self._ck_shard(ck))
+        return sorted(str(name) for name in names)
 
     @_unavailable_as_error
     async def get_link(self, source: str, external_id: str) -> tuple[str, str]:
-        ck = await self.redis.hget(self.key("links", source), external_id)
+        shard = self.shards.of_link(source, external_id)
+        ck = await (await self._data(shard)).hget(self.key_in(shard, "links", source), external_id)
         if ck is None:
             raise NotFound(f"no link for {source} {external_id!r}")
         return split_key(ck)
 
     @_unavailable_as_error
     async def delete_link(self, source: str, external_id: str) -> bool:
-        [deleted] = await self._write(("HDEL", self.key("links", source), external_id))
+        shard = self.shards.of_link(source, external_id)
+        command = ("HDEL", self.key_in(shard, "links", source), external_id)
+        [deleted] = await self._write(command, shard=shard)
         return bool(deleted)
 
     @_unavailable_as_error
     async def waiting_for_link(self, source: str, external_id: str) -> tuple[str | None, int]:
         """The unroutable dead letter waiting for this link, if any, and its change count."""
-        waiting = await self.redis.get(self.key("ux", source, ext_key(external_id)))
+        shard = self.shards.of_link(source, external_id)
+        r = await self._data(shard)
+        waiting = await r.get(self.key_in(shard, "ux", source, ext_key(external_id)))
         if waiting is None:
             return None, 0
-        return str(waiting), int(await self.redis.hlen(self.key("dle", waiting)))
+        return str(waiting), int(await r.hlen(self.key_in(shard, "dle", waiting)))
 
     @_unavailable_as_error
     async def set_link_only(
@@ -635,36 +1122,45 @@ class Store:
     ) -> None:
         """Set a link without replaying what waits for it (an RQ job does that)."""
         ck = conversation_key(agent_id, convo_id)
-        await self._write(("HSET", self.key("links", source), external_id, ck))
+        shard = self.shards.of_link(source, external_id)
+        await self._write(
+            ("HSET", self.key_in(shard, "links", source), external_id, ck), shard=shard
+        )
 
     @_unavailable_as_error
     async def links(self, sources: Iterable[str]) -> list[dict[str, str]]:
         out = []
         for source_name in sources:
-            for ext, ck in (await self.redis.hgetall(self.key("links", source_name))).items():
-                agent, convo = split_key(ck)
-                out.append(
-                    {
-                        "source": source_name,
-                        "external_id": ext,
-                        "agent_id": agent,
-                        "convo_id": convo,
-                    }
-                )
+
+            def read(r: Any, shard: int, name: str = source_name) -> Awaitable[Any]:
+                return r.hgetall(self.key_in(shard, "links", name))  # type: ignore[no-any-return]
+
+            for part in await self._each_shard(read):
+                for ext, ck in part.items():
+                    agent, convo = split_key(ck)
+                    out.append(
+                        {
+                            "source": source_name,
+                            "external_id": ext,
+                            "agent_id": agent,
+                            "convo_id": convo,
+                        }
+                    )
         return sorted(out, key=lambda x: (x["source"], x["external_id"]))
 
     # --- trace ---
 
     @_unavailable_as_error
     async def conversation(self, ck: str) -> ConversationState:
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hgetall(self.key("p", ck))
-            pipe.hgetall(self.key("hw", ck))
-            pipe.lrange(self.key("att", ck), 0, -1)
-            pipe.zscore(self.key("due"), ck)
-            pipe.zscore(self.key("inflight"), ck)
-            pipe.exists(self.key("lease", ck))
-            pipe.zrange(self.key("dlq"), 0, -1)
+        shard = self._ck_shard(ck)
+        async with (await self._data(shard)).pipeline(transaction=False) as pipe:
+            pipe.hgetall(self.key_in(shard, "p", ck))
+            pipe.hgetall(self.key_in(shard, "hw", ck))
+            pipe.lrange(self.key_in(shard, "att", ck), 0, -1)
+            pipe.zscore(self.key_in(shard, "due"), ck)
+            pipe.zscore(self.key_in(shard, "inflight"), ck)
+            pipe.exists(self.key_in(shard, "lease", ck))
+            pipe.zrange(self.key_in(shard, "dlq"), 0, -1)
             pipe.time()
             answers = await pipe.execute()
         pending, applied, attempts, due, inflight, leased, dl_ids, clock = answers
@@ -679,28 +1175,48 @@ class Store:
         """Those of `ids` whose dead letter is conversation `ck`'s."""
         if not ids:
             return []
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for dl_id in ids:
-                pipe.hget(self.key("dl", dl_id), "ck")
-            cks = await pipe.execute()
+
+        async def one(dl_id: str) -> Any:
+            shard = self._dl_shard(dl_id)
+            return await (await self._data(shard)).hget(self.key_in(shard, "dl", dl_id), "ck")
+
+        cks = await asyncio.gather(*(one(i) for i in ids))
         return [i for i, c in zip(ids, cks, strict=True) if c == ck]
 
     # --- charts ---
 
     @_unavailable_as_error
     async def minute_figures(self, minutes: Sequence[int]) -> list[dict[str, str]]:
-        """The `m:<minute>` hashes of these epoch minutes ({} where none was written)."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for minute in minutes:
-                pipe.hgetall(self.key("m", str(minute)))
-            return list(await pipe.execute())
+        """The `m:<minute>` hashes of these epoch minutes ({} where none was written);
+        sharded, every shard's added up (`qs` and `tm`, times, the latest of them)."""
+
+        async def read(r: Any, shard: int) -> list[dict[str, str]]:
+            async with r.pipeline(transaction=False) as pipe:
+                for minute in minutes:
+                    pipe.hgetall(self.key_in(shard, "m", str(minute)))
+                return list(await pipe.execute())
+
+        parts = await self._each_shard(read)
+        if len(parts) == 1:
+            return list(parts[0])
+        out: list[dict[str, str]] = []
+        for n in range(len(minutes)):
+            total: dict[str, float] = {}
+            for part in parts:
+                for k, v in part[n].items():
+                    if k in ("qs", "tm"):
+                        total[k] = max(total.get(k, 0.0), float(v))
+                    else:
+                        total[k] = total.get(k, 0.0) + float(v)
+            out.append({k: f"{v:g}" if v != int(v) else str(int(v)) for k, v in total.items()})
+        return out
 
     # --- status ---
 
     @_unavailable_as_error
     async def redis_now_ms(self) -> int:
-        """Redis's clock, the one every stored time is on."""
-        seconds, micros = await self.redis.time()
+        """Redis's clock (shard 0's server), the one every stored time is on."""
+        seconds, micros = await (await self._data(0)).time()
         return int(seconds) * 1000 + int(micros) // 1000
 
     async def clock_ms(self) -> int:
@@ -710,35 +1226,54 @@ class Store:
 
     @_unavailable_as_error
     async def status(self) -> StatusReport:
-        """The queue's figures (`workers_alive` is left to bridge.status.status_report)."""
-        r, now = self.redis, await self.redis_now_ms()
-        bucket = now // 10_000
-        async with r.pipeline(transaction=False) as pipe:
-            pipe.zcount(self.key("due"), "-inf", now)
-            pipe.zcount(self.key("due"), f"({now}", "+inf")
-            pipe.zrangebyscore(self.key("due"), f"({now}", "+inf", start=0, num=1, withscores=True)
-            pipe.zcard(self.key("inflight"))
-            pipe.zcard(self.key("dlq"))
-            pipe.hgetall(self.key("circuit"))
-            pipe.hgetall(self.key("dlr"))
-            for what in _RATE_KEYS:
-                for b in range(bucket - 5, bucket + 1):
-                    pipe.get(self.key("r", what, str(b)))
-            res = await pipe.execute()
-        ready, scheduled, nxt, inflight, dead, circuit, reasons = res[:7]
-        counters = res[7:]
-        rates = {
-            name: sum(int(v or 0) for v in counters[i * 6 : (i + 1) * 6])
-            for i, name in enumerate(_RATES)
-        }
+        """The queue's figures (`workers_alive` is left to bridge.status.status_report),
+        every shard's added up; the circuit is the shared one (shard 0)."""
+
+        async def read(r: Any, shard: int) -> list[Any]:
+            seconds, micros = await r.time()
+            now = int(seconds) * 1000 + int(micros) // 1000
+            bucket = now // 10_000
+            due = self.key_in(shard, "due")
+            async with r.pipeline(transaction=False) as pipe:
+                pipe.zcount(due, "-inf", now)
+                pipe.zcount(due, f"({now}", "+inf")
+                pipe.zrangebyscore(due, f"({now}", "+inf", start=0, num=1, withscores=True)
+                pipe.zcard(self.key_in(shard, "inflight"))
+                pipe.zcard(self.key_in(shard, "dlq"))
+                pipe.hgetall(self.key_in(shard, "circuit"))
+                pipe.hgetall(self.key_in(shard, "dlr"))
+                for what in _RATE_KEYS:
+                    for b in range(bucket - 5, bucket + 1):
+                        pipe.get(self.key_in(shard, "r", what, str(b)))
+                return list(await pipe.execute())
+
+        parts = await self._each_shard(read)
+        ready = scheduled = inflight = dead = 0
+        nxt: list[float] = []
+        reasons: dict[str, int] = {}
+        rates = dict.fromkeys(_RATES, 0)
+        for res in parts:
+            ready += int(res[0])
+            scheduled += int(res[1])
+            nxt += [float(res[2][0][1])] if res[2] else []
+            inflight += int(res[3])
+            dead += int(res[4])
+            for k, v in res[6].items():
+                reasons[k] = reasons.get(k, 0) + int(v)
+            counters = res[7:]
+            for i, name in enumerate(_RATES):
+                rates[name] += sum(int(v or 0) for v in counters[i * 6 : (i + 1) * 6])
+        circuit = parts[0][5]
+        if self.shards.sharded:  # the shared circuit (lua/gate.lua)
+            circuit = await (await self._data(0)).hgetall(self.key("g", "circuit"))
         state = circuit.get("state", "closed")
         return StatusReport(
-            conversations_waiting=int(ready),
-            scheduled_retries=int(scheduled),
-            next_retry_at=int(nxt[0][1]) if nxt else None,
-            in_flight=int(inflight),
-            dead_letters=int(dead),
-            dead_letters_by_reason={k: int(v) for k, v in reasons.items() if int(v) > 0},
+            conversations_waiting=ready,
+            scheduled_retries=scheduled,
+            next_retry_at=int(min(nxt)) if nxt else None,
+            in_flight=inflight,
+            dead_letters=dead,
+            dead_letters_by_reason={k: v for k, v in reasons.items() if v > 0},
             circuit=Circuit(
                 state=state,
                 until_ms=int(circuit.get("until", "0") or 0) if state != "closed" else None,
@@ -749,16 +1284,32 @@ class Store:
 
     @_unavailable_as_error
     async def account_circuits(self, names: Iterable[str]) -> dict[str, Circuit]:
-        """Each named account's own circuit (acct:<name>:circuit, lua/gate.lua); an account
-        whose circuit was never written is closed."""
+        """Each named account's own circuit (acct:<name>:circuit, lua/gate.lua, shard 0); an
+        account whose circuit was never written is closed."""
         names = sorted(names)
         if not names:
             return {}
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with (await self._data(0)).pipeline(transaction=False) as pipe:
             for name in names:
                 pipe.hgetall(self.key("acct", name, "circuit"))
             hashes = await pipe.execute()
         return {name: Circuit.from_hash(raw) for name, raw in zip(names, hashes, strict=True)}
+
+
+def _logged(row: list[Any], codes: Sequence[str]) -> list[Any]:
+    """A request's event-log row (LOG_ROW, its events, verdict, blob, fields...) written
+    apart from its events (they went to several shards): its verdict as eventlog.lua would
+    derive it from their letters."""
+    got = "".join(codes).lower()
+    verdict = row[2] or (
+        "accepted" if ("a" in got or "p" in got) else "duplicate" if "d" in got else "ignored"
+    )
+    return [row[0], 0, verdict, *row[3:]]
+
+
+def _stream_id(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
 
 
 def _works(items: list[Any], clock_offset_ms: int) -> list[Work]:

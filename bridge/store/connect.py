@@ -9,10 +9,10 @@
     redis+cluster://[user:pw@]host:port[,host:port…][/0]
                                             Redis Cluster: the hosts are startup nodes (the
                                             client learns the rest and follows failovers);
-                                            database 0 only. The store's keys share one
-                                            hash slot there (store_client), and RQ needs a
-                                            Redis of its own: RQ_REDIS_URL, a single server
-                                            or Sentinel (require_store_support)
+                                            database 0 only. Each shard of the store's keys
+                                            is one hash slot there (cluster_nodes), and RQ
+                                            needs a Redis of its own: RQ_REDIS_URL, a single
+                                            server or Sentinel (require_store_support)
 
 `user:pw` are the data servers' credentials; `sentinel_password` (and `sentinel_username`)
 the sentinels'. A URL that does not parse is a ConfigError naming REDIS_URL (exit 2), found
@@ -26,7 +26,7 @@ import contextlib
 import inspect
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import redis
@@ -39,6 +39,9 @@ from redis.exceptions import RedisError
 from redis.sentinel import Sentinel
 
 from bridge.errors import ConfigError, StoreUnavailable
+
+if TYPE_CHECKING:
+    from bridge.store.slot_owner import ClusterNodes
 
 SENTINEL_PORT = 26379
 CLUSTER_PORT = 6379
@@ -282,17 +285,15 @@ def async_client(url: str, **options: Any) -> aioredis.Redis:
     return client
 
 
-def store_client(url: str, key: str, **options: Any) -> aioredis.Redis:
-    """The store's asyncio client: `async_client(url)`, except on Redis Cluster, where it is
-    a plain client on the primary owning `key`'s slot (the store's one slot), following it
-    through failovers (bridge/store/slot_owner.py)."""
-    address = parse_redis_url(url)
-    if address.kind != "cluster":
-        return async_client(url, **options)
-    from bridge.store.slot_owner import slot_owner_client
+def cluster_nodes(url: str, **options: Any) -> ClusterNodes:
+    """The store's clients on Redis Cluster: a plain pair per primary, each shard's calls
+    sent to the primary owning its slot (bridge/store/slot_owner.py)."""
+    from bridge.store.slot_owner import ClusterNodes
 
+    address = parse_redis_url(url)
     auth: dict[str, Any] = {"username": address.username, "password": address.password}
-    return slot_owner_client(address.nodes, key, auth, **options)
+    kept = {k: v for k, v in options.items() if k != "retry_on_timeout"}  # deprecated there
+    return ClusterNodes(address.nodes, auth, **kept)
 
 
 def sync_store_client(url: str, key: str, **options: Any) -> redis.Redis:
@@ -302,10 +303,12 @@ def sync_store_client(url: str, key: str, **options: Any) -> redis.Redis:
     address = parse_redis_url(url)
     if address.kind != "cluster":
         return sync_client(url, **options)
-    from bridge.store.slot_owner import SlotOwner
+    from redis.crc import key_slot
+
+    from bridge.store.slot_owner import primary_sync
 
     auth: dict[str, Any] = {"username": address.username, "password": address.password}
-    host, port = SlotOwner(address.nodes, key, auth).primary_sync()
+    host, port = primary_sync(address.nodes, key_slot(key.encode()), auth)
     return redis.Redis(host=host, port=port, **auth, **options)
 
 

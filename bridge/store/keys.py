@@ -1,6 +1,9 @@
 """Every Redis key of convo-bridge, and the helpers that build their parts.
 
-Keys (all under the prefix: `cb:`, or `{cb}:` on Redis Cluster, one slot; `ck` is a conversation key, see `conversation_key`):
+Keys (all under a shard's prefix, bridge/store/shards.py: `cb:` with one shard, `{cb}:` with
+one shard on Redis Cluster, `{cb.<i>.<salt>}:` for shard i of several; each shard holds the
+whole table, and which shard a key is in says shards.py; `ck` is a conversation key, see
+`conversation_key`):
 
     seen:<source>:<event id>   string, SET NX EX dedup_window_s      once per event
     p:<ck>                     hash change name -> entry             pending changes (newest
@@ -31,6 +34,9 @@ Keys (all under the prefix: `cb:`, or `{cb}:` on Redis Cluster, one slot; `ck` i
     links:<source>             hash external id -> ck                the link registry
     circuit / recent           hash state,until / list of 0|1        circuit breaker
     rl                         string: next allowed take time (ms)   rate_limit_per_s (GCRA)
+    g:circuit / g:recent / g:rl                                      the same, shared by every
+                                                                     shard, in shard 0, when
+                                                                     sharded (lua/gate.lua)
     acct:<name>:circuit / :recent / :rl                              one account's own circuit
                                and rate limit ([convocore.accounts.NAME], lua/gate.lua)
     r:<what>:<10 s bucket>     counters                              recent rates for status
@@ -41,6 +47,8 @@ Keys (all under the prefix: `cb:`, or `{cb}:` on Redis Cluster, one slot; `ck` i
                                HISTORY_TTL_S                         what became of them
     rf:<ck>                    string JSON {id, events}, EX          the letter a conversation was
                                HISTORY_TTL_S                         last replayed from
+    layout (one-shard prefix)  string: the shard count               written by a sharded store;
+                                                                     another count is refused
     m:<minute>                 hash, EXPIRE CHART_TTL_S              the page's charts: counts per
                                (epoch minute)                        minute, queue depth, dead letters
                                                                      (sampled on a PATCH's entry,

@@ -35,6 +35,7 @@ from bridge.store.connect import store_errors, sync_client, sync_store_client
 from bridge.store.keys import RQ_QUEUE, prefix_for
 from bridge.store.replication import add_waits, check_waits
 from bridge.store.scripts import script_keys, source
+from bridge.store.shards import Shards, shards_for
 
 if TYPE_CHECKING:
     from bridge.store.client import Store
@@ -56,19 +57,26 @@ class JobSettings:
     coalesce_ms: int = DEFAULT_COALESCE_MS
     durability: RedisSettings = field(default_factory=RedisSettings)
     store_url: str = ""  # the store's Redis, where the replay script runs ("": unknown)
+    rq_url: str = ""  # RQ's, when not the store's
 
     @property
-    def prefix(self) -> str:
-        return prefix_for(self.store_url)
+    def shards(self) -> Shards:
+        return shards_for(self.store_url, self.durability)
+
+    def prefix_of(self, dl_id: str) -> str:
+        """The prefix of the shard holding dead letter `dl_id`."""
+        return self.shards.prefixes[self.shards.of_dead_letter(dl_id)]
 
 
 _configured: JobSettings | None = None
 
 
-def configure(coalesce_ms: int, durability: RedisSettings, store_url: str = "") -> None:
+def configure(
+    coalesce_ms: int, durability: RedisSettings, store_url: str = "", rq_url: str = ""
+) -> None:
     """The settings of this process (our worker calls it), for the jobs it runs."""
     global _configured
-    _configured = JobSettings(coalesce_ms, durability, store_url)
+    _configured = JobSettings(coalesce_ms, durability, store_url, rq_url)
 
 
 def _settings() -> JobSettings:
@@ -81,18 +89,19 @@ def _settings() -> JobSettings:
 
         settings = load_settings(None)
         url = settings.redis_url if os.environ.get("REDIS_URL") else ""
-        return JobSettings(settings.delivery.coalesce_ms, settings.redis, url)
+        return JobSettings(settings.delivery.coalesce_ms, settings.redis, url, settings.rq_url)
     except Exception:
         return JobSettings()
 
 
-def _connection() -> Redis:
+def _connection(prefix: str = "") -> Redis:
     """The store's Redis, where the replay script runs: this process's REDIS_URL (our
     worker's, or the environment's), else the job's own connection (RQ on the store's Redis,
-    an RQ worker started with only `-u`)."""
+    an RQ worker started with only `-u`). On Cluster, the primary of shard `prefix`'s slot,
+    asked now."""
     url = _settings().store_url
-    if url.startswith("redis+cluster://"):  # the primary of the store's slot, asked now
-        return sync_store_client(url, prefix_for(url) + "due")
+    if url.startswith("redis+cluster://"):
+        return sync_store_client(url, (prefix or prefix_for(url)) + "due")
     if url:
         return _client(url)
     job = get_current_job()
@@ -141,24 +150,53 @@ def replay(
 def replay_dead_letter(dl_id: str) -> str:
     """A requeued dead letter: merge it back (newer values still win). 'replayed', or
     'missing' when it was replayed or purged meanwhile."""
-    settings, conn = _settings(), _connection()
-    [outcome] = replay(
-        conn,
-        [dl_id],
-        settings.coalesce_ms,
-        settings.prefix,
-        settings.durability,
-        _on_cluster(settings),
-    )
+    settings = _settings()
+    conn = _connection(settings.prefix_of(dl_id))
+    if settings.shards.sharded:
+        outcome = _replay_sharded(settings, [dl_id])[dl_id]
+    else:
+        [outcome] = replay(
+            conn,
+            [dl_id],
+            settings.coalesce_ms,
+            settings.prefix_of(dl_id),
+            settings.durability,
+            _on_cluster(settings),
+        )
     if outcome == "unroutable":
         # RQ records this message as the failure rq-dashboard shows: the dead letter's own
         # text (its events and attempts), as when it was first mirrored
         raise StillUnroutable(
             f"dead letter {dl_id} is still unroutable: set its link with "
             "`convo-bridge links set SOURCE EXTERNAL_ID AGENT_ID CONVO_ID` (that replays it)\n"
-            + _failure_text(conn, dl_id, settings.prefix)
+            + _failure_text(conn, dl_id, settings.prefix_of(dl_id))
         )
     return outcome
+
+
+def _replay_sharded(settings: JobSettings, ids: Sequence[str] | None) -> dict[str, str]:
+    """A sharded store's replay of `ids` (None: every dead letter), CHUNK at a time (a
+    letter may wait in another shard than its conversation's: Store.replay moves it), on a
+    Store of the job's own (jobs run in a thread of their own)."""
+    from bridge.store.client import Store
+
+    async def run() -> dict[str, str]:
+        store = Store(
+            settings.store_url,
+            durability=settings.durability,
+            rq_url=settings.rq_url or settings.store_url,
+        )
+        try:
+            todo = list(ids) if ids is not None else await store.dead_letter_ids(10**9)
+            out: dict[str, str] = {}
+            for start in range(0, len(todo), CHUNK):
+                chunk = todo[start : start + CHUNK]
+                out.update(await store.replay(chunk, coalesce_ms=settings.coalesce_ms))
+            return out
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
 
 
 def _on_cluster(settings: JobSettings) -> bool:
@@ -185,19 +223,23 @@ def replay_dead_letters(
 ) -> dict[str, int]:
     """Replay `ids`, or every dead letter when None, CHUNK at a time. Counts per outcome.
     `replicas` > 0: each chunk waits for that many replicas (durability = "replica")."""
-    conn, settings = _connection(), _settings()
+    settings = _settings()
+    counts: dict[str, int] = {}
+    if settings.shards.sharded:
+        for outcome in _replay_sharded(settings, ids).values():
+            counts[outcome] = counts.get(outcome, 0) + 1
+        return counts
+    conn = _connection()
     durability = (
         RedisSettings("replica", replicas, replica_timeout_ms) if replicas else RedisSettings()
     )
+    prefix = settings.shards.prefixes[0]
     if ids is None:  # every dead letter there is when the job runs
-        dlq = keys.key(settings.prefix, "dlq")
+        dlq = keys.key(prefix, "dlq")
         ids = [i.decode() if isinstance(i, bytes) else str(i) for i in conn.zrange(dlq, 0, -1)]
-    counts: dict[str, int] = {}
     for start in range(0, len(ids), CHUNK):
         chunk = ids[start : start + CHUNK]
-        answers = replay(
-            conn, chunk, coalesce_ms, settings.prefix, durability, _on_cluster(settings)
-        )
+        answers = replay(conn, chunk, coalesce_ms, prefix, durability, _on_cluster(settings))
         for outcome in answers:
             counts[outcome] = counts.get(outcome, 0) + 1
     return counts

@@ -45,6 +45,7 @@ ScriptName = Literal[
     "log",
     "events",
     "gate",
+    "merge",
 ]
 
 INCLUDES: dict[ScriptName, tuple[str, ...]] = {
@@ -60,6 +61,7 @@ INCLUDES: dict[ScriptName, tuple[str, ...]] = {
     "log": ("eventlog",),
     "events": (),
     "gate": ("circuit",),
+    "merge": (),
 }
 
 

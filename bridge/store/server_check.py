@@ -8,7 +8,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from bridge.config import Settings
 from bridge.store.connect import redact, sync_store_client
-from bridge.store.keys import prefix_for
+from bridge.store.shards import shards_for
 
 
 def durability_warnings(settings: Settings) -> list[str]:
@@ -18,7 +18,7 @@ def durability_warnings(settings: Settings) -> list[str]:
     try:  # on Redis Cluster, the primary that holds the store's slot
         conn = sync_store_client(
             settings.redis_url,
-            prefix_for(settings.redis_url) + "due",
+            shards_for(settings.redis_url, settings.redis).prefixes[0] + "due",
             socket_connect_timeout=2,
             socket_timeout=2,
             decode_responses=True,

@@ -1,17 +1,16 @@
-"""On Redis Cluster, a plain client that always talks to the primary owning one hash slot.
+"""On Redis Cluster, plain clients on the primaries that own the store's shards' slots.
 
-The store's keys all carry one hash tag (keys.CLUSTER_PREFIX), so every key, script and
-pipeline of the store belongs to one slot, and so to one primary at a time. Talking to that
-primary over plain connections keeps what a cluster client cannot give: WAIT and WAITAOF on
-the very connection that wrote (replica durability), TIME from the server whose clock the
-scripts read, and one pipeline per round trip.
+Every key of a shard carries the shard's hash tag (bridge/store/shards.py), so each script
+and pipeline of the store stays inside one slot, and so on one primary at a time. Talking to
+that primary over a plain connection keeps what a cluster client cannot give: WAIT and
+WAITAOF on the very connection that wrote (replica durability), TIME from the server whose
+clock the shard's scripts read, and one pipeline per round trip.
 
-`SlotOwner` finds the primary by asking the nodes it knows (the startup nodes, then every
-node a CLUSTER SLOTS answer named) and remembers it until told it moved: a connection that
-fails to connect, or hears MOVED, READONLY or CLUSTERDOWN, forgets it, and every pooled
-connection made before reconnects to the primary found next (after a failover, the promoted
-replica). Until the cluster has promoted one, calls fail and the store answers 503, as it
-does for a lost single server.
+`ClusterNodes` learns which primary owns which slots by asking the nodes it knows (the
+startup nodes, then every node a CLUSTER SLOTS answer named), keeps one pair of clients per
+primary, and asks again once told the map is stale (`forget`: the store calls it after a
+failed connection, MOVED, READONLY or CLUSTERDOWN). Until the cluster has promoted a replica
+for a lost primary, calls to its shards fail and the store answers 503, as for a lost server.
 """
 
 from __future__ import annotations
@@ -22,164 +21,112 @@ from typing import Any
 
 import redis
 import redis.asyncio as aioredis
-from redis.asyncio.connection import Connection, ConnectionPool
-from redis.crc import key_slot
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ReadOnlyError, RedisError, ResponseError
+from redis.exceptions import RedisError
 
-# How often, at most, the nodes are asked again while the owner is unknown (a dead primary
-# not yet replaced answers nothing for a few seconds; every call would ask otherwise)
+# How often, at most, the nodes are asked again while the map is stale (a dead primary not
+# yet replaced answers nothing for a few seconds; every call would ask otherwise)
 ASK_EVERY_S = 0.1
 ASK_TIMEOUT_S = 1.0
-_MOVED = ("MOVED", "ASK", "CLUSTERDOWN", "TRYAGAIN")
+MOVED = ("MOVED", "ASK", "CLUSTERDOWN", "TRYAGAIN", "READONLY")
+
+Node = tuple[str, int]
 
 
-def _owner_in(slots: Any, slot: int) -> tuple[str, int] | None:
-    """The primary (host, port) CLUSTER SLOTS names for `slot`."""
+def _node(entry: Any) -> Node:
+    host = entry[0].decode() if isinstance(entry[0], bytes) else str(entry[0])
+    return host, int(entry[1])
+
+
+def owner_in(slots: Any, slot: int) -> Node | None:
+    """The primary CLUSTER SLOTS names for `slot`."""
     for entry in slots:
-        low, high, primary = int(entry[0]), int(entry[1]), entry[2]
-        if low <= slot <= high:
-            host = primary[0].decode() if isinstance(primary[0], bytes) else str(primary[0])
-            return host, int(primary[1])
+        if int(entry[0]) <= slot <= int(entry[1]):
+            return _node(entry[2])
     return None
 
 
-def _nodes_in(slots: Any) -> list[tuple[str, int]]:
-    found = []
-    for entry in slots:
-        for node in entry[2:]:
-            host = node[0].decode() if isinstance(node[0], bytes) else str(node[0])
-            found.append((host, int(node[1])))
-    return found
+class ClusterNodes:
+    """The cluster's slot map and a data and a script client per primary."""
 
-
-class SlotOwner:
-    """Where the primary of `key`'s slot is, as the cluster's nodes say."""
-
-    def __init__(self, nodes: tuple[tuple[str, int], ...], key: str, auth: dict[str, Any]) -> None:
-        self.slot = key_slot(key.encode())
-        self.known: list[tuple[str, int]] = list(nodes)
+    def __init__(self, nodes: tuple[Node, ...], auth: dict[str, Any], **options: Any) -> None:
+        self.known: list[Node] = list(nodes)
         self.auth = auth
-        self.generation = 0  # counts moves: a connection made in an older one reconnects
-        self._owner: tuple[str, int] | None = None
+        self.options = options
+        self._slots: Any = None
         self._asked_at = 0.0
         self._lock = asyncio.Lock()
+        self._clients: dict[tuple[Node, bool], aioredis.Redis] = {}
 
     def forget(self) -> None:
-        """The owner may have moved (a connection failed or heard MOVED): ask again."""
-        if self._owner is not None:
-            self._owner = None
-            self.generation += 1
+        """The map may be stale (a connection failed, a node said MOVED): ask again."""
+        self._slots = None
 
-    async def primary(self) -> tuple[str, int]:
+    async def client(self, slot: int, *, scripts: bool = False) -> aioredis.Redis:
+        """The client on the primary owning `slot` (`scripts`: the one without a socket
+        timeout, for script calls bounded by the caller)."""
+        owner = owner_in(await self._map(), slot)
+        if owner is None:
+            self.forget()
+            raise RedisConnectionError(f"no primary of the cluster owns slot {slot}")
+        found = self._clients.get((owner, scripts))
+        if found is None:
+            options = dict(self.options)
+            if scripts:
+                options["socket_timeout"] = None
+            found = self._clients[(owner, scripts)] = aioredis.Redis(
+                host=owner[0], port=owner[1], **self.auth, **options
+            )
+        return found
+
+    async def _map(self) -> Any:
+        if self._slots is not None:
+            return self._slots
         async with self._lock:
-            if self._owner is None:
+            if self._slots is None:
                 wait = self._asked_at + ASK_EVERY_S - time.monotonic()
                 if wait > 0:
                     await asyncio.sleep(wait)
                 self._asked_at = time.monotonic()
-                self._owner = await self._ask()
-            return self._owner
+                self._slots = await self._ask()
+            return self._slots
 
-    async def _ask(self) -> tuple[str, int]:
+    async def _ask(self) -> Any:
         for host, port in list(self.known):
-            conn = aioredis.Redis(host=host, port=port, **self._ask_options())
+            conn = aioredis.Redis(host=host, port=port, **ask_options(self.auth))
             try:
                 slots = await conn.execute_command("CLUSTER SLOTS")  # type: ignore[no-untyped-call]
             except (RedisError, OSError):
                 continue
             finally:
                 await conn.aclose()
-            self._learn(slots)
-            if (owner := _owner_in(slots, self.slot)) is not None:
-                return owner
-        raise self._unknown()
+            for entry in slots:
+                for node in entry[2:]:
+                    if _node(node) not in self.known:
+                        self.known.append(_node(node))
+            return slots
+        raise RedisConnectionError("no node of the cluster answered CLUSTER SLOTS")
 
-    def primary_sync(self) -> tuple[str, int]:
-        """The same question, from blocking code (`config check`, RQ jobs)."""
-        for host, port in list(self.known):
-            conn = redis.Redis(host=host, port=port, **self._ask_options())
-            try:
-                slots = conn.execute_command("CLUSTER SLOTS")  # type: ignore[no-untyped-call]
-            except (RedisError, OSError):
-                continue
-            finally:
-                conn.close()
-            if (owner := _owner_in(slots, self.slot)) is not None:
-                return owner
-        raise self._unknown()
-
-    def _ask_options(self) -> dict[str, Any]:
-        return {
-            "socket_timeout": ASK_TIMEOUT_S,
-            "socket_connect_timeout": ASK_TIMEOUT_S,
-            **self.auth,
-        }
-
-    def _unknown(self) -> RedisConnectionError:
-        return RedisConnectionError(f"no node of the cluster named the owner of slot {self.slot}")
-
-    def _learn(self, slots: Any) -> None:
-        for node in _nodes_in(slots):
-            if node not in self.known:
-                self.known.append(node)
+    async def aclose(self) -> None:
+        for client in self._clients.values():
+            await client.aclose()
+        self._clients.clear()
 
 
-class SlotOwnerConnection(Connection):
-    """A connection to whichever primary owns its pool's slot now."""
+def ask_options(auth: dict[str, Any]) -> dict[str, Any]:
+    return {"socket_timeout": ASK_TIMEOUT_S, "socket_connect_timeout": ASK_TIMEOUT_S, **auth}
 
-    def __init__(self, *, slot_owner: SlotOwner, **kwargs: Any) -> None:
-        self.slot_owner = slot_owner
-        self._generation = -1
-        super().__init__(**kwargs)
 
-    async def connect(self) -> None:
-        owner = self.slot_owner
-        if self.is_connected and self._generation != owner.generation:
-            await self.disconnect()  # made before the owner moved
-        if self.is_connected:
-            return
-        generation = owner.generation
-        self.host, self.port = await owner.primary()
+def primary_sync(nodes: tuple[Node, ...], slot: int, auth: dict[str, Any]) -> Node:
+    """The primary owning `slot` now, from blocking code (`config check`, RQ jobs)."""
+    for host, port in nodes:
+        conn = redis.Redis(host=host, port=port, **ask_options(auth))
         try:
-            await super().connect()  # type: ignore[no-untyped-call]
-        except (RedisConnectionError, OSError):
-            owner.forget()
-            raise
-        self._generation = generation
-
-    async def read_response(self, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return await super().read_response(*args, **kwargs)
-        except ReadOnlyError:
-            self._moved()
-            raise
-        except ResponseError as exc:
-            if str(exc).startswith(_MOVED):
-                self._moved()
-            raise
-        except (RedisConnectionError, OSError):
-            self.slot_owner.forget()
-            raise
-
-    def _moved(self) -> None:
-        if self._generation == self.slot_owner.generation:
-            self.slot_owner.forget()
-
-
-def slot_owner_client(
-    nodes: tuple[tuple[str, int], ...], key: str, auth: dict[str, Any], **options: Any
-) -> aioredis.Redis:
-    """An asyncio client whose every connection goes to the primary owning `key`'s slot."""
-    owner = SlotOwner(nodes, key, auth)
-    max_connections = options.pop("max_connections", None)
-    decode = options.pop("decode_responses", False)
-    pool = ConnectionPool(
-        connection_class=SlotOwnerConnection,
-        slot_owner=owner,
-        max_connections=max_connections,
-        decode_responses=decode,
-        **auth,
-        **options,
-    )
-    return aioredis.Redis(connection_pool=pool)
+            slots = conn.execute_command("CLUSTER SLOTS")  # type: ignore[no-untyped-call]
+        except (RedisError, OSError):
+            continue
+        finally:
+            conn.close()
+        if (owner := owner_in(slots, slot)) is not None:
+            return owner
+    raise RedisConnectionError(f"no node of the cluster named the owner of slot {slot}")

@@ -11,7 +11,8 @@
 -- clock must never freeze a field); the sender's time is then kept after the receipt time.
 -- A handoff step's name 'h:' becomes 'h:<version>'. Entry layout: bridge/changes.py.
 -- Returns one letter per event: a(ccepted), d(uplicate) or p(arked as unroutable); A or P
--- when its occurred_at was not believed.
+-- when its occurred_at was not believed; r (sharded only, nothing written): its link was set
+-- since the caller looked, route it again.
 local ttl, coalesce, skew = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local received = string.format('%d', NOW)
 local accepted, dups = 0, 0
@@ -40,7 +41,11 @@ end
 
 for _, ev in ipairs(cjson.decode(ARGV[5])) do
   local seen, ck, source, ext_key, ext, fallback = ev[1], ev[2], ev[3], ev[4], ev[5], ev[6]
-  if redis.call('SET', P .. 'seen:' .. seen, '1', 'NX', 'EX', ttl) == false then
+  if SHARD and ck == '' and redis.call('HEXISTS', P .. 'links:' .. source, ext) == 1 then
+    -- sharded, an event is sent here (its link's shard) only to be parked; its link was set
+    -- meanwhile, and its conversation may live in another shard: the caller routes it there
+    codes[#codes + 1] = 'r'
+  elseif redis.call('SET', P .. 'seen:' .. seen, '1', 'NX', 'EX', ttl) == false then
     dups = dups + 1
     codes[#codes + 1] = 'd'
   else

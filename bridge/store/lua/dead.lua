@@ -5,6 +5,7 @@ local RQ_HERE = KEYS[2] ~= nil
 
 local function new_dead(reason, ck, source, ext, status, snippet)
   local id = tostring(NOW) .. '-' .. redis.call('INCR', P .. 'dlseq')
+  if SHARD then id = id .. '-s' .. SHARD end  -- its shard, for those who look it up
   redis.call('HSET', P .. 'dl:' .. id, 'id', id, 'reason', reason, 'ck', ck, 'source', source,
     'external_id', ext, 'created', NOW, 'last_status', status, 'last_snippet', snippet)
   redis.call('ZADD', P .. 'dlq', NOW, id)
@@ -54,7 +55,9 @@ local function dead_letter_pending(ck, reason, status, snippet)
 end
 
 -- merges a dead letter's changes back (newest wins against pending and applied) and drops it:
--- 'replayed', 'unroutable' (still no link) or 'missing'
+-- 'replayed', 'unroutable' (still no link) or 'missing'; sharded, an unroutable letter whose
+-- link is now set is 'linked': its conversation may live in another shard, so the caller
+-- merges it there (merge.lua) and then drops it here (purge.lua)
 local function replay(id, coalesce)
   local rec = redis.call('HMGET', P .. 'dl:' .. id, 'ck', 'source', 'external_id')
   if not rec[2] then return 'missing' end
@@ -62,6 +65,7 @@ local function replay(id, coalesce)
   if ck == '' then
     ck = redis.call('HGET', P .. 'links:' .. rec[2], rec[3])
     if not ck then return 'unroutable' end
+    if SHARD then return 'linked' end
   end
   local entries = redis.call('HGETALL', P .. 'dle:' .. id)
   for i = 1, #entries, 2 do merge(ck, entries[i], entries[i + 1]) end

@@ -6,6 +6,9 @@
 -- this file by bridge/store/scripts.py from bridge.changes.VERSION_LEN (one definition for
 -- both sides), and HIGH_WATER_TTL_MS from bridge.store.keys.
 local P = ARGV[1]
+-- the shard this call runs in, when the layout is sharded: its prefix is '{cb.<i>.<salt>}:'
+-- (bridge/store/shards.py); nil for the one-shard layout
+local SHARD = string.match(P, '^{cb%.(%d+)%.')
 local CLOCK = redis.call('TIME')
 local NOW = tonumber(CLOCK[1]) * 1000 + math.floor(tonumber(CLOCK[2]) / 1000)
 
@@ -85,9 +88,14 @@ local function keep_hw(ck, has_dl)
   end
 end
 
--- (LPUSH answers the list's length: it is trimmed only when longer than 64)
+-- (LPUSH answers the list's length: it is trimmed only when longer than 64). Sharded, no
+-- worker can block on every shard's list: the wake is published, naming the shard
 local function wake()
-  if redis.call('LPUSH', P .. 'wake', '1') > 64 then redis.call('LTRIM', P .. 'wake', 0, 63) end
+  if SHARD then
+    redis.call('PUBLISH', 'cb.wake', SHARD)
+  elseif redis.call('LPUSH', P .. 'wake', '1') > 64 then
+    redis.call('LTRIM', P .. 'wake', 0, 63)
+  end
 end
 
 -- ck was just added to `due`, due at `at`: wake an idle worker when it is due now, or when

@@ -41,7 +41,7 @@ def test_an_accounts_failures_open_its_circuit_alone_and_a_probe_closes_it(
         opened = await store.gate_record("na", "fail", D)
         held = await store.gate("na", rate=0, probe_ms=3000)
         other = await store.gate("eu", rate=0, probe_ms=3000)
-        await store.redis.hset("cb:acct:na:circuit", "until", 0)  # the cooldown has passed
+        await (await store._data(0)).hset("cb:acct:na:circuit", "until", 0)  # cooldown passed
         probe = await store.gate("na", rate=0, probe_ms=3000)
         closed = await store.gate_record("na", "ok", D)
         after = await store.gate("na", rate=0, probe_ms=3000)

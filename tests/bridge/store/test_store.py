@@ -42,12 +42,12 @@ def values(work):
 class Runner:
     """Runs a test body with a fresh Store in its own event loop."""
 
-    def __init__(self, url, rq_url=""):
-        self.url, self.rq_url = url, rq_url
+    def __init__(self, url, rq_url="", settings=None):
+        self.url, self.rq_url, self.settings = url, rq_url, settings
 
     def run(self, body):
         async def main():
-            store = Store(self.url, rq_url=self.rq_url)
+            store = Store(self.url, rq_url=self.rq_url, durability=self.settings)
             try:
                 return await body(store)
             finally:

@@ -1,6 +1,7 @@
 """The store on a real Redis Cluster (tests/cluster.py: three valkey primaries, one replica
-each), with RQ on a Redis of its own: the same guarantees as on one server, every key in the
-store's one slot, and a primary killed with kill -9 losing nothing acknowledged."""
+each), sharded (120 hash-tagged shards), with RQ on a Redis of its own: the same guarantees
+as on one server, the work spread over the primaries, and a primary killed with kill -9
+losing nothing acknowledged."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from bridge.errors import StoreUnavailable
 from bridge.store import Store, conversation_key
 from bridge.store.keys import CLUSTER_PREFIX
 from bridge.store.scripts import source
+from bridge.store.shards import DEFAULT_CLUSTER_SHARDS, Shards
 from tests.bridge.store import test_store as single
 
 # Every test of test_store.py that needs only a store: run again, on the cluster
@@ -41,32 +43,121 @@ def cluster_store(redis_cluster, rq_redis_url):
     return single.Runner(redis_cluster.url, rq_url=rq_redis_url)
 
 
-@pytest.mark.parametrize(("case", "kind"), _case_ids(), ids=lambda x: str(x))
-def test_the_single_server_guarantees_hold_on_redis_cluster(case, kind, cluster_store):
+def _run_case(case: str, kind: str | None, store: single.Runner) -> None:
     fn = getattr(single, case)
     if kind is None:
-        fn(cluster_store)
+        fn(store)
     else:
-        fn(cluster_store, kind)
+        fn(store, kind)
 
 
-def test_every_store_key_is_in_one_slot_on_one_primary(redis_cluster, rq_redis_url):
-    """Ingest, delivery, a dead letter, a parked event and a link: every key the store wrote
-    carries the cluster prefix's hash tag, so they all sit on the one primary owning it."""
+@pytest.mark.parametrize(("case", "kind"), _case_ids(), ids=lambda x: str(x))
+def test_the_single_server_guarantees_hold_on_redis_cluster(case, kind, cluster_store):
+    _run_case(case, kind, cluster_store)
+
+
+@pytest.mark.parametrize(("case", "kind"), _case_ids(), ids=lambda x: str(x))
+def test_the_single_server_guarantees_hold_with_four_shards_on_one_server(case, kind, redis_url):
+    """The sharded layout on one server (`[redis] shards = 4`): the same code paths as on
+    Cluster (routing, the shared gate in shard 0, wakes published), quicker to run."""
+    _run_case(case, kind, single.Runner(redis_url, settings=RedisSettings(shards=4)))
+
+
+def test_a_busy_shard_does_not_starve_the_others(redis_url):
+    """200 conversations due in one shard and one in each of the others: takes of 10 go
+    round the shards from where the last stopped, so every other shard's conversation is
+    taken within the first few takes, not after the busy shard's 200."""
+    shards = Shards(4)
+
+    async def body(store: Store) -> list[int]:
+        busy, others = [], {}
+        i = 0
+        while len(busy) < 200 or len(others) < 3:
+            ck = single.conversation_key("a", f"c{i}")
+            shard = shards.of_conversation(ck)
+            if shard == 0 and len(busy) < 200:
+                busy.append(f"c{i}")
+            elif shard and shard not in others:
+                others[shard] = f"c{i}"
+            i += 1
+        events = [
+            single.routed(single.Intent(single.T0, "a", c, set={"title": "x"}), f"e-{c}")
+            for c in [*busy, *others.values()]
+        ]
+        await single.accept(store, *events)
+        takes = []
+        wanted = {single.conversation_key("a", c) for c in others.values()}
+        for n in range(25):
+            work, _ = await store.take(10, lease_ms=60_000, rate_limit=0)
+            if wanted & {w.ck for w in work}:
+                wanted -= {w.ck for w in work}
+                takes.append(n)
+        assert not wanted
+        return takes
+
+    takes = single.Runner(redis_url, settings=RedisSettings(shards=4)).run(body)
+    assert max(takes) <= 3, takes  # not after the busy shard's 20 takes
+
+
+@pytest.mark.parametrize("where", ["one server, 4 shards", "cluster, 120 shards"])
+def test_a_wake_names_its_shard_and_ends_an_idle_wait_at_once(where, request):
+    """Sharded, no worker can block on every shard's wake list: an accept publishes the
+    wake, naming its shard (on Cluster, PUBLISH reaches every node); an idle wait (10 s
+    timeout) ends at once, and the next take looks in that shard though it last found it
+    empty."""
+    if where.startswith("cluster"):
+        url = request.getfixturevalue("redis_cluster").url
+        rq_url = request.getfixturevalue("rq_redis_url")
+        settings = RedisSettings()
+    else:
+        url = rq_url = request.getfixturevalue("redis_url")
+        settings = RedisSettings(shards=4)
+
+    async def main() -> tuple[float, int]:
+        worker, waker, ingest = (Store(url, durability=settings, rq_url=rq_url) for _ in range(3))
+        try:
+            assert (await worker.take(5, lease_ms=5000, rate_limit=0))[0] == []  # all empty
+            waiting = asyncio.create_task(worker.wait_for_work(waker, 10.0))
+            await asyncio.sleep(0.3)  # subscribed
+            began = time.monotonic()
+            event = single.routed(single.Intent(single.T0, "a", "woken", set={"title": "x"}), "w")
+            await single.accept(ingest, event)
+            await waiting
+            took = time.monotonic() - began
+            work, _ = await worker.take(5, lease_ms=5000, rate_limit=0)
+            return took, len(work)
+        finally:
+            for store in (worker, waker, ingest):
+                await store.close()
+
+    took, taken = asyncio.run(main())
+    assert took < 5.0 and taken == 1, (took, taken)
+
+
+def test_conversations_spread_over_the_primaries_each_key_in_its_shards_slot(
+    redis_cluster, rq_redis_url
+):
+    """1,500 conversations, a dead letter, a parked event and a link: every key carries one
+    of the 120 shards' hash tags, and the keys (so the work) spread over the three
+    primaries within ±15 % of a third each."""
 
     async def body(store: Store) -> None:
-        await single.accept(
-            store,
-            single.routed(single.Intent(single.T0, "a", "c1", set={"title": "x"}), "e1"),
-            single.routed(single.Intent(single.T0, external_id="t9", set={"title": "y"}), "e2"),
+        events = [
+            single.routed(single.Intent(single.T0, "a", f"c{i}", set={"title": "x"}), f"e{i}")
+            for i in range(1500)
+        ]
+        events.append(
+            single.routed(single.Intent(single.T0, external_id="t9", set={"title": "y"}), "p")
         )
-        [work] = await single.take_one(store)
+        await single.accept(store, *events)
+        [work] = (await store.take(1, lease_ms=5000, rate_limit=0))[0]
         outcome = single.Outcome("dead", attempt={"n": 1}, reason="http_400", status=400)
         await store.settle(work, outcome, settings=single.D)
-        await store.link("demo", "t9", "a", "c2", coalesce_ms=0)
+        assert await store.link("demo", "t9", "a", "c2", coalesce_ms=0) == "replayed"
+        assert len(await store.dead_letter_ids()) == 1
 
     single.Runner(redis_cluster.url, rq_url=rq_redis_url).run(body)
-    owner = redis_cluster.node_for_key(CLUSTER_PREFIX + "due")
+    shards = Shards(DEFAULT_CLUSTER_SHARDS, cluster=True)
     per_node = {}
     for i in redis_cluster.primaries():
         conn = redis_cluster.client(i)
@@ -74,9 +165,11 @@ def test_every_store_key_is_in_one_slot_on_one_primary(redis_cluster, rq_redis_u
             per_node[i] = [str(k) for k in conn.scan_iter(count=1000)]
         finally:
             conn.close()
-    assert per_node[owner], "nothing was written"
-    assert all(k.startswith(CLUSTER_PREFIX) for k in per_node[owner]), per_node[owner]
-    assert all(not keys for i, keys in per_node.items() if i != owner), per_node
+    for keys in per_node.values():  # and the record of the layout (the shard count)
+        assert all(k.startswith(shards.prefixes) or k == "{cb}:layout" for k in keys), keys[:5]
+    counts = sorted(len(keys) for keys in per_node.values())
+    mean = sum(counts) / len(counts)
+    assert counts[0] >= 0.85 * mean and counts[-1] <= 1.15 * mean, counts
 
 
 def test_a_script_touching_a_key_outside_its_slot_is_refused_by_the_server(redis_cluster):
@@ -103,7 +196,8 @@ def test_kill_9_of_the_primary_loses_no_acknowledged_event_with_replica_durabili
     has a replica again), and every event it acknowledged is there, pending for its
     conversation."""
     durability = RedisSettings(durability="replica", replicas=1, replica_timeout_ms=2000)
-    owner = redis_cluster.node_for_key(CLUSTER_PREFIX + "due")
+    first = Shards(DEFAULT_CLUSTER_SHARDS, cluster=True).prefixes[0] + "due"
+    owner = redis_cluster.node_for_key(first)
     acknowledged: list[str] = []
 
     def fail_over() -> None:
@@ -144,4 +238,30 @@ def test_kill_9_of_the_primary_loses_no_acknowledged_event_with_replica_durabili
             await store.close()
 
     asyncio.run(main())
-    assert redis_cluster.node_for_key(CLUSTER_PREFIX + "due") != owner
+    assert redis_cluster.node_for_key(first) != owner
+
+
+def test_a_redis_written_with_another_shard_count_is_refused_saying_which(redis_url):
+    """A shard count changed on a Redis holding work would leave every key written before
+    out of sight: the store refuses it (503s, and this message) until the count is set back,
+    whichever way it changed."""
+
+    async def refused(writer: RedisSettings, reader: RedisSettings) -> str:
+        one, other = Store(redis_url, durability=writer), Store(redis_url, durability=reader)
+        try:
+            event = single.Intent(single.T0, "a", "c", set={"title": "x"})
+            await single.accept(one, single.routed(event, "e"))
+            with pytest.raises(StoreUnavailable) as err:
+                await other.take(1, lease_ms=1000, rate_limit=0)
+            return str(err.value)
+        finally:
+            await one.close()
+            await other.close()
+            (await asyncio.to_thread(redis.Redis.from_url, redis_url)).flushall()
+
+    up = asyncio.run(refused(RedisSettings(), RedisSettings(shards=4)))
+    assert "one-shard layout" in up and "shards = 1" in up
+    down = asyncio.run(refused(RedisSettings(shards=4), RedisSettings()))
+    assert "layout of 4 shards" in down and "shards = 4" in down
+    other = asyncio.run(refused(RedisSettings(shards=4), RedisSettings(shards=8)))
+    assert "layout of 4 shards" in other
