@@ -1,13 +1,14 @@
 """The bridge on a local 3-primary Redis Cluster against one Redis server: how evenly the work
-spreads over the primaries, and the end-to-end rate of each.
+spreads over the primaries, and the rates of each.
 
-    python -m benchmarks.cluster_spread [--events 6000] [--convos 3000]
+    python -m benchmarks.cluster_spread [--seconds 15]
 
-One `serve`, two `worker` processes and the sandbox, with the same events on both layouts:
-`--events` signed webhooks over `--convos` conversations, 32 at a time, workers already
-running; the rate is events from the first POST to the last PATCH (so coalescing counts).
-On the cluster (tests/cluster.py: valkey, three primaries with a replica each, RQ on a
-Redis of its own) it prints, per primary, the keys, the commands processed and the CPU
+One `serve`, two `worker` processes and the sandbox, the same load on both layouts: wrk
+(2 threads, 64 connections) posting 20,000 distinct signed webhooks over 5,000
+conversations, round and round, while the workers deliver; webhooks/s from wrk, PATCHes/s
+from the sandbox over the same seconds (coalescing makes them fewer than webhooks).
+On the cluster (tests/cluster.py: valkey, three primaries without replicas, AOF everysec like
+the single server, RQ on a Redis of its own) it prints, per primary, the keys, the commands processed and the CPU
 (INFO deltas over the run), and how far each is from the mean; then cluster / single rate.
 Prints figures; asserts nothing (the spread's bound is tests/bridge/store/test_store_cluster.py).
 """
@@ -15,7 +16,6 @@ Prints figures; asserts nothing (the spread's bound is tests/bridge/store/test_s
 from __future__ import annotations
 
 import argparse
-import asyncio
 import tempfile
 import time
 from pathlib import Path
@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 import redis
 
-from benchmarks.bench import SECRET, intent, post_all, wait_http
+from benchmarks.bench import SECRET, wait_http, wrk, wrk_lua
 from bridge.local.redis_server import RedisServer, free_port
 from tests.cluster import RedisCluster
 from tests.servers import cli, stop
@@ -39,8 +39,12 @@ def _figures(conn: redis.Redis) -> tuple[int, float, int]:
     )
 
 
-def run(redis_url: str, rq_url: str, tmp: Path, events: int, convos: int, primaries: Any) -> float:
-    """Events/s end to end on `redis_url`; `primaries`: () or (cluster, their indexes)."""
+def run(
+    redis_url: str, rq_url: str, tmp: Path, seconds: int, primaries: Any
+) -> tuple[float, float]:
+    """(webhooks/s, PATCHes/s) over `seconds` of wrk on `redis_url` with the workers
+    delivering meanwhile; `primaries`: () or the cluster's (index, client)s, whose spread
+    is printed."""
     sandbox_port, serve_port = free_port(), free_port()
     config = tmp / "config.toml"
     config.write_text(
@@ -62,26 +66,18 @@ def run(redis_url: str, rq_url: str, tmp: Path, events: int, convos: int, primar
         wait_http(serve + "/healthz")
         procs += [cli("worker", env=env) for _ in range(2)]
         time.sleep(2.0)  # the workers registered and looking
+        script = tmp / "wrk.lua"
+        wrk_lua(script, 20_000)
         before = {i: _figures(c) for i, c in primaries}
-        at = 1_764_000_000_000
-        payloads = [intent(f"c{n % convos}", at + n, messagesNum=n) for n in range(events)]
-        began = time.time()
-        asyncio.run(post_all(serve, payloads, 32))
-        want = min(events, convos)  # coalescing: at least one PATCH per conversation
-        deadline = time.time() + 300
-        while time.time() < deadline:
-            stats = httpx.get(f"{sandbox}/_sandbox/convos", timeout=30).json()
-            done = (
-                sum(1 for c in stats.values() if c.get("messagesNum", -1) >= events - convos)
-                if isinstance(stats, dict)
-                else 0
-            )
-            if done >= want:
-                break
-            time.sleep(0.1)
-        took = time.time() - began
+        patched = httpx.get(f"{sandbox}/_sandbox/stats").json()["patches"]
+        webhooks, _ = wrk(serve, script, seconds)
+        patches = (httpx.get(f"{sandbox}/_sandbox/stats").json()["patches"] - patched) / seconds
         after = {i: _figures(c) for i, c in primaries}
-        if primaries:
+        cpu_total = sum(after[i][1] - before[i][1] for i in before)
+        print(
+            f"  Redis CPU per webhook (its delivery included): {cpu_total / (webhooks * seconds) * 1e6:.0f} µs"
+        )
+        if len(primaries) > 1:
             rows = []
             for i in before:
                 cmds = after[i][0] - before[i][0]
@@ -94,15 +90,14 @@ def run(redis_url: str, rq_url: str, tmp: Path, events: int, convos: int, primar
                     f"node {i}  {keys:6d}  ({keys / means[0] - 1:+6.1%})  {cmds:9d}  "
                     f"({cmds / means[1] - 1:+6.1%})  {cpu:6.2f}  ({cpu / means[2] - 1:+6.1%})"
                 )
-        return events / took
+        return webhooks, patches
     finally:
         stop(procs, 30)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--events", type=int, default=6000)
-    ap.add_argument("--convos", type=int, default=3000)
+    ap.add_argument("--seconds", type=int, default=15)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
@@ -113,21 +108,26 @@ def main() -> None:
             single_url = single.start()
             try:
                 (tmp / "s").mkdir()
-                one = run(single_url, rq_url, tmp / "s", args.events, args.convos, ())
+                server = [(0, redis.Redis.from_url(single_url))]
+                one = run(single_url, rq_url, tmp / "s", args.seconds, server)
             finally:
                 single.stop()
             redis.Redis.from_url(rq_url).flushall()
-            cluster = RedisCluster(tmp / "cluster").start()
+            # three lone primaries, AOF everysec: the same servers as the single one, times 3
+            cluster = RedisCluster(tmp / "cluster", replicas=False, appendfsync="everysec").start()
             try:
                 nodes = [(i, cluster.client(i)) for i in cluster.primaries()]
                 (tmp / "c").mkdir()
-                many = run(cluster.url, rq_url, tmp / "c", args.events, args.convos, nodes)
+                many = run(cluster.url, rq_url, tmp / "c", args.seconds, nodes)
             finally:
                 cluster.stop()
         finally:
             rq_server.stop()
-    print(f"single server: {one:7.0f} events/s end to end")
-    print(f"3-primary cluster: {many:7.0f} events/s end to end ({many / one:.2f} of single)")
+    print(f"single server:     {one[0]:7.0f} webhooks/s, {one[1]:6.0f} PATCHes/s")
+    print(
+        f"3-primary cluster: {many[0]:7.0f} webhooks/s, {many[1]:6.0f} PATCHes/s "
+        f"({many[0] / one[0]:.2f} and {many[1] / one[1]:.2f} of single)"
+    )
 
 
 if __name__ == "__main__":

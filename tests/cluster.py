@@ -50,17 +50,21 @@ def _node_args(data_dir: Path, bus_port: int) -> list[str]:
 class RedisCluster:
     """Nodes 0-2 start as primaries, node 3+i as the replica of node i."""
 
-    def __init__(self, root: Path, primaries: int = 3) -> None:
+    def __init__(
+        self, root: Path, primaries: int = 3, replicas: bool = True, appendfsync: str = "always"
+    ) -> None:
+        """`replicas`: each primary gets one (else three lone primaries, for benchmarks that
+        compare with one lone server); `appendfsync`: every node's."""
         assert primaries == len(SLOT_RANGES)
         self.root = root
-        count = primaries * 2
+        count = primaries * (2 if replicas else 1)
         ports = _private_ports(count * 2)
         self.ports, self.bus_ports = ports[:count], ports[count:]
         self.nodes = [
             RedisServer(
                 root / f"node{i}",
                 port=self.ports[i],
-                appendfsync="always",  # a replica's WAITAOF answers at once (durability)
+                appendfsync=appendfsync,  # always: a replica's WAITAOF answers at once
                 binary=valkey_binary(),
                 extra_args=_node_args(root / f"node{i}", self.bus_ports[i]),
             )
@@ -201,7 +205,9 @@ class RedisCluster:
                 return False
             primaries = self.primaries()
             return len(primaries) == len(SLOT_RANGES) and all(
-                any(self._link_up(r) for r in self.replicas_of(p)) for p in primaries
+                len(self.nodes) == len(SLOT_RANGES)
+                or any(self._link_up(r) for r in self.replicas_of(p))
+                for p in primaries
             )
 
         self._wait(healthy, timeout_s, "the cluster did not become healthy")

@@ -304,33 +304,44 @@ class Store:
             group = self._groups[(name, head, shard)] = GroupCommit(send)
         return group
 
-    def _accept_group(
+    async def _accept_group(
         self, head: tuple[int, ...], log_bounds: tuple[int, int], shard: int
-    ) -> GroupCommit[list[Any], Any]:
-        """Like `_grouped("accept", head)`, with the callers' event-log rows (LOG_ROW after
-        their events) sent apart, as the script's last argument, each pointing at its
+    ) -> GroupCommit[tuple[int, list[Any]], Any]:
+        """Concurrent accepts on one server share one round trip: one accept.lua call per
+        shard among them, pipelined (`_run_each`). The callers' event-log rows (LOG_ROW
+        after their events) go apart, as the script's last argument, each pointing at its
         events; their answers are ''."""
-        group = self._groups.get(("accept", head + log_bounds, shard))
+        server = id(await self._servers.scripts(shard))
+        group = self._groups.get(("accept", head + log_bounds, server))
         if group is None:
 
-            async def send(rows: list[list[Any]]) -> list[str]:
-                events: list[list[Any]] = []
-                logs: list[list[Any]] = []
-                blobs: list[bytes] = []
-                for row in rows:
-                    if row[0] == LOG_ROW:
-                        logs.append([len(events) - row[1], row[1], row[2], *row[4:]])
-                        blobs.append(row[3])
-                    else:
-                        events.append(row)
-                args: list[Any] = [*head, orjson.dumps(events)]
-                if logs:
-                    args += [orjson.dumps([*log_bounds, logs]), *blobs]
-                letters = iter(str(await self._run("accept", args, shard)))
-                self._due_at[shard] = 0.0  # this process's next take looks here
-                return ["" if row[0] == LOG_ROW else next(letters) for row in rows]
+            async def send(items: list[tuple[int, list[Any]]]) -> list[str]:
+                by_shard: dict[int, list[list[Any]]] = {}
+                for at, row in items:
+                    by_shard.setdefault(at, []).append(row)
+                calls = []
+                for at, rows in by_shard.items():
+                    events: list[list[Any]] = []
+                    logs: list[list[Any]] = []
+                    blobs: list[bytes] = []
+                    for row in rows:
+                        if row[0] == LOG_ROW:
+                            logs.append([len(events) - row[1], row[1], row[2], *row[4:]])
+                            blobs.append(row[3])
+                        else:
+                            events.append(row)
+                    args: list[Any] = [*head, orjson.dumps(events)]
+                    if logs:
+                        args += [orjson.dumps([*log_bounds, logs]), *blobs]
+                    calls.append((at, args))
+                answers = await self._run_each("accept", calls)
+                letters = {}
+                for (at, _), answer in zip(calls, answers, strict=True):
+                    letters[at] = iter(str(answer))
+                    self._due_at[at] = 0.0  # this process's next take looks here
+                return ["" if row[0] == LOG_ROW else next(letters[at]) for at, row in items]
 
-            group = self._groups[("accept", head + log_bounds, shard)] = GroupCommit(send)
+            group = self._groups[("accept", head + log_bounds, server)] = GroupCommit(send)
         return group
 
     async def log(self, rows: list[list[Any]], bounds: tuple[int, int]) -> None:
@@ -424,6 +435,49 @@ class Store:
                             if not self._servers.failed(exc) or attempt:
                                 raise
                     raise AssertionError("unreachable")
+        except TimeoutError:
+            self._servers.failed(RedisConnectionError("timeout"))
+            raise StoreUnavailable(
+                f"Redis at {_redact(self.url)}: no answer within {SCRIPT_TIMEOUT_S:g} s"
+            ) from None
+
+    async def _run_each(self, name: ScriptName, calls: list[tuple[int, list[Any]]]) -> list[Any]:
+        """Script `name` once per (shard, arguments), the shards all on one server: one
+        pipeline, one round trip (under replica durability, WAIT and WAITAOF once, after
+        them all). One call goes as `_run`."""
+        if len(calls) == 1:
+            return [await self._run(name, *reversed(calls[0]))]
+        if not self._layout_checked:
+            await self._check_layout()
+        script = self._lua(name)
+        try:
+            async with asyncio.timeout(SCRIPT_TIMEOUT_S):
+                with store_errors(self.url):
+                    client = await self._servers.scripts(calls[0][0])
+                    try:
+                        for _ in range(2):
+                            async with client.pipeline(transaction=False) as pipe:
+                                for shard, args in calls:
+                                    keys_ = self._keys[shard]
+                                    prefix = self.shards.prefixes[shard]
+                                    pipe.evalsha(script.sha, len(keys_), *keys_, prefix, *args)
+                                add_waits(pipe, self.durability)
+                                replies = await pipe.execute(raise_on_error=False)
+                            answers = replies[: len(calls)]
+                            if any(isinstance(a, NoScriptError) for a in answers):
+                                await client.script_load(script.script)  # none of them ran
+                                continue
+                            for answer in answers:
+                                if isinstance(answer, Exception):
+                                    raise answer
+                            check_waits(replies[len(calls) :], self.durability, _redact(self.url))
+                            return list(answers)
+                    except (RedisError, OSError) as exc:
+                        self._servers.failed(exc)
+                        raise
+                    raise StoreUnavailable(
+                        f"Redis at {_redact(self.url)}: script {name} would not load"
+                    )
         except TimeoutError:
             self._servers.failed(RedisConnectionError("timeout"))
             raise StoreUnavailable(
@@ -575,7 +629,8 @@ class Store:
         if log is not None:
             rows.append(log)
             nbytes += sum(len(x) for x in log[3:])
-        codes = await self._accept_group(head, log_bounds, shard).submit(rows, nbytes)
+        group = await self._accept_group(head, log_bounds, shard)
+        codes = await group.submit([(shard, row) for row in rows], nbytes)
         if log is not None:
             codes = codes[:-1]  # the log row's answer ('')
         return [str(code) for code in codes]
@@ -603,16 +658,23 @@ class Store:
         work: list[Work] = []
         count = self.shards.count
         start, self._cursor = self._cursor, (self._cursor + 1) % count
-        for step in range(count):
-            shard = (start + step) % count
-            if self._due_at[shard] > now:
-                continue
-            got, nxt = await self._take_in(shard, allowed - len(work), lease_ms, 0)
-            work += got
-            self._due_at[shard] = now + (nxt / 1000 if nxt is not None else LOOK_EVERY_S * 10)
-            if len(work) >= allowed:
-                self._due_at[shard] = min(self._due_at[shard], now)  # may hold more
-                break
+        ready = [(start + i) % count for i in range(count)]
+        ready = [shard for shard in ready if self._due_at[shard] <= now]
+        while ready and len(work) < allowed:
+            # the wanted number split over as many ready shards as it spans, asked at once
+            want = allowed - len(work)
+            asked = ready[:want]
+            ready = ready[len(asked) :]
+            shares = [want // len(asked) + (i < want % len(asked)) for i in range(len(asked))]
+            found = await asyncio.gather(
+                *(self._take_in(s, n, lease_ms, 0) for s, n in zip(asked, shares, strict=True))
+            )
+            for shard, n, (got, nxt) in zip(asked, shares, found, strict=True):
+                work += got
+                self._due_at[shard] = now + (nxt / 1000 if nxt is not None else LOOK_EVERY_S * 10)
+                if len(got) >= n:  # it may hold more
+                    self._due_at[shard] = now
+                    ready.append(shard)
         if gated:
             await self._run("gate", ["", "after", len(work), allowed, repr(float(rate_limit)),
                                      state])  # fmt: skip
@@ -728,34 +790,45 @@ class Store:
         )
         blob: bytes = b"" if log is None else log[3]
         nbytes = sum(len(e.raw) for e in outcome.sent) + len(row.arrays) + len(blob)
-        (dead_id,) = await self._settle_group(_settle_options(options), shard).submit(
-            [(row, blob)], nbytes
-        )
+        group = await self._settle_group(_settle_options(options), shard)
+        (dead_id,) = await group.submit([(shard, row, blob)], nbytes)
         if self.shards.sharded and outcome.circuit:
             with contextlib.suppress(StoreUnavailable):  # a verdict lost is not an attempt lost
                 await self.gate_record("", outcome.circuit, settings)
         return str(dead_id)
 
-    def _settle_group(self, options: str, shard: int) -> GroupCommit[tuple[SettleRow, bytes], Any]:
-        """Like `_grouped("settle", (options,))`, with the rows' event-log blobs sent apart
+    async def _settle_group(
+        self, options: str, shard: int
+    ) -> GroupCommit[tuple[int, SettleRow, bytes], Any]:
+        """Concurrent settles on one server share one round trip: one settle.lua call per
+        shard among them, pipelined (`_run_each`), with the rows' event-log blobs sent apart
         (never decoded by the script): ARGV[3 + n] is the n-th logged row's `d` field."""
-        group = self._groups.get(("settle", (options,), shard))
+        server = id(await self._servers.scripts(shard))
+        group = self._groups.get(("settle", (options,), server))
         if group is None:
 
-            async def send(rows: list[tuple[SettleRow, bytes]]) -> Any:
-                settles: list[SettleRow] = []
-                blobs: list[bytes] = []
-                for row, blob in rows:
-                    if row.log:
-                        blobs.append(blob)
-                        row = replace(row, log_blob=len(blobs))
-                    settles.append(row)
-                args = [options, orjson.dumps(settles), *blobs]
-                answer = await self._run("settle", args, shard)
-                self._due_at[shard] = 0.0  # a retry or what came meanwhile may be due
-                return answer
+            async def send(items: list[tuple[int, SettleRow, bytes]]) -> list[Any]:
+                by_shard: dict[int, list[tuple[SettleRow, bytes]]] = {}
+                for at, row, blob in items:
+                    by_shard.setdefault(at, []).append((row, blob))
+                calls = []
+                for at, rows in by_shard.items():
+                    settles: list[SettleRow] = []
+                    blobs: list[bytes] = []
+                    for row, blob in rows:
+                        if row.log:
+                            blobs.append(blob)
+                            row = replace(row, log_blob=len(blobs))
+                        settles.append(row)
+                    calls.append((at, [options, orjson.dumps(settles), *blobs]))
+                answers = await self._run_each("settle", calls)
+                found = {}
+                for (at, _), answer in zip(calls, answers, strict=True):
+                    found[at] = iter(answer)
+                    self._due_at[at] = 0.0  # a retry or what came meanwhile may be due
+                return [next(found[at]) for at, _, _ in items]
 
-            group = self._groups[("settle", (options,), shard)] = GroupCommit(send)
+            group = self._groups[("settle", (options,), server)] = GroupCommit(send)
         return group
 
     async def renew(self, held: Sequence[tuple[str, str]], lease_ms: int) -> list[bool]:
