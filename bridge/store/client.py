@@ -75,7 +75,8 @@ SCRIPT_TIMEOUT_S = 5.0
 OFFLOAD_ENTRIES = 5000
 EVENTS_SLICE = 2000
 # sharded: every shard's first due time is read this often (what missed wakes left behind)
-LOOK_EVERY_S = 2.0  # event-log entries one search call reads: ~1 ms of Redis at a time
+LOOK_EVERY_S = 2.0
+VERDICTS_EVERY_S = 0.2  # sharded: successes for the shared circuit go together this often  # event-log entries one search call reads: ~1 ms of Redis at a time
 _RATES = ("accepted", "duplicates", "patched", "failed", "dead_lettered")
 _RATE_KEYS = ("acc", "dup", "ok", "fail", "dead")  # r:<what> counters the scripts keep
 P = ParamSpec("P")
@@ -221,6 +222,8 @@ class Store:
         self._wakes: Any = None
         self._circuit = "closed"  # the shared circuit's state, as last recorded or read
         self._layout_checked = False
+        self._verdicts: list[str] = []  # sharded: successes waiting to be recorded
+        self._verdicts_later: asyncio.Task[None] | None = None
         self._log_shard = 0
 
     def key(self, *parts: str) -> str:
@@ -242,6 +245,8 @@ class Store:
         return await self._servers.data(shard)
 
     async def close(self) -> None:
+        if self._verdicts_later is not None:
+            self._verdicts_later.cancel()
         if self._wakes is not None:
             with contextlib.suppress(RedisError, OSError):
                 await self._wakes.aclose()
@@ -332,7 +337,7 @@ class Store:
                             events.append(row)
                     args: list[Any] = [*head, orjson.dumps(events)]
                     if logs:
-                        args += [orjson.dumps([*log_bounds, logs]), *blobs]
+                        args += [orjson.dumps([*self._per_shard(log_bounds), logs]), *blobs]
                     calls.append((at, args))
                 answers = await self._run_each("accept", calls)
                 letters = {}
@@ -344,9 +349,17 @@ class Store:
             group = self._groups[("accept", head + log_bounds, server)] = GroupCommit(send)
         return group
 
+    def _per_shard(self, bounds: tuple[int, int]) -> tuple[int, int]:
+        """The event log's bounds (max entries, keep ms) for one shard's stream: the
+        entries shared out, so the shards together keep about `max_events`."""
+        if self.shards.count == 1:
+            return bounds
+        return max(bounds[0] // self.shards.count, 100), bounds[1]
+
     async def log(self, rows: list[list[Any]], bounds: tuple[int, int]) -> None:
         """Write event-log rows (bridge.eventlog) that no other call carries; concurrent
         callers share one script call."""
+        bounds = self._per_shard(bounds)
         group = self._groups.get(("log", bounds))
         if group is None:
 
@@ -769,7 +782,7 @@ class Store:
             circuit_failure_permille=int(d.circuit_failure_ratio * 1000),
             circuit_cooldown_ms=int(d.circuit_cooldown_s * 1000),
             in_doubt_quiet_ms=int(d.in_doubt_quiet_s * 1000),
-            log_max_events=log_bounds[0],
+            log_max_events=self._per_shard(log_bounds)[0],
             log_keep_ms=log_bounds[1],
         )
         shard = self._ck_shard(work.ck)
@@ -792,9 +805,13 @@ class Store:
         nbytes = sum(len(e.raw) for e in outcome.sent) + len(row.arrays) + len(blob)
         group = await self._settle_group(_settle_options(options), shard)
         (dead_id,) = await group.submit([(shard, row, blob)], nbytes)
+        # when this process's takes look in the shard again: at the retry, or, after a
+        # PATCH, once what came meanwhile has coalesced (no wake comes for either)
+        wait_ms = outcome.retry_in_ms if outcome.kind in ("retry", "wait") else d.coalesce_ms
+        self._due_at[shard] = min(self._due_at[shard], time.monotonic() + wait_ms / 1000)
         if self.shards.sharded and outcome.circuit:
             with contextlib.suppress(StoreUnavailable):  # a verdict lost is not an attempt lost
-                await self.gate_record("", outcome.circuit, settings)
+                await self._note_verdict(outcome.circuit, settings)
         return str(dead_id)
 
     async def _settle_group(
@@ -822,10 +839,7 @@ class Store:
                         settles.append(row)
                     calls.append((at, [options, orjson.dumps(settles), *blobs]))
                 answers = await self._run_each("settle", calls)
-                found = {}
-                for (at, _), answer in zip(calls, answers, strict=True):
-                    found[at] = iter(answer)
-                    self._due_at[at] = 0.0  # a retry or what came meanwhile may be due
+                found = {at: iter(answer) for (at, _), answer in zip(calls, answers, strict=True)}
                 return [next(found[at]) for at, _, _ in items]
 
             group = self._groups[("settle", (options,), server)] = GroupCommit(send)
@@ -856,6 +870,32 @@ class Store:
     async def gate_record(self, account: str, verdict: str, settings: DeliverySettings) -> str:
         """Record an attempt's verdict ('ok' or 'fail') in `account`'s own circuit ('':
         the shared one, sharded); concurrent records share one call."""
+        return await self._record(account, [verdict], settings)
+
+    async def _note_verdict(self, verdict: str, settings: DeliverySettings) -> None:
+        """Sharded: an attempt's verdict for the shared circuit (shard 0). While it is
+        closed, successes wait up to VERDICTS_EVERY_S and go together (they only dilute
+        the failures in the window: one call, not one per PATCH); a failure goes at once,
+        after the successes before it."""
+        self._verdicts.append(verdict)
+        if verdict == "ok" and self._circuit == "closed":
+            if self._verdicts_later is None:
+                self._verdicts_later = asyncio.create_task(self._send_verdicts_later(settings))
+            return
+        await self._send_verdicts(settings)
+
+    async def _send_verdicts_later(self, settings: DeliverySettings) -> None:
+        await asyncio.sleep(VERDICTS_EVERY_S)
+        self._verdicts_later = None
+        with contextlib.suppress(StoreUnavailable):  # a few successes lost: no harm
+            await self._send_verdicts(settings)
+
+    async def _send_verdicts(self, settings: DeliverySettings) -> None:
+        verdicts, self._verdicts = self._verdicts, []
+        if verdicts:
+            await self._record("", verdicts, settings)
+
+    async def _record(self, account: str, verdicts: list[str], settings: DeliverySettings) -> str:
         d = settings
         head = (
             account,
@@ -875,8 +915,8 @@ class Store:
                 return [state] * len(verdicts)
 
             group = self._groups[("gate", head)] = GroupCommit(send)
-        (state,) = await group.submit([verdict])
-        return str(state)
+        states = await group.submit(verdicts)
+        return str(states[-1])
 
     async def sweep(self, quiet_ms: int) -> int:
         shards = list(range(self.shards.count))
