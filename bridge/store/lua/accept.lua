@@ -57,7 +57,7 @@ for _, ev in ipairs(cjson.decode(ARGV[5])) do
       local uk = P .. 'ux:' .. source .. ':' .. ext_key
       local id = redis.call('GET', uk)
       if not id then
-        id = new_dead('unroutable', '', source, ext_key, '', 'no link for ' .. source .. ' ' .. ext)
+        id = new_dead('unroutable', '', source, ext_key, '', 'no link for ' .. source .. ' ' .. ext, ext)
         redis.call('SET', uk, id)
       end
       for j = 1, #ch, 2 do merge_into(P .. 'dle:' .. id, nil, ch[j], ch[j + 1]) end

@@ -3,11 +3,14 @@
 -- failed-job registry as KEYS[2]); on a Redis of its own rq_mirror.py drops the job there.
 local RQ_HERE = KEYS[2] ~= nil
 
-local function new_dead(reason, ck, source, ext, status, snippet)
+-- ext is the external id's key form (shown unescaped); raw, for an unroutable letter, the id
+-- as the sender gave it, which its link is stored under
+local function new_dead(reason, ck, source, ext, status, snippet, raw)
   local id = tostring(NOW) .. '-' .. redis.call('INCR', P .. 'dlseq')
   if SHARD then id = id .. '-s' .. SHARD end  -- its shard, for those who look it up
   redis.call('HSET', P .. 'dl:' .. id, 'id', id, 'reason', reason, 'ck', ck, 'source', source,
     'external_id', ext, 'created', NOW, 'last_status', status, 'last_snippet', snippet)
+  if raw then redis.call('HSET', P .. 'dl:' .. id, 'ext', raw) end
   redis.call('ZADD', P .. 'dlq', NOW, id)
   redis.call('HINCRBY', P .. 'dlr', reason, 1)
   if ck ~= '' then
@@ -59,11 +62,13 @@ end
 -- link is now set is 'linked': its conversation may live in another shard, so the caller
 -- merges it there (merge.lua) and then drops it here (purge.lua)
 local function replay(id, coalesce)
-  local rec = redis.call('HMGET', P .. 'dl:' .. id, 'ck', 'source', 'external_id')
+  local rec = redis.call('HMGET', P .. 'dl:' .. id, 'ck', 'source', 'external_id', 'ext')
   if not rec[2] then return 'missing' end
   local ck = rec[1]
   if ck == '' then
-    ck = redis.call('HGET', P .. 'links:' .. rec[2], rec[3])
+    -- links are stored under the id as sent (`ext`; a letter from before it was kept has
+    -- only the key form, the same for ids with nothing to escape)
+    ck = redis.call('HGET', P .. 'links:' .. rec[2], rec[4] or rec[3])
     if not ck then return 'unroutable' end
     if SHARD then return 'linked' end
   end

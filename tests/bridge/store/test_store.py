@@ -235,6 +235,22 @@ def test_unroutable_events_wait_for_their_link(store):
     assert work.ids == ("a", "c") and values(work) == {"f:title": "x"}
 
 
+def test_an_external_id_a_key_must_escape_still_meets_its_link(store):
+    """An email or a path as the external id ('@', '/', ' ' are escaped in key names): the
+    parked event is replayed when its link is set, not left 'unroutable'."""
+
+    async def go(store):
+        i = Intent(T0, external_id="ann@example.com/t 1", set={"title": "x"})
+        res = await accept(store, routed(i, "e1"))
+        linked = await store.link("demo", "ann@example.com/t 1", "a", "c", coalesce_ms=0)
+        return res, linked, await take_one(store), await store.dead_letter_ids()
+
+    res, linked, [work], left = store.run(go)
+    assert res.unroutable == 1
+    assert linked == "replayed" and left == []
+    assert work.ids == ("a", "c") and values(work) == {"f:title": "x"}
+
+
 def test_handoff_steps_are_entries_of_their_own(store):
     async def go(store):
         await accept(
