@@ -222,6 +222,7 @@ class Store:
         self._wakes: Any = None
         self._circuit = "closed"  # the shared circuit's state, as last recorded or read
         self._layout_checked = False
+        self._heads_read: tuple[float, list[tuple[float | None, float | None, int]]] = (-9.0, [])
         self._verdicts: list[str] = []  # sharded: successes waiting to be recorded
         self._verdicts_later: asyncio.Task[None] | None = None
         self._log_shard = 0
@@ -283,7 +284,7 @@ class Store:
     async def ping(self) -> bool:
         try:
             return bool(await (await self._data(0)).ping())
-        except (RedisError, OSError):
+        except (RedisError, OSError, StoreUnavailable):  # away, or a layout refused
             return False
 
     def _lua(self, name: ScriptName) -> Any:
@@ -725,14 +726,22 @@ class Store:
             state = await (await self._data(0)).hget(self.key("g", "circuit"), "state")
         self._circuit = str(state or "closed")
         for shard, (due, _, redis_ms) in enumerate(heads):
-            if due is None:
-                self._due_at[shard] = now + LOOK_EVERY_S * 10
-            else:
-                self._due_at[shard] = now + max(due - redis_ms, 0) / 1000
+            # only ever sooner: a wake since the read stands (a take corrects either way)
+            if due is not None:
+                at = now + max(due - redis_ms, 0) / 1000
+                self._due_at[shard] = min(self._due_at[shard], at)
 
     async def _heads(self) -> list[tuple[float | None, float | None, int]]:
         """Per shard: its first due time, its first lease expiry (None: none) and its
-        server's clock (ms), read in one pipeline per server."""
+        server's clock (ms), read in one pipeline per server; a read less than a second old
+        serves again (the take's look and the sweep both read them every 2 s)."""
+        if time.monotonic() - self._heads_read[0] < 1.0:
+            return self._heads_read[1]
+        heads = await self._read_heads()
+        self._heads_read = (time.monotonic(), heads)
+        return heads
+
+    async def _read_heads(self) -> list[tuple[float | None, float | None, int]]:
         servers: dict[int, tuple[Any, list[int]]] = {}
         for shard in range(self.shards.count):
             client = await self._data(shard)

@@ -253,6 +253,7 @@ def test_a_redis_written_with_another_shard_count_is_refused_saying_which(redis_
             await single.accept(one, single.routed(event, "e"))
             with pytest.raises(StoreUnavailable) as err:
                 await other.take(1, lease_ms=1000, rate_limit=0)
+            assert await other.ping() is False  # /readyz: not ready, no 500
             return str(err.value)
         finally:
             await one.close()
