@@ -251,6 +251,21 @@ def test_an_external_id_a_key_must_escape_still_meets_its_link(store):
     assert work.ids == ("a", "c") and values(work) == {"f:title": "x"}
 
 
+def test_a_letter_parked_by_an_earlier_version_still_meets_its_link(redis_url, rclient):
+    """Upgrading keeps the one-shard layout as it was: a letter parked before letters kept
+    the id as sent (no `ext` field) is still replayed by `links set`."""
+
+    async def go(store):
+        await accept(store, routed(Intent(T0, external_id="T-9", set={"title": "x"}), "e1"))
+        [dl_id] = await store.dead_letter_ids()
+        rclient.hdel(f"cb:dl:{dl_id}", "ext")  # as an earlier version wrote it
+        linked = await store.link("demo", "T-9", "a", "c", coalesce_ms=0)
+        return linked, await take_one(store)
+
+    linked, [work] = Runner(redis_url).run(go)
+    assert linked == "replayed" and values(work) == {"f:title": "x"}
+
+
 def test_handoff_steps_are_entries_of_their_own(store):
     async def go(store):
         await accept(
