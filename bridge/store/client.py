@@ -317,7 +317,8 @@ class Store:
         shard among them, pipelined (`_run_each`). The callers' event-log rows (LOG_ROW
         after their events) go apart, as the script's last argument, each pointing at its
         events; their answers are ''."""
-        server = id(await self._servers.scripts(shard))
+        with store_errors(self.url):  # a stale cluster map: 503, not a 500
+            server = id(await self._servers.scripts(shard))
         group = self._groups.get(("accept", head + log_bounds, server))
         if group is None:
 
@@ -412,15 +413,17 @@ class Store:
             client = await self._servers.data_for(base + "layout")
             async with client.pipeline(transaction=False) as pipe:
                 pipe.get(base + "layout")
-                pipe.exists(base + "due", base + "dlq")
-                held, old = await pipe.execute()
+                pipe.exists(base + "due", base + "dlq", base + "inflight")
+                pipe.scan(0, match=base + "links:*", count=1000)  # links, with no queue
+                held, old, (_, links) = await pipe.execute()
+            old = old or bool(links)
             if held is None and count > 1 and not old:
                 await client.set(base + "layout", str(count), nx=True)
                 held = await client.get(base + "layout")
         where = f"Redis at {_redact(self.url)}"
         if held is None and count > 1:
             raise StoreUnavailable(
-                f"{where} holds a queue or dead letters of the one-shard layout, and "
+                f"{where} holds a queue, dead letters or links of the one-shard layout, and "
                 f"[redis] shards makes {count}: set [redis] shards = 1, or drain it first"
             )
         if held is not None and int(held) != count:
@@ -566,15 +569,17 @@ class Store:
         events = list(events)
         codes: list[str] = [""] * len(events)
         todo = list(range(len(events)))
-        together = False
+        logged = False  # the request's log row went with its events (it is written once)
         for _ in range(3):  # sharded: an event parked as its link was set goes round again
             by_shard: dict[int, list[int]] = {}
             for i in todo:
                 shard, events[i] = await self._route(events[i])
                 by_shard.setdefault(shard, []).append(i)
-            together = log is not None and len(by_shard) == 1 and len(todo) == len(events)
+            with_log = not logged and log is not None and len(by_shard) == 1
+            with_log = with_log and len(todo) == len(events)
+            logged = logged or with_log
             calls = [
-                self._accept_in(shard, [events[i] for i in idx], head, log if together else None,
+                self._accept_in(shard, [events[i] for i in idx], head, log if with_log else None,
                                 log_bounds)
                 for shard, idx in by_shard.items()
             ]  # fmt: skip
@@ -586,7 +591,7 @@ class Store:
                 break
         else:
             raise StoreUnavailable(f"Redis at {_redact(self.url)}: a link kept moving")
-        if log is not None and not together:
+        if log is not None and not logged:
             await self.log([_logged(log, codes)], log_bounds)
         future = tuple(i for i, code in enumerate(codes) if code.isupper())
         codes = [code.lower() for code in codes]
@@ -680,15 +685,30 @@ class Store:
             asked = ready[:want]
             ready = ready[len(asked) :]
             shares = [want // len(asked) + (i < want % len(asked)) for i in range(len(asked))]
+            marks = [self._due_at[shard] for shard in asked]
             found = await asyncio.gather(
-                *(self._take_in(s, n, lease_ms, 0) for s, n in zip(asked, shares, strict=True))
+                *(self._take_in(s, n, lease_ms, 0) for s, n in zip(asked, shares, strict=True)),
+                return_exceptions=True,  # what other shards leased is kept, not orphaned
             )
-            for shard, n, (got, nxt) in zip(asked, shares, found, strict=True):
+            failed: BaseException | None = None
+            for shard, n, mark, result in zip(asked, shares, marks, found, strict=True):
+                if isinstance(result, BaseException):
+                    failed = result
+                    continue
+                got, nxt = result
                 work += got
-                self._due_at[shard] = now + (nxt / 1000 if nxt is not None else LOOK_EVERY_S * 10)
+                at = now + (nxt / 1000 if nxt is not None else LOOK_EVERY_S * 10)
+                # a wake or a settle that marked the shard meanwhile stands
+                self._due_at[shard] = (
+                    at if self._due_at[shard] == mark else min(at, self._due_at[shard])
+                )
                 if len(got) >= n:  # it may hold more
                     self._due_at[shard] = now
                     ready.append(shard)
+            if failed is not None:
+                if not work:
+                    raise failed
+                break  # the others' work now; the failed shard is looked at again next take
         if gated:
             await self._run("gate", ["", "after", len(work), allowed, repr(float(rate_limit)),
                                      state])  # fmt: skip
@@ -731,11 +751,11 @@ class Store:
                 at = now + max(due - redis_ms, 0) / 1000
                 self._due_at[shard] = min(self._due_at[shard], at)
 
-    async def _heads(self) -> list[tuple[float | None, float | None, int]]:
+    async def _heads(self, max_age_s: float = 0.0) -> list[tuple[float | None, float | None, int]]:
         """Per shard: its first due time, its first lease expiry (None: none) and its
-        server's clock (ms), read in one pipeline per server; a read less than a second old
-        serves again (the take's look and the sweep both read them every 2 s)."""
-        if time.monotonic() - self._heads_read[0] < 1.0:
+        server's clock (ms), read in one pipeline per server; a read under `max_age_s`
+        old serves again (the sweep takes the take's look's, both every 2 s)."""
+        if time.monotonic() - self._heads_read[0] < max_age_s:
             return self._heads_read[1]
         heads = await self._read_heads()
         self._heads_read = (time.monotonic(), heads)
@@ -829,7 +849,8 @@ class Store:
         """Concurrent settles on one server share one round trip: one settle.lua call per
         shard among them, pipelined (`_run_each`), with the rows' event-log blobs sent apart
         (never decoded by the script): ARGV[3 + n] is the n-th logged row's `d` field."""
-        server = id(await self._servers.scripts(shard))
+        with store_errors(self.url):  # a stale cluster map: 503, not a 500
+            server = id(await self._servers.scripts(shard))
         group = self._groups.get(("settle", (options,), server))
         if group is None:
 
@@ -931,7 +952,7 @@ class Store:
         shards = list(range(self.shards.count))
         if self.shards.sharded:  # only where a lease has run out (one read per server)
             with store_errors(self.url):
-                heads = await self._heads()
+                heads = await self._heads(max_age_s=LOOK_EVERY_S)
             shards = [
                 i for i, (_, held, now) in enumerate(heads) if held is not None and held <= now
             ]
@@ -950,10 +971,10 @@ class Store:
             if not self.shards.sharded:
                 await (await waker._data(0)).blpop([self.key("wake")], timeout=timeout_s)
                 return
-            if self._wakes is None:
-                self._wakes = (await waker._data(0)).pubsub(ignore_subscribe_messages=True)
-                await self._wakes.subscribe(WAKE_CHANNEL)
             try:
+                if self._wakes is None:
+                    self._wakes = (await waker._data(0)).pubsub(ignore_subscribe_messages=True)
+                    await self._wakes.subscribe(WAKE_CHANNEL)
                 deadline = time.monotonic() + timeout_s
                 woken = False
                 while not woken and (left := deadline - time.monotonic()) > 0:
@@ -965,8 +986,15 @@ class Store:
                         if 0 <= shard < self.shards.count:
                             self._due_at[shard] = 0.0
                         message = await self._wakes.get_message(timeout=0)
-            except (RedisError, OSError):
-                self._wakes = None  # subscribe again (another node, after a failover)
+            except (RedisError, OSError, RuntimeError) as exc:
+                # subscribe again next time (another node, after a failover): this one closed
+                wakes, self._wakes = self._wakes, None
+                if wakes is not None:
+                    with contextlib.suppress(Exception):
+                        await wakes.aclose()
+                waker._servers.failed(exc)
+                if isinstance(exc, RuntimeError):  # redis-py: a pubsub that lost its connection
+                    raise RedisConnectionError(str(exc)) from exc
                 raise
 
     # --- dead letters ---

@@ -266,3 +266,22 @@ def test_a_redis_written_with_another_shard_count_is_refused_saying_which(redis_
     assert "layout of 4 shards" in down and "shards = 4" in down
     other = asyncio.run(refused(RedisSettings(shards=4), RedisSettings(shards=8)))
     assert "layout of 4 shards" in other
+
+
+def test_a_redis_holding_only_links_of_the_one_shard_layout_is_refused_when_sharded(redis_url):
+    """An empty queue but links set: sharding over it would hide every link (events would
+    park or go to their fallback), so it is refused too."""
+
+    async def main() -> str:
+        one = Store(redis_url)
+        four = Store(redis_url, durability=RedisSettings(shards=4))
+        try:
+            await one.set_link_only("demo", "T-1", "a", "c")
+            with pytest.raises(StoreUnavailable) as err:
+                await four.get_link("demo", "T-1")
+            return str(err.value)
+        finally:
+            await one.close()
+            await four.close()
+
+    assert "links of the one-shard layout" in asyncio.run(main())
