@@ -885,9 +885,18 @@ class Store:
             pairs = [x for i in idx for x in held[i]]
             return list(await self._run("renew", [lease_ms, *pairs], shard))
 
-        answers = await asyncio.gather(*(one(s, idx) for s, idx in by_shard.items()))
+        # sharded: one unreachable primary does not keep the other shards' leases from
+        # being renewed; its own read as not renewed (their work stops at the next fence)
+        answers = await asyncio.gather(
+            *(one(s, idx) for s, idx in by_shard.items()), return_exceptions=True
+        )
+        failures = [a for a in answers if isinstance(a, BaseException)]
+        if failures and len(failures) == len(answers):
+            raise failures[0]
         out = [False] * len(held)
         for idx, flags in zip(by_shard.values(), answers, strict=True):
+            if isinstance(flags, BaseException):
+                continue
             for i, flag in zip(idx, flags, strict=True):
                 out[i] = int(flag) == 1
         return out
