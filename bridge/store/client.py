@@ -7,7 +7,7 @@ it from `due`; settling removes only the entries that were sent and not overtake
 Keys are built inside the scripts from a shard's prefix (bridge/store/shards.py); each call
 declares KEYS[1], a key of that prefix (on Redis Cluster a shard's prefix is one hash tag, so
 every key it touches is in that key's slot, and the call goes to the primary owning it,
-bridge/store/slot_owner.py) and, off Cluster, KEYS[2], RQ's failed-job registry (dead.lua
+bridge/store/cluster_map.py) and, off Cluster, KEYS[2], RQ's failed-job registry (dead.lua
 drops a dead letter's RQ job). With more than one shard, a conversation's calls go to its
 shard, what is shared (the circuit breaker and rate limit) to shard 0 (lua/gate.lua), and the
 readers add the shards up.
@@ -45,6 +45,7 @@ from bridge.config import DeliverySettings, RedisSettings
 from bridge.errors import NotFound, StoreUnavailable
 from bridge.status import Circuit, Rates, StatusReport
 from bridge.store import keys
+from bridge.store.cluster_map import MOVED
 from bridge.store.connect import (
     async_client,
     cluster_nodes,
@@ -67,7 +68,6 @@ from bridge.store.records import (
 from bridge.store.replication import add_waits, check_waits
 from bridge.store.scripts import ScriptName, script_keys, source
 from bridge.store.shards import WAKE_CHANNEL, Shards, shards_for
-from bridge.store.slot_owner import MOVED
 
 SCRIPT_TIMEOUT_S = 5.0
 # Decoding this many entries takes ~10 ms of CPU: more goes to a thread, so one conversation
@@ -124,7 +124,7 @@ NOT_RUN = (AskError, ClusterDownError, TryAgainError, ReadOnlyError)
 
 class _Servers:
     """Where each shard's calls go: one server's data and script clients, or, on Redis
-    Cluster, the primary owning the shard's slot (slot_owner.ClusterNodes)."""
+    Cluster, the primary owning the shard's slot (cluster_map.ClusterNodes)."""
 
     def __init__(self, url: str, shards: Shards, options: dict[str, Any]) -> None:
         self.cluster = shards.cluster
@@ -211,7 +211,7 @@ class Store:
         self._rq: Any = (
             self._servers.data0 if self.rq_url == url else async_client(self.rq_url, **options)
         )
-        self._keys = [script_keys(url, prefix) for prefix in self.shards.prefixes]
+        self._keys = [script_keys(p, self.shards.cluster) for p in self.shards.prefixes]
         self._script: dict[ScriptName, Any] = {}
         self._groups: dict[tuple[Any, ...], GroupCommit[Any, Any]] = {}
         # sharded: when each shard's next conversation is due, as this process last saw it
@@ -435,21 +435,23 @@ class Store:
         self._layout_checked = True
 
     async def _run(self, name: ScriptName, args: Iterable[Any], shard: int = 0) -> Any:
+        return (await self._run_each(name, [(shard, list(args))]))[0]
+
+    async def _run_each(self, name: ScriptName, calls: list[tuple[int, list[Any]]]) -> list[Any]:
+        """Script `name` once per (shard, arguments), the shards all on one server, in one
+        round trip. A lone call that met a moved slot (a failover: it ran nothing) goes
+        once more on a fresh cluster map; several may have run in part, so they do not."""
         if not self._layout_checked:
             await self._check_layout()
-        argv = [self.shards.prefixes[shard], *args]
         try:
             async with asyncio.timeout(SCRIPT_TIMEOUT_S):
                 with store_errors(self.url):
                     for attempt in range(2):
                         try:
-                            client = await self._servers.scripts(shard)
-                            if self.durability.durability == "replica":
-                                return await self._replicated(name, client, self._keys[shard], argv)
-                            return await self._lua(name)(self._keys[shard], argv, client)
+                            client = await self._servers.scripts(calls[0][0])
+                            return await self._send(name, client, calls)
                         except (RedisError, OSError) as exc:
-                            # a slot that moved (a failover) ran nothing: once more
-                            if not self._servers.failed(exc) or attempt:
+                            if not self._servers.failed(exc) or attempt or len(calls) > 1:
                                 raise
                     raise AssertionError("unreachable")
         except TimeoutError:
@@ -458,70 +460,36 @@ class Store:
                 f"Redis at {_redact(self.url)}: no answer within {SCRIPT_TIMEOUT_S:g} s"
             ) from None
 
-    async def _run_each(self, name: ScriptName, calls: list[tuple[int, list[Any]]]) -> list[Any]:
-        """Script `name` once per (shard, arguments), the shards all on one server: one
-        pipeline, one round trip (under replica durability, WAIT and WAITAOF once, after
-        them all). One call goes as `_run`."""
-        if len(calls) == 1:
-            return [await self._run(name, *reversed(calls[0]))]
-        if not self._layout_checked:
-            await self._check_layout()
-        script = self._lua(name)
-        try:
-            async with asyncio.timeout(SCRIPT_TIMEOUT_S):
-                with store_errors(self.url):
-                    client = await self._servers.scripts(calls[0][0])
-                    try:
-                        for _ in range(2):
-                            async with client.pipeline(transaction=False) as pipe:
-                                for shard, args in calls:
-                                    keys_ = self._keys[shard]
-                                    prefix = self.shards.prefixes[shard]
-                                    pipe.evalsha(script.sha, len(keys_), *keys_, prefix, *args)
-                                add_waits(pipe, self.durability)
-                                replies = await pipe.execute(raise_on_error=False)
-                            answers = replies[: len(calls)]
-                            if any(isinstance(a, NoScriptError) for a in answers):
-                                await client.script_load(script.script)  # none of them ran
-                                continue
-                            for answer in answers:
-                                if isinstance(answer, Exception):
-                                    raise answer
-                            check_waits(replies[len(calls) :], self.durability, _redact(self.url))
-                            return list(answers)
-                    except (RedisError, OSError) as exc:
-                        self._servers.failed(exc)
-                        raise
-                    raise StoreUnavailable(
-                        f"Redis at {_redact(self.url)}: script {name} would not load"
-                    )
-        except TimeoutError:
-            self._servers.failed(RedisConnectionError("timeout"))
-            raise StoreUnavailable(
-                f"Redis at {_redact(self.url)}: no answer within {SCRIPT_TIMEOUT_S:g} s"
-            ) from None
-
-    async def _replicated(
-        self, name: ScriptName, client: Any, declared: list[str], args: list[Any]
-    ) -> Any:
-        """Script `name`, then WAIT and WAITAOF on the same connection (one pipeline, one
-        round trip, bridge/store/replication.py): its answer only once the replicas hold
-        the write, else NotReplicated, so the caller answers 503 and never 2xx. The sender's
+    async def _send(
+        self, name: ScriptName, client: Any, calls: list[tuple[int, list[Any]]]
+    ) -> list[Any]:
+        """The calls on `client`: a lone one as a plain EVALSHA; else, or under replica
+        durability, pipelined, with WAIT and WAITAOF on the same connection after them (one
+        round trip, bridge/store/replication.py): answered only once the replicas hold the
+        writes, else NotReplicated, so the caller answers 503 and never 2xx. The sender's
         retry reruns the script, which writes (its counters) and waits again: a duplicate
         is not acknowledged before the write it repeats is on the replicas either."""
         script = self._lua(name)
+        if len(calls) == 1 and self.durability.durability != "replica":
+            shard, args = calls[0]
+            return [await script(self._keys[shard], [self.shards.prefixes[shard], *args], client)]
         for _ in range(2):
             async with client.pipeline(transaction=False) as pipe:
-                pipe.evalsha(script.sha, len(declared), *declared, *args)
+                for shard, args in calls:
+                    declared = self._keys[shard]
+                    prefix = self.shards.prefixes[shard]
+                    pipe.evalsha(script.sha, len(declared), *declared, prefix, *args)
                 add_waits(pipe, self.durability)
-                answer, *waits = await pipe.execute(raise_on_error=False)
-            if isinstance(answer, NoScriptError):  # a new or restarted primary: load, rerun
-                await client.script_load(script.script)
+                replies = await pipe.execute(raise_on_error=False)
+            answers = replies[: len(calls)]
+            if any(isinstance(a, NoScriptError) for a in answers):  # a new or restarted
+                await client.script_load(script.script)  # primary: none of them ran
                 continue
-            if isinstance(answer, Exception):
-                raise answer
-            check_waits(waits, self.durability, _redact(self.url))
-            return answer
+            for answer in answers:
+                if isinstance(answer, Exception):
+                    raise answer
+            check_waits(replies[len(calls) :], self.durability, _redact(self.url))
+            return list(answers)
         raise StoreUnavailable(f"Redis at {_redact(self.url)}: script {name} would not load")
 
     async def _write(self, *commands: tuple[str, ...], shard: int = 0) -> list[Any]:
@@ -1012,13 +980,12 @@ class Store:
     async def dead_letter_ids(self, limit: int = 1000) -> list[str]:
         """The oldest `limit` dead letters' ids, oldest first (every shard's, merged)."""
 
-        async def one(shard: int) -> list[tuple[str, float]]:
-            client = await self._data(shard)
-            found = await client.zrange(self.key_in(shard, "dlq"), 0, limit - 1, withscores=True)
-            return [(str(i), float(t)) for i, t in found]
-
-        parts = await asyncio.gather(*(one(i) for i in range(self.shards.count)))
-        merged = sorted((item for part in parts for item in part), key=lambda x: (x[1], x[0]))
+        parts = await self._each_shard(
+            lambda r, i: r.zrange(self.key_in(i, "dlq"), 0, limit - 1, withscores=True)
+        )
+        merged = sorted(
+            ((str(i), float(t)) for part in parts for i, t in part), key=lambda x: (x[1], x[0])
+        )
         return [i for i, _ in merged[:limit]]
 
     @_unavailable_as_error
@@ -1386,12 +1353,13 @@ class Store:
     @_unavailable_as_error
     async def status(self) -> StatusReport:
         """The queue's figures (`workers_alive` is left to bridge.status.status_report),
-        every shard's added up; the circuit is the shared one (shard 0)."""
+        every shard's added up (on shard 0's server's clock: one read of it, then one
+        pipeline per shard); the circuit is the shared one (shard 0; `g:` when sharded)."""
+        now = await self.redis_now_ms()
+        bucket = now // 10_000
+        circuit_key = self.key("g", "circuit") if self.shards.sharded else self.key("circuit")
 
         async def read(r: Any, shard: int) -> list[Any]:
-            seconds, micros = await r.time()
-            now = int(seconds) * 1000 + int(micros) // 1000
-            bucket = now // 10_000
             due = self.key_in(shard, "due")
             async with r.pipeline(transaction=False) as pipe:
                 pipe.zcount(due, "-inf", now)
@@ -1399,11 +1367,12 @@ class Store:
                 pipe.zrangebyscore(due, f"({now}", "+inf", start=0, num=1, withscores=True)
                 pipe.zcard(self.key_in(shard, "inflight"))
                 pipe.zcard(self.key_in(shard, "dlq"))
-                pipe.hgetall(self.key_in(shard, "circuit"))
                 pipe.hgetall(self.key_in(shard, "dlr"))
                 for what in _RATE_KEYS:
                     for b in range(bucket - 5, bucket + 1):
                         pipe.get(self.key_in(shard, "r", what, str(b)))
+                if shard == 0:
+                    pipe.hgetall(circuit_key)
                 return list(await pipe.execute())
 
         parts = await self._each_shard(read)
@@ -1417,14 +1386,12 @@ class Store:
             nxt += [float(res[2][0][1])] if res[2] else []
             inflight += int(res[3])
             dead += int(res[4])
-            for k, v in res[6].items():
+            for k, v in res[5].items():
                 reasons[k] = reasons.get(k, 0) + int(v)
-            counters = res[7:]
+            counters = res[6:]
             for i, name in enumerate(_RATES):
                 rates[name] += sum(int(v or 0) for v in counters[i * 6 : (i + 1) * 6])
-        circuit = parts[0][5]
-        if self.shards.sharded:  # the shared circuit (lua/gate.lua)
-            circuit = await (await self._data(0)).hgetall(self.key("g", "circuit"))
+        circuit = parts[0][-1]
         state = circuit.get("state", "closed")
         return StatusReport(
             conversations_waiting=ready,

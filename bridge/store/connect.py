@@ -41,7 +41,7 @@ from redis.sentinel import Sentinel
 from bridge.errors import ConfigError, StoreUnavailable
 
 if TYPE_CHECKING:
-    from bridge.store.slot_owner import ClusterNodes
+    from bridge.store.cluster_map import ClusterNodes
 
 SENTINEL_PORT = 26379
 CLUSTER_PORT = 6379
@@ -287,8 +287,8 @@ def async_client(url: str, **options: Any) -> aioredis.Redis:
 
 def cluster_nodes(url: str, **options: Any) -> ClusterNodes:
     """The store's clients on Redis Cluster: a plain pair per primary, each shard's calls
-    sent to the primary owning its slot (bridge/store/slot_owner.py)."""
-    from bridge.store.slot_owner import ClusterNodes
+    sent to the primary owning its slot (bridge/store/cluster_map.py)."""
+    from bridge.store.cluster_map import ClusterNodes
 
     address = parse_redis_url(url)
     auth: dict[str, Any] = {"username": address.username, "password": address.password}
@@ -305,7 +305,7 @@ def sync_store_client(url: str, key: str, **options: Any) -> redis.Redis:
         return sync_client(url, **options)
     from redis.crc import key_slot
 
-    from bridge.store.slot_owner import primary_sync
+    from bridge.store.cluster_map import primary_sync
 
     auth: dict[str, Any] = {"username": address.username, "password": address.password}
     host, port = primary_sync(address.nodes, key_slot(key.encode()), auth)

@@ -65,7 +65,7 @@ from urllib.parse import quote, unquote
 
 PREFIX = "cb:"
 # On Redis Cluster every key carries one hash tag, so they share one slot (one primary at a
-# time): every script and pipeline of the store stays inside it (bridge/store/slot_owner.py)
+# time): every script and pipeline of the store stays inside it (bridge/store/cluster_map.py)
 CLUSTER_PREFIX = "{cb}:"
 RQ_QUEUE = "convo-bridge"  # RQ's side: the workers' queue, its FailedJobRegistry, replay jobs
 # hw:<ck> expires this long after the conversation's last PATCH, unless it has dead letters:

@@ -131,7 +131,7 @@ def replay(
     durability = durability or RedisSettings()
     script = conn.register_script(source("replay"))
     args: list[str | int] = [prefix, coalesce_ms, *ids]
-    declared = script_keys("redis+cluster://" if cluster else "", prefix)
+    declared = script_keys(prefix, cluster)
     for _ in range(2):
         with conn.pipeline(transaction=False) as pipe:
             pipe.evalsha(script.sha, len(declared), *declared, *args)

@@ -24,12 +24,12 @@ from bridge.store.keys import CHART_TTL_S, HIGH_WATER_TTL_MS, RQ_QUEUE
 RQ_FAILED_KEY = FailedJobRegistry.key_template.format(RQ_QUEUE)
 
 
-def script_keys(url: str, prefix: str) -> list[str]:
+def script_keys(prefix: str, cluster: bool) -> list[str]:
     """A script call's KEYS: a key of the prefix (its slot, on Redis Cluster), then RQ's
     failed-job registry unless on Cluster (RQ is never there; dead.lua touches RQ's keys only
     when declared)."""
     anchor = prefix + "due"
-    return [anchor] if url.startswith("redis+cluster://") else [anchor, RQ_FAILED_KEY]
+    return [anchor] if cluster else [anchor, RQ_FAILED_KEY]
 
 
 ScriptName = Literal[

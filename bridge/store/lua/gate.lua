@@ -24,26 +24,9 @@ if ARGV[2] ~= '' then base = P .. 'acct:' .. ARGV[2] .. ':' end
 local rl = base .. 'rl'
 local op = ARGV[3]
 
-if op == 'ask' then
-  local rate, probe = tonumber(ARGV[4]), tonumber(ARGV[5])
-  local allowed, state, till = circuit_gate(base, 1, probe)
-  if allowed == 0 then return till - NOW end
-  if rate > 0 then
-    local interval = 1000 / rate
-    local burst = math.max(1, math.floor(rate))
-    local tat = math.max(NOW, tonumber(redis.call('GET', rl) or '0'))
-    if NOW + burst * interval - tat < interval then
-      if state ~= 'closed' then circuit_reopen(base) end  -- the probe did not go: due now
-      return math.ceil(tat - (burst - 1) * interval - NOW)
-    end
-    tat = tat + interval
-    redis.call('SET', rl, string.format('%.3f', tat), 'PX', math.ceil(tat - NOW) + 1000)
-  end
-  return 0
-end
-
-if op == 'admit' then
-  local n, rate, probe = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+-- how many of n may go now by the circuit and the rate limit, reserving their rate slots:
+-- {allowed, wait ms when 0, state} (ask is admit of one)
+local function admit(n, rate, probe)
   local state, till
   n, state, till = circuit_gate(base, n, probe)
   if n == 0 then return {0, math.max(till - NOW, 0), state} end
@@ -53,7 +36,7 @@ if op == 'admit' then
     local tat = math.max(NOW, tonumber(redis.call('GET', rl) or '0'))
     local allowed = math.floor((NOW + burst * interval - tat) / interval)
     if allowed <= 0 then
-      if state ~= 'closed' then circuit_reopen(base) end
+      if state ~= 'closed' then circuit_reopen(base) end  -- the probe did not go: due now
       return {0, math.max(math.ceil(tat - (burst - 1) * interval) - NOW, 0), state}
     end
     n = math.min(n, allowed)
@@ -61,6 +44,16 @@ if op == 'admit' then
     redis.call('SET', rl, string.format('%.3f', tat), 'PX', math.ceil(tat - NOW) + 1000)
   end
   return {n, 0, state}
+end
+
+if op == 'ask' then
+  local got = admit(1, tonumber(ARGV[4]), tonumber(ARGV[5]))
+  if got[1] == 1 then return 0 end
+  return math.max(got[2], 1)
+end
+
+if op == 'admit' then
+  return admit(tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]))
 end
 
 if op == 'after' then
