@@ -52,10 +52,10 @@ log = logging.getLogger("convo_bridge.worker")
 SWEEP_EVERY_S = 2.0
 TAKE_GRACE_S = 0.5  # after stop(), a take still waiting on Redis is cancelled after this
 CLOSE_S = 1.0  # each step of the way out (release, closing) is bounded by this
-POLL_S = 0.1  # while something is due later, take again at least this often
-# nothing due at all: wait this long for a wake (a conversation added to an empty `due`
-# wakes a worker, even one due later), so an idle worker costs Redis ~2 calls a second
-IDLE_WAIT_S = 1.0
+# an idle worker waits until the next conversation is due, for a wake, or this long at most:
+# whatever becomes due sooner than the head it saw, or now, wakes a worker (prelude.lua's
+# added_due), so this bound only catches what a lost wake (a Redis restart) left behind
+IDLE_WAIT_S = 5.0
 
 
 class Engine:
@@ -207,7 +207,7 @@ class Engine:
                 return
             wait = IDLE_WAIT_S
             if next_due is not None:
-                wait = min(POLL_S, max(next_due / 1000, 0.005))
+                wait = min(IDLE_WAIT_S, max(next_due / 1000, 0.005))
             self.waiting_for_wake = True  # holds no lease: stop() cancels it without grace
             try:
                 await asyncio.wait_for(self.store.wait_for_work(waker, wait), wait + 1.0)

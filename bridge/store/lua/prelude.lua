@@ -98,11 +98,11 @@ local function wake()
   end
 end
 
--- ck was just added to `due`, due at `at`: wake an idle worker when it is due now, or when
--- `due` was empty (a worker whose last take found nothing waits long; the one woken learns
--- when the next is due)
+-- a conversation was just added to `due`, due at `at`: wake an idle worker when it is due
+-- now, or when it is the new head (nothing due sooner). An idle worker waits until the head
+-- it last saw is due, so the one woken learns of the sooner time; no worker polls for it
 local function added_due(at)
-  if at <= NOW or redis.call('ZCARD', P .. 'due') == 1 then wake() end
+  if at <= NOW or redis.call('ZCOUNT', P .. 'due', '-inf', string.format('(%d', at)) == 0 then wake() end
 end
 
 -- makes a conversation with pending changes due, no sooner than `coalesce` ms after its last

@@ -1,6 +1,6 @@
-"""A conversation added to an empty `due` wakes an idle worker even when it is due later
-(coalescing, a retry, a swept lease): workers that last found nothing wait for a wake,
-and the one woken learns when the next conversation is due."""
+"""A conversation added to `due` wakes an idle worker when it is due now, or due later
+(coalescing, a retry, a swept lease) but sooner than everything else there: idle workers
+wait until the head they last saw is due, and the one woken learns the sooner time."""
 
 import time
 
@@ -22,7 +22,20 @@ def test_a_change_scheduled_for_later_into_an_empty_due_wakes_a_worker(ingest_ur
     assert rclient.llen("cb:wake") == 1
 
 
-def test_a_change_scheduled_for_later_beside_other_due_work_wakes_nobody(ingest_url, rclient):
+def test_a_change_scheduled_sooner_than_all_other_due_work_wakes_a_worker(ingest_url, rclient):
+    # before: only a change into an empty `due` woke anyone, and idle workers polled every
+    # 0.1 s for as long as anything was due later (a retry in an hour: 10 takes a second)
+    rclient.zadd("cb:due", {"a/other": int(time.time() * 1000) + 3_600_000})
+    soon = int(time.time() * 1000) + 5_000
+    rclient.hset("cb:hw:a/c1", "_t", soon)
+    payload = {"agent_id": "a", "convo_id": "c1", "occurred_at": T0, "set": {"title": "soon"}}
+    body, headers = signed(SECRET, payload)
+    assert httpx.post(f"{ingest_url}/webhooks/demo", content=body, headers=headers).is_success
+    assert soon <= float(rclient.zscore("cb:due", "a/c1")) < soon + 60_000
+    assert rclient.llen("cb:wake") == 1
+
+
+def test_a_change_scheduled_for_later_beside_sooner_due_work_wakes_nobody(ingest_url, rclient):
     rclient.zadd("cb:due", {"a/other": int(time.time() * 1000) + 60_000})
     rclient.hset("cb:hw:a/c1", "_t", int(time.time() * 1000) + 60_000)
     payload = {"agent_id": "a", "convo_id": "c1", "occurred_at": T0, "set": {"title": "later"}}
