@@ -285,3 +285,95 @@ def test_a_redis_holding_only_links_of_the_one_shard_layout_is_refused_when_shar
             await four.close()
 
     assert "links of the one-shard layout" in asyncio.run(main())
+
+
+def test_with_a_primary_down_takes_and_renewals_go_on_in_the_other_shards(
+    redis_cluster, rq_redis_url
+):
+    """kill -9 of one primary (before its replica is promoted): a take still leases what is
+    due in the other primaries' shards, and a renewal still extends the leases held there,
+    reporting only the dead primary's as not renewed. Before, one failed shard failed the
+    whole call: the take's other leases were dropped unused (those conversations waited for
+    the lease to lapse plus the in-doubt quiet time, ~40 s), and every lease read as lost."""
+    shards = Shards(DEFAULT_CLUSTER_SHARDS, cluster=True)
+    first_owner = redis_cluster.node_for_key(shards.prefixes[0] + "due")
+    victim = next(p for p in redis_cluster.primaries() if p != first_owner)  # not the gate's
+
+    def on_victim(ck: str) -> bool:
+        return redis_cluster.node_for_key(shards.prefixes[shards.of_conversation(ck)]) == victim
+
+    async def main() -> None:
+        store = Store(redis_cluster.url, rq_url=rq_redis_url)
+        try:
+            held_events = [
+                single.routed(single.Intent(single.T0, "a", f"h{i}", set={"title": "x"}), f"h{i}")
+                for i in range(150)
+            ]
+            await single.accept(store, *held_events)
+            held, _ = await store.take(500, lease_ms=60_000, rate_limit=0)
+            assert len(held) == 150
+            due_events = [
+                single.routed(single.Intent(single.T0, "a", f"d{i}", set={"title": "x"}), f"d{i}")
+                for i in range(150)
+            ]
+            await single.accept(store, *due_events)
+            due_cks = {conversation_key("a", f"d{i}") for i in range(150)}
+            live_due = {ck for ck in due_cks if not on_victim(ck)}
+            assert 0 < len(live_due) < len(due_cks)  # some in the victim's shards, some not
+
+            expected = [not on_victim(w.ck) for w in held]  # asked while the victim is up
+            redis_cluster.kill(victim)
+            renewed = await store.renew([(w.ck, w.token) for w in held], 60_000)
+            assert renewed == expected
+
+            taken: set[str] = set()
+            for _ in range(5):  # the victim's shards fail (until its replica takes over)
+                work, _ = await store.take(500, lease_ms=60_000, rate_limit=0)
+                taken |= {w.ck for w in work}
+                if live_due <= taken:
+                    break
+            assert live_due <= taken <= due_cks
+        finally:
+            await store.close()
+
+    asyncio.run(main())
+
+
+def test_a_failed_wake_subscription_is_made_again_once_redis_is_back(tmp_path):
+    """Sharded, a worker waits for wakes on a subscription. Redis gone as it subscribes:
+    the wait fails as the store being unavailable (the take loop backs off and goes on;
+    redis-py's RuntimeError for a pubsub without a connection would end it); once Redis is
+    back, the next wait subscribes again and a wake ends it. (This sequence also passed
+    before the review's fix: redis-py subscribes again to the channels it recorded.)"""
+    from bridge.local.redis_server import RedisServer
+
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    settings = RedisSettings(shards=4)
+
+    async def main() -> float:
+        store = Store(server.url, durability=settings)
+        try:
+            assert (await store.take(5, lease_ms=5000, rate_limit=0))[0] == []  # layout known
+            server.stop()
+            with pytest.raises(StoreUnavailable):
+                await store.wait_for_work(store, 1.0)
+            server.start()
+            waiting = asyncio.create_task(store.wait_for_work(store, 10.0))
+            await asyncio.sleep(0.5)  # subscribed again
+            began = time.monotonic()
+            publisher = redis.Redis.from_url(server.url)
+            try:
+                publisher.publish("cb.wake", "1")
+            finally:
+                publisher.close()
+            await waiting
+            return time.monotonic() - began
+        finally:
+            await store.close()
+
+    try:
+        took = asyncio.run(main())
+    finally:
+        server.stop()
+    assert took < 5.0, took
