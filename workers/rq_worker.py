@@ -74,8 +74,9 @@ from workers.worker import Engine
 log = logging.getLogger("convo_bridge.worker")
 
 SUSPEND_POLL_S = 1.0
-JOB_POLL_S = 2.0  # a blocked dequeue returns this often to see stop and suspend (at stop
-# it is abandoned on its daemon thread, not waited for: workers/threads.py)
+JOB_POLL_S = 0.5  # a blocked dequeue returns this often to see stop and suspend (at stop
+# it is abandoned on its daemon thread, not waited for: workers/threads.py; a job it moved
+# then waits in RQ's intermediate queue, so the window stays short)
 SUBSCRIBE_RETRY_S = 2.0
 PUBSUB_POLL_S = 1.0  # the pubsub thread sees stop() this often (RQ's waits 60 s)
 SYNC_SOCKET_TIMEOUT_S = 30  # RQ's side notices a Redis that stopped answering within this

@@ -14,9 +14,11 @@ local function circuit_gate(base, n, probe_ms)
   return 1, 'half', 0
 end
 
--- a probe that found nothing to send closes nothing: back to open, due now
+-- a probe that found nothing to send closes nothing: back to open, due now (workers told
+-- to wait out the probe's lease are woken: the next may probe)
 local function circuit_reopen(base)
   redis.call('HSET', base .. 'circuit', 'state', 'open', 'until', NOW)
+  wake()
 end
 
 local function circuit_open(base, cooldown)
@@ -32,6 +34,7 @@ local function circuit_record(base, verdict, window, ratio_permille, cooldown)
     if verdict == 'ok' then
       redis.call('HSET', base .. 'circuit', 'state', 'closed', 'until', 0)
       redis.call('DEL', base .. 'recent')
+      wake()  -- closed: workers told to wait out the probe's lease take again now
     else
       circuit_open(base, cooldown)
     end

@@ -122,7 +122,8 @@ local function settle(s)
   end
   if owned or redis.call('EXISTS', P .. 'lease:' .. ck) == 0 then
     if outcome == 'retry' or outcome == 'wait' then
-      if redis.call('ZADD', P .. 'due', retry_at, ck) == 1 then added_due(retry_at) end
+      -- CH: added, or moved (already back in `due`, swept, when this settle is late)
+      if redis.call('ZADD', P .. 'due', 'CH', retry_at, ck) == 1 then added_due(retry_at) end
     elseif redis.call('HLEN', P .. 'p:' .. ck) > 0 then
       redis.call('ZREM', P .. 'inflight', ck)
       schedule(ck, coalesce)

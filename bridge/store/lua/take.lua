@@ -66,6 +66,10 @@ for j = 1, #head, 2 do
   end
 end
 if #cks > 0 then call_many('ZREM', P .. 'due', cks) end
+-- a full take with more in `due`: this worker may stay busy past when that is due, so the
+-- wake is handed on to another idle worker (one BLPOP wakes one worker; sharded, every
+-- worker hears every wake and knows each shard's head from its last look)
+if not SHARD and #cks == n and nxt then wake() end
 local leased = {}
 for k, ck in ipairs(cks) do
   local pending = redis.call('HGETALL', P .. 'p:' .. ck)

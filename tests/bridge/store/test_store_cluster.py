@@ -360,10 +360,13 @@ def test_a_failed_wake_subscription_is_made_again_once_redis_is_back(tmp_path):
                 await store.wait_for_work(store, 1.0)
             server.start()
             waiting = asyncio.create_task(store.wait_for_work(store, 10.0))
-            await asyncio.sleep(0.5)  # subscribed again
-            began = time.monotonic()
             publisher = redis.Redis.from_url(server.url)
             try:
+                deadline = time.monotonic() + 8
+                while publisher.pubsub_numsub("cb.wake")[0][1] < 1:  # subscribed again
+                    assert time.monotonic() < deadline, "no subscription after Redis came back"
+                    await asyncio.sleep(0.05)
+                began = time.monotonic()
                 publisher.publish("cb.wake", "1")
             finally:
                 publisher.close()
