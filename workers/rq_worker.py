@@ -16,8 +16,9 @@ and gives no per-conversation order or coalescing); what RQ sees and does:
              (workers/worker.py); a Redis that answers nothing renews none, so that takes
              at most lease_s, RQ's side ~2 s more: its blocking calls run on daemon threads
              (workers/threads.py) abandoned at exit
-  RQ jobs    the `convo-bridge` queue's jobs (dead-letter replays, bridge/store/rq_jobs.py)
-             run one at a time in a thread beside the event loop, with RQ's own bookkeeping
+  RQ jobs    the `convo-bridge` queue's jobs (dead-letter replays, bridge/store/rq_jobs.py),
+             looked for every JOB_POLL_S without blocking, run one at a time in a thread
+             beside the event loop, with RQ's own bookkeeping
              (SimpleWorker.execute_job); TimerDeathPenalty, since SIGALRM needs the main thread
 Configuration comes from BRIDGE_CONFIG and the environment, as for every command. RQ's
 Redis is the RQ connection's (`rq worker -u URL`, RQ_REDIS_URL, or REDIS_URL); the store's
@@ -51,7 +52,6 @@ from redis.connection import SSLConnection, parse_url
 from redis.exceptions import RedisError
 from redis.sentinel import SentinelConnectionPool
 from rq import Queue, SimpleWorker
-from rq.exceptions import DequeueTimeout
 from rq.executions import Execution
 from rq.job import Job
 from rq.suspension import WORKERS_SUSPENDED
@@ -74,9 +74,9 @@ from workers.worker import Engine
 log = logging.getLogger("convo_bridge.worker")
 
 SUSPEND_POLL_S = 1.0
-JOB_POLL_S = 0.5  # a blocked dequeue returns this often to see stop and suspend (at stop
-# it is abandoned on its daemon thread, not waited for: workers/threads.py; a job it moved
-# then waits in RQ's intermediate queue, so the window stays short)
+JOB_POLL_S = 1.0  # the queue is looked at this often, without blocking: a blocked dequeue
+# cost Redis a timeout each time, and one abandoned at stop could move a job into RQ's
+# intermediate queue with nobody left to run it
 SUBSCRIBE_RETRY_S = 2.0
 PUBSUB_POLL_S = 1.0  # the pubsub thread sees stop() this often (RQ's waits 60 s)
 SYNC_SOCKET_TIMEOUT_S = 30  # RQ's side notices a Redis that stopped answering within this
@@ -341,8 +341,8 @@ class DeliveryWorker(SimpleWorker):
     @property
     def connection_timeout(self) -> int:
         """RQ raises the sync connection's socket timeout to this (415 s by default, sized for
-        its own 405 s blocking dequeue); ours block JOB_POLL_S, so a Redis that stops
-        answering is noticed within SYNC_SOCKET_TIMEOUT_S instead."""
+        its own 405 s blocking dequeue); ours does not block, so a Redis that stops answering
+        is noticed within SYNC_SOCKET_TIMEOUT_S instead."""
         return SYNC_SOCKET_TIMEOUT_S
 
     def subscribe(self) -> None:
@@ -424,10 +424,9 @@ class DeliveryWorker(SimpleWorker):
                 continue
             try:
                 # shielded: stop() cancels this loop, not the job it may be running
-                self.job_call = asyncio.ensure_future(
-                    in_daemon_thread(self._run_next_job, JOB_POLL_S)
-                )
-                await asyncio.shield(self.job_call)
+                self.job_call = asyncio.ensure_future(in_daemon_thread(self._run_next_job))
+                if not await asyncio.shield(self.job_call):
+                    await asyncio.sleep(JOB_POLL_S)
             except (RedisError, OSError) as exc:
                 log.warning(
                     "RQ job queue unreachable; retrying", extra=fields(error=type(exc).__name__)
@@ -437,18 +436,17 @@ class DeliveryWorker(SimpleWorker):
                 log.exception("RQ job handling failed", extra=fields(error=repr(exc)))
                 await asyncio.sleep(1.0)
 
-    def _run_next_job(self, timeout: float | None) -> bool:
-        try:
-            found = self.queue_class.dequeue_any(
-                self.queues,
-                timeout,  # type: ignore[arg-type]  # typed int; Redis's BLMOVE takes 0.5
-                connection=self.connection,
-                job_class=self.job_class,
-                serializer=self.serializer,
-                death_penalty_class=self.death_penalty_class,
-            )
-        except DequeueTimeout:
-            return False
+    def _run_next_job(self) -> bool:
+        """The next job on our queues, if any, run here; whether there was one (RQ's
+        non-blocking dequeue: one LMOVE into its intermediate queue, as RQ's own workers)."""
+        found = self.queue_class.dequeue_any(
+            self.queues,
+            None,
+            connection=self.connection,
+            job_class=self.job_class,
+            serializer=self.serializer,
+            death_penalty_class=self.death_penalty_class,
+        )
         if found is None:
             return False
         job, queue = found
@@ -457,7 +455,7 @@ class DeliveryWorker(SimpleWorker):
         return True
 
     def _run_jobs_until_empty(self) -> None:
-        while self._run_next_job(None):
+        while self._run_next_job():
             pass
 
 

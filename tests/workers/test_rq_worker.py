@@ -259,10 +259,10 @@ def test_rq_worker_command_in_json_format_writes_rqs_own_lines_as_json(tmp_path,
 def test_an_idle_worker_exits_within_a_second_of_sigterm(
     redis_url: str, start_worker_process: Any
 ) -> None:
-    """SIGTERM just after the worker began its blocking wait for RQ jobs: it used to sit out
-    that whole wait (2 s) after logging 'worker stopped'. It now waits for neither that poll,
-    its own wake wait nor the RQ pubsub thread's read (~15 ms quiet; 1.5 s is room for a
-    loaded machine, still under the 2 s it used to take)."""
+    """SIGTERM just after the worker looked for RQ jobs (it once sat out a whole blocking
+    wait, 2 s, after logging 'worker stopped'; it now looks without blocking and sleeps
+    between looks). It waits for neither that sleep, its own wake wait nor the RQ pubsub
+    thread's read (~15 ms quiet; 1.5 s is room for a loaded machine)."""
     import signal
 
     proc = start_worker_process()
@@ -272,8 +272,8 @@ def test_an_idle_worker_exits_within_a_second_of_sigterm(
     with watcher.monitor() as monitor:  # the worker's commands, as Redis receives them
         for command in monitor.listen():
             words = command["command"].split()
-            if words[0].upper() in ("BLMOVE", "BLPOP") and f"rq:queue:{RQ_QUEUE}" in words:
-                break  # it has just begun waiting for an RQ job
+            if words[0].upper() in ("LMOVE", "LPOP") and f"rq:queue:{RQ_QUEUE}" in words:
+                break  # it has just looked for an RQ job
             assert time.monotonic() < deadline, "the worker never waited for an RQ job"
     started = time.monotonic()
     proc.send_signal(signal.SIGTERM)
