@@ -120,6 +120,12 @@ class IngestSettings:
     head_timeout_s: float = setting(
         10.0, low=0.1, help="a request head (new or kept-alive connection) slower than this: closed"
     )
+    keep_alive_s: float = setting(
+        5.0,
+        low=0.1,
+        help="a kept-alive connection idle this long is closed (behind a load balancer: above "
+        "its idle timeout for upstream connections)",
+    )
     max_connections: int = setting(
         1000, low=1, help="open connections per serve process (below its open-file limit)"
     )

@@ -36,6 +36,7 @@ class Limits:
     max_header_bytes: int
     head_timeout_s: float
     max_connections: int
+    keep_alive_s: float = 5.0  # idle between requests (uvicorn's own timer closes it too)
 
 
 def _answer(status: bytes, code: str, detail: str, extra: bytes = b"") -> bytes:
@@ -95,11 +96,10 @@ class Gate:
         return min(1.0, max(0.05, self.limits.head_timeout_s / 4))
 
     def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
+        # `since`: when the head's deadline started; a kept-alive connection idle between
+        # requests is entered keep_alive_s - head_timeout_s off, so the order is not theirs
         cutoff = loop.time() - self.limits.head_timeout_s
-        while self.waiting:
-            conn, since = next(iter(self.waiting.items()))
-            if since > cutoff:
-                break
+        for conn in [c for c, since in self.waiting.items() if since <= cutoff]:
             conn.head_timed_out()
         if self.open:
             loop.call_later(self._tick(), self._sweep, loop)
@@ -118,6 +118,7 @@ class GuardedProtocol(HttpToolsProtocol):
         self._began = False  # some of that head has arrived
         self._head_bytes = 0
         self._closing_down = False
+        self._idle = False  # kept alive, between requests: no byte of the next head yet
 
     # --- the connection ---------------------------------------------------------------------
 
@@ -134,10 +135,15 @@ class GuardedProtocol(HttpToolsProtocol):
         self.gate.waiting.pop(self, None)
         super().connection_lost(exc)
 
-    def _wait_for_head(self) -> None:
-        """The deadline for the next request head starts now."""
+    def _wait_for_head(self, idle: bool = False) -> None:
+        """The deadline for the next request head starts now; `idle` (kept alive between
+        requests): the connection may stay idle keep_alive_s, and the head's deadline
+        starts with its first byte."""
         self.gate.waiting.pop(self, None)
-        self.gate.waiting[self] = self.loop.time()
+        limits = self.gate.limits
+        offset = limits.keep_alive_s - limits.head_timeout_s if idle else 0.0
+        self.gate.waiting[self] = self.loop.time() + offset
+        self._idle = idle
 
     def drop(self) -> None:
         """Closed to make room for a new connection."""
@@ -148,6 +154,9 @@ class GuardedProtocol(HttpToolsProtocol):
     def head_timed_out(self) -> None:
         self.gate.waiting.pop(self, None)
         if self._busy():  # a pipelined request is being answered: its deadline starts after
+            return
+        if self._idle:  # kept alive and idle keep_alive_s: closed, as uvicorn's own timer does
+            self.transport.close()
             return
         metrics.CONNECTIONS_CLOSED.labels("head_timeout").inc()
         if self._began and self._in_head:
@@ -161,6 +170,8 @@ class GuardedProtocol(HttpToolsProtocol):
     # --- bytes in ---------------------------------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
+        if self._idle and data:
+            self._wait_for_head()  # the next head has begun: its deadline starts now
         while data and self._in_head and not self.transport.is_closing():
             room = self.gate.limits.max_header_bytes - self._head_bytes
             part, data = data[: room + 1], data[room + 1 :]
@@ -203,9 +214,11 @@ class GuardedProtocol(HttpToolsProtocol):
     def on_response_complete(self) -> None:
         super().on_response_complete()
         if not self.transport.is_closing() and not self._busy():
-            # the next head (keep-alive) has the same deadline; so has the rest of a body
-            # the answer did not need (a client trickling it would hold the connection)
-            self._wait_for_head()
+            # kept alive between requests: idle up to keep_alive_s (a load balancer holds
+            # its upstream connections open), then the next head has the usual deadline
+            # from its first byte; the rest of a body the answer did not need has it now
+            # (a client trickling it would hold the connection)
+            self._wait_for_head(idle=self._in_head)
 
     # --- shutdown ---------------------------------------------------------------------------
 

@@ -36,6 +36,7 @@ def limits(settings: Settings) -> Limits:
     return Limits(
         max_header_bytes=settings.ingest.max_header_bytes,
         head_timeout_s=settings.ingest.head_timeout_s,
+        keep_alive_s=settings.ingest.keep_alive_s,
         max_connections=min(wanted, usable),
     )
 
@@ -119,6 +120,7 @@ def serve(settings: Settings, host: str, port: int, **options: Any) -> None:
         access_log=False,
         log_config=None,  # uvicorn's records go through bridge.logs like every other line
         timeout_graceful_shutdown=15,
+        timeout_keep_alive=settings.ingest.keep_alive_s,  # type: ignore[arg-type]  # a float works
         **options,
     )
     _warn_if_redis_is_away(settings.redis_url)

@@ -29,9 +29,16 @@ HEAD = b"POST /webhooks/demo HTTP/1.1\r\nHost: bridge\r\nContent-Type: applicati
 
 @contextlib.contextmanager
 def ingest(settings: Settings, **limits: float) -> Iterator[tuple[str, int]]:
-    given = {"max_header_bytes": 8192, "head_timeout_s": 30.0, "max_connections": 1000, **limits}
+    given = {
+        "max_header_bytes": 8192,
+        "head_timeout_s": 30.0,
+        "max_connections": 1000,
+        "keep_alive_s": 5.0,
+        **limits,
+    }
     http = protocol_class(Limits(**given))  # type: ignore[arg-type]
-    with serve_app_in_thread(build_app(settings), http=http) as url:
+    keep_alive = given["keep_alive_s"]
+    with serve_app_in_thread(build_app(settings), http=http, timeout_keep_alive=keep_alive) as url:
         yield url, int(url.rsplit(":", 1)[1])
 
 
@@ -127,6 +134,35 @@ def test_a_half_started_next_request_on_a_kept_alive_connection_is_closed(
         assert time.monotonic() - started < 4.5
 
 
+def test_a_kept_alive_connection_may_idle_keep_alive_s_past_the_head_deadline(
+    settings: Settings,
+) -> None:
+    """Behind a load balancer, an upstream connection sits idle between requests for as long
+    as the balancer keeps it (AWS ALB: 60 s by default); closed sooner, the balancer may send
+    on it as it closes and the sender gets a 502. An idle kept-alive connection now lives
+    keep_alive_s (here 3 s, past a 0.5 s head deadline), then closes; the next head's
+    deadline starts with its first byte. Before, it was closed at the head deadline."""
+
+    def health(sock: socket.socket) -> bytes:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: bridge\r\n\r\n")
+        answer = b""
+        while b'"ok"}' not in answer:  # the whole answer (head and body may come apart)
+            chunk = sock.recv(65536)
+            assert chunk, answer  # closed instead of answered
+            answer += chunk
+        return answer
+
+    with ingest(settings, head_timeout_s=0.5, keep_alive_s=3.0) as (_, port):
+        with connect(port) as sock:
+            assert health(sock).startswith(b"HTTP/1.1 200 ")
+            time.sleep(1.5)  # idle past the head deadline, within keep_alive_s
+            assert health(sock).startswith(b"HTTP/1.1 200 ")
+            started = time.monotonic()
+            assert read_all(sock) == b""  # idle again: closed after keep_alive_s, no answer
+            took = time.monotonic() - started
+        assert 2.5 < took < 8, took
+
+
 def test_at_the_connection_bound_slow_heads_give_way_to_real_webhooks(
     settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -166,6 +202,7 @@ def test_the_limits_are_settings_with_defaults(make_settings: Callable[..., Sett
     ingest_settings = make_settings().ingest
     assert ingest_settings.max_header_bytes == 65_536
     assert ingest_settings.head_timeout_s == 10.0
+    assert ingest_settings.keep_alive_s == 5.0
     assert ingest_settings.max_connections == 1000
 
 
