@@ -23,7 +23,6 @@ that the tests and benchmarks use:
 from __future__ import annotations
 
 import asyncio
-import gc
 import hmac
 import random
 import time
@@ -38,6 +37,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from bridge.catalogue import field_problem
+from bridge.process import freeze_startup_heap
 
 FREEZE_EVERY = 1000  # PATCHes logged
 
@@ -166,8 +166,7 @@ async def patch_convo(request: Request) -> Response:
         # the log only grows: what it holds leaves the collector's sight, so a full
         # collection's pause (a PATCH answered late, counted as the bridge's latency in the
         # soaks) does not grow with it (collected first: no garbage is frozen for good)
-        gc.collect()
-        gc.freeze()
+        freeze_startup_heap()
     state.by_status[answer.status_code] += 1
     return answer
 
@@ -344,8 +343,6 @@ def build_app(
 
 def run(host: str, port: int, **options: Any) -> None:
     import uvicorn
-
-    from bridge.process import freeze_startup_heap
 
     app = build_app(**options)
     freeze_startup_heap()  # the stand-in's own pauses would count as the bridge's latency

@@ -73,10 +73,10 @@ SCRIPT_TIMEOUT_S = 5.0
 # Decoding this many entries takes ~10 ms of CPU: more goes to a thread, so one conversation
 # with a huge tag list cannot stall every other one on the worker's event loop.
 OFFLOAD_ENTRIES = 5000
-EVENTS_SLICE = 2000
+EVENTS_SLICE = 2000  # event-log entries one search call reads: ~1 ms of Redis at a time
 # sharded: every shard's first due time is read this often (what missed wakes left behind)
 LOOK_EVERY_S = 2.0
-VERDICTS_EVERY_S = 0.2  # sharded: successes for the shared circuit go together this often  # event-log entries one search call reads: ~1 ms of Redis at a time
+VERDICTS_EVERY_S = 0.2  # sharded: successes for the shared circuit go together this often
 _RATES = ("accepted", "duplicates", "patched", "failed", "dead_lettered")
 _RATE_KEYS = ("acc", "dup", "ok", "fail", "dead")  # r:<what> counters the scripts keep
 P = ParamSpec("P")
@@ -153,6 +153,11 @@ class _Servers:
         if not self.cluster:
             return self.scripts0
         return await self.nodes.client(self.slots[shard], scripts=True)
+
+    def forget(self) -> None:
+        """The cluster's map may be stale (a call timed out): asked again at the next call."""
+        if self.cluster:
+            self.nodes.forget()
 
     def failed(self, exc: BaseException) -> bool:
         """After an error: a lost connection or a moved slot makes the cluster's map stale.
@@ -294,21 +299,6 @@ class Store:
         if script is None:
             script = self._script[name] = AsyncScript(None, source(name).encode())  # type: ignore[arg-type]
         return script
-
-    def _grouped(
-        self, name: ScriptName, head: tuple[int | str, ...], shard: int = 0
-    ) -> GroupCommit[Any, Any]:
-        """Concurrent calls of script `name` in one shard with the same leading arguments
-        share one call: their rows go as one JSON array, the last argument; the script
-        answers one item per row (a string of letters, or an array)."""
-        group = self._groups.get((name, head, shard))
-        if group is None:
-
-            async def send(rows: list[Any]) -> Any:
-                return await self._run(name, [*head, orjson.dumps(rows)], shard)
-
-            group = self._groups[(name, head, shard)] = GroupCommit(send)
-        return group
 
     async def _accept_group(
         self, head: tuple[int, ...], log_bounds: tuple[int, int], shard: int
@@ -455,7 +445,7 @@ class Store:
                                 raise
                     raise AssertionError("unreachable")
         except TimeoutError:
-            self._servers.failed(RedisConnectionError("timeout"))
+            self._servers.forget()
             raise StoreUnavailable(
                 f"Redis at {_redact(self.url)}: no answer within {SCRIPT_TIMEOUT_S:g} s"
             ) from None
@@ -539,9 +529,10 @@ class Store:
         todo = list(range(len(events)))
         logged = False  # the request's log row went with its events (it is written once)
         for _ in range(3):  # sharded: an event parked as its link was set goes round again
+            routes = await self._route([events[i] for i in todo])
             by_shard: dict[int, list[int]] = {}
-            for i in todo:
-                shard, events[i] = await self._route(events[i])
+            for i, (shard, event) in zip(todo, routes, strict=True):
+                events[i] = event
                 by_shard.setdefault(shard, []).append(i)
             with_log = not logged and log is not None and len(by_shard) == 1
             with_log = with_log and len(todo) == len(events)
@@ -566,22 +557,28 @@ class Store:
         parked = codes.count("p")
         return AcceptResult(codes.count("a") + parked, codes.count("d"), parked, future)
 
-    async def _route(self, ev: Routed) -> tuple[int, Routed]:
-        """The shard an event goes to, and the event as sent there: its conversation's.
+    async def _route(self, events: Sequence[Routed]) -> list[tuple[int, Routed]]:
+        """Per event, the shard it goes to and the event as sent there: its conversation's.
         Sharded, an event named by an external id is looked up in its link's shard first
-        (a read) and sent to the linked conversation, else to its fallback, else to the
-        link's shard to wait there (accept.lua looks again, in the script that parks it)."""
-        if ev.ck or not self.shards.sharded:
-            return self._ck_shard(ev.ck), ev
-        shard = self.shards.of_link(ev.source, ev.external_id)
-        with store_errors(self.url):
-            linked = await (await self._data(shard)).hget(
-                self.key_in(shard, "links", ev.source), ev.external_id
-            )
-        ck = str(linked or ev.fallback_ck)
-        if not ck:
-            return shard, ev
-        return self._ck_shard(ck), replace(ev, ck=ck)
+        (reads, at once) and sent to the linked conversation, else to its fallback, else to
+        the link's shard to wait there (accept.lua looks again, in the script that parks it)."""
+        if not self.shards.sharded:
+            return [(0, ev) for ev in events]
+
+        async def linked(ev: Routed) -> tuple[int, Routed]:
+            if ev.ck:
+                return self._ck_shard(ev.ck), ev
+            shard = self.shards.of_link(ev.source, ev.external_id)
+            with store_errors(self.url):
+                found = await (await self._data(shard)).hget(
+                    self.key_in(shard, "links", ev.source), ev.external_id
+                )
+            ck = str(found or ev.fallback_ck)
+            if not ck:
+                return shard, ev
+            return self._ck_shard(ck), replace(ev, ck=ck)
+
+        return list(await asyncio.gather(*(linked(ev) for ev in events)))
 
     async def _accept_in(
         self,
@@ -659,7 +656,7 @@ class Store:
                 return_exceptions=True,  # what other shards leased is kept, not orphaned
             )
             failed: BaseException | None = None
-            for shard, n, mark, result in zip(asked, shares, marks, found, strict=True):
+            for shard, share, mark, result in zip(asked, shares, marks, found, strict=True):
                 if isinstance(result, BaseException):
                     failed = result
                     continue
@@ -670,7 +667,7 @@ class Store:
                 self._due_at[shard] = (
                     at if self._due_at[shard] == mark else min(at, self._due_at[shard])
                 )
-                if len(got) >= n:  # it may hold more
+                if len(got) >= share:  # it may hold more
                     self._due_at[shard] = now
                     ready.append(shard)
             if failed is not None:
@@ -747,7 +744,7 @@ class Store:
         out: list[tuple[float | None, float | None, int]] = [(None, None, 0)] * self.shards.count
         for (_, shards), answers in zip(servers.values(), found, strict=True):
             clock = answers[0]
-            redis_ms = int(clock[0]) * 1000 + int(clock[1]) // 1000
+            redis_ms = _ms(clock)
             for i, shard in enumerate(shards):
                 due, held = answers[1 + 2 * i], answers[2 + 2 * i]
                 out[shard] = (
@@ -1076,23 +1073,44 @@ class Store:
         await self._run("purge", [dl_id], shard)
         return "replayed"
 
+    async def _read_letters(
+        self, ids: Sequence[str], queue: Callable[[Any, int, str], None]
+    ) -> list[list[Any]]:
+        """Per dead letter id, the answers to what `queue(pipe, shard, id)` asks: one
+        pipeline per shard the ids are in, all at once (not a round trip per id)."""
+        by_shard: dict[int, list[int]] = {}
+        for i, dl_id in enumerate(ids):
+            by_shard.setdefault(self._dl_shard(dl_id), []).append(i)
+
+        async def one(shard: int, idx: list[int]) -> list[Any]:
+            async with (await self._data(shard)).pipeline(transaction=False) as pipe:
+                for i in idx:
+                    queue(pipe, shard, ids[i])
+                return list(await pipe.execute())
+
+        parts = await asyncio.gather(*(one(s, idx) for s, idx in by_shard.items()))
+        out: list[list[Any]] = [[] for _ in ids]
+        for idx, answers in zip(by_shard.values(), parts, strict=True):
+            each = len(answers) // len(idx)
+            for k, i in enumerate(idx):
+                out[i] = answers[k * each : (k + 1) * each]
+        return out
+
     @_unavailable_as_error
     async def _replay_origins(self, ids: Sequence[str]) -> dict[str, tuple[str, list[str]]]:
         """Per id: its conversation and its events' `source:event id`s, read before replay."""
 
-        async def one(dl_id: str) -> tuple[str, list[str]]:
-            shard = self._dl_shard(dl_id)
-            async with (await self._data(shard)).pipeline(transaction=False) as pipe:
-                pipe.hget(self.key_in(shard, "dl", dl_id), "ck")
-                pipe.hgetall(self.key_in(shard, "dle", dl_id))
-                ck, flat = await pipe.execute()
+        def queue(pipe: Any, shard: int, dl_id: str) -> None:
+            pipe.hget(self.key_in(shard, "dl", dl_id), "ck")
+            pipe.hgetall(self.key_in(shard, "dle", dl_id))
+
+        found = {}
+        for dl_id, (ck, flat) in zip(ids, await self._read_letters(ids, queue), strict=True):
             events = sorted(
                 {f"{e.source}:{e.event_id}" for e in (decode(k, v) for k, v in flat.items())}
             )
-            return ck or "", events[:200]
-
-        found = await asyncio.gather(*(one(i) for i in ids))
-        return dict(zip(ids, found, strict=True))
+            found[dl_id] = (ck or "", events[:200])
+        return found
 
     @_unavailable_as_error
     async def _note_replays(self, replayed: dict[str, tuple[str, list[str]]]) -> None:
@@ -1152,8 +1170,7 @@ class Store:
         """A conversation's scheduled retry, due now instead; False when none was scheduled."""
         shard = self._ck_shard(ck)
         r = await self._data(shard)
-        seconds, micros = await r.time()  # due times are on the shard's server's clock
-        now = int(seconds) * 1000 + int(micros) // 1000
+        now = _ms(await r.time())  # due times are on the shard's server's clock
         score = await r.zscore(self.key_in(shard, "due"), ck)
         if score is None or score <= now:
             return False
@@ -1289,7 +1306,7 @@ class Store:
             answers = await pipe.execute()
         pending, applied, attempts, due, inflight, leased, dl_ids, clock = answers
         suspended = await self.delivery_paused()
-        now = int(clock[0]) * 1000 + int(clock[1]) // 1000
+        now = _ms(clock)
         return ConversationState(
             pending, applied, attempts, due, inflight, bool(leased), bool(suspended), dl_ids, now
         )
@@ -1300,12 +1317,11 @@ class Store:
         if not ids:
             return []
 
-        async def one(dl_id: str) -> Any:
-            shard = self._dl_shard(dl_id)
-            return await (await self._data(shard)).hget(self.key_in(shard, "dl", dl_id), "ck")
+        def queue(pipe: Any, shard: int, dl_id: str) -> None:
+            pipe.hget(self.key_in(shard, "dl", dl_id), "ck")
 
-        cks = await asyncio.gather(*(one(i) for i in ids))
-        return [i for i, c in zip(ids, cks, strict=True) if c == ck]
+        found = await self._read_letters(ids, queue)
+        return [i for i, (c,) in zip(ids, found, strict=True) if c == ck]
 
     # --- charts ---
 
@@ -1340,8 +1356,7 @@ class Store:
     @_unavailable_as_error
     async def redis_now_ms(self) -> int:
         """Redis's clock (shard 0's server), the one every stored time is on."""
-        seconds, micros = await (await self._data(0)).time()
-        return int(seconds) * 1000 + int(micros) // 1000
+        return _ms(await (await self._data(0)).time())
 
     async def clock_ms(self) -> int:
         """Redis's clock (epoch ms), for callers outside the store: the scripts' NOW. (The
@@ -1429,6 +1444,11 @@ def _logged(row: list[Any], codes: Sequence[str]) -> list[Any]:
         "accepted" if ("a" in got or "p" in got) else "duplicate" if "d" in got else "ignored"
     )
     return [row[0], 0, verdict, *row[3:]]
+
+
+def _ms(clock: Sequence[Any]) -> int:
+    """A TIME reply, (seconds, microseconds), as epoch ms: the scripts' NOW."""
+    return int(clock[0]) * 1000 + int(clock[1]) // 1000
 
 
 def _stream_id(entry_id: str) -> tuple[int, int]:

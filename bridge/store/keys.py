@@ -78,9 +78,19 @@ LATENCY_BUCKETS_MS = (2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 
 LOG_ROW = "\x00log"  # marks an event-log row among the accept script's event rows
 
 
+def on_cluster(url: str) -> bool:
+    """Whether the Redis `url` names is a Redis Cluster."""
+    return url.startswith("redis+cluster://")
+
+
+def base_prefix(cluster: bool) -> str:
+    """The one-shard layout's prefix (shard 0's when sharded holds the layout record)."""
+    return CLUSTER_PREFIX if cluster else PREFIX
+
+
 def prefix_for(url: str) -> str:
     """The store's key prefix on the Redis `url` names: CLUSTER_PREFIX on Redis Cluster."""
-    return CLUSTER_PREFIX if url.startswith("redis+cluster://") else PREFIX
+    return base_prefix(on_cluster(url))
 
 
 def conversation_key(agent_id: str, convo_id: str) -> str:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -32,7 +33,7 @@ from bridge.config import DEFAULT_REDIS_URL, RedisSettings, Settings
 from bridge.errors import StoreUnavailable
 from bridge.store import keys
 from bridge.store.connect import store_errors, sync_client, sync_store_client
-from bridge.store.keys import RQ_QUEUE, prefix_for
+from bridge.store.keys import RQ_QUEUE, on_cluster, prefix_for
 from bridge.store.replication import add_waits, check_waits
 from bridge.store.scripts import script_keys, source
 from bridge.store.shards import Shards, shards_for
@@ -65,7 +66,7 @@ class JobSettings:
 
     def prefix_of(self, dl_id: str) -> str:
         """The prefix of the shard holding dead letter `dl_id`."""
-        return self.shards.prefixes[self.shards.of_dead_letter(dl_id)]
+        return self.shards.dead_letter_prefix(dl_id)
 
 
 _configured: JobSettings | None = None
@@ -100,7 +101,7 @@ def _connection(prefix: str = "") -> Redis:
     an RQ worker started with only `-u`). On Cluster, the primary of shard `prefix`'s slot,
     asked now."""
     url = _settings().store_url
-    if url.startswith("redis+cluster://"):
+    if on_cluster(url):
         return sync_store_client(url, (prefix or prefix_for(url)) + "due")
     if url:
         return _client(url)
@@ -151,17 +152,19 @@ def replay_dead_letter(dl_id: str) -> str:
     """A requeued dead letter: merge it back (newer values still win). 'replayed', or
     'missing' when it was replayed or purged meanwhile."""
     settings = _settings()
-    conn = _connection(settings.prefix_of(dl_id))
+    prefix = settings.prefix_of(dl_id)
+    conn: Redis | None = None  # sharded, the replay runs on a Store: asked for only if needed
     if settings.shards.sharded:
         outcome = _replay_sharded(settings, [dl_id])[dl_id]
     else:
+        conn = _connection(prefix)
         [outcome] = replay(
             conn,
             [dl_id],
             settings.coalesce_ms,
-            settings.prefix_of(dl_id),
+            prefix,
             settings.durability,
-            _on_cluster(settings),
+            settings.shards.cluster,
         )
     if outcome == "unroutable":
         # RQ records this message as the failure rq-dashboard shows: the dead letter's own
@@ -169,7 +172,7 @@ def replay_dead_letter(dl_id: str) -> str:
         raise StillUnroutable(
             f"dead letter {dl_id} is still unroutable: set its link with "
             "`convo-bridge links set SOURCE EXTERNAL_ID AGENT_ID CONVO_ID` (that replays it)\n"
-            + _failure_text(conn, dl_id, settings.prefix_of(dl_id))
+            + _failure_text(conn or _connection(prefix), dl_id, prefix)
         )
     return outcome
 
@@ -199,10 +202,6 @@ def _replay_sharded(settings: JobSettings, ids: Sequence[str] | None) -> dict[st
     return asyncio.run(run())
 
 
-def _on_cluster(settings: JobSettings) -> bool:
-    return settings.store_url.startswith("redis+cluster://")
-
-
 def _failure_text(conn: Redis, dl_id: str, prefix: str) -> str:
     from bridge.store.rq_mirror import failure_text  # it imports this module's neighbours
 
@@ -224,11 +223,9 @@ def replay_dead_letters(
     """Replay `ids`, or every dead letter when None, CHUNK at a time. Counts per outcome.
     `replicas` > 0: each chunk waits for that many replicas (durability = "replica")."""
     settings = _settings()
-    counts: dict[str, int] = {}
     if settings.shards.sharded:
-        for outcome in _replay_sharded(settings, ids).values():
-            counts[outcome] = counts.get(outcome, 0) + 1
-        return counts
+        return dict(Counter(_replay_sharded(settings, ids).values()))
+    counts: Counter[str] = Counter()
     conn = _connection()
     durability = (
         RedisSettings("replica", replicas, replica_timeout_ms) if replicas else RedisSettings()
@@ -239,10 +236,8 @@ def replay_dead_letters(
         ids = [i.decode() if isinstance(i, bytes) else str(i) for i in conn.zrange(dlq, 0, -1)]
     for start in range(0, len(ids), CHUNK):
         chunk = ids[start : start + CHUNK]
-        answers = replay(conn, chunk, coalesce_ms, prefix, durability, _on_cluster(settings))
-        for outcome in answers:
-            counts[outcome] = counts.get(outcome, 0) + 1
-    return counts
+        counts.update(replay(conn, chunk, coalesce_ms, prefix, durability, settings.shards.cluster))
+    return dict(counts)
 
 
 def enqueue_replay(

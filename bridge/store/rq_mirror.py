@@ -278,9 +278,7 @@ def reconcile(conn: Redis, prefix: str | Sequence[str] = PREFIX, rq: Redis | Non
 
 
 def _drop_orphans(conn: Redis, rq: Redis, prefixes: Sequence[str]) -> None:
-    def prefix_of(dl_id: str) -> str:
-        return prefixes[Shards(len(prefixes)).of_dead_letter(dl_id)]
-
+    prefix_of = Shards(len(prefixes)).dead_letter_prefix  # the same tags, on Cluster or not
     failed = FailedJobRegistry(RQ_QUEUE, connection=rq).key
     ids = [i for i in (_text(r) for r in rq.zrange(failed, 0, -1)) if DEAD_LETTER_ID.fullmatch(i)]
     for start in range(0, len(ids), 1000):

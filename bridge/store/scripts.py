@@ -19,6 +19,7 @@ from rq.results import Result
 
 from bridge.changes import TIME_DIGITS, VERSION_LEN
 from bridge.store.keys import CHART_TTL_S, HIGH_WATER_TTL_MS, RQ_QUEUE
+from bridge.store.shards import WAKE_CHANNEL
 
 # RQ's failed-job registry of our queue: a script's KEYS[2] when RQ shares the store's Redis
 RQ_FAILED_KEY = FailedJobRegistry.key_template.format(RQ_QUEUE)
@@ -80,6 +81,7 @@ def source(name: ScriptName) -> str:
         f"local TIME_DIGITS = {TIME_DIGITS}\n"
         f"local HIGH_WATER_TTL_MS = {HIGH_WATER_TTL_MS}\n"
         f"local CHART_TTL_S = {CHART_TTL_S}\n"
+        f"local WAKE_CHANNEL = '{WAKE_CHANNEL}'\n"
         # RQ's keys for a dead letter's failed job (bridge/store/rq_mirror.py), from RQ itself
         f"local RQ_JOB = '{Job.key_for('')}'\n"
         f"local RQ_RESULTS = '{Result.get_key('')}'\n"  # type: ignore[no-untyped-call]

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
 
 from bridge.config import RedisSettings
-from bridge.store.keys import CLUSTER_PREFIX, PREFIX
+from bridge.store.keys import base_prefix, on_cluster
 
 WAKE_CHANNEL = "cb.wake"  # PUBLISH channel of the sharded layout's wakes (payload: shard)
 DEFAULT_CLUSTER_SHARDS = 120  # 3 to 16 equal primaries each hold 120/n ± 1 shards (±15 %)
@@ -51,7 +51,7 @@ def _tag(i: int, count: int) -> str:
 @functools.cache
 def _prefixes(count: int, cluster: bool) -> tuple[str, ...]:
     if count == 1:
-        return (CLUSTER_PREFIX if cluster else PREFIX,)
+        return (base_prefix(cluster),)
     return tuple("{" + _tag(i, count) + "}:" for i in range(count))
 
 
@@ -79,6 +79,9 @@ class Shards:
     def of_link(self, source: str, external_id: str) -> int:
         return self._of(f"{source}\n{external_id}")
 
+    def dead_letter_prefix(self, dl_id: str) -> str:
+        return self.prefixes[self.of_dead_letter(dl_id)]
+
     def of_dead_letter(self, dl_id: str) -> int:
         """A dead letter's shard, from the `-s<i>` its id ends with (none: shard 0)."""
         _, sep, shard = dl_id.rpartition("-s")
@@ -89,5 +92,5 @@ class Shards:
 
 def shards_for(url: str, settings: RedisSettings) -> Shards:
     """The shards a store on Redis `url` with `[redis]` settings uses."""
-    cluster = url.startswith("redis+cluster://")
+    cluster = on_cluster(url)
     return Shards(settings.shards or (DEFAULT_CLUSTER_SHARDS if cluster else 1), cluster)

@@ -8,9 +8,13 @@ local RQ_HERE = KEYS[2] ~= nil
 local function new_dead(reason, ck, source, ext, status, snippet, raw)
   local id = tostring(NOW) .. '-' .. redis.call('INCR', P .. 'dlseq')
   if SHARD then id = id .. '-s' .. SHARD end  -- its shard, for those who look it up
-  redis.call('HSET', P .. 'dl:' .. id, 'id', id, 'reason', reason, 'ck', ck, 'source', source,
-    'external_id', ext, 'created', NOW, 'last_status', status, 'last_snippet', snippet)
-  if raw then redis.call('HSET', P .. 'dl:' .. id, 'ext', raw) end
+  local fields = {'id', id, 'reason', reason, 'ck', ck, 'source', source, 'external_id', ext,
+    'created', NOW, 'last_status', status, 'last_snippet', snippet}
+  if raw then
+    fields[#fields + 1] = 'ext'
+    fields[#fields + 1] = raw
+  end
+  redis.call('HSET', P .. 'dl:' .. id, unpack(fields))
   redis.call('ZADD', P .. 'dlq', NOW, id)
   redis.call('HINCRBY', P .. 'dlr', reason, 1)
   if ck ~= '' then

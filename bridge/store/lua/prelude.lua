@@ -92,7 +92,7 @@ end
 -- worker can block on every shard's list: the wake is published, naming the shard
 local function wake()
   if SHARD then
-    redis.call('PUBLISH', 'cb.wake', SHARD)
+    redis.call('PUBLISH', WAKE_CHANNEL, SHARD)
   elseif redis.call('LPUSH', P .. 'wake', '1') > 64 then
     redis.call('LTRIM', P .. 'wake', 0, 63)
   end
