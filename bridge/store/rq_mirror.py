@@ -247,18 +247,16 @@ def mirror_pending(conn: Redis, prefixes: Sequence[str], rq: Redis | None) -> No
             drop_gone(conn, rq, prefix)
 
 
-def reconcile(conn: Redis, prefix: str | Sequence[str] = PREFIX, rq: Redis | None = None) -> int:
+def reconcile(conn: Redis, prefixes: Sequence[str] = (PREFIX,), rq: Redis | None = None) -> int:
     """Mirror every dead letter that has no job (of any status), and, with RQ on its own
-    Redis, drop the failed jobs whose dead letter is gone. `prefix`: the shard's, or every
-    shard's in order (a job's letter is looked for in its own shard). Returns how many jobs
-    it made."""
-    prefixes = (prefix,) if isinstance(prefix, str) else tuple(prefix)
+    Redis, drop the failed jobs whose dead letter is gone. `prefixes`: every shard's, in
+    order (a job's letter is looked for in its own shard). Returns how many jobs it made."""
     jobs = conn if rq is None else rq
     made = 0
     for shard_prefix in prefixes:
         start = 0
+        dlq = keys.key(shard_prefix, "dlq")
         while True:
-            dlq = keys.key(shard_prefix, "dlq")
             ids = [_text(i) for i in conn.zrange(dlq, start, start + 999)]
             if not ids:
                 break

@@ -76,9 +76,7 @@ local function replay(id, coalesce)
     if not ck then return 'unroutable' end
     if SHARD then return 'linked' end
   end
-  local entries = redis.call('HGETALL', P .. 'dle:' .. id)
-  for i = 1, #entries, 2 do merge(ck, entries[i], entries[i + 1]) end
-  if redis.call('HLEN', P .. 'p:' .. ck) > 0 then schedule(ck, coalesce) end
+  merge_back(ck, redis.call('HGETALL', P .. 'dle:' .. id), coalesce)
   drop_dead(id)
   return 'replayed'
 end

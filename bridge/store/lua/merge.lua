@@ -4,7 +4,5 @@
 -- ARGV[2] coalesce (ms), ARGV[3] ck, ARGV[4] a JSON array [name, entry, ...] of the letter's
 -- changes. Newest wins against pending and applied, as for any replay. Returns 'replayed'.
 local coalesce, ck = tonumber(ARGV[2]), ARGV[3]
-local entries = cjson.decode(ARGV[4])
-for i = 1, #entries, 2 do merge(ck, entries[i], entries[i + 1]) end
-if redis.call('HLEN', P .. 'p:' .. ck) > 0 then schedule(ck, coalesce) end
+merge_back(ck, cjson.decode(ARGV[4]), coalesce)
 return 'replayed'

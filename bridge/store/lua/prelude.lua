@@ -118,6 +118,13 @@ local function schedule(ck, coalesce, times)
   if redis.call('ZADD', P .. 'due', 'NX', due, ck) == 1 then added_due(due) end
 end
 
+-- a replayed dead letter's changes back into its conversation, [name, entry, ...]: newest
+-- wins against pending and applied, and the conversation is due if anything is pending
+local function merge_back(ck, entries, coalesce)
+  for i = 1, #entries, 2 do merge(ck, entries[i], entries[i + 1]) end
+  if redis.call('HLEN', P .. 'p:' .. ck) > 0 then schedule(ck, coalesce) end
+end
+
 -- an in-doubt PATCH may still be applied: nothing more goes to this conversation for
 -- `quiet` ms, so whatever follows lands after it; the arrays the bridge last saw may no
 -- longer be the target's, so the next PATCH that rewrites one reads it again
