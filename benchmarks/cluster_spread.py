@@ -16,8 +16,11 @@ Prints figures; asserts nothing (the spread's bound is tests/bridge/store/test_s
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +28,7 @@ import httpx
 import redis
 
 from benchmarks.bench import SECRET, wait_http, wrk, wrk_lua
+from benchmarks.redis_cost import Monitor
 from bridge.local.redis_server import RedisServer, free_port
 from tests.cluster import RedisCluster
 from tests.servers import cli, stop
@@ -39,8 +43,26 @@ def _figures(conn: redis.Redis) -> tuple[int, float, int]:
     )
 
 
+def _cpu(pid: int) -> float:
+    """CPU seconds (user + system) a process has used, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _calls(conn: redis.Redis) -> Counter[str]:
+    """Calls per command (commandstats), scripts' own commands included."""
+    stats = conn.info("commandstats")
+    return Counter({k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in stats.items()})
+
+
 def run(
-    redis_url: str, rq_url: str, tmp: Path, seconds: int, primaries: Any
+    redis_url: str,
+    rq_url: str,
+    tmp: Path,
+    seconds: int,
+    primaries: Any,
+    shards: int = 0,
+    monitor_url: str = "",
 ) -> tuple[float, float]:
     """(webhooks/s, PATCHes/s) over `seconds` of wrk on `redis_url` with the workers
     delivering meanwhile; `primaries`: () or the cluster's (index, client)s, whose spread
@@ -49,6 +71,7 @@ def run(
     config = tmp / "config.toml"
     config.write_text(
         '[sources.demo]\nkind = "standard"\nsecret_env = "DEMO_SECRET"\n[log]\nlevel = "WARNING"\n'
+        f"[redis]\nshards = {shards}\n"
     )
     env = {
         "DEMO_SECRET": SECRET,
@@ -69,10 +92,35 @@ def run(
         script = tmp / "wrk.lua"
         wrk_lua(script, 20_000)
         before = {i: _figures(c) for i, c in primaries}
+        calls = sum((_calls(c) for _, c in primaries), Counter[str]())
+        roles = {"serve": procs[1:2], "workers": procs[2:], "sandbox": procs[:1]}
+        cpu_before = {role: sum(_cpu(p.pid) for p in ps) for role, ps in roles.items()}
         patched = httpx.get(f"{sandbox}/_sandbox/stats").json()["patches"]
-        webhooks, _ = wrk(serve, script, seconds)
+        with contextlib.ExitStack() as stack:
+            monitor = stack.enter_context(Monitor(monitor_url)) if monitor_url else None
+            webhooks, _ = wrk(serve, script, seconds)
+        if monitor is not None:
+            runs = ", ".join(
+                f"{name} {n / (webhooks * seconds):.2f}"
+                for name, n in monitor.scripts.most_common()
+            )
+            print(f"  script calls per webhook, on the first server (MONITOR): {runs}")
         patches = (httpx.get(f"{sandbox}/_sandbox/stats").json()["patches"] - patched) / seconds
         after = {i: _figures(c) for i, c in primaries}
+        calls = sum((_calls(c) for _, c in primaries), Counter[str]()) - calls
+        top = ", ".join(
+            f"{name} {n / (webhooks * seconds):.2f}" for name, n in calls.most_common(8)
+        )
+        print(f"  commands per webhook (most called): {top}")
+        spent = {
+            role: sum(_cpu(p.pid) for p in ps) - cpu_before[role] for role, ps in roles.items()
+        }
+        print(
+            "  CPU per webhook: "
+            + ", ".join(
+                f"{role} {t / (webhooks * seconds) * 1e6:.0f} µs" for role, t in spent.items()
+            )
+        )
         cpu_total = sum(after[i][1] - before[i][1] for i in before)
         print(
             f"  Redis CPU per webhook (its delivery included): {cpu_total / (webhooks * seconds) * 1e6:.0f} µs"
@@ -98,6 +146,13 @@ def run(
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=int, default=15)
+    ap.add_argument("--shards", type=int, default=0, help="[redis] shards on the cluster")
+    ap.add_argument(
+        "--monitor",
+        action="store_true",
+        help="count script calls on the first server with MONITOR (it costs Redis CPU: "
+        "rates and CPU figures of such a run are lower)",
+    )
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
@@ -109,7 +164,15 @@ def main() -> None:
             try:
                 (tmp / "s").mkdir()
                 server = [(0, redis.Redis.from_url(single_url))]
-                one = run(single_url, rq_url, tmp / "s", args.seconds, server)
+                one = run(
+                    single_url,
+                    rq_url,
+                    tmp / "s",
+                    args.seconds,
+                    server,
+                    0,
+                    single_url if args.monitor else "",
+                )
             finally:
                 single.stop()
             redis.Redis.from_url(rq_url).flushall()
@@ -118,7 +181,8 @@ def main() -> None:
             try:
                 nodes = [(i, cluster.client(i)) for i in cluster.primaries()]
                 (tmp / "c").mkdir()
-                many = run(cluster.url, rq_url, tmp / "c", args.seconds, nodes)
+                first = f"redis://127.0.0.1:{cluster.ports[0]}" if args.monitor else ""
+                many = run(cluster.url, rq_url, tmp / "c", args.seconds, nodes, args.shards, first)
             finally:
                 cluster.stop()
         finally:
