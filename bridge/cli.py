@@ -37,7 +37,7 @@ T = TypeVar("T")
 
 
 # Commands that only read and write Redis: no webhook secret or Convocore token needed.
-REDIS_ONLY = ("status", "dlq", "links", "trace", "events", "fields")
+REDIS_ONLY = ("status", "dlq", "links", "trace", "events", "fields", "migrate")
 
 
 def _store_supported(settings: Settings) -> None:
@@ -395,6 +395,36 @@ def cmd_links(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_migrate(args: argparse.Namespace) -> int:
+    """The queue, links and dedup keys of the store at --from, into REDIS_URL's layout."""
+    from bridge.config import RedisSettings
+    from bridge.store.connect import parse_redis_url
+    from bridge.store.move import move, source_shards
+
+    settings = _settings(args)
+    if args.source_url == settings.redis_url:
+        raise ConfigError("--from", "is REDIS_URL itself: name the Redis to move from")
+    parse_redis_url(args.source_url, "--from")
+
+    async def run() -> list[str]:
+        count = await source_shards(args.source_url)
+        source = Store(
+            args.source_url, durability=RedisSettings(shards=count), rq_url=settings.rq_url
+        )
+        target = Store(settings.redis_url, durability=settings.redis, rq_url=settings.rq_url)
+        try:
+            quiet_ms = int(settings.delivery.in_doubt_quiet_s * 1000)
+            return (await move(source, target, quiet_ms=quiet_ms)).lines()
+        finally:
+            await source.close()
+            await target.close()
+
+    for line in asyncio.run(run()):
+        print(line)
+    print("the source is left as it was: point every serve and worker at REDIS_URL now")
+    return 0
+
+
 # --- parser -------------------------------------------------------------------------------------
 
 
@@ -562,6 +592,21 @@ def parser() -> argparse.ArgumentParser:
     ev.add_argument("--limit", type=int, default=50, help="at most this many (default: 50)")
     ev.add_argument("--json", action="store_true", help="print a JSON array")
     ev.set_defaults(fn=cmd_events)
+
+    mg = sub.add_parser(
+        "migrate",
+        help="move the queue, links and dedup keys from another Redis (or shard count) into "
+        "REDIS_URL's; serve and workers stopped",
+    )
+    mg.add_argument(
+        "--from",
+        dest="source_url",
+        required=True,
+        metavar="URL",
+        help="the Redis the bridge ran on (redis://, rediss://, redis+sentinel://, "
+        "redis+cluster://), read as the layout it was written with",
+    )
+    mg.set_defaults(fn=cmd_migrate)
 
     c = sub.add_parser("config", help="configuration")
     cs = c.add_subparsers(dest="config_cmd", required=True)

@@ -250,6 +250,24 @@ class Store:
             await self._check_layout()
         return await self._servers.data(shard)
 
+    async def shard_client(self, shard: int) -> Any:
+        """The client of shard `shard`'s server, for a tool that reads the layout key by
+        key (bridge/store/move.py); the layout is checked first, like every other use."""
+        return await self._data(shard)
+
+    async def write_in(self, shard: int, *commands: tuple[Any, ...]) -> list[Any]:
+        """Plain writes to shard `shard`, in one pipeline, acknowledged like a script's
+        ([redis] durability)."""
+        return await self._write(*commands, shard=shard)
+
+    async def held_layout(self) -> int | None:
+        """The shard count a sharded store recorded on this Redis (None: one shard, or
+        nothing written yet), read without the layout check."""
+        name = prefix_for(self.url) + "layout"
+        with store_errors(self.url):
+            held = await (await self._servers.data_for(name)).get(name)
+        return None if held is None else int(held)
+
     async def close(self) -> None:
         if self._verdicts_later is not None:
             self._verdicts_later.cancel()
@@ -414,13 +432,14 @@ class Store:
         if held is None and count > 1:
             raise StoreUnavailable(
                 f"{where} holds a queue, dead letters or links of the one-shard layout, and "
-                f"[redis] shards makes {count}: set [redis] shards = 1, or drain it first"
+                f"[redis] shards makes {count}: set [redis] shards = 1, or move it onto "
+                "another Redis with `convo-bridge migrate --from`"
             )
         if held is not None and int(held) != count:
             raise StoreUnavailable(
                 f"{where} holds the layout of {int(held)} shards, and [redis] shards makes "
                 f"{count}: set [redis] shards = {int(held)} (its queue and dead letters are "
-                "under that layout)"
+                "under that layout), or move it onto another Redis with `convo-bridge migrate`"
             )
         self._layout_checked = True
 
@@ -482,7 +501,7 @@ class Store:
             return list(answers)
         raise StoreUnavailable(f"Redis at {_redact(self.url)}: script {name} would not load")
 
-    async def _write(self, *commands: tuple[str, ...], shard: int = 0) -> list[Any]:
+    async def _write(self, *commands: tuple[Any, ...], shard: int = 0) -> list[Any]:
         """Direct writes (not scripts) to one shard in one pipeline, waiting for the
         replicas like a script under replica durability. Their answers."""
         client = await self._data(shard)

@@ -1,0 +1,190 @@
+"""`convo-bridge migrate --from URL` (bridge/store/move.py): a store's queue, links and dedup
+keys moved onto another Redis or another shard count, run as the real command on real
+servers, then used through the target's Store: what was waiting is delivered with its values,
+newest wins against what was applied before the move, a re-sent event is still a duplicate,
+a link still routes; and what it refuses, before writing anything."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import redis
+
+from bridge.config import RedisSettings
+from bridge.intents import Intent
+from bridge.store import Outcome, Store, conversation_key
+from tests.bridge.store.test_store import T0, D, accept, routed
+
+
+def migrate(source_url: str, target_url: str, tmp: Path, *, shards: int = 0, rq_url: str = ""):
+    config = tmp / "config.toml"
+    config.write_text(f"[redis]\nshards = {shards}\n")
+    env = {
+        **os.environ,
+        "REDIS_URL": target_url,
+        "RQ_REDIS_URL": rq_url,
+        "BRIDGE_CONFIG": str(config),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "bridge.cli", "migrate", "--from", source_url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+
+
+async def fill(store: Store) -> None:
+    """On the source: conversation c1 waiting (e0 replaced by the newer e1), c2 delivered
+    (its title applied), and a link."""
+    await accept(store, routed(Intent(T0, "a", "c1", set={"title": "older"}), "e0"))
+    await accept(store, routed(Intent(T0 + 10, "a", "c1", set={"title": "waiting"}), "e1"))
+    await accept(store, routed(Intent(T0 + 5, "a", "c2", set={"title": "applied"}), "e2"))
+    work, _ = await store.take(10, lease_ms=5000, rate_limit=0)
+    [done] = [w for w in work if w.ck == conversation_key("a", "c2")]
+    await store.settle(done, Outcome("ok", sent=done.entries), settings=D)
+    [held] = [w for w in work if w.ck == conversation_key("a", "c1")]
+    # c1 back in `due` untouched, as a stopped worker would leave it
+    await store.settle(held, Outcome("retry", retry_in_ms=0), settings=D)
+    await store.set_link_only("demo", "T-1", "a", "c3")
+
+
+async def check(store: Store) -> None:
+    """On the target, after the move."""
+    work, _ = await store.take(10, lease_ms=5000, rate_limit=0)
+    assert [w.ck for w in work] == [conversation_key("a", "c1")]
+    assert {e.name: e.payload for e in work[0].entries} == {"f:title": "waiting"}
+    await store.settle(work[0], Outcome("ok", sent=work[0].entries), settings=D)
+    # newest wins against the value applied before the move; a re-send is a duplicate
+    late = await accept(store, routed(Intent(T0 + 1, "a", "c2", set={"title": "late"}), "e9"))
+    again = await accept(store, routed(Intent(T0 + 5, "a", "c2", set={"title": "applied"}), "e2"))
+    assert (late.accepted, again.duplicates) == (1, 1)
+    assert (await store.take(10, lease_ms=5000, rate_limit=0))[0] == []
+    assert await store.get_link("demo", "T-1") == ("a", "c3")
+
+
+def run(url: str, body, *, shards: int = 0, rq_url: str = ""):
+    async def main():
+        store = Store(url, durability=RedisSettings(shards=shards), rq_url=rq_url)
+        try:
+            return await body(store)
+        finally:
+            await store.close()
+
+    return asyncio.run(main())
+
+
+def test_a_single_servers_queue_links_and_dedup_keys_move_onto_a_cluster(
+    redis_url, redis_cluster, rq_redis_url, tmp_path
+):
+    run(redis_url, fill)
+    before = sorted(redis.Redis.from_url(redis_url).keys("*"))
+    done = migrate(redis_url, redis_cluster.url, tmp_path, rq_url=rq_redis_url)
+    assert done.returncode == 0, done.stderr
+    assert "moved 2 conversations (1 with changes waiting" in done.stdout
+    assert "1 links, 2 dedup keys" in done.stdout
+    assert "left 1 dedup keys" in done.stdout  # e0's: e1 replaced its change
+    run(redis_cluster.url, check, rq_url=rq_redis_url)
+    assert sorted(redis.Redis.from_url(redis_url).keys("*")) == before  # the source as it was
+
+
+@pytest.mark.parametrize(("source_shards", "target_shards"), [(1, 4), (4, 1)])
+def test_the_shard_count_changes_by_moving_to_another_redis(
+    source_shards, target_shards, redis_url, rq_redis_url, tmp_path
+):
+    run(redis_url, fill, shards=source_shards)
+    done = migrate(redis_url, rq_redis_url, tmp_path, shards=target_shards)
+    assert done.returncode == 0, done.stderr
+    run(rq_redis_url, check, shards=target_shards)
+
+
+def test_a_source_with_dead_letters_is_refused_and_nothing_is_written(
+    redis_url, rq_redis_url, tmp_path
+):
+    async def dead(store: Store) -> None:
+        await accept(store, routed(Intent(T0, "a", "c", set={"title": "x"}), "e1"))
+        [work], _ = await store.take(1, lease_ms=5000, rate_limit=0)
+        await store.settle(work, Outcome("dead", reason="rejected_404"), settings=D)
+
+    run(redis_url, dead)
+    done = migrate(redis_url, rq_redis_url, tmp_path)
+    assert done.returncode == 1
+    assert "1 dead letters" in done.stderr and "dlq replay --all" in done.stderr
+    assert redis.Redis.from_url(rq_redis_url).dbsize() == 0
+
+
+def test_a_conversation_held_by_a_worker_is_refused(redis_url, rq_redis_url, tmp_path):
+    async def held(store: Store) -> None:
+        await accept(store, routed(Intent(T0, "a", "c", set={"title": "x"}), "e1"))
+        await store.take(1, lease_ms=60_000, rate_limit=0)
+
+    run(redis_url, held)
+    done = migrate(redis_url, rq_redis_url, tmp_path)
+    assert done.returncode == 1 and "held by a worker" in done.stderr
+
+
+def test_a_target_already_in_use_is_refused(redis_url, rq_redis_url, tmp_path):
+    run(redis_url, fill)
+    run(rq_redis_url, lambda s: s.set_link_only("demo", "T-2", "a", "c9"))
+    done = migrate(redis_url, rq_redis_url, tmp_path)
+    assert done.returncode == 1 and "already holds the store's keys" in done.stderr
+    assert migrate(redis_url, redis_url, tmp_path).returncode == 2  # --from is REDIS_URL
+
+
+def test_a_move_stopped_half_way_runs_again_over_what_it_wrote(redis_url, rq_redis_url, tmp_path):
+    """The marker a run leaves on the target until it is done lets the next run write it all
+    again: the lists (attempts) are replaced, not appended to."""
+    run(redis_url, fill)
+    assert migrate(redis_url, rq_redis_url, tmp_path).returncode == 0
+    redis.Redis.from_url(rq_redis_url).set("cb:moving", "from 1 shards")  # as if stopped
+    done = migrate(redis_url, rq_redis_url, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert redis.Redis.from_url(rq_redis_url).exists("cb:moving") == 0
+    target = redis.Redis.from_url(rq_redis_url)
+    source = redis.Redis.from_url(redis_url)
+    ck = conversation_key("a", "c1")
+    assert target.lrange(f"cb:att:{ck}", 0, -1) == source.lrange(f"cb:att:{ck}", 0, -1) != []
+    run(rq_redis_url, check)
+
+
+def test_a_source_written_to_during_the_move_fails_it_and_keeps_the_marker(
+    redis_url, rq_redis_url, monkeypatch
+):
+    """Serve still running on the source: an event accepted there while the keys are read
+    would be left behind, so the move fails, saying why, and leaves its marker for the next
+    run."""
+    from bridge.store import move as moving
+
+    run(redis_url, fill)
+    read = moving._read
+    written = []
+
+    async def read_then_accept(client, keys):
+        got = await read(client, keys)
+        if not written:
+            written.append(1)
+            late = Store(redis_url)
+            try:
+                await accept(late, routed(Intent(T0 + 20, "a", "c4", set={"title": "x"}), "e7"))
+            finally:
+                await late.close()
+        return got
+
+    monkeypatch.setattr(moving, "_read", read_then_accept)
+
+    async def body():
+        source, target = Store(redis_url), Store(rq_redis_url)
+        try:
+            with pytest.raises(moving.MoveRefused, match="the source changed while moving"):
+                await moving.move(source, target, quiet_ms=0)
+        finally:
+            await source.close()
+            await target.close()
+
+    asyncio.run(body())
+    assert redis.Redis.from_url(rq_redis_url).exists("cb:moving") == 1
