@@ -407,7 +407,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     parse_redis_url(args.source_url, "--from")
 
     async def run() -> list[str]:
-        count = await source_shards(args.source_url)
+        count = await source_shards(args.source_url, settings.rq_url)
         source = Store(
             args.source_url, durability=RedisSettings(shards=count), rq_url=settings.rq_url
         )

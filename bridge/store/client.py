@@ -260,6 +260,12 @@ class Store:
         ([redis] durability)."""
         return await self._write(*commands, shard=shard)
 
+    async def server_identity(self) -> tuple[str, int]:
+        """Shard 0's server (its run id) and database: two URLs may name the same one."""
+        client = await self._servers.data_for(prefix_for(self.url) + "layout")
+        run_id = (await client.info("server"))["run_id"]
+        return str(run_id), int(client.connection_pool.connection_kwargs.get("db", 0))
+
     async def held_layout(self) -> int | None:
         """The shard count a sharded store recorded on this Redis (None: one shard, or
         nothing written yet), read without the layout check."""
@@ -446,10 +452,13 @@ class Store:
     async def _run(self, name: ScriptName, args: Iterable[Any], shard: int = 0) -> Any:
         return (await self._run_each(name, [(shard, list(args))]))[0]
 
-    async def _run_each(self, name: ScriptName, calls: list[tuple[int, list[Any]]]) -> list[Any]:
+    async def _run_each(
+        self, name: ScriptName, calls: list[tuple[int, list[Any]]], each_error: bool = False
+    ) -> list[Any]:
         """Script `name` once per (shard, arguments), the shards all on one server, in one
         round trip. A lone call that met a moved slot (a failover: it ran nothing) goes
-        once more on a fresh cluster map; several may have run in part, so they do not."""
+        once more on a fresh cluster map; several may have run in part, so they do not.
+        `each_error`: a call's error is its answer (the others' stand), not raised."""
         if not self._layout_checked:
             await self._check_layout()
         try:
@@ -458,7 +467,7 @@ class Store:
                     for attempt in range(2):
                         try:
                             client = await self._servers.scripts(calls[0][0])
-                            return await self._send(name, client, calls)
+                            return await self._send(name, client, calls, each_error)
                         except (RedisError, OSError) as exc:
                             if not self._servers.failed(exc) or attempt or len(calls) > 1:
                                 raise
@@ -470,7 +479,11 @@ class Store:
             ) from None
 
     async def _send(
-        self, name: ScriptName, client: Any, calls: list[tuple[int, list[Any]]]
+        self,
+        name: ScriptName,
+        client: Any,
+        calls: list[tuple[int, list[Any]]],
+        each_error: bool = False,
     ) -> list[Any]:
         """The calls on `client`: a lone one as a plain EVALSHA; else, or under replica
         durability, pipelined, with WAIT and WAITAOF on the same connection after them (one
@@ -494,9 +507,13 @@ class Store:
             if any(isinstance(a, NoScriptError) for a in answers):  # a new or restarted
                 await client.script_load(script.script)  # primary: none of them ran
                 continue
-            for answer in answers:
+            for i, answer in enumerate(answers):
                 if isinstance(answer, Exception):
-                    raise answer
+                    if not each_error:
+                        raise answer
+                    self._servers.failed(answer)  # as store_errors would have raised it
+                    where = f"Redis at {_redact(self.url)}: {type(answer).__name__}"
+                    answers[i] = StoreUnavailable(where)
             check_waits(replies[len(calls) :], self.durability, _redact(self.url))
             return list(answers)
         raise StoreUnavailable(f"Redis at {_redact(self.url)}: script {name} would not load")
@@ -670,10 +687,7 @@ class Store:
             ready = ready[len(asked) :]
             shares = [want // len(asked) + (i < want % len(asked)) for i in range(len(asked))]
             marks = [self._due_at[shard] for shard in asked]
-            found = await asyncio.gather(
-                *(self._take_in(s, n, lease_ms, 0) for s, n in zip(asked, shares, strict=True)),
-                return_exceptions=True,  # what other shards leased is kept, not orphaned
-            )
+            found = await self._take_each(list(zip(asked, shares, strict=True)), lease_ms)
             failed: BaseException | None = None
             for shard, share, mark, result in zip(asked, shares, marks, found, strict=True):
                 if isinstance(result, BaseException):
@@ -702,10 +716,41 @@ class Store:
     async def _take_in(
         self, shard: int, n: int, lease_ms: int, rate_limit: float
     ) -> tuple[list[Work], int | None]:
-        token = uuid.uuid4().hex
-        items, nxt, redis_now = await self._run(
-            "take", [n, lease_ms, token, repr(float(rate_limit))], shard
+        answer = await self._run(
+            "take", [n, lease_ms, uuid.uuid4().hex, repr(float(rate_limit))], shard
         )
+        return await self._taken(answer)
+
+    async def _take_each(
+        self, wanted: list[tuple[int, int]], lease_ms: int
+    ) -> list[tuple[list[Work], int | None] | BaseException]:
+        """Sharded: take.lua in each (shard, how many), one pipeline per server, the servers
+        at once; a shard's error is its answer, so what the others leased is kept, not
+        orphaned."""
+        by_server: dict[int, list[int]] = {}
+        out: list[Any] = [None] * len(wanted)
+        for i, (shard, _) in enumerate(wanted):
+            try:
+                with store_errors(self.url):
+                    by_server.setdefault(id(await self._servers.scripts(shard)), []).append(i)
+            except StoreUnavailable as exc:  # its server is not known now: the others go on
+                out[i] = exc
+
+        async def one(idx: list[int]) -> list[Any]:
+            calls = [(wanted[i][0], [wanted[i][1], lease_ms, uuid.uuid4().hex, "0.0"]) for i in idx]
+            return await self._run_each("take", calls, each_error=True)
+
+        groups = list(by_server.values())
+        answers = await asyncio.gather(*(one(idx) for idx in groups), return_exceptions=True)
+        for idx, got in zip(groups, answers, strict=True):
+            for k, i in enumerate(idx):
+                answer = got if isinstance(got, BaseException) else got[k]
+                out[i] = answer if isinstance(answer, BaseException) else await self._taken(answer)
+        return out
+
+    async def _taken(self, answer: Any) -> tuple[list[Work], int | None]:
+        """A take.lua answer as work, and in how many ms the shard's next is due."""
+        items, nxt, redis_now = answer
         offset = self.clock_offset_ms = int(redis_now) - now_ms()
         if sum(len(item[2]) + len(item[5]) for item in items) > 2 * OFFLOAD_ENTRIES:
             work = await asyncio.to_thread(_works, items, offset)  # keep the loop responsive

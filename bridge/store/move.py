@@ -7,23 +7,26 @@ shard it belongs to under the target's layout (REDIS_URL and `[redis] shards`):
 - every conversation's keys: pending changes (`p:`), applied values and times (`hw:`, what
   newest-wins compares a late event with), the arrays cache (`arr:`), attempts so far
   (`att:`), the letter it was last replayed from (`rf:`), each with its time to live; and
-  its place in `due`, at the same time;
+  its place in `due`, at the same time (on the source's clock);
 - every link (`links:<source>`), into its link's shard;
-- the dedup keys (`seen:`) of the events whose changes are among those, into their
-  conversation's shard (where the accept of a re-send looks), with their time to live.
+- the dedup keys (`seen:`): onto one shard, all of them; onto several, each into the shard
+  of the conversation its event's changes are in, and the rest (events a newer one
+  replaced) into every shard, unless that makes more than SEEN_COPIES_MAX keys: then they
+  are left, and counted;
+- the dead-letter mirror's lists (`rqnew`, `rqgone`), into shard 0.
 
-Left on the source: counters, charts and the event log (history, not work); the circuit
-and rate-limit state (it starts closed); dedup keys whose event has no change left in any
-conversation (a newer one replaced it): they are counted, and a re-send of such an event
-within the dedup window is accepted again; with the sender's own time (every provider but
-`standard` without `occurred_at`), newest wins makes it change nothing.
+Left on the source: counters, charts and the event log (history, not work), and the
+circuit and rate-limit state (it starts closed).
 
 Refused, before anything is written: a source with dead letters (their ids name their shard
 and RQ holds a failed job for each: replay or purge them there first), a source with a
-conversation held by a running worker, and a target that already holds conversations or
-links. The source is not changed (bar a sweep of leases that ran out, as any worker does);
-it stays usable until REDIS_URL points at the target. A run stopped half way leaves a marker
-on the target, and a second run writes everything again.
+conversation held by a running worker, a source with none of the store's keys (the wrong
+Redis or database), `--from` naming the target itself, and a target that already holds the
+store's keys. The source is not changed (bar a sweep of leases that ran out, as any worker
+does); it stays usable until REDIS_URL points at the target. The move fails if the source
+changed meanwhile (its queue's sizes, its links, or its recent-rate counters: something
+still runs on it). A run stopped half way leaves a marker on the target naming its source:
+a run from that source clears what the first one wrote and writes it all again.
 """
 
 from __future__ import annotations
@@ -34,19 +37,22 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from bridge.config import RedisSettings
 from bridge.errors import BridgeError
 from bridge.store.client import Store
+from bridge.store.connect import redact, store_errors
 
 BATCH = 500  # keys per pipeline, read or written
-MARKER = "moving"  # on the target's shard 0 while a move is under way
+MARKER = "moving"  # on the target's shard 0 while a move is under way: its source
+SEEN_COPIES_MAX = 1_000_000  # dedup keys written to every shard, at most
 CONVERSATION_KINDS = {"p": "hash", "hw": "hash", "arr": "string", "att": "list", "rf": "string"}
+MIRROR_LISTS = ("rqnew", "rqgone")
 # a key of these kinds on the target means it is in use
-IN_USE = {"p", "hw", "arr", "att", "links", "due", "inflight", "dlq"}
+IN_USE = {"p", "hw", "arr", "att", "links", "due", "inflight", "dlq", "seen"}
+COUNTERS = ("acc", "dup", "ok", "fail", "dead")  # r:<what>:<10 s bucket>, prelude.lua
 
 
 class MoveRefused(BridgeError):
-    """The move cannot start, or the source changed under it: nothing more was written."""
+    """The move cannot start, or the source changed under it."""
 
 
 @dataclass
@@ -54,29 +60,42 @@ class MoveReport:
     conversations: int = 0  # conversations whose keys moved
     due: int = 0  # of them, with pending changes (in `due`)
     links: int = 0
-    seen: int = 0  # dedup keys moved
-    seen_left: int = 0  # dedup keys whose conversation is not known
+    seen: int = 0  # dedup keys moved into their one shard
+    seen_everywhere: int = 0  # dedup keys of unknown conversation, into every shard
+    seen_left: int = 0  # dedup keys of unknown conversation, left
+    mirror: int = 0  # ids in the dead-letter mirror's lists
     swept: int = 0  # leases that had run out, made due again first
+    cleared: int = 0  # keys a stopped run had written, deleted first
     left: Counter[str] = field(default_factory=Counter)  # other keys left, by kind
 
     def lines(self) -> list[str]:
-        out = [
-            f"moved {self.conversations} conversations ({self.due} with changes waiting, "
-            f"due at the same times), {self.links} links, {self.seen} dedup keys",
-        ]
+        out = []
+        if self.cleared:
+            out.append(f"cleared {self.cleared} keys a stopped move had written to the target")
         if self.swept:
             out.append(f"first made {self.swept} conversations due again whose lease had run out")
+        out.append(
+            f"moved {self.conversations} conversations ({self.due} with changes waiting, due "
+            f"at the same times), {self.links} links, {self.seen} dedup keys into their "
+            f"conversation's shard, {self.mirror} ids of the dead-letter mirror"
+        )
+        if self.seen_everywhere:
+            out.append(
+                f"wrote {self.seen_everywhere} dedup keys of events a newer event replaced into "
+                "every shard (their conversation is not known)"
+            )
         if self.seen_left:
             out.append(
-                f"left {self.seen_left} dedup keys of events whose changes a newer event "
-                "replaced: a re-send of one of those within the dedup window is accepted again "
-                "(with the sender's own time, newest wins makes it change nothing)"
+                f"left {self.seen_left} dedup keys of events a newer event replaced (more than "
+                f"{SEEN_COPIES_MAX:,} copies): a re-send of one within the dedup window is "
+                "accepted again; with the sender's own time newest wins makes it change "
+                "nothing, without one it counts as new"
             )
         if self.left:
             kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(self.left.items()))
             out.append(
-                f"left on the source (history and passing state, not work), keys by kind: {kinds} "
-                "(r and m: counters and charts; events: the event log)"
+                f"left on the source (history and passing state, not work), keys by kind: "
+                f"{kinds} (r and m: counters and charts; events: the event log)"
             )
         return out
 
@@ -104,6 +123,9 @@ class _Layout:
         self.prefixes = store.shards.prefixes
         self.shard_of = {p: i for i, p in enumerate(self.prefixes)}
 
+    def key(self, shard: int, rest: str) -> str:
+        return self.prefixes[shard] + rest
+
     async def servers(self) -> list[tuple[Any, list[int]]]:
         by_server: dict[int, tuple[Any, list[int]]] = {}
         for shard in range(len(self.prefixes)):
@@ -111,13 +133,8 @@ class _Layout:
             by_server.setdefault(id(client), (client, []))[1].append(shard)
         return list(by_server.values())
 
-    def key(self, shard: int, rest: str) -> str:
-        return self.prefixes[shard] + rest
-
     def pattern(self) -> str:
-        if len(self.prefixes) == 1:
-            return self.prefixes[0] + "*"
-        return "{cb.*"
+        return self.prefixes[0] + "*" if len(self.prefixes) == 1 else "{cb.*"
 
     def split(self, key: str) -> tuple[int, str] | None:
         """(shard, the key after its prefix), or None for a key of no shard here."""
@@ -140,7 +157,8 @@ class _Layout:
         return out
 
     async def sums(self, *keys: str, read: str = "ZCARD") -> list[int]:
-        """`read` (ZCARD, or GET of a counter) of each named key, added up over the shards."""
+        """`read` (ZCARD, HLEN, or GET of a counter) of each named key, added up over the
+        shards."""
         totals = [0] * len(keys)
         for client, shards in await self.servers():
             async with client.pipeline(transaction=False) as pipe:
@@ -153,54 +171,138 @@ class _Layout:
         return totals
 
 
-async def source_shards(url: str) -> int:
+async def source_shards(url: str, rq_url: str) -> int:
     """The shard count the store at `url` was written with (its layout record; none: 1)."""
-    probe = Store(url, durability=RedisSettings(shards=1))
+    from bridge.config import RedisSettings
+
+    probe = Store(url, durability=RedisSettings(shards=1), rq_url=rq_url)
     try:
         return await probe.held_layout() or 1
     finally:
         await probe.close()
 
 
+class _Activity:
+    """What serve or a worker changes on the source: its queue's sizes, its links and the
+    recent-rate counters (10 s buckets on Redis's clock, expiring after 130 s): the buckets
+    around the start are read again at the end, and every later one must be empty."""
+
+    def __init__(self, src: _Layout, links: list[str]) -> None:
+        self.src, self.links = src, links
+        self.first = int(time.time() // 10) - 2  # Redis's clock may be a little off
+
+    async def read(self, last: int) -> tuple[list[int], dict[str, int]]:
+        names = [f"r:{what}:{b}" for what in COUNTERS for b in range(self.first, last + 1)]
+        sizes = await self.src.sums("due", "inflight", "dlq")
+        sizes += await self.src.sums(*self.links, read="HLEN") if self.links else []
+        return sizes, dict(zip(names, await self.src.sums(*names, read="GET"), strict=True))
+
+    async def start(self) -> None:
+        self.before = await self.read(self.first + 3)
+
+    async def changed(self) -> bool:
+        sizes, counters = await self.read(int(time.time() // 10) + 1)
+        old_sizes, old = self.before
+        # a bucket read before may have expired since (nothing was added to it then)
+        return sizes != old_sizes or any(
+            n != old.get(name, 0) and not (n == 0 and name in old) for name, n in counters.items()
+        )
+
+
+async def _same_server(source: Store, target: Store) -> bool:
+    return await source.server_identity() == await target.server_identity()
+
+
 async def move(source: Store, target: Store, *, quiet_ms: int) -> MoveReport:
     """Everything the queue's guarantees need, from `source` into `target`'s layout."""
     src, dst = _Layout(source), _Layout(target)
-    report = MoveReport(swept=await source.sweep(quiet_ms))
-    inflight, dead = await src.sums("inflight", "dlq")
-    if dead:
-        raise MoveRefused(
-            f"the source holds {dead} dead letters (events waiting for a link among them): "
-            "replay them (`dlq replay --all`) or purge them (`dlq purge --all`) there first; "
-            "a dead letter's id names its shard and RQ keeps a failed job for it, so they do "
-            "not move"
-        )
-    if inflight:
-        raise MoveRefused(
-            f"{inflight} conversations are held by a worker on the source: stop every worker "
-            "(and serve), then run this again"
-        )
+    report = MoveReport()
+    with store_errors(source.url):
+        if await _same_server(source, target):
+            raise MoveRefused("--from names REDIS_URL's own server and database")
+        while swept := await source.sweep(quiet_ms):  # a sweep handles 500 at a time
+            report.swept += swept
+        inflight, dead = await src.sums("inflight", "dlq")
+        if dead:
+            raise MoveRefused(
+                f"the source holds {dead} dead letters (events waiting for a link among "
+                "them): replay them (`dlq replay --all`) or purge them (`dlq purge --all`) "
+                "there first; a dead letter's id names its shard and RQ keeps a failed job "
+                "for it, so they do not move"
+            )
+        if inflight:
+            raise MoveRefused(
+                f"{inflight} conversations are held by a worker on the source: stop every "
+                "worker (and serve), then run this again"
+            )
+        found = await src.keys()
+        if not found:
+            raise MoveRefused(
+                f"the source {redact(source.url)} holds none of the store's keys "
+                f"({src.pattern()}, {source.shards.count} shards): is --from the Redis and "
+                "database the bridge ran on?"
+            )
+        links = sorted({rest for _, _, _, rest in found if rest.startswith("links:")})
+        activity = _Activity(src, links)
+        await activity.start()
+    identity = f"{redact(source.url)}, {source.shards.count} shards"
     marker = dst.key(0, MARKER)
-    if not await (await target.shard_client(0)).exists(marker):
-        for _, _, key, rest in await dst.keys():
-            if _kind(rest)[0] in IN_USE:
-                raise MoveRefused(
-                    f"the target already holds the store's keys ({key}): point REDIS_URL at "
-                    "an empty Redis, or delete those keys there"
-                )
-    before = await _activity(src)
-    await target.write_in(0, ("SET", marker, f"from {source.shards.count} shards"))
+    with store_errors(target.url):
+        held = await (await target.shard_client(0)).get(marker)
+        if held is not None and held != identity:
+            raise MoveRefused(
+                f"the target holds a stopped move from {held}: run that one again, or delete "
+                "the store's keys there"
+            )
+        present = [(shard, key, rest) for _, shard, key, rest in await dst.keys()]
+        if held is None:
+            for _, key, rest in present:
+                if _kind(rest)[0] in IN_USE:
+                    raise MoveRefused(
+                        f"the target already holds the store's keys ({key}): point REDIS_URL "
+                        "at an empty Redis, or delete those keys there"
+                    )
+        await target.write_in(0, ("SET", marker, identity))
+        if held is not None:  # what the stopped run wrote: written again below
+            stale: dict[int, list[tuple[Any, ...]]] = {}
+            for shard, key, rest in present:
+                if rest not in (MARKER, "layout"):
+                    stale.setdefault(shard, []).append(("DEL", key))
+                    report.cleared += 1
+            await _write(target, stale)
 
+    with store_errors(source.url):
+        writes = await _collect(found, target, dst, report)
+    with store_errors(target.url):
+        await _write(target, writes)
+    with store_errors(source.url):
+        if await activity.changed():
+            raise MoveRefused(
+                "the source changed while moving (serve or a worker is still running on it): "
+                "stop them, then run this again; the next run clears what this one wrote"
+            )
+    with store_errors(target.url):
+        await target.write_in(0, ("DEL", marker))
+    return report
+
+
+async def _collect(
+    found: list[tuple[Any, int, str, str]], target: Store, dst: _Layout, report: MoveReport
+) -> dict[int, list[tuple[Any, ...]]]:
+    """The writes that make the target hold what `found` (the source's keys) holds, by
+    target shard."""
     by_server: dict[int, tuple[Any, list[tuple[str, str, str]]]] = {}
     seen_keys: dict[str, tuple[Any, str]] = {}  # seen:<src>:<id> -> (client, source key)
-    for client, _, key, rest in await src.keys():
+    for client, _, key, rest in found:
         kind, tail = _kind(rest)
         if kind == "seen":
             seen_keys[rest] = (client, key)
-        elif kind in CONVERSATION_KINDS or kind in ("links", "due"):
+        elif kind in CONVERSATION_KINDS or kind in ("links", "due", *MIRROR_LISTS):
             by_server.setdefault(id(client), (client, []))[1].append((key, kind, tail))
         else:
             report.left[kind] += 1
 
+    shards = target.shards
     writes: dict[int, list[tuple[Any, ...]]] = {}
     cks: set[str] = set()
     seen_to: dict[str, int] = {}  # seen:<src>:<id> -> the target shard of its conversation
@@ -211,20 +313,24 @@ async def move(source: Store, target: Store, *, quiet_ms: int) -> MoveReport:
             for (_, kind, tail), (value, ttl) in zip(chunk, got, strict=True):
                 if kind == "due":
                     for ck, score in value:
-                        shard = target.shards.of_conversation(ck)
+                        shard = shards.of_conversation(ck)
                         writes.setdefault(shard, []).append(
                             ("ZADD", dst.key(shard, "due"), repr(score), ck)
                         )
                         report.due += 1
                 elif kind == "links":
                     for ext, ck in value.items():
-                        shard = target.shards.of_link(tail, ext)
+                        shard = shards.of_link(tail, ext)
                         writes.setdefault(shard, []).append(
                             ("HSET", dst.key(shard, f"links:{tail}"), ext, ck)
                         )
                         report.links += 1
-                elif value:  # a conversation's key (gone since the scan: nothing to copy)
-                    shard = target.shards.of_conversation(tail)
+                elif kind in MIRROR_LISTS:
+                    if value:
+                        writes.setdefault(0, []).append(("RPUSH", dst.key(0, kind), *value))
+                        report.mirror += len(value)
+                elif value and ttl != -2:  # a conversation's key, not gone since the scan
+                    shard = shards.of_conversation(tail)
                     cks.add(tail)
                     key = dst.key(shard, f"{kind}:{tail}")
                     writes.setdefault(shard, []).extend(
@@ -235,35 +341,40 @@ async def move(source: Store, target: Store, *, quiet_ms: int) -> MoveReport:
                             seen_to[name] = shard
     report.conversations = len(cks)
 
-    # dedup keys: into the shard of the conversation their event's changes are in
-    moves: dict[int, tuple[Any, list[tuple[str, str, int]]]] = {}
-    for name, shard in seen_to.items():
-        if name in seen_keys:  # else its dedup window is over
-            client, key = seen_keys.pop(name)
-            moves.setdefault(id(client), (client, []))[1].append((key, name, shard))
-    report.seen_left = len(seen_keys)
-    for client, found in moves.values():
-        for at in range(0, len(found), BATCH):
-            some = found[at : at + BATCH]
+    # dedup keys: into the shard of the conversation their event's changes are in; the
+    # others (a newer event replaced their changes) into every shard, within bounds
+    if shards.count == 1:
+        seen_to = dict.fromkeys(seen_keys, 0)
+    unknown = [name for name in seen_keys if name not in seen_to]
+    everywhere = len(unknown) * shards.count <= SEEN_COPIES_MAX
+    moves: dict[int, tuple[Any, list[tuple[str, str, list[int]]]]] = {}
+    for name, (client, key) in seen_keys.items():
+        to = [seen_to[name]] if name in seen_to else list(range(shards.count)) if everywhere else []
+        if to:
+            moves.setdefault(id(client), (client, []))[1].append((key, name, to))
+    report.seen_left = 0 if everywhere else len(unknown)
+    for client, wanted in moves.values():
+        for at in range(0, len(wanted), BATCH):
+            some = wanted[at : at + BATCH]
             got = await _read(client, [(key, "string") for key, _, _ in some])
-            for (_, name, shard), (value, ttl) in zip(some, got, strict=True):
-                if value is not None:
+            for (_, name, to), (value, ttl) in zip(some, got, strict=True):
+                if value is None or ttl == -2:
+                    continue  # its dedup window ended meanwhile
+                for shard in to:
                     writes.setdefault(shard, []).extend(
                         _copy(dst.key(shard, name), "string", value, ttl)
                     )
+                if len(to) == 1:
                     report.seen += 1
+                else:
+                    report.seen_everywhere += 1
+    return writes
 
+
+async def _write(target: Store, writes: dict[int, list[tuple[Any, ...]]]) -> None:
     for shard, commands in writes.items():
         for at in range(0, len(commands), BATCH):
             await target.write_in(shard, *commands[at : at + BATCH])
-    if await _activity(src) != before:
-        raise MoveRefused(
-            "the source changed while moving (serve or a worker is still running on it): stop "
-            "them, then run this again; the target keeps what was written and the next run "
-            "writes it all again"
-        )
-    await target.write_in(0, ("DEL", marker))
-    return report
 
 
 def _type(kind: str) -> str:
@@ -271,11 +382,13 @@ def _type(kind: str) -> str:
         return "zset"
     if kind == "links":
         return "hash"
+    if kind in MIRROR_LISTS:
+        return "list"
     return CONVERSATION_KINDS[kind]
 
 
 async def _read(client: Any, keys: list[tuple[str, str]]) -> list[tuple[Any, int]]:
-    """Each (key, type)'s value and time to live (ms; -1: none), in one pipeline."""
+    """Each (key, type)'s value and time to live (ms; -1: none, -2: gone), in one pipeline."""
     async with client.pipeline(transaction=False) as pipe:
         for key, kind in keys:
             if kind == "hash":
@@ -303,14 +416,3 @@ def _copy(key: str, kind: str, value: Any, ttl: int) -> list[tuple[Any, ...]]:
     if ttl > 0:
         out.append(("PEXPIRE", key, ttl))
     return out
-
-
-async def _activity(src: _Layout) -> tuple[int, ...]:
-    """What serve or a worker would change on the source: its queue's sizes and the
-    accept counters of the last two 10 s buckets."""
-    bucket = int(time.time() // 10)  # Redis's clock may differ: both neighbours are read
-    counters = [f"r:acc:{b}" for b in range(bucket - 2, bucket + 2)] + [
-        f"r:dup:{b}" for b in range(bucket - 2, bucket + 2)
-    ]
-    sizes = await src.sums("due", "inflight", "dlq")
-    return (*sizes, *await src.sums(*counters, read="GET"))

@@ -87,10 +87,23 @@ def test_a_single_servers_queue_links_and_dedup_keys_move_onto_a_cluster(
     done = migrate(redis_url, redis_cluster.url, tmp_path, rq_url=rq_redis_url)
     assert done.returncode == 0, done.stderr
     assert "moved 2 conversations (1 with changes waiting" in done.stdout
-    assert "1 links, 2 dedup keys" in done.stdout
-    assert "left 1 dedup keys" in done.stdout  # e0's: e1 replaced its change
+    assert "1 links, 2 dedup keys into their conversation's shard" in done.stdout
+    # e0's: e1 replaced its change, so its conversation is not known
+    assert "wrote 1 dedup keys of events a newer event replaced into every shard" in done.stdout
     run(redis_cluster.url, check, rq_url=rq_redis_url)
+    e0 = routed(Intent(T0, "a", "c1", set={"title": "older"}), "e0")
+    dup = run(redis_cluster.url, lambda s: accept(s, e0), rq_url=rq_redis_url)
+    assert dup.duplicates == 1
     assert sorted(redis.Redis.from_url(redis_url).keys("*")) == before  # the source as it was
+
+
+def test_a_clusters_queue_moves_back_onto_one_server(redis_cluster, rq_redis_url, tmp_path):
+    run(redis_cluster.url, fill, rq_url=rq_redis_url)
+    cluster_url = redis_cluster.url
+    done = migrate(cluster_url, rq_redis_url, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "moved 2 conversations" in done.stdout and "3 dedup keys" in done.stdout
+    run(rq_redis_url, check)
 
 
 @pytest.mark.parametrize(("source_shards", "target_shards"), [(1, 4), (4, 1)])
@@ -141,12 +154,17 @@ def test_a_move_stopped_half_way_runs_again_over_what_it_wrote(redis_url, rq_red
     again: the lists (attempts) are replaced, not appended to."""
     run(redis_url, fill)
     assert migrate(redis_url, rq_redis_url, tmp_path).returncode == 0
-    redis.Redis.from_url(rq_redis_url).set("cb:moving", "from 1 shards")  # as if stopped
-    done = migrate(redis_url, rq_redis_url, tmp_path)
-    assert done.returncode == 0, done.stderr
-    assert redis.Redis.from_url(rq_redis_url).exists("cb:moving") == 0
     target = redis.Redis.from_url(rq_redis_url)
     source = redis.Redis.from_url(redis_url)
+    # as if stopped half way, after writing a conversation the source has since delivered
+    target.set("cb:moving", f"{redis_url}, 1 shards")
+    target.hset("cb:p:a/gone", "f:title", "stale")
+    target.zadd("cb:due", {"a/gone": 1})
+    done = migrate(redis_url, rq_redis_url, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "cleared" in done.stdout
+    assert target.exists("cb:moving", "cb:p:a/gone") == 0
+    assert target.zscore("cb:due", "a/gone") is None
     ck = conversation_key("a", "c1")
     assert target.lrange(f"cb:att:{ck}", 0, -1) == source.lrange(f"cb:att:{ck}", 0, -1) != []
     run(rq_redis_url, check)
@@ -188,3 +206,18 @@ def test_a_source_written_to_during_the_move_fails_it_and_keeps_the_marker(
 
     asyncio.run(body())
     assert redis.Redis.from_url(rq_redis_url).exists("cb:moving") == 1
+
+
+def test_a_stopped_move_from_another_source_an_empty_source_and_the_same_server_are_refused(
+    redis_url, rq_redis_url, tmp_path
+):
+    empty = migrate(redis_url, rq_redis_url, tmp_path)
+    assert empty.returncode == 1 and "holds none of the store's keys" in empty.stderr
+    run(redis_url, fill)
+    target = redis.Redis.from_url(rq_redis_url)
+    target.set("cb:moving", "redis://elsewhere:6379/0, 1 shards")
+    other = migrate(redis_url, rq_redis_url, tmp_path)
+    assert other.returncode == 1 and "a stopped move from redis://elsewhere" in other.stderr
+    alias = redis_url.removesuffix("/0")  # the same server and database, named otherwise
+    same = migrate(redis_url, alias, tmp_path)
+    assert same.returncode == 1 and "own server and database" in same.stderr
