@@ -172,6 +172,23 @@ class RedisCluster:
         self._wait(promoted, timeout_s, f"no replica of node {old} was promoted")
         return found[0], time.monotonic() - began
 
+    def fail_over(self, primary: int, timeout_s: float = 20) -> int:
+        """A manual failover (CLUSTER FAILOVER on a replica): the replica takes `primary`'s
+        slots once it holds all its writes, and `primary` answers MOVED from then on.
+        Returns the new primary, once every node says cluster_state:ok."""
+        replica = self.replicas_of(primary)[0]
+        self._call(replica, "CLUSTER", "FAILOVER")
+
+        def swapped() -> bool:
+            return (
+                self.role(replica) == "master"
+                and self.role(primary) == "slave"
+                and all(self._state_ok(i) for i in self.alive())
+            )
+
+        self._wait(swapped, timeout_s, f"node {replica} did not take over from node {primary}")
+        return replica
+
     def restart(self, i: int) -> None:
         """Node `i` stopped (if running) and started again from its own files: a killed
         primary comes back as a replica of whoever took its slots."""

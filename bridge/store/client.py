@@ -42,7 +42,7 @@ from rq.suspension import WORKERS_SUSPENDED
 
 from bridge.changes import VERSION_LEN, decode, identity
 from bridge.config import DeliverySettings, RedisSettings
-from bridge.errors import NotFound, StoreUnavailable
+from bridge.errors import NotFound, NotRun, StoreUnavailable
 from bridge.status import Circuit, Rates, StatusReport
 from bridge.store import keys
 from bridge.store.cluster_map import MOVED
@@ -261,10 +261,15 @@ class Store:
         return await self._write(*commands, shard=shard)
 
     async def server_identity(self) -> tuple[str, int]:
-        """Shard 0's server (its run id) and database: two URLs may name the same one."""
+        """Shard 0's server (its run id; "" when not known) and database: two URLs may name
+        the same one."""
         client = await self._servers.data_for(prefix_for(self.url) + "layout")
-        run_id = (await client.info("server"))["run_id"]
-        return str(run_id), int(client.connection_pool.connection_kwargs.get("db", 0))
+        db = int(client.connection_pool.connection_kwargs.get("db", 0))
+        try:
+            run_id = (await client.info("server")).get("run_id", "")
+        except ResponseError:  # INFO not allowed to this user: not known
+            run_id = ""
+        return str(run_id), db
 
     async def held_layout(self) -> int | None:
         """The shard count a sharded store recorded on this Redis (None: one shard, or
@@ -511,9 +516,12 @@ class Store:
                 if isinstance(answer, Exception):
                     if not each_error:
                         raise answer
-                    self._servers.failed(answer)  # as store_errors would have raised it
-                    where = f"Redis at {_redact(self.url)}: {type(answer).__name__}"
-                    answers[i] = StoreUnavailable(where)
+                    # as store_errors would have raised it; one that surely did not run
+                    # (a moved slot) is the caller's to send again, on the fresh map
+                    kind = NotRun if self._servers.failed(answer) else StoreUnavailable
+                    error = kind(f"Redis at {_redact(self.url)}: {type(answer).__name__}")
+                    error.__cause__ = answer
+                    answers[i] = error
             check_waits(replies[len(calls) :], self.durability, _redact(self.url))
             return list(answers)
         raise StoreUnavailable(f"Redis at {_redact(self.url)}: script {name} would not load")
@@ -726,26 +734,39 @@ class Store:
     ) -> list[tuple[list[Work], int | None] | BaseException]:
         """Sharded: take.lua in each (shard, how many), one pipeline per server, the servers
         at once; a shard's error is its answer, so what the others leased is kept, not
-        orphaned."""
-        by_server: dict[int, list[int]] = {}
+        orphaned. A shard answered as not run (its slot moved) is asked once more."""
         out: list[Any] = [None] * len(wanted)
-        for i, (shard, _) in enumerate(wanted):
-            try:
-                with store_errors(self.url):
-                    by_server.setdefault(id(await self._servers.scripts(shard)), []).append(i)
-            except StoreUnavailable as exc:  # its server is not known now: the others go on
-                out[i] = exc
+        todo = list(range(len(wanted)))
+        for attempt in range(2):
+            by_server: dict[int, list[int]] = {}
+            for i in todo:
+                try:
+                    with store_errors(self.url):
+                        server = id(await self._servers.scripts(wanted[i][0]))
+                    by_server.setdefault(server, []).append(i)
+                except StoreUnavailable as exc:  # its server is not known now: others go on
+                    out[i] = exc
 
-        async def one(idx: list[int]) -> list[Any]:
-            calls = [(wanted[i][0], [wanted[i][1], lease_ms, uuid.uuid4().hex, "0.0"]) for i in idx]
-            return await self._run_each("take", calls, each_error=True)
+            async def one(idx: list[int]) -> list[Any]:
+                calls = [
+                    (wanted[i][0], [wanted[i][1], lease_ms, uuid.uuid4().hex, "0.0"]) for i in idx
+                ]
+                return await self._run_each("take", calls, each_error=True)
 
-        groups = list(by_server.values())
-        answers = await asyncio.gather(*(one(idx) for idx in groups), return_exceptions=True)
-        for idx, got in zip(groups, answers, strict=True):
-            for k, i in enumerate(idx):
-                answer = got if isinstance(got, BaseException) else got[k]
-                out[i] = answer if isinstance(answer, BaseException) else await self._taken(answer)
+            groups = list(by_server.values())
+            answers = await asyncio.gather(*(one(idx) for idx in groups), return_exceptions=True)
+            for idx, got in zip(groups, answers, strict=True):
+                for k, i in enumerate(idx):
+                    out[i] = got if isinstance(got, BaseException) else got[k]
+            todo = [i for i in todo if isinstance(out[i], NotRun)]
+            if not todo or attempt:
+                break
+        for i, answer in enumerate(out):
+            if not isinstance(answer, BaseException):
+                try:
+                    out[i] = await self._taken(answer)
+                except Exception as exc:  # one shard's odd answer: the others' work stands
+                    out[i] = exc
         return out
 
     async def _taken(self, answer: Any) -> tuple[list[Work], int | None]:
@@ -770,10 +791,8 @@ class Store:
         """Sharded: every shard's first due time (what the wakes missed: they are not kept)
         and the shared circuit's state."""
         self._looked_at = now
-        with store_errors(self.url):
-            heads = await self._heads()
-            state = await (await self._data(0)).hget(self.key("g", "circuit"), "state")
-        self._circuit = str(state or "closed")
+        heads = await self._heads()
+        self._circuit = await self._shared_circuit()
         for shard, (due, _, redis_ms) in enumerate(heads):
             # only ever sooner: a wake since the read stands (a take corrects either way)
             if due is not None:
@@ -790,6 +809,12 @@ class Store:
         self._heads_read = (time.monotonic(), heads)
         return heads
 
+    @_unavailable_as_error
+    async def _shared_circuit(self) -> str:
+        state = await (await self._data(0)).hget(self.key("g", "circuit"), "state")
+        return str(state or "closed")
+
+    @_unavailable_as_error  # after a failover: the map read again, and once more
     async def _read_heads(self) -> list[tuple[float | None, float | None, int]]:
         servers: dict[int, tuple[Any, list[int]]] = {}
         for shard in range(self.shards.count):

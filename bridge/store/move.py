@@ -31,7 +31,6 @@ a run from that source clears what the first one wrote and writes it all again.
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -46,8 +45,11 @@ MARKER = "moving"  # on the target's shard 0 while a move is under way: its sour
 SEEN_COPIES_MAX = 1_000_000  # dedup keys written to every shard, at most
 CONVERSATION_KINDS = {"p": "hash", "hw": "hash", "arr": "string", "att": "list", "rf": "string"}
 MIRROR_LISTS = ("rqnew", "rqgone")
-# a key of these kinds on the target means it is in use
+MOVED_KINDS = {*CONVERSATION_KINDS, "links", "due", "seen", *MIRROR_LISTS}
+# a key of these kinds on the target means it is in use; of the second, that it was used
+# since a stopped move (a move writes none of them)
 IN_USE = {"p", "hw", "arr", "att", "links", "due", "inflight", "dlq", "seen"}
+USED_SINCE = {"inflight", "lease", "dlq", "dl", "dle", "dla", "dlseq", "ux"}
 COUNTERS = ("acc", "dup", "ok", "fail", "dead")  # r:<what>:<10 s bucket>, prelude.lua
 
 
@@ -183,43 +185,68 @@ async def source_shards(url: str, rq_url: str) -> int:
 
 
 class _Activity:
-    """What serve or a worker changes on the source: its queue's sizes, its links and the
-    recent-rate counters (10 s buckets on Redis's clock, expiring after 130 s): the buckets
-    around the start are read again at the end, and every later one must be empty."""
+    """What serve, a worker or an admin command changes on the source: its queue's sizes,
+    its recent-rate counters (10 s buckets on the source's own clock, kept 130 s: those
+    read at the start are read again at each check, and every later one must be empty) and
+    the links as they were copied. Checked after reading and again after writing."""
 
-    def __init__(self, src: _Layout, links: list[str]) -> None:
-        self.src, self.links = src, links
-        self.first = int(time.time() // 10) - 2  # Redis's clock may be a little off
+    def __init__(self, src: _Layout) -> None:
+        self.src = src
+        self.first = 0
+        self.before: tuple[list[int], dict[str, int]] = ([], {})
+        self.links: dict[tuple[int, str], dict[str, str]] = {}  # (client id, key) -> copied
+        self.link_clients: dict[int, Any] = {}
 
-    async def read(self, last: int) -> tuple[list[int], dict[str, int]]:
+    async def _bucket(self) -> int:
+        """The source's current 10 s bucket, on its shard 0 server's clock."""
+        return await self.src.store.clock_ms() // 10_000
+
+    async def _read(self, last: int) -> tuple[list[int], dict[str, int]]:
         names = [f"r:{what}:{b}" for what in COUNTERS for b in range(self.first, last + 1)]
         sizes = await self.src.sums("due", "inflight", "dlq")
-        sizes += await self.src.sums(*self.links, read="HLEN") if self.links else []
         return sizes, dict(zip(names, await self.src.sums(*names, read="GET"), strict=True))
 
     async def start(self) -> None:
-        self.before = await self.read(self.first + 3)
+        self.first = await self._bucket() - 1  # other shards' servers may be a little off
+        self.before = await self._read(self.first + 2)
 
-    async def changed(self) -> bool:
-        sizes, counters = await self.read(int(time.time() // 10) + 1)
+    def copied_link(self, client: Any, key: str, value: dict[str, str]) -> None:
+        self.links[(id(client), key)] = value
+        self.link_clients[id(client)] = client
+
+    async def check(self) -> None:
+        sizes, counters = await self._read(await self._bucket() + 1)
         old_sizes, old = self.before
         # a bucket read before may have expired since (nothing was added to it then)
-        return sizes != old_sizes or any(
+        changed = sizes != old_sizes or any(
             n != old.get(name, 0) and not (n == 0 and name in old) for name, n in counters.items()
         )
+        for (client, key), value in self.links.items():
+            changed = changed or await self.link_clients[client].hgetall(key) != value
+        if changed:
+            raise MoveRefused(
+                "the source changed while moving (serve, a worker or an admin command is still "
+                "running on it): stop them, then run this again; the next run clears what "
+                "this one wrote"
+            )
 
 
 async def _same_server(source: Store, target: Store) -> bool:
-    return await source.server_identity() == await target.server_identity()
+    with store_errors(source.url):
+        one = await source.server_identity()
+    with store_errors(target.url):
+        other = await target.server_identity()
+    return bool(one[0]) and one == other
 
 
 async def move(source: Store, target: Store, *, quiet_ms: int) -> MoveReport:
     """Everything the queue's guarantees need, from `source` into `target`'s layout."""
     src, dst = _Layout(source), _Layout(target)
     report = MoveReport()
+    if await _same_server(source, target):
+        raise MoveRefused("--from names REDIS_URL's own server and database")
+    activity = _Activity(src)
     with store_errors(source.url):
-        if await _same_server(source, target):
-            raise MoveRefused("--from names REDIS_URL's own server and database")
         while swept := await source.sweep(quiet_ms):  # a sweep handles 500 at a time
             report.swept += swept
         inflight, dead = await src.sums("inflight", "dlq")
@@ -235,6 +262,7 @@ async def move(source: Store, target: Store, *, quiet_ms: int) -> MoveReport:
                 f"{inflight} conversations are held by a worker on the source: stop every "
                 "worker (and serve), then run this again"
             )
+        await activity.start()  # before the scan: a write during it is seen at the check
         found = await src.keys()
         if not found:
             raise MoveRefused(
@@ -242,52 +270,54 @@ async def move(source: Store, target: Store, *, quiet_ms: int) -> MoveReport:
                 f"({src.pattern()}, {source.shards.count} shards): is --from the Redis and "
                 "database the bridge ran on?"
             )
-        links = sorted({rest for _, _, _, rest in found if rest.startswith("links:")})
-        activity = _Activity(src, links)
-        await activity.start()
-    identity = f"{redact(source.url)}, {source.shards.count} shards"
-    marker = dst.key(0, MARKER)
+        run_id = (await source.server_identity())[0]
+    identity = f"{redact(source.url)}, {source.shards.count} shards, server {run_id or '?'}"
     with store_errors(target.url):
-        held = await (await target.shard_client(0)).get(marker)
-        if held is not None and held != identity:
-            raise MoveRefused(
-                f"the target holds a stopped move from {held}: run that one again, or delete "
-                "the store's keys there"
-            )
-        present = [(shard, key, rest) for _, shard, key, rest in await dst.keys()]
-        if held is None:
-            for _, key, rest in present:
-                if _kind(rest)[0] in IN_USE:
-                    raise MoveRefused(
-                        f"the target already holds the store's keys ({key}): point REDIS_URL "
-                        "at an empty Redis, or delete those keys there"
-                    )
-        await target.write_in(0, ("SET", marker, identity))
-        if held is not None:  # what the stopped run wrote: written again below
-            stale: dict[int, list[tuple[Any, ...]]] = {}
-            for shard, key, rest in present:
-                if rest not in (MARKER, "layout"):
-                    stale.setdefault(shard, []).append(("DEL", key))
-                    report.cleared += 1
-            await _write(target, stale)
-
+        await _claim(target, dst, identity, report)
     with store_errors(source.url):
-        writes = await _collect(found, target, dst, report)
+        writes = await _collect(found, target, dst, report, activity)
+        await activity.check()
     with store_errors(target.url):
         await _write(target, writes)
     with store_errors(source.url):
-        if await activity.changed():
-            raise MoveRefused(
-                "the source changed while moving (serve or a worker is still running on it): "
-                "stop them, then run this again; the next run clears what this one wrote"
-            )
+        await activity.check()
     with store_errors(target.url):
-        await target.write_in(0, ("DEL", marker))
+        await target.write_in(0, ("DEL", dst.key(0, MARKER)))
     return report
 
 
+async def _claim(target: Store, dst: _Layout, identity: str, report: MoveReport) -> None:
+    """Refuses a target in use; marks it as being moved onto. A stopped run from the same
+    source: what it wrote is cleared first (the conversations it copied may have been
+    delivered on the source since), unless the target was used meanwhile."""
+    marker = dst.key(0, MARKER)
+    held = await (await target.shard_client(0)).get(marker)
+    if held is not None and held != identity:
+        raise MoveRefused(
+            f"the target holds a stopped move from {held}: run that one again, or delete the "
+            "store's keys there"
+        )
+    stale: dict[int, list[tuple[Any, ...]]] = {}
+    for _, shard, key, rest in await dst.keys():
+        kind = _kind(rest)[0]
+        if kind in (IN_USE if held is None else USED_SINCE):
+            raise MoveRefused(
+                f"the target already holds the store's keys ({key}): point REDIS_URL at an "
+                "empty Redis, or delete those keys there"
+            )
+        if held is not None and kind in MOVED_KINDS:
+            stale.setdefault(shard, []).append(("DEL", key))
+            report.cleared += 1
+    await target.write_in(0, ("SET", marker, identity))
+    await _write(target, stale)
+
+
 async def _collect(
-    found: list[tuple[Any, int, str, str]], target: Store, dst: _Layout, report: MoveReport
+    found: list[tuple[Any, int, str, str]],
+    target: Store,
+    dst: _Layout,
+    report: MoveReport,
+    activity: _Activity,
 ) -> dict[int, list[tuple[Any, ...]]]:
     """The writes that make the target hold what `found` (the source's keys) holds, by
     target shard."""
@@ -310,7 +340,7 @@ async def _collect(
         for at in range(0, len(items), BATCH):
             chunk = items[at : at + BATCH]
             got = await _read(client, [(key, _type(kind)) for key, kind, _ in chunk])
-            for (_, kind, tail), (value, ttl) in zip(chunk, got, strict=True):
+            for (key, kind, tail), (value, ttl) in zip(chunk, got, strict=True):
                 if kind == "due":
                     for ck, score in value:
                         shard = shards.of_conversation(ck)
@@ -319,6 +349,7 @@ async def _collect(
                         )
                         report.due += 1
                 elif kind == "links":
+                    activity.copied_link(client, key, value)
                     for ext, ck in value.items():
                         shard = shards.of_link(tail, ext)
                         writes.setdefault(shard, []).append(
@@ -329,12 +360,13 @@ async def _collect(
                     if value:
                         writes.setdefault(0, []).append(("RPUSH", dst.key(0, kind), *value))
                         report.mirror += len(value)
-                elif value and ttl != -2:  # a conversation's key, not gone since the scan
+                elif value and ttl not in (0, -2):  # a conversation's key, still there
                     shard = shards.of_conversation(tail)
                     cks.add(tail)
-                    key = dst.key(shard, f"{kind}:{tail}")
                     writes.setdefault(shard, []).extend(
-                        _copy(key, CONVERSATION_KINDS[kind], value, ttl)
+                        _copy(
+                            dst.key(shard, f"{kind}:{tail}"), CONVERSATION_KINDS[kind], value, ttl
+                        )
                     )
                     if kind in ("p", "hw"):
                         for name in _events_of(value.values()):
@@ -358,7 +390,7 @@ async def _collect(
             some = wanted[at : at + BATCH]
             got = await _read(client, [(key, "string") for key, _, _ in some])
             for (_, name, to), (value, ttl) in zip(some, got, strict=True):
-                if value is None or ttl == -2:
+                if value is None or ttl in (0, -2):
                     continue  # its dedup window ended meanwhile
                 for shard in to:
                     writes.setdefault(shard, []).extend(

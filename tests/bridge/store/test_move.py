@@ -157,7 +157,8 @@ def test_a_move_stopped_half_way_runs_again_over_what_it_wrote(redis_url, rq_red
     target = redis.Redis.from_url(rq_redis_url)
     source = redis.Redis.from_url(redis_url)
     # as if stopped half way, after writing a conversation the source has since delivered
-    target.set("cb:moving", f"{redis_url}, 1 shards")
+    run_id = source.info("server")["run_id"]
+    target.set("cb:moving", f"{redis_url}, 1 shards, server {run_id}")
     target.hset("cb:p:a/gone", "f:title", "stale")
     target.zadd("cb:due", {"a/gone": 1})
     done = migrate(redis_url, rq_redis_url, tmp_path)

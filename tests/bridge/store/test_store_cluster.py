@@ -339,6 +339,39 @@ def test_with_a_primary_down_takes_and_renewals_go_on_in_the_other_shards(
     asyncio.run(main())
 
 
+@pytest.mark.parametrize("looks", [True, False], ids=["its-look-first", "its-scripts-first"])
+def test_a_take_after_a_failover_asks_the_moved_shards_again_in_the_same_call(
+    looks, redis_cluster, rq_redis_url
+):
+    """A manual failover after the store learned the cluster's map: the old primary answers
+    MOVED for its shards (it ran nothing). The take's look at every shard's head reads the
+    map again and looks once more; the take's scripts, each server's shards in one pipeline,
+    ask the moved ones again on the fresh map: either way one take leases everything due.
+    (Before, the look failed the take with StoreUnavailable, and a moved shard's take went
+    unanswered until the next.)"""
+    shards = Shards(DEFAULT_CLUSTER_SHARDS, cluster=True)
+    gate = redis_cluster.node_for_key(shards.prefixes[0] + "due")
+    old = next(p for p in redis_cluster.primaries() if p != gate)
+
+    async def main() -> set[str]:
+        store = Store(redis_cluster.url, rq_url=rq_redis_url)
+        try:
+            events = [
+                single.routed(single.Intent(single.T0, "a", f"c{i}", set={"title": "x"}), f"e{i}")
+                for i in range(60)
+            ]
+            await single.accept(store, *events)  # the map learned
+            await asyncio.to_thread(redis_cluster.fail_over, old)
+            if not looks:  # as if the take's look (every 2 s) had just run
+                store._looked_at = time.monotonic()
+            work, _ = await store.take(500, lease_ms=60_000, rate_limit=0)
+            return {w.ck for w in work}
+        finally:
+            await store.close()
+
+    assert asyncio.run(main()) == {conversation_key("a", f"c{i}") for i in range(60)}
+
+
 def test_a_failed_wake_subscription_is_made_again_once_redis_is_back(tmp_path):
     """Sharded, a worker waits for wakes on a subscription. Redis gone as it subscribes:
     the wait fails as the store being unavailable (the take loop backs off and goes on;
