@@ -30,6 +30,7 @@ Run it:        serve (the webhook endpoint) and one or more worker (the delivery
 Try it:        dev starts Redis, a Convocore sandbox, serve and a worker on this machine
 Look inside:   status, trace AGENT_ID CONVO_ID, dlq list / show / replay, links
 Check setup:   config check
+Move Redis:    migrate --from OLD_URL (onto REDIS_URL, or another [redis] shards)
 
 `convo-bridge COMMAND --help` describes a command and the environment it reads."""
 

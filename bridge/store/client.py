@@ -336,8 +336,7 @@ class Store:
         shard among them, pipelined (`_run_each`). The callers' event-log rows (LOG_ROW
         after their events) go apart, as the script's last argument, each pointing at its
         events; their answers are ''."""
-        with store_errors(self.url):  # a stale cluster map: 503, not a 500
-            server = id(await self._servers.scripts(shard))
+        server = await self._server_of(shard)
         group = self._groups.get(("accept", head + log_bounds, server))
         if group is None:
 
@@ -369,6 +368,13 @@ class Store:
 
             group = self._groups[("accept", head + log_bounds, server)] = GroupCommit(send)
         return group
+
+    async def _server_of(self, shard: int) -> int:
+        """Which server runs shard `shard`'s scripts (one server: 0, at no cost)."""
+        if not self.shards.cluster:
+            return 0
+        with store_errors(self.url):  # a stale cluster map: 503, not a 500
+            return id(await self._servers.scripts(shard))
 
     def _per_shard(self, bounds: tuple[int, int]) -> tuple[int, int]:
         """The event log's bounds (max entries, keep ms) for one shard's stream: the
@@ -568,6 +574,8 @@ class Store:
         verdicts its events got, bounded by `log_bounds` (max entries, keep ms); when its
         events went to several shards, in a call of its own after them."""
         head = (dedup_ttl_s, coalesce_ms, max_clock_skew_ms)
+        if not self.shards.sharded:  # one script call, its log row with it: no routing
+            return _accepted(await self._accept_in(0, events, head, log, log_bounds))
         events = list(events)
         codes: list[str] = [""] * len(events)
         todo = list(range(len(events)))
@@ -596,10 +604,7 @@ class Store:
             raise StoreUnavailable(f"Redis at {_redact(self.url)}: a link kept moving")
         if log is not None and not logged:
             await self.log([_logged(log, codes)], log_bounds)
-        future = tuple(i for i, code in enumerate(codes) if code.isupper())
-        codes = [code.lower() for code in codes]
-        parked = codes.count("p")
-        return AcceptResult(codes.count("a") + parked, codes.count("d"), parked, future)
+        return _accepted(codes)
 
     async def _route(self, events: Sequence[Routed]) -> list[tuple[int, Routed]]:
         """Per event, the shard it goes to and the event as sent there: its conversation's.
@@ -903,8 +908,7 @@ class Store:
         """Concurrent settles on one server share one round trip: one settle.lua call per
         shard among them, pipelined (`_run_each`), with the rows' event-log blobs sent apart
         (never decoded by the script): ARGV[3 + n] is the n-th logged row's `d` field."""
-        with store_errors(self.url):  # a stale cluster map: 503, not a 500
-            server = id(await self._servers.scripts(shard))
+        server = await self._server_of(shard)
         group = self._groups.get(("settle", (options,), server))
         if group is None:
 
@@ -1522,6 +1526,14 @@ class Store:
                 pipe.hgetall(self.key("acct", name, "circuit"))
             hashes = await pipe.execute()
         return {name: Circuit.from_hash(raw) for name, raw in zip(names, hashes, strict=True)}
+
+
+def _accepted(codes: Sequence[str]) -> AcceptResult:
+    """accept.lua's letters for a request's events, counted."""
+    future = tuple(i for i, code in enumerate(codes) if code.isupper())
+    codes = [code.lower() for code in codes]
+    parked = codes.count("p")
+    return AcceptResult(codes.count("a") + parked, codes.count("d"), parked, future)
 
 
 def _logged(row: list[Any], codes: Sequence[str]) -> list[Any]:
