@@ -529,6 +529,13 @@ def main() -> None:
                 from benchmarks.redis_cost import measure
 
                 rows += measure(rig, seconds=5 if args.quick else 10).rows(150)
+                if shutil.which("wrk"):
+                    from benchmarks.redis_cost import saturated
+
+                    script = Path(tmp) / "signed.lua"
+                    if not script.exists():
+                        wrk_lua(script, 20_000)
+                    rows += saturated(rig, script, 4 if args.quick else 7).rows()
             if "memory" in parts:
                 rig.start_workers(1)
                 time.sleep(1)

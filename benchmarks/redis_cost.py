@@ -170,6 +170,54 @@ class Monitor:
 
 
 @dataclass
+class Saturated:
+    """Redis CPU under wrk (64 connections), where concurrent calls share script calls:
+    what a core carries. Ingest alone, then with two workers delivering meanwhile."""
+
+    webhooks_per_s: float
+    ingest_us: float  # per webhook, ingest alone
+    patches_per_s: float  # with the workers
+    delivery_us: float  # per PATCH: the run's CPU less its webhooks' ingest figure
+
+    def rows(self) -> list[tuple[str, str, str, str]]:
+        per_core = 1e6 / (
+            self.ingest_us + self.delivery_us * self.patches_per_s / self.webhooks_per_s
+        )
+        return [
+            (
+                "Redis CPU µs at saturation (wrk): ingest/webhook | delivery/PATCH",
+                f"{self.ingest_us:.0f} | {self.delivery_us:.0f}",
+                f"{self.webhooks_per_s:,.0f} webhooks/s, {self.patches_per_s:,.0f} PATCHes/s; "
+                f"one core: ~{per_core:,.0f} webhooks/s",
+                "",
+            )
+        ]
+
+
+def saturated(rig: Rig, script: Any, seconds: int) -> Saturated:
+    """`script`: a wrk script of signed requests (bench.wrk_lua)."""
+    from benchmarks.bench import wrk
+
+    conn = redis.Redis.from_url(rig.redis.url)
+    rig.reset()
+    before = cpu_seconds(conn)
+    alone, _ = wrk(rig.serve_url, script, seconds)
+    ingest = (cpu_seconds(conn) - before) / (alone * seconds)
+    rig.reset()
+    rig.start_workers(2)
+    time.sleep(2)
+    patched = httpx.get(f"{rig.sandbox_url}/_sandbox/stats").json()["patches"]
+    before = cpu_seconds(conn)
+    rate, _ = wrk(rig.serve_url, script, seconds)
+    used = cpu_seconds(conn) - before
+    patches = (httpx.get(f"{rig.sandbox_url}/_sandbox/stats").json()["patches"] - patched) / seconds
+    rig.stop_workers()
+    conn.close()
+    delivery = (used - ingest * rate * seconds) / max(patches * seconds, 1)
+    return Saturated(rate, ingest * 1e6, patches, delivery * 1e6)
+
+
+@dataclass
 class RedisCost:
     ingest_us: float
     total_us: float
