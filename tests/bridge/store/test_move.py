@@ -222,3 +222,40 @@ def test_a_stopped_move_from_another_source_an_empty_source_and_the_same_server_
     alias = redis_url.removesuffix("/0")  # the same server and database, named otherwise
     same = migrate(redis_url, alias, tmp_path)
     assert same.returncode == 1 and "own server and database" in same.stderr
+
+
+def test_after_the_move_a_worker_on_the_cluster_delivers_what_waited_on_the_old_server(
+    redis_url, redis_cluster, rq_redis_url, sandbox_url, tmp_path
+):
+    """Queue on one server, move, then a real `convo-bridge worker --burst` on the cluster
+    PATCHes the sandbox with the waiting value; an event named by the moved link is routed
+    to its conversation."""
+    import httpx
+
+    from tests.conftest import SECRET, write_config
+
+    run(redis_url, fill)
+    assert migrate(redis_url, redis_cluster.url, tmp_path, rq_url=rq_redis_url).returncode == 0
+    linked = routed(Intent(T0 + 30, external_id="T-1", set={"title": "by link"}), "e5")
+    run(redis_cluster.url, lambda s: accept(s, linked), rq_url=rq_redis_url)
+    env = {
+        **os.environ,
+        "DEMO_SECRET": SECRET,
+        "REDIS_URL": redis_cluster.url,
+        "RQ_REDIS_URL": rq_redis_url,
+        "CONVOCORE_BASE_URL": sandbox_url,
+        "CONVOCORE_API_TOKEN": "test-token",
+        "BRIDGE_CONFIG": str(write_config(tmp_path / "worker")),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "bridge.cli", "worker", "--burst"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    convos = httpx.get(f"{sandbox_url}/_sandbox/convos").json()
+    assert convos["a/c1"]["title"] == "waiting"
+    assert convos["a/c3"]["title"] == "by link"
+    assert "a/c2" not in convos  # delivered before the move, on the old server's sandbox
