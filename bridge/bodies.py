@@ -8,6 +8,7 @@ import asyncio
 
 from starlette.requests import Request
 
+from bridge.connections import ARRIVAL
 from bridge.errors import BodyTooLarge, PayloadError, RequestTimeout
 
 
@@ -21,15 +22,22 @@ async def read_body(request: Request, limit: int, timeout_s: float) -> bytes:
             raise PayloadError("content-length: expected a number of bytes")
         if len(digits) > 18 or int(digits) > limit:  # (int() of 4,300+ digits raises)
             raise BodyTooLarge(f"body is {digits[:20]} bytes; the limit is {limit}")
-    chunks: list[bytes] = []
-    size = 0
+    arrival = request.scope.get("extensions", {}).get(ARRIVAL)
+    if arrival is not None and arrival.complete:  # all in already (serve's own protocol
+        return await _read(request, limit)  # says so): no timer to set and cancel
     try:
         async with asyncio.timeout(timeout_s):
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > limit:
-                    raise BodyTooLarge(f"body is over the limit of {limit} bytes")
-                chunks.append(chunk)
+            return await _read(request, limit)
     except TimeoutError:
         raise RequestTimeout(f"the body did not arrive within {timeout_s:g} s") from None
+
+
+async def _read(request: Request, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge(f"body is over the limit of {limit} bytes")
+        chunks.append(chunk)
     return b"".join(chunks)
