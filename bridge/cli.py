@@ -412,7 +412,9 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         source = Store(
             args.source_url, durability=RedisSettings(shards=count), rq_url=settings.rq_url
         )
-        target = Store(settings.redis_url, durability=settings.redis, rq_url=settings.rq_url)
+        target = Store(
+            settings.redis_url, durability=settings.redis, rq_url=settings.rq_url, migrating=True
+        )
         try:
             quiet_ms = int(settings.delivery.in_doubt_quiet_s * 1000)
             return (await move(source, target, quiet_ms=quiet_ms)).lines()

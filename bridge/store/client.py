@@ -193,6 +193,7 @@ class Store:
         *,
         durability: RedisSettings | None = None,
         rq_url: str = "",
+        migrating: bool = False,
         **client_options: Any,
     ) -> None:
         options: dict[str, Any] = {
@@ -227,6 +228,9 @@ class Store:
         self._wakes: Any = None
         self._circuit = "closed"  # the shared circuit's state, as last recorded or read
         self._layout_checked = False
+        # `convo-bridge migrate`'s own target: a move under way there is expected; any other
+        # store refuses a Redis a move has not finished writing (keys.py: moving)
+        self._migrating = migrating
         self._heads_read: tuple[float, list[tuple[float | None, float | None, int]]] = (-9.0, [])
         self._verdicts: list[str] = []  # sharded: successes waiting to be recorded
         self._verdicts_later: asyncio.Task[None] | None = None
@@ -270,6 +274,21 @@ class Store:
         except ResponseError:  # INFO not allowed to this user: not known
             run_id = ""
         return str(run_id), db
+
+    async def move_marker(self) -> str | None:
+        """The source a move onto this Redis came from, while it is under way (keys.py:
+        moving); None when none is."""
+        name = prefix_for(self.url) + keys.MOVING
+        with store_errors(self.url):
+            found = await (await self._servers.data_for(name)).get(name)
+        return None if found is None else str(found)
+
+    async def mark_move(self, source: str | None) -> None:
+        """A move from `source` is under way onto this Redis (None: it is done)."""
+        name = prefix_for(self.url) + keys.MOVING
+        with store_errors(self.url):
+            client = await self._servers.data_for(name)
+            await (client.set(name, source) if source is not None else client.delete(name))
 
     async def held_layout(self) -> int | None:
         """The shard count a sharded store recorded on this Redis (None: one shard, or
@@ -440,12 +459,18 @@ class Store:
                 pipe.get(base + "layout")
                 pipe.exists(base + "due", base + "dlq", base + "inflight")
                 pipe.scan(0, match=base + "links:*", count=1000)  # links, with no queue
-                held, old, (_, links) = await pipe.execute()
+                pipe.get(base + keys.MOVING)
+                held, old, (_, links), moving = await pipe.execute()
             old = old or bool(links)
             if held is None and count > 1 and not old:
                 await client.set(base + "layout", str(count), nx=True)
                 held = await client.get(base + "layout")
         where = f"Redis at {_redact(self.url)}"
+        if moving is not None and not self._migrating:
+            raise StoreUnavailable(
+                f"{where} is the target of a `convo-bridge migrate` that has not finished "
+                f"(from {moving}): run that command again to its end before starting here"
+            )
         if held is None and count > 1:
             raise StoreUnavailable(
                 f"{where} holds a queue, dead letters or links of the one-shard layout, and "
@@ -574,6 +599,10 @@ class Store:
         verdicts its events got, bounded by `log_bounds` (max entries, keep ms); when its
         events went to several shards, in a call of its own after them."""
         head = (dedup_ttl_s, coalesce_ms, max_clock_skew_ms)
+        if not events:  # nothing to route: the request's log row alone
+            if log is not None:
+                await self.log([_logged(log, [])], log_bounds)
+            return AcceptResult(0, 0, 0)
         if not self.shards.sharded:  # one script call, its log row with it: no routing
             return _accepted(await self._accept_in(0, events, head, log, log_bounds))
         events = list(events)
@@ -721,8 +750,9 @@ class Store:
                     raise failed
                 break  # the others' work now; the failed shard is looked at again next take
         if gated:
-            await self._run("gate", ["", "after", len(work), allowed, repr(float(rate_limit)),
-                                     state])  # fmt: skip
+            with contextlib.suppress(StoreUnavailable):  # the work is leased: it goes out
+                await self._run("gate", ["", "after", len(work), allowed,
+                                         repr(float(rate_limit)), state])  # fmt: skip
         soonest = min(self._due_at) - time.monotonic()
         return work, max(int(soonest * 1000), 0) if soonest < LOOK_EVERY_S * 5 else None
 
@@ -771,7 +801,12 @@ class Store:
                 try:
                     out[i] = await self._taken(answer)
                 except Exception as exc:  # one shard's odd answer: the others' work stands
-                    out[i] = exc
+                    error = StoreUnavailable(
+                        f"Redis at {_redact(self.url)}: a take's answer "
+                        f"could not be read ({type(exc).__name__})"
+                    )
+                    error.__cause__ = exc
+                    out[i] = error
         return out
 
     async def _taken(self, answer: Any) -> tuple[list[Work], int | None]:

@@ -49,6 +49,9 @@ whole table, and which shard a key is in says shards.py; `ck` is a conversation 
                                HISTORY_TTL_S                         last replayed from
     layout (one-shard prefix)  string: the shard count               written by a sharded store;
                                                                      another count is refused
+    moving (one-shard prefix)  string: the source of a move          `convo-bridge migrate` under
+                                                                     way onto this Redis: every
+                                                                     other store refuses it
     m:<minute>                 hash, EXPIRE CHART_TTL_S              the page's charts: counts per
                                (epoch minute)                        minute, queue depth, dead letters
                                                                      (sampled on a PATCH's entry,
@@ -75,6 +78,7 @@ EVENTS = "events"  # the event log stream ([eventlog] bounds it by count and by 
 HISTORY_TTL_S = 30 * 86_400  # dlh: (replay history) and rf: (replayed from) keys
 CHART_TTL_S = 25 * 3600  # m:<minute> hashes: a day of charts (1,500 small hashes at most)
 LATENCY_BUCKETS_MS = (2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 30000, 60000)
+MOVING = "moving"  # under the one-shard prefix, while `convo-bridge migrate` writes here
 LOG_ROW = "\x00log"  # marks an event-log row among the accept script's event rows
 
 

@@ -36,12 +36,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from redis.exceptions import ResponseError
+
 from bridge.errors import BridgeError
 from bridge.store.client import Store
 from bridge.store.connect import redact, store_errors
 
 BATCH = 500  # keys per pipeline, read or written
-MARKER = "moving"  # on the target's shard 0 while a move is under way: its source
 SEEN_COPIES_MAX = 1_000_000  # dedup keys written to every shard, at most
 CONVERSATION_KINDS = {"p": "hash", "hw": "hash", "arr": "string", "att": "list", "rf": "string"}
 MIRROR_LISTS = ("rqnew", "rqgone")
@@ -51,6 +52,9 @@ MOVED_KINDS = {*CONVERSATION_KINDS, "links", "due", "seen", *MIRROR_LISTS}
 IN_USE = {"p", "hw", "arr", "att", "links", "due", "inflight", "dlq", "seen"}
 USED_SINCE = {"inflight", "lease", "dlq", "dl", "dle", "dla", "dlseq", "ux"}
 COUNTERS = ("acc", "dup", "ok", "fail", "dead")  # r:<what>:<10 s bucket>, prelude.lua
+# what the bridge writes with (its scripts, and plain writes of links and admin commands)
+WRITES = ("evalsha", "eval", "evalsha_ro", "fcall", "set", "del", "unlink", "hset", "hdel",
+          "zadd", "zrem", "lpush", "rpush", "incrby", "expire", "pexpire")  # fmt: skip
 
 
 class MoveRefused(BridgeError):
@@ -193,6 +197,7 @@ class _Activity:
     def __init__(self, src: _Layout) -> None:
         self.src = src
         self.first = 0
+        self.writes: int | None = None
         self.before: tuple[list[int], dict[str, int]] = ([], {})
         self.links: dict[tuple[int, str], dict[str, str]] = {}  # (client id, key) -> copied
         self.link_clients: dict[int, Any] = {}
@@ -206,9 +211,23 @@ class _Activity:
         sizes = await self.src.sums("due", "inflight", "dlq")
         return sizes, dict(zip(names, await self.src.sums(*names, read="GET"), strict=True))
 
+    async def _writes(self) -> int | None:
+        """Write commands the source's servers have run (INFO commandstats; None when INFO
+        is not allowed): the move itself sends none after its start, and unlike the
+        counters they do not expire."""
+        total = 0
+        for client, _ in await self.src.servers():
+            try:
+                stats = await client.info("commandstats")
+            except ResponseError:
+                return None
+            total += sum(int(stats.get(f"cmdstat_{name}", {}).get("calls", 0)) for name in WRITES)
+        return total
+
     async def start(self) -> None:
         self.first = await self._bucket() - 1  # other shards' servers may be a little off
         self.before = await self._read(self.first + 2)
+        self.writes = await self._writes()
 
     def copied_link(self, client: Any, key: str, value: dict[str, str]) -> None:
         self.links[(id(client), key)] = value
@@ -223,6 +242,7 @@ class _Activity:
         )
         for (client, key), value in self.links.items():
             changed = changed or await self.link_clients[client].hgetall(key) != value
+        changed = changed or (self.writes is not None and await self._writes() != self.writes)
         if changed:
             raise MoveRefused(
                 "the source changed while moving (serve, a worker or an admin command is still "
@@ -282,7 +302,7 @@ async def move(source: Store, target: Store, *, quiet_ms: int) -> MoveReport:
     with store_errors(source.url):
         await activity.check()
     with store_errors(target.url):
-        await target.write_in(0, ("DEL", dst.key(0, MARKER)))
+        await target.mark_move(None)
     return report
 
 
@@ -290,8 +310,7 @@ async def _claim(target: Store, dst: _Layout, identity: str, report: MoveReport)
     """Refuses a target in use; marks it as being moved onto. A stopped run from the same
     source: what it wrote is cleared first (the conversations it copied may have been
     delivered on the source since), unless the target was used meanwhile."""
-    marker = dst.key(0, MARKER)
-    held = await (await target.shard_client(0)).get(marker)
+    held = await target.move_marker()
     if held is not None and held != identity:
         raise MoveRefused(
             f"the target holds a stopped move from {held}: run that one again, or delete the "
@@ -308,7 +327,7 @@ async def _claim(target: Store, dst: _Layout, identity: str, report: MoveReport)
         if held is not None and kind in MOVED_KINDS:
             stale.setdefault(shard, []).append(("DEL", key))
             report.cleared += 1
-    await target.write_in(0, ("SET", marker, identity))
+    await target.mark_move(identity)
     await _write(target, stale)
 
 

@@ -172,7 +172,7 @@ def test_a_move_stopped_half_way_runs_again_over_what_it_wrote(redis_url, rq_red
 
 
 def test_a_source_written_to_during_the_move_fails_it_and_keeps_the_marker(
-    redis_url, rq_redis_url, monkeypatch
+    redis_url, rq_redis_url, monkeypatch, tmp_path
 ):
     """Serve still running on the source: an event accepted there while the keys are read
     would be left behind, so the move fails, saying why, and leaves its marker for the next
@@ -197,7 +197,7 @@ def test_a_source_written_to_during_the_move_fails_it_and_keeps_the_marker(
     monkeypatch.setattr(moving, "_read", read_then_accept)
 
     async def body():
-        source, target = Store(redis_url), Store(rq_redis_url)
+        source, target = Store(redis_url), Store(rq_redis_url, migrating=True)
         try:
             with pytest.raises(moving.MoveRefused, match="the source changed while moving"):
                 await moving.move(source, target, quiet_ms=0)
@@ -207,6 +207,8 @@ def test_a_source_written_to_during_the_move_fails_it_and_keeps_the_marker(
 
     asyncio.run(body())
     assert redis.Redis.from_url(rq_redis_url).exists("cb:moving") == 1
+    assert migrate(redis_url, rq_redis_url, tmp_path).returncode == 0  # the rerun finishes it
+    assert redis.Redis.from_url(rq_redis_url).exists("cb:moving") == 0
 
 
 def test_a_stopped_move_from_another_source_an_empty_source_and_the_same_server_are_refused(
@@ -259,3 +261,24 @@ def test_after_the_move_a_worker_on_the_cluster_delivers_what_waited_on_the_old_
     assert convos["a/c1"]["title"] == "waiting"
     assert convos["a/c3"]["title"] == "by link"
     assert "a/c2" not in convos  # delivered before the move, on the old server's sandbox
+
+
+def test_serve_and_workers_refuse_a_redis_a_move_has_not_finished_writing(redis_url, rq_redis_url):
+    """A move stopped half way leaves its marker: a store on the target answers 503 saying
+    to finish the move, so nothing is accepted there that the rerun (which clears what the
+    move wrote) would drop."""
+    from bridge.errors import StoreUnavailable
+
+    run(redis_url, fill)
+    redis.Redis.from_url(rq_redis_url).set("cb:moving", f"{redis_url}, 1 shards, server x")
+
+    async def body():
+        serve = Store(rq_redis_url)
+        try:
+            assert await serve.ping() is False  # /readyz: not ready
+            with pytest.raises(StoreUnavailable, match="migrate` that has not finished"):
+                await accept(serve, routed(Intent(T0, "a", "c9", set={"title": "y"}), "e9"))
+        finally:
+            await serve.close()
+
+    asyncio.run(body())

@@ -8,7 +8,7 @@ import pytest
 from bridge.changes import changes, payloads
 from bridge.config import DeliverySettings
 from bridge.intents import Handoff, Intent
-from bridge.store import Outcome, Routed, Store, conversation_key
+from bridge.store import AcceptResult, Outcome, Routed, Store, conversation_key
 
 T0 = 1_764_000_000_000
 D = DeliverySettings(coalesce_ms=0)
@@ -368,3 +368,12 @@ def test_receipt_time_and_far_future_times_are_redis_time(store, rclient):
         assert entry.occurred_at == entry.received_ms
         assert 0 <= redis_now - entry.received_ms < 60_000
     assert by_ck["a/c"].claimed_ms == far and by_ck["a/c2"].claimed_ms is None
+
+
+def test_a_request_with_no_events_to_route_is_accepted_as_nothing(store):
+    """(The one-shard accept's own path once failed on an empty list.)"""
+
+    async def go(store):
+        return await accept(store)
+
+    assert store.run(go) == AcceptResult(0, 0, 0)
