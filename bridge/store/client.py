@@ -1053,8 +1053,7 @@ class Store:
     async def sweep(self, quiet_ms: int) -> int:
         # only where a lease has run out: the leases' heads are read first (one pipeline per
         # server; sharded, the take's look's read serves), the script runs where one has
-        with store_errors(self.url):
-            heads = await self._heads(max_age_s=LOOK_EVERY_S if self.shards.sharded else 0.0)
+        heads = await self._heads(max_age_s=LOOK_EVERY_S if self.shards.sharded else 0.0)
         shards = [i for i, (_, held, now) in enumerate(heads) if held is not None and held <= now]
         swept = await asyncio.gather(*(self._run("sweep", [quiet_ms], i) for i in shards))
         for i, n in zip(shards, swept, strict=True):
