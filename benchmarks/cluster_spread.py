@@ -96,8 +96,7 @@ def run(
         roles = {"serve": procs[1:2], "workers": procs[2:], "sandbox": procs[:1]}
         cpu_before = {role: sum(_cpu(p.pid) for p in ps) for role, ps in roles.items()}
         patched = httpx.get(f"{sandbox}/_sandbox/stats").json()["patches"]
-        with contextlib.ExitStack() as stack:
-            monitor = stack.enter_context(Monitor(monitor_url)) if monitor_url else None
+        with Monitor(monitor_url) if monitor_url else contextlib.nullcontext() as monitor:
             webhooks, _ = wrk(serve, script, seconds)
         if monitor is not None:
             runs = ", ".join(

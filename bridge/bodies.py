@@ -22,9 +22,8 @@ async def read_body(request: Request, limit: int, timeout_s: float) -> bytes:
             raise PayloadError("content-length: expected a number of bytes")
         if len(digits) > 18 or int(digits) > limit:  # (int() of 4,300+ digits raises)
             raise BodyTooLarge(f"body is {digits[:20]} bytes; the limit is {limit}")
-    arrival = request.scope.get("extensions", {}).get(ARRIVAL)
-    if arrival is not None and arrival.complete:  # all in already (serve's own protocol
-        return await _read(request, limit)  # says so): no timer to set and cancel
+    if request.scope.get("extensions", {}).get(ARRIVAL):  # all in already (serve's own
+        return await _read(request, limit)  # protocol says so): no timer to set and cancel
     try:
         async with asyncio.timeout(timeout_s):
             return await _read(request, limit)

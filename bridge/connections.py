@@ -107,17 +107,9 @@ class Gate:
             self._sweeping = False
 
 
-ARRIVAL = "convo_bridge.arrival"  # the scope's extension: Arrival, whether the body is in
-
-
-class Arrival:
-    """Whether a request's whole body has been received (bridge.bodies reads a body that
-    is already in without setting a timer for it)."""
-
-    __slots__ = ("complete",)
-
-    def __init__(self) -> None:
-        self.complete = False
+# the scope's extension: True once the request's whole body is in (bridge.bodies reads such
+# a body without setting a timer for it)
+ARRIVAL = "convo_bridge.body_in"
 
 
 class GuardedProtocol(HttpToolsProtocol):
@@ -132,7 +124,6 @@ class GuardedProtocol(HttpToolsProtocol):
         self._head_bytes = 0
         self._closing_down = False
         self._idle = False  # kept alive, between requests: no byte of the next head yet
-        self._arrival = Arrival()  # the current request's body: all in yet?
 
     # --- the connection ---------------------------------------------------------------------
 
@@ -217,15 +208,15 @@ class GuardedProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._in_head = False
         self.gate.waiting.pop(self, None)
-        self._arrival = Arrival()
         extensions: Any = self.scope.setdefault("extensions", {})
-        extensions[ARRIVAL] = self._arrival
+        extensions[ARRIVAL] = False
         super().on_headers_complete()
         if self._closing_down and self.cycle is not None:
             self.cycle.keep_alive = False
 
     def on_message_complete(self) -> None:
-        self._arrival.complete = True
+        extensions: Any = self.scope.get("extensions", {})
+        extensions[ARRIVAL] = True
         super().on_message_complete()
         self._in_head, self._began, self._head_bytes = True, False, 0
 

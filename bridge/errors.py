@@ -15,7 +15,6 @@
     │   ├── CsrfRefused       403: signed in by cookie, but the CSRF token is missing or wrong
     │   └── SignedOut         303: the page's visitor is not signed in (back to the sign-in)
     ├── StoreUnavailable      503: Redis cannot be reached
-    │   ├── NotRun            a call answered as not run (a moved slot): sent once more
     │   └── NotReplicated     [redis] durability = "replica": the replicas did not acknowledge
     ├── NotFound              404: a dead letter or link that does not exist
     ├── LeaseLost             a worker no longer holds a conversation's lease: it must not send
@@ -131,11 +130,6 @@ class StoreUnavailable(BridgeError):
     status = 503
     code = "unavailable"
     headers: ClassVar[dict[str, str]] = {"Retry-After": "5"}
-
-
-class NotRun(StoreUnavailable):
-    """A script call the server surely did not run (a moved slot, a failover under way):
-    worth sending once more on a fresh cluster map."""
 
 
 class NotReplicated(StoreUnavailable):

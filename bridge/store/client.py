@@ -42,7 +42,7 @@ from rq.suspension import WORKERS_SUSPENDED
 
 from bridge.changes import VERSION_LEN, decode, identity
 from bridge.config import DeliverySettings, RedisSettings
-from bridge.errors import NotFound, NotRun, StoreUnavailable
+from bridge.errors import NotFound, StoreUnavailable
 from bridge.status import Circuit, Rates, StatusReport
 from bridge.store import keys
 from bridge.store.cluster_map import MOVED
@@ -547,10 +547,10 @@ class Store:
                 if isinstance(answer, Exception):
                     if not each_error:
                         raise answer
-                    # as store_errors would have raised it; one that surely did not run
-                    # (a moved slot) is the caller's to send again, on the fresh map
-                    kind = NotRun if self._servers.failed(answer) else StoreUnavailable
-                    error = kind(f"Redis at {_redact(self.url)}: {type(answer).__name__}")
+                    # as store_errors would have raised it (the cause says whether it ran)
+                    error = StoreUnavailable(
+                        f"Redis at {_redact(self.url)}: {type(answer).__name__}"
+                    )
                     error.__cause__ = answer
                     answers[i] = error
             check_waits(replies[len(calls) :], self.durability, _redact(self.url))
@@ -640,12 +640,8 @@ class Store:
         Sharded, an event named by an external id is looked up in its link's shard first
         (reads, at once) and sent to the linked conversation, else to its fallback, else to
         the link's shard to wait there (accept.lua looks again, in the script that parks it)."""
-        if not self.shards.sharded:
-            return [(0, ev) for ev in events]
 
         async def linked(ev: Routed) -> tuple[int, Routed]:
-            if ev.ck:
-                return self._ck_shard(ev.ck), ev
             shard = self.shards.of_link(ev.source, ev.external_id)
             with store_errors(self.url):
                 found = await (await self._data(shard)).hget(
@@ -656,7 +652,9 @@ class Store:
                 return shard, ev
             return self._ck_shard(ck), replace(ev, ck=ck)
 
-        return list(await asyncio.gather(*(linked(ev) for ev in events)))
+        # only an event named by an external id reads its link (all such at once)
+        looked = iter(await asyncio.gather(*(linked(ev) for ev in events if not ev.ck)))
+        return [(self._ck_shard(ev.ck), ev) if ev.ck else next(looked) for ev in events]
 
     async def _accept_in(
         self,
@@ -707,7 +705,8 @@ class Store:
         the shards are visited turn by turn from where the last take stopped (a busy shard
         does not starve the others), skipping those known to have nothing due yet."""
         if not self.shards.sharded:
-            return await self._take_in(0, n, lease_ms, rate_limit)
+            args = [n, lease_ms, uuid.uuid4().hex, repr(float(rate_limit))]
+            return await self._taken(await self._run("take", args))
         allowed, state = n, "closed"
         gated = rate_limit > 0 or self._circuit != "closed"
         if gated:
@@ -756,46 +755,43 @@ class Store:
         soonest = min(self._due_at) - time.monotonic()
         return work, max(int(soonest * 1000), 0) if soonest < LOOK_EVERY_S * 5 else None
 
-    async def _take_in(
-        self, shard: int, n: int, lease_ms: int, rate_limit: float
-    ) -> tuple[list[Work], int | None]:
-        answer = await self._run(
-            "take", [n, lease_ms, uuid.uuid4().hex, repr(float(rate_limit))], shard
-        )
-        return await self._taken(answer)
-
     async def _take_each(
         self, wanted: list[tuple[int, int]], lease_ms: int
     ) -> list[tuple[list[Work], int | None] | BaseException]:
         """Sharded: take.lua in each (shard, how many), one pipeline per server, the servers
         at once; a shard's error is its answer, so what the others leased is kept, not
-        orphaned. A shard answered as not run (its slot moved) is asked once more."""
+        orphaned. A shard answered as not run (its slot moved: a failover) goes once more
+        alone, on the fresh map (where a lone call's own retry applies)."""
+
+        def args(i: int) -> list[Any]:
+            return [wanted[i][1], lease_ms, uuid.uuid4().hex, "0.0"]
+
         out: list[Any] = [None] * len(wanted)
-        todo = list(range(len(wanted)))
-        for attempt in range(2):
-            by_server: dict[int, list[int]] = {}
-            for i in todo:
-                try:
-                    with store_errors(self.url):
-                        server = id(await self._servers.scripts(wanted[i][0]))
-                    by_server.setdefault(server, []).append(i)
-                except StoreUnavailable as exc:  # its server is not known now: others go on
-                    out[i] = exc
-
-            async def one(idx: list[int]) -> list[Any]:
-                calls = [
-                    (wanted[i][0], [wanted[i][1], lease_ms, uuid.uuid4().hex, "0.0"]) for i in idx
-                ]
-                return await self._run_each("take", calls, each_error=True)
-
-            groups = list(by_server.values())
-            answers = await asyncio.gather(*(one(idx) for idx in groups), return_exceptions=True)
-            for idx, got in zip(groups, answers, strict=True):
-                for k, i in enumerate(idx):
-                    out[i] = got if isinstance(got, BaseException) else got[k]
-            todo = [i for i in todo if isinstance(out[i], NotRun)]
-            if not todo or attempt:
-                break
+        by_server: dict[int, list[int]] = {}
+        for i, (shard, _) in enumerate(wanted):
+            try:
+                by_server.setdefault(await self._server_of(shard), []).append(i)
+            except StoreUnavailable as exc:  # its server is not known now: the others go on
+                out[i] = exc
+        groups = list(by_server.values())
+        answers = await asyncio.gather(
+            *(self._run_each("take", [(wanted[i][0], args(i)) for i in idx], each_error=True)
+              for idx in groups),
+            return_exceptions=True,
+        )  # fmt: skip
+        for idx, got in zip(groups, answers, strict=True):
+            for k, i in enumerate(idx):
+                out[i] = got if isinstance(got, BaseException) else got[k]
+        again = [
+            i for i, answer in enumerate(out)
+            if isinstance(answer, StoreUnavailable) and isinstance(answer.__cause__, Exception)
+            and self._servers.failed(answer.__cause__)
+        ]  # fmt: skip
+        retried = await asyncio.gather(
+            *(self._run("take", args(i), wanted[i][0]) for i in again), return_exceptions=True
+        )
+        for i, answer in zip(again, retried, strict=True):
+            out[i] = answer
         for i, answer in enumerate(out):
             if not isinstance(answer, BaseException):
                 try:

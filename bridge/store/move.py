@@ -46,7 +46,9 @@ BATCH = 500  # keys per pipeline, read or written
 SEEN_COPIES_MAX = 1_000_000  # dedup keys written to every shard, at most
 CONVERSATION_KINDS = {"p": "hash", "hw": "hash", "arr": "string", "att": "list", "rf": "string"}
 MIRROR_LISTS = ("rqnew", "rqgone")
-MOVED_KINDS = {*CONVERSATION_KINDS, "links", "due", "seen", *MIRROR_LISTS}
+# the Redis type of each kind of key read whole (dedup keys are read apart)
+TYPES = {**CONVERSATION_KINDS, "due": "zset", "links": "hash", "rqnew": "list", "rqgone": "list"}
+MOVED_KINDS = {*TYPES, "seen"}
 # a key of these kinds on the target means it is in use; of the second, that it was used
 # since a stopped move (a move writes none of them)
 IN_USE = {"p", "hw", "arr", "att", "links", "due", "inflight", "dlq", "seen"}
@@ -128,16 +130,17 @@ class _Layout:
         self.store = store
         self.prefixes = store.shards.prefixes
         self.shard_of = {p: i for i, p in enumerate(self.prefixes)}
-
-    def key(self, shard: int, rest: str) -> str:
-        return self.prefixes[shard] + rest
+        self._servers: list[tuple[Any, list[int]]] = []
 
     async def servers(self) -> list[tuple[Any, list[int]]]:
-        by_server: dict[int, tuple[Any, list[int]]] = {}
-        for shard in range(len(self.prefixes)):
-            client = await self.store.shard_client(shard)
-            by_server.setdefault(id(client), (client, []))[1].append(shard)
-        return list(by_server.values())
+        """(client, its shards) per server, looked up once: the move runs stopped."""
+        if not self._servers:
+            by_server: dict[int, tuple[Any, list[int]]] = {}
+            for shard in range(len(self.prefixes)):
+                client = await self.store.shard_client(shard)
+                by_server.setdefault(id(client), (client, []))[1].append(shard)
+            self._servers = list(by_server.values())
+        return self._servers
 
     def pattern(self) -> str:
         return self.prefixes[0] + "*" if len(self.prefixes) == 1 else "{cb.*"
@@ -199,8 +202,7 @@ class _Activity:
         self.first = 0
         self.writes: int | None = None
         self.before: tuple[list[int], dict[str, int]] = ([], {})
-        self.links: dict[tuple[int, str], dict[str, str]] = {}  # (client id, key) -> copied
-        self.link_clients: dict[int, Any] = {}
+        self.links: list[tuple[Any, str, dict[str, str]]] = []  # (client, key, as copied)
 
     async def _bucket(self) -> int:
         """The source's current 10 s bucket, on its shard 0 server's clock."""
@@ -229,10 +231,6 @@ class _Activity:
         self.before = await self._read(self.first + 2)
         self.writes = await self._writes()
 
-    def copied_link(self, client: Any, key: str, value: dict[str, str]) -> None:
-        self.links[(id(client), key)] = value
-        self.link_clients[id(client)] = client
-
     async def check(self) -> None:
         sizes, counters = await self._read(await self._bucket() + 1)
         old_sizes, old = self.before
@@ -240,8 +238,8 @@ class _Activity:
         changed = sizes != old_sizes or any(
             n != old.get(name, 0) and not (n == 0 and name in old) for name, n in counters.items()
         )
-        for (client, key), value in self.links.items():
-            changed = changed or await self.link_clients[client].hgetall(key) != value
+        for client, key, value in self.links:
+            changed = changed or await client.hgetall(key) != value
         changed = changed or (self.writes is not None and await self._writes() != self.writes)
         if changed:
             raise MoveRefused(
@@ -251,25 +249,21 @@ class _Activity:
             )
 
 
-async def _same_server(source: Store, target: Store) -> bool:
-    with store_errors(source.url):
-        one = await source.server_identity()
-    with store_errors(target.url):
-        other = await target.server_identity()
-    return bool(one[0]) and one == other
-
-
 async def move(source: Store, target: Store, *, quiet_ms: int) -> MoveReport:
     """Everything the queue's guarantees need, from `source` into `target`'s layout."""
     src, dst = _Layout(source), _Layout(target)
     report = MoveReport()
-    if await _same_server(source, target):
-        raise MoveRefused("--from names REDIS_URL's own server and database")
+    with store_errors(source.url):
+        server = await source.server_identity()
+    with store_errors(target.url):
+        if server[0] and server == await target.server_identity():
+            raise MoveRefused("--from names REDIS_URL's own server and database")
     activity = _Activity(src)
     with store_errors(source.url):
         while swept := await source.sweep(quiet_ms):  # a sweep handles 500 at a time
             report.swept += swept
-        inflight, dead = await src.sums("inflight", "dlq")
+        await activity.start()  # before the scan: a write during it is seen at the check
+        _, inflight, dead = activity.before[0]
         if dead:
             raise MoveRefused(
                 f"the source holds {dead} dead letters (events waiting for a link among "
@@ -282,7 +276,6 @@ async def move(source: Store, target: Store, *, quiet_ms: int) -> MoveReport:
                 f"{inflight} conversations are held by a worker on the source: stop every "
                 "worker (and serve), then run this again"
             )
-        await activity.start()  # before the scan: a write during it is seen at the check
         found = await src.keys()
         if not found:
             raise MoveRefused(
@@ -290,12 +283,11 @@ async def move(source: Store, target: Store, *, quiet_ms: int) -> MoveReport:
                 f"({src.pattern()}, {source.shards.count} shards): is --from the Redis and "
                 "database the bridge ran on?"
             )
-        run_id = (await source.server_identity())[0]
-    identity = f"{redact(source.url)}, {source.shards.count} shards, server {run_id or '?'}"
+    identity = f"{redact(source.url)}, {source.shards.count} shards, server {server[0] or '?'}"
     with store_errors(target.url):
         await _claim(target, dst, identity, report)
     with store_errors(source.url):
-        writes = await _collect(found, target, dst, report, activity)
+        writes = await _collect(found, target, report, activity)
         await activity.check()
     with store_errors(target.url):
         await _write(target, writes)
@@ -334,7 +326,6 @@ async def _claim(target: Store, dst: _Layout, identity: str, report: MoveReport)
 async def _collect(
     found: list[tuple[Any, int, str, str]],
     target: Store,
-    dst: _Layout,
     report: MoveReport,
     activity: _Activity,
 ) -> dict[int, list[tuple[Any, ...]]]:
@@ -346,7 +337,7 @@ async def _collect(
         kind, tail = _kind(rest)
         if kind == "seen":
             seen_keys[rest] = (client, key)
-        elif kind in CONVERSATION_KINDS or kind in ("links", "due", *MIRROR_LISTS):
+        elif kind in TYPES:
             by_server.setdefault(id(client), (client, []))[1].append((key, kind, tail))
         else:
             report.left[kind] += 1
@@ -358,33 +349,36 @@ async def _collect(
     for client, items in by_server.values():
         for at in range(0, len(items), BATCH):
             chunk = items[at : at + BATCH]
-            got = await _read(client, [(key, _type(kind)) for key, kind, _ in chunk])
+            got = await _read(client, [(key, TYPES[kind]) for key, kind, _ in chunk])
             for (key, kind, tail), (value, ttl) in zip(chunk, got, strict=True):
                 if kind == "due":
                     for ck, score in value:
                         shard = shards.of_conversation(ck)
                         writes.setdefault(shard, []).append(
-                            ("ZADD", dst.key(shard, "due"), repr(score), ck)
+                            ("ZADD", target.key_in(shard, "due"), repr(score), ck)
                         )
                         report.due += 1
                 elif kind == "links":
-                    activity.copied_link(client, key, value)
+                    activity.links.append((client, key, value))
                     for ext, ck in value.items():
                         shard = shards.of_link(tail, ext)
                         writes.setdefault(shard, []).append(
-                            ("HSET", dst.key(shard, f"links:{tail}"), ext, ck)
+                            ("HSET", target.key_in(shard, f"links:{tail}"), ext, ck)
                         )
                         report.links += 1
                 elif kind in MIRROR_LISTS:
                     if value:
-                        writes.setdefault(0, []).append(("RPUSH", dst.key(0, kind), *value))
+                        writes.setdefault(0, []).append(("RPUSH", target.key_in(0, kind), *value))
                         report.mirror += len(value)
                 elif value and ttl not in (0, -2):  # a conversation's key, still there
                     shard = shards.of_conversation(tail)
                     cks.add(tail)
                     writes.setdefault(shard, []).extend(
                         _copy(
-                            dst.key(shard, f"{kind}:{tail}"), CONVERSATION_KINDS[kind], value, ttl
+                            target.key_in(shard, f"{kind}:{tail}"),
+                            CONVERSATION_KINDS[kind],
+                            value,
+                            ttl,
                         )
                     )
                     if kind in ("p", "hw"):
@@ -394,10 +388,8 @@ async def _collect(
 
     # dedup keys: into the shard of the conversation their event's changes are in; the
     # others (a newer event replaced their changes) into every shard, within bounds
-    if shards.count == 1:
-        seen_to = dict.fromkeys(seen_keys, 0)
     unknown = [name for name in seen_keys if name not in seen_to]
-    everywhere = len(unknown) * shards.count <= SEEN_COPIES_MAX
+    everywhere = shards.count == 1 or len(unknown) * shards.count <= SEEN_COPIES_MAX
     moves: dict[int, tuple[Any, list[tuple[str, str, list[int]]]]] = {}
     for name, (client, key) in seen_keys.items():
         to = [seen_to[name]] if name in seen_to else list(range(shards.count)) if everywhere else []
@@ -413,7 +405,7 @@ async def _collect(
                     continue  # its dedup window ended meanwhile
                 for shard in to:
                     writes.setdefault(shard, []).extend(
-                        _copy(dst.key(shard, name), "string", value, ttl)
+                        _copy(target.key_in(shard, name), "string", value, ttl)
                     )
                 if len(to) == 1:
                     report.seen += 1
@@ -426,16 +418,6 @@ async def _write(target: Store, writes: dict[int, list[tuple[Any, ...]]]) -> Non
     for shard, commands in writes.items():
         for at in range(0, len(commands), BATCH):
             await target.write_in(shard, *commands[at : at + BATCH])
-
-
-def _type(kind: str) -> str:
-    if kind == "due":
-        return "zset"
-    if kind == "links":
-        return "hash"
-    if kind in MIRROR_LISTS:
-        return "list"
-    return CONVERSATION_KINDS[kind]
 
 
 async def _read(client: Any, keys: list[tuple[str, str]]) -> list[tuple[Any, int]]:
