@@ -28,13 +28,15 @@ def snippet(text: str) -> str:
     return " ".join(text.split())[:SNIPPET_CHARS]
 
 
-def uses_proxy(url: str) -> bool:
-    """Whether HTTP_PROXY / HTTPS_PROXY / ALL_PROXY (and NO_PROXY) send `url` through a proxy."""
+def proxy_for(url: str) -> str | None:
+    """The proxy HTTP_PROXY / HTTPS_PROXY / ALL_PROXY name for `url`, or None (none set, or
+    NO_PROXY exempts its host)."""
     parts = urlsplit(url)
     proxies = getproxies()
-    if parts.scheme not in proxies and "all" not in proxies:
-        return False
-    return not proxy_bypass(parts.hostname or "")
+    proxy = proxies.get(parts.scheme) or proxies.get("all")
+    if proxy is None or proxy_bypass(parts.hostname or ""):
+        return None
+    return proxy if "://" in proxy else f"http://{proxy}"  # as httpx reads a bare host:port
 
 
 def error_code(body: dict[str, Any]) -> str:
@@ -45,52 +47,58 @@ def error_code(body: dict[str, Any]) -> str:
 
 
 class Convocore:
-    """One keep-alive httpx client per worker process. `ck` is `<agent>/<convo>`, each part
-    already percent-encoded (store.conversation_key), so ids cannot change the URL's shape."""
+    """One keep-alive connection per concurrent call, reused last-in first-out. `ck` is
+    `<agent>/<convo>`, each part already percent-encoded (store.conversation_key), so ids
+    cannot change the URL's shape.
+
+    Requests go straight to an httpx transport (its public transport API), built once here:
+    the client's per-request layers (URL and header merging, cookies, the auth and redirect
+    flows) were a quarter of a PATCH's CPU, and the bridge uses none of them. httpcore's pool
+    rescans all its connections for every request it queues or finishes, so each transport
+    holds one connection."""
 
     def __init__(self, settings: ConvocoreSettings, *, timeout_s: float) -> None:
-        headers = {"Content-Type": "application/json", "User-Agent": "convo-bridge"}
+        headers = {
+            "Accept": "*/*",
+            "Accept-Encoding": "gzip, deflate",
+            "Content-Type": "application/json",
+            "User-Agent": "convo-bridge",
+        }
         if settings.token:
             headers["Authorization"] = f"Bearer {settings.token}"
-        self._base_url = settings.base_url
-        self._headers = headers
+        self._root = settings.base_url.rstrip("/")
+        self._headers = httpx.Headers(headers)  # copied per request, not parsed again
         self._deadline_s = timeout_s
-        self._timeout = httpx.Timeout(timeout_s)
-        self._tls = httpx.create_ssl_context()  # one CA bundle load for all clients
-        self._proxied = uses_proxy(settings.base_url)
-        # One single-connection client per concurrent call, reused last-in first-out: httpcore's
-        # pool rescans all its connections for every request it queues or finishes, which
-        # cost a tenth of the worker's CPU with eight connections in one pool.
-        self._idle: list[httpx.AsyncClient] = []
-        self._all: list[httpx.AsyncClient] = []
+        self._extensions = {"timeout": httpx.Timeout(timeout_s).as_dict()}
+        self._tls = httpx.create_ssl_context()  # one CA bundle load for all connections
+        # behind a proxy, httpx's own transport through it; else the asyncio backend's
+        self._proxy = proxy_for(settings.base_url)
+        self._idle: list[httpx.AsyncBaseTransport] = []
+        self._all: list[httpx.AsyncBaseTransport] = []
 
-    def _client(self) -> httpx.AsyncClient:
+    def _transport(self) -> httpx.AsyncBaseTransport:
         if self._idle:
             return self._idle.pop()
         one = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-        client = httpx.AsyncClient(
-            base_url=self._base_url,
-            headers=self._headers,
-            timeout=self._timeout,
-            limits=one,
-            verify=self._tls,
-            # behind a proxy, httpx's own transport (it honours the proxy variables)
-            transport=None if self._proxied else AsyncioTransport(limits=one, verify=self._tls),
-        )
-        self._all.append(client)
-        return client
+        transport: httpx.AsyncBaseTransport
+        if self._proxy is None:
+            transport = AsyncioTransport(limits=one, verify=self._tls)
+        else:
+            transport = httpx.AsyncHTTPTransport(limits=one, verify=self._tls, proxy=self._proxy)
+        self._all.append(transport)
+        return transport
 
     async def close(self) -> None:
-        for client in self._all:
-            await client.aclose()
+        for transport in self._all:
+            await transport.aclose()
         self._all.clear()
         self._idle.clear()
 
-    async def _discard(self, client: httpx.AsyncClient) -> None:
-        self._all.remove(client)
+    async def _discard(self, transport: httpx.AsyncBaseTransport) -> None:
+        self._all.remove(transport)
         with contextlib.suppress(Exception):
             async with asyncio.timeout(1):
-                await client.aclose()
+                await transport.aclose()
 
     @staticmethod
     def path(ck: str) -> str:
@@ -109,14 +117,25 @@ class Convocore:
         return await self._call("GET", ck, None)
 
     async def _call(self, method: str, ck: str, body: bytes | None) -> dict[str, Any]:
-        client = self._client()
+        transport = self._transport()
+        request = httpx.Request(
+            method,
+            self._root + self.path(ck),
+            headers=self._headers,
+            content=body,
+            extensions=self._extensions,
+        )
         reusable = True
         try:
             async with asyncio.timeout(self._deadline_s):
-                answer = await client.request(method, self.path(ck), content=body)
+                answer = await transport.handle_async_request(request)
+                try:
+                    await answer.aread()
+                finally:
+                    await answer.aclose()
         except TimeoutError:
             # the deadline passed mid-request; it may have been sent: a PATCH is in doubt.
-            # The connection was cut mid-answer: that client is closed, not reused.
+            # The connection was cut mid-answer: it is closed, not reused.
             reusable = False
             raise TargetUnreachable(
                 f"timeout: no whole answer within {self._deadline_s:g} s",
@@ -135,9 +154,9 @@ class Convocore:
             ) from None
         finally:
             if reusable:
-                self._idle.append(client)
+                self._idle.append(transport)
             else:
-                await self._discard(client)
+                await self._discard(transport)
         if not 200 <= answer.status_code < 300:
             raise TargetRefused(
                 answer.status_code, snippet(answer.text), answer.headers.get("retry-after")

@@ -12,7 +12,7 @@ import pytest
 
 from bridge.config import ConvocoreSettings
 from tests.servers import serve_app_in_thread
-from workers.convocore import Convocore, uses_proxy
+from workers.convocore import Convocore, proxy_for
 
 SEEN: list[tuple[str, str]] = []
 
@@ -51,12 +51,14 @@ def test_proxy_variables_decide_and_no_proxy_wins(monkeypatch: pytest.MonkeyPatc
         "no_proxy",
     ):
         monkeypatch.delenv(var, raising=False)
-    assert not uses_proxy("https://api.example.com")
+    assert proxy_for("https://api.example.com") is None
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy:3128")
-    assert uses_proxy("https://api.example.com")
-    assert not uses_proxy("http://api.example.com")  # no HTTP_PROXY
+    assert proxy_for("https://api.example.com") == "http://proxy:3128"
+    assert proxy_for("http://api.example.com") is None  # no HTTP_PROXY
+    monkeypatch.setenv("ALL_PROXY", "all:3128")
+    assert proxy_for("http://api.example.com") == "http://all:3128"
     monkeypatch.setenv("NO_PROXY", "api.example.com")
-    assert not uses_proxy("https://api.example.com")
+    assert proxy_for("https://api.example.com") is None
 
 
 def test_patches_go_through_the_configured_proxy(
@@ -173,3 +175,35 @@ def test_a_target_trickling_its_answer_is_cut_off_at_the_request_deadline() -> N
 
         wait_until(lambda: request["ended"] is not None, timeout_s=3)
         assert request["complete"] is False  # the client hung up mid-answer
+
+
+def test_requests_keep_the_base_urls_path_and_send_the_bridges_headers() -> None:
+    """Requests go to the transport directly: the base URL's own path (an API version prefix,
+    with or without a trailing slash) and the headers are the client's job, not httpx's."""
+    seen: list[dict[str, Any]] = []
+
+    async def target(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        body = (await receive())["body"]
+        seen.append(
+            {"path": scope["raw_path"].decode(), "headers": dict(scope["headers"]), "body": body}
+        )
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b'{"success": true, "data": {"ok": 1}}'})
+
+    async def main(base: str) -> dict[str, Any]:
+        client = Convocore(ConvocoreSettings(base_url=base, token="secret-t"), timeout_s=5)
+        try:
+            return await client.patch("a%2Fb/c", client.body({"title": "x"}))
+        finally:
+            await client.close()
+
+    with serve_app_in_thread(target, lifespan="off") as url:
+        assert asyncio.run(main(url + "/v1")) == {"ok": 1}
+        assert asyncio.run(main(url + "/v1/")) == {"ok": 1}
+    assert [s["path"] for s in seen] == ["/v1/agents/a%2Fb/convos/c"] * 2
+    headers = seen[0]["headers"]
+    assert headers[b"authorization"] == b"Bearer secret-t"
+    assert headers[b"content-type"] == b"application/json"
+    assert headers[b"user-agent"] == b"convo-bridge"
+    assert headers[b"content-length"] == str(len(seen[0]["body"])).encode()
+    assert seen[0]["body"] == b'{"conversation":{"title":"x"}}'
