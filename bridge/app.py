@@ -9,6 +9,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -51,7 +52,8 @@ async def webhook(request: Request) -> Response:
     if source is None:
         raise UnknownSource(f"no source named {name[:64]!r} in the config")
     kind: Provider = request.app.state.kinds[name]
-    headers = {k.lower(): v for k, v in request.headers.items()}
+    # ASGI header names are lower case; decoded as Starlette's Headers does, without one
+    headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in request.scope["headers"]}
     kind.accepts(source, headers)  # the kind says which bodies it takes (else 415)
     applied = codings(headers.get("content-encoding"))  # (else 415 naming the coding)
     limit = settings.ingest.max_body_bytes
@@ -79,7 +81,7 @@ async def webhook(request: Request) -> Response:
         )
     if ack is not None:  # a sender that needs its own acknowledgement (status, body)
         return answered(ack)
-    return JSONResponse(counts, status_code=202)
+    return Response(orjson.dumps(counts), status_code=202, media_type="application/json")
 
 
 async def webhook_check(request: Request) -> Response:

@@ -50,7 +50,7 @@ def _count(scope: Scope, status: int) -> None:
     name = scope["path_params"]["source"]
     sources = scope["app"].state.settings.sources
     label = name if name in sources else metrics.UNKNOWN_SOURCE
-    metrics.WEBHOOK_REQUESTS.labels(label, str(status)).inc()
+    metrics.child(metrics.WEBHOOK_REQUESTS, label, str(status)).inc()
 
 
 async def _account(request: Request, status: int, body: bytes) -> None:
