@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import sys
 import tempfile
 import time
 from collections import Counter
@@ -27,6 +28,7 @@ from typing import Any
 import httpx
 import redis
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 from benchmarks.bench import SECRET, wait_http, wrk, wrk_lua
 from benchmarks.redis_cost import Monitor
 from bridge.local.redis_server import RedisServer, free_port

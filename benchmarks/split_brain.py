@@ -11,9 +11,11 @@ Starts a primary, two replicas and three sentinels (tests/ha.py) and, for each
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 from tests.ha import HaRedis
 from tests.workers.test_failover import split_brain
 
