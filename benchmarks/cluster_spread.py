@@ -29,7 +29,7 @@ import httpx
 import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
-from benchmarks.bench import SECRET, wait_http, wrk, wrk_lua
+from benchmarks.bench import SECRET, signed_script, wait_http, wrk
 from benchmarks.redis_cost import Monitor
 from bridge.local.redis_server import RedisServer, free_port
 from tests.cluster import RedisCluster
@@ -91,8 +91,7 @@ def run(
         wait_http(serve + "/healthz")
         procs += [cli("worker", env=env) for _ in range(2)]
         time.sleep(2.0)  # the workers registered and looking
-        script = tmp / "wrk.lua"
-        wrk_lua(script, 20_000)
+        script = signed_script(tmp)
         before = {i: _figures(c) for i, c in primaries}
         calls = sum((_calls(c) for _, c in primaries), Counter[str]())
         roles = {"serve": procs[1:2], "workers": procs[2:], "sandbox": procs[:1]}

@@ -117,7 +117,6 @@ class Convocore:
         return await self._call("GET", ck, None)
 
     async def _call(self, method: str, ck: str, body: bytes | None) -> dict[str, Any]:
-        transport = self._transport()
         request = httpx.Request(
             method,
             self._root + self.path(ck),
@@ -125,6 +124,7 @@ class Convocore:
             content=body,
             extensions=self._extensions,
         )
+        transport = self._transport()  # after anything that may raise: it goes back below
         reusable = True
         try:
             async with asyncio.timeout(self._deadline_s):
