@@ -54,3 +54,25 @@ local function circuit_record(base, verdict, window, ratio_permille, cooldown)
     end
   end
 end
+
+-- several attempts' verdicts, in order (one settle call's, or a worker's batch of them): while
+-- the circuit is closed and none of them failed (the common case), one read and one push;
+-- otherwise one at a time, exactly as above
+local function circuit_record_all(base, verdicts, window, ratio_permille, cooldown)
+  local all_ok = #verdicts > 0
+  for _, verdict in ipairs(verdicts) do
+    if verdict ~= 'ok' then all_ok = false break end
+  end
+  if all_ok and (redis.call('HGET', base .. 'circuit', 'state') or 'closed') == 'closed' then
+    local zeros, length = {}, 0
+    for i = 1, #verdicts do zeros[i] = 0 end
+    for i = 1, #zeros, 1000 do
+      length = redis.call('LPUSH', base .. 'recent', unpack(zeros, i, math.min(i + 999, #zeros)))
+    end
+    if length > 2 * window then redis.call('LTRIM', base .. 'recent', 0, window - 1) end
+    return
+  end
+  for _, verdict in ipairs(verdicts) do
+    circuit_record(base, verdict, window, ratio_permille, cooldown)
+  end
+end

@@ -71,7 +71,7 @@ if op == 'after' then
 end
 
 local window, ratio, cooldown = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
-for verdict in string.gmatch(ARGV[4], '[^,]+') do
-  circuit_record(base, verdict, window, ratio, cooldown)
-end
+local verdicts = {}
+for verdict in string.gmatch(ARGV[4], '[^,]+') do verdicts[#verdicts + 1] = verdict end
+circuit_record_all(base, verdicts, window, ratio, cooldown)
 return redis.call('HGET', base .. 'circuit', 'state') or 'closed'

@@ -65,7 +65,6 @@ local function applied(ck, arrays, sent)
   for kind, v in pairs(wholes) do prune(hwk, kind, v) end
   keep_hw(ck, has_dl)
   if arrays ~= '' then redis.call('SET', P .. 'arr:' .. ck, arrays, 'PX', arr_ttl) end
-  count('ok', 1)
 end
 
 -- a PATCH that may have landed after this worker lost its lease (so after newer ones):
@@ -89,6 +88,10 @@ local function redo(ck, sent)
   keep_hw(ck)
 end
 
+-- what the call's settles add up to, written once after them: the `ok` and `fail` counters,
+-- and the attempts' verdicts for the circuit, in order
+local oks, fails, verdicts = 0, 0, {}
+
 local function settle(s)
   local ck, token, outcome, sent = s.ck, s.token, s.outcome, s.sent
   local retry_at = NOW + s.retry_in_ms
@@ -103,7 +106,12 @@ local function settle(s)
   end
   local dead_id = ''
   if outcome == 'ok' then
-    if owned then applied(ck, s.arrays, sent) else redo(ck, sent) end
+    if owned then
+      applied(ck, s.arrays, sent)
+      oks = oks + 1
+    else
+      redo(ck, sent)
+    end
   elseif outcome == 'retry' or outcome == 'dead' then
     -- a failed attempt is recorded only by the lease holder: when the lease is gone (expired
     -- and taken over, or this very settle already ran and is repeated after a lost answer)
@@ -114,7 +122,7 @@ local function settle(s)
         dead_id = dead_letter_pending(ck, s.reason, s.status, s.snippet)
       end
     end
-    count('fail', 1)
+    fails = fails + 1
   end
   if s.in_doubt then
     if not owned and outcome ~= 'ok' then redo(ck, sent) end
@@ -129,7 +137,7 @@ local function settle(s)
       schedule(ck, coalesce)
     end
   end
-  if s.circuit ~= '' then circuit_record(P, s.circuit, window, ratio, cooldown) end
+  if s.circuit ~= '' then verdicts[#verdicts + 1] = s.circuit end
   return dead_id
 end
 
@@ -144,5 +152,8 @@ for i, s in ipairs(cjson.decode(ARGV[3])) do
     logged[s.log_blob] = row
   end
 end
+count('ok', oks)
+count('fail', fails)
+circuit_record_all(P, verdicts, window, ratio, cooldown)
 if #logged > 0 then log_entries(opt.log_max_events, opt.log_keep_ms, logged, {}, 4, nil) end
 return out

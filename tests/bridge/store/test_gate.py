@@ -52,3 +52,22 @@ def test_an_accounts_failures_open_its_circuit_alone_and_a_probe_closes_it(
     assert 50_000 < held <= 60_000  # until the cooldown ends
     assert other == 0
     assert probe == 0 and closed == "closed" and after == 0
+
+
+def test_verdicts_recorded_together_count_as_recorded_one_at_a_time(redis_url: str) -> None:
+    """Concurrent records share one call (lua/circuit.lua's circuit_record_all): successes
+    alone are one push, bounded like single ones; a failure among them goes the exact
+    one-at-a-time way, and opens the circuit as the window says."""
+
+    async def go(store: Store) -> tuple[list[str], list[str], list[str]]:
+        oks = await asyncio.gather(*(store.gate_record("na", "ok", D) for _ in range(50)))
+        recent = await (await store._data(0)).lrange("cb:acct:na:recent", 0, -1)
+        mixed = await asyncio.gather(
+            *(store.gate_record("na", v, D) for v in ("ok", "ok", "fail", "fail", "ok"))
+        )
+        return oks, recent, mixed
+
+    oks, recent, mixed = run(redis_url, go)
+    assert set(oks) == {"closed"}
+    assert recent and set(recent) == {"0"} and len(recent) <= 2 * D.circuit_window
+    assert mixed[-1] == "open"  # two failures in a window of two: open, whatever followed
