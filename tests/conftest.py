@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import threading
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -227,9 +228,10 @@ class WorkerThread:
         return self
 
     def stop(self) -> None:
-        """Stops it, or fails the test that started it: a worker left running re-registers
-        in the shared Redis after every flush and is counted by later tests (seen once in CI:
-        two RQ-registry tests failed on another test's worker)."""
+        """Stops it (cancelled, with a warning, past 30 s), or fails the test that started it:
+        a worker left running re-registers in the shared Redis after every flush and is
+        counted by later tests (seen once in CI: two RQ-registry tests failed on another
+        test's worker)."""
         self.ready.wait(30)  # one still starting is stopped too, not skipped
         loop = self.loop
         if loop is not None and self.thread.is_alive():
@@ -243,7 +245,9 @@ class WorkerThread:
 
             loop.call_soon_threadsafe(cancel_all)
             self.thread.join(10)
-            raise AssertionError("a worker thread did not stop within 30 s of stop()")
+            if self.thread.is_alive():
+                raise AssertionError("a worker thread did not stop, even cancelled")
+            warnings.warn("a worker thread did not stop within 30 s: cancelled", stacklevel=2)
 
 
 @pytest.fixture
