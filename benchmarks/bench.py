@@ -318,7 +318,7 @@ def bench_coalescing(rig: Rig) -> tuple[int, bool]:
 # With 20,000, three quarters of a 10 s ingest run were re-sends, answered "duplicate": the
 # cheaper path, and in the Redis figures a per-webhook cost of mostly duplicates.
 DISTINCT_REQUESTS = 200_000
-_DISTINCT: dict[Path, int] = {}  # each wrk script's count, for wrk() to check against
+DISTINCT_LINE = "-- distinct requests: "  # a wrk script's first line: what wrk() checks against
 
 
 def wrk_lua(path: Path, n: int) -> None:
@@ -326,7 +326,6 @@ def wrk_lua(path: Path, n: int) -> None:
     data file beside it (one request a line: body, then header name and value, tab-separated)
     when wrk loads the script: written as Lua statements, LuaJIT refuses a chunk of more than
     65,536 constants, and wrk then sends its default GET instead (every answer a 405)."""
-    _DISTINCT[path] = n
     data = path.with_suffix(".data")
     lines = []
     for i in range(n):
@@ -335,7 +334,8 @@ def wrk_lua(path: Path, n: int) -> None:
         lines.append("\t".join([body.decode(), *(x for kv in h.items() for x in kv)]))
     data.write_text("\n".join(lines) + "\n")
     path.write_text(
-        f"""local reqs = {{}}
+        f"""{DISTINCT_LINE}{n}
+local reqs = {{}}
 for line in io.lines({orjson.dumps(str(data)).decode()}) do
   local f = {{}}
   for part in string.gmatch(line, "[^\\t]+") do f[#f + 1] = part end
@@ -355,9 +355,17 @@ end
 def signed_script(tmp: Path) -> Path:
     """The wrk script of DISTINCT_REQUESTS signed requests in `tmp`, made once."""
     script = tmp / "signed.lua"
-    if script not in _DISTINCT:
+    if not script.exists():
         wrk_lua(script, DISTINCT_REQUESTS)
     return script
+
+
+def wrk_counts(out: str) -> tuple[int, int]:
+    """From wrk's report: requests sent, and answers that were not 2xx or 3xx."""
+    sent = re.search(r"(\d+) requests in", out)
+    refused = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    assert sent is not None, out
+    return int(sent.group(1)), int(refused.group(1)) if refused else 0
 
 
 def wrk(url: str, script: Path, seconds: int) -> tuple[float, float]:
@@ -367,14 +375,15 @@ def wrk(url: str, script: Path, seconds: int) -> tuple[float, float]:
         text=True,
         check=True,
     ).stdout
-    sent = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
-    refused = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    sent, refused = wrk_counts(out)
     if refused:
-        print(f"warning: {refused.group(1)} of {sent:,} answers were not 2xx", file=sys.stderr)
-    if sent > _DISTINCT.get(script, sent):
+        print(f"warning: {refused:,} of {sent:,} answers were not 2xx", file=sys.stderr)
+    with script.open() as f:
+        first = f.readline()
+    if first.startswith(DISTINCT_LINE) and sent > (distinct := int(first[len(DISTINCT_LINE) :])):
         print(
-            f"warning: wrk sent {sent:,} requests, more than the script's {_DISTINCT[script]:,}"
-            " distinct ones: the rest were re-sends, answered as duplicates",
+            f"warning: wrk sent {sent:,} requests, more than the script's {distinct:,} distinct"
+            " ones: the rest were re-sends, answered as duplicates",
             file=sys.stderr,
         )
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]

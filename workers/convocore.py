@@ -22,6 +22,7 @@ from bridge.errors import TargetDeclined, TargetRefused, TargetUnreachable
 from workers.netio import AsyncioTransport
 
 SNIPPET_CHARS = 200
+ONE_CONNECTION = httpx.Limits(max_connections=1, max_keepalive_connections=1)
 
 
 def snippet(text: str) -> str:
@@ -79,12 +80,13 @@ class Convocore:
     def _transport(self) -> httpx.AsyncBaseTransport:
         if self._idle:
             return self._idle.pop()
-        one = httpx.Limits(max_connections=1, max_keepalive_connections=1)
         transport: httpx.AsyncBaseTransport
         if self._proxy is None:
-            transport = AsyncioTransport(limits=one, verify=self._tls)
+            transport = AsyncioTransport(limits=ONE_CONNECTION, verify=self._tls)
         else:
-            transport = httpx.AsyncHTTPTransport(limits=one, verify=self._tls, proxy=self._proxy)
+            transport = httpx.AsyncHTTPTransport(
+                limits=ONE_CONNECTION, verify=self._tls, proxy=self._proxy
+            )
         self._all.append(transport)
         return transport
 
