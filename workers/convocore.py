@@ -19,7 +19,7 @@ import orjson
 
 from bridge.config import ConvocoreSettings
 from bridge.errors import TargetDeclined, TargetRefused, TargetUnreachable
-from workers.netio import AsyncioTransport
+from workers.http1 import Http1Transport
 
 SNIPPET_CHARS = 200
 ONE_CONNECTION = httpx.Limits(max_connections=1, max_keepalive_connections=1)
@@ -54,9 +54,9 @@ class Convocore:
 
     Requests go straight to an httpx transport (its public transport API), built once here:
     the client's per-request layers (URL and header merging, cookies, the auth and redirect
-    flows) were a quarter of a PATCH's CPU, and the bridge uses none of them. httpcore's pool
-    rescans all its connections for every request it queues or finishes, so each transport
-    holds one connection."""
+    flows) were a quarter of a PATCH's CPU, and the bridge uses none of them. The transport
+    is workers/http1.py's, one connection each (httpx's own, through a proxy, when one
+    applies)."""
 
     def __init__(self, settings: ConvocoreSettings, *, timeout_s: float) -> None:
         headers = {
@@ -72,7 +72,7 @@ class Convocore:
         self._deadline_s = timeout_s
         self._extensions = {"timeout": httpx.Timeout(timeout_s).as_dict()}
         self._tls = httpx.create_ssl_context()  # one CA bundle load for all connections
-        # behind a proxy, httpx's own transport through it; else the asyncio backend's
+        # behind a proxy, httpx's own transport through it; else workers/http1.py's
         self._proxy = proxy_for(settings.base_url)
         self._idle: list[httpx.AsyncBaseTransport] = []
         self._all: list[httpx.AsyncBaseTransport] = []
@@ -82,7 +82,7 @@ class Convocore:
             return self._idle.pop()
         transport: httpx.AsyncBaseTransport
         if self._proxy is None:
-            transport = AsyncioTransport(limits=ONE_CONNECTION, verify=self._tls)
+            transport = Http1Transport(verify=self._tls)
         else:
             transport = httpx.AsyncHTTPTransport(
                 limits=ONE_CONNECTION, verify=self._tls, proxy=self._proxy
