@@ -14,7 +14,9 @@ timeouts a request carries (connect, read, write) and httpx's exceptions for eve
 The connection is kept alive while the answers allow it (HTTP/1.1 keep-alive, no
 `Connection: close`), and is not reused after it sat idle longer than httpx's keep-alive
 expiry (5 s), nor once the server has closed it or sent something unasked. A request that
-fails or is cancelled mid-way closes it. What it does not do, because the bridge never
+fails or is cancelled mid-way closes it. Answers are read as h11 reads them (bare line
+feeds allowed, trailers not taken for headers), within a cap on the head and on the body;
+a header with a line break or NUL in it is refused before anything is sent. What it does not do, because the bridge never
 needs it: HTTP/2, proxies (workers/convocore.py takes httpx's transport when a proxy
 applies), upgrades, request bodies streamed without a length (they are read whole first).
 """
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import socket
 import ssl
 import time
@@ -34,6 +37,9 @@ import httpx
 READ_LIMIT = 2**16
 KEEPALIVE_EXPIRY_S = 5.0  # httpx.Limits' default: an older idle connection is not reused
 MAX_ANSWER_BYTES = 64 * 2**20  # an answer larger than this is refused, not held in memory
+MAX_HEAD_BYTES = 64 * 2**10  # the same for its head (status line and headers), as h11's limit
+_FRAMING = (b"transfer-encoding", b"content-length")  # a streamed body's: replaced by its length
+_UNSAFE = re.compile(rb"[\r\n\0]")  # never sent in a header: it would end or split the head
 
 
 async def open_tcp(
@@ -66,7 +72,10 @@ async def open_tcp(
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return reader, writer
-    raise last
+    try:
+        raise last
+    finally:
+        del last  # the traceback holds this frame: no cycle left for the collector
 
 
 class _Answer:
@@ -88,6 +97,7 @@ class _Answer:
     def __init__(self) -> None:
         # (the parser calls back into this answer: _read_answer breaks the cycle when done)
         self.parser: Any = httptools.HttpResponseParser(self)
+        self.parser.set_dangerous_leniencies(lenient_optional_cr_before_lf=True)  # as h11 reads
         self.status = 0
         self.headers: list[tuple[bytes, bytes]] = []
         self.body: list[bytes] = []
@@ -101,8 +111,9 @@ class _Answer:
         self.messages += 1
 
     # whatever follows the answer in the same read is only counted (messages): unasked
+    # (a chunked answer's trailers come after its head: they are not its headers)
     def on_header(self, name: bytes, value: bytes) -> None:
-        if not self.done:
+        if not (self.done or self.head_done):
             self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
@@ -166,8 +177,10 @@ class Http1Transport(httpx.AsyncBaseTransport):
         self._tls: ssl.SSLContext | None = None
         self._conn: _Connection | None = None
         self._lock = asyncio.Lock()
+        self._closed = False  # a request still running then closes its connection after it
 
     async def aclose(self) -> None:
+        self._closed = True
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.close()
@@ -190,7 +203,7 @@ class Http1Transport(httpx.AsyncBaseTransport):
             except BaseException:
                 conn.close()
                 raise
-            if keep:
+            if keep and not self._closed:
                 conn.idle_since = time.monotonic()
                 self._conn = conn
             else:
@@ -213,12 +226,13 @@ class Http1Transport(httpx.AsyncBaseTransport):
         elif url.scheme != "http":
             raise httpx.UnsupportedProtocol(f"{url.scheme!r} is not http or https", request=request)
         port = url.port or (443 if tls else 80)
+        host = url.raw_host.decode("ascii")  # an international name as the Host header has it
         try:
             async with asyncio.timeout(timeout):
-                reader, writer = await open_tcp(url.host, port, timeout, tls)
+                reader, writer = await open_tcp(host, port, timeout, tls)
         except TimeoutError:
             raise httpx.ConnectTimeout(
-                f"connecting to {url.host}:{port} timed out", request=request
+                f"connecting to {host}:{port} timed out", request=request
             ) from None
         except OSError as exc:  # ssl.SSLError included: a certificate not trusted
             raise httpx.ConnectError(str(exc) or type(exc).__name__, request=request) from None
@@ -227,11 +241,21 @@ class Http1Transport(httpx.AsyncBaseTransport):
     async def _exchange(
         self, conn: _Connection, request: httpx.Request, timeouts: dict[str, float | None]
     ) -> tuple[_Answer, bool]:
+        body = await request.aread()
+        headers = request.headers.raw
+        if not isinstance(request.stream, httpx.ByteStream):  # streamed, now read whole
+            headers = [(n, v) for n, v in headers if n.lower() not in _FRAMING]
+            headers.append((b"Content-Length", str(len(body)).encode()))
+        if _UNSAFE.search(b"".join(b"".join(pair) for pair in headers)):
+            name = next(n for n, v in headers if _UNSAFE.search(n + v))
+            raise httpx.LocalProtocolError(
+                f"header {name.decode('latin-1')!r} has a line break or NUL in it",
+                request=request,
+            )
         head = [request.method.encode("ascii"), b" ", request.url.raw_path, b" HTTP/1.1\r\n"]
-        for name, value in request.headers.raw:
+        for name, value in headers:
             head += (name, b": ", value, b"\r\n")
-        head.append(b"\r\n")
-        head.append(await request.aread())
+        head += (b"\r\n", body)
         try:
             conn.writer.write(b"".join(head))
             async with asyncio.timeout(timeouts.get("write")):
@@ -256,6 +280,7 @@ class Http1Transport(httpx.AsyncBaseTransport):
         self, answer: _Answer, conn: _Connection, request: httpx.Request, timeout: float | None
     ) -> tuple[_Answer, bool]:
         head_only = request.method == "HEAD"  # its answer's length is not followed by a body
+        head_bytes = 0  # read before the head was whole (llhttp buffers a header unbounded)
         while True:
             try:
                 async with asyncio.timeout(timeout):
@@ -272,12 +297,20 @@ class Http1Transport(httpx.AsyncBaseTransport):
                     + ("mid-answer" if answer.messages else "without answering"),
                     request=request,
                 )
+            if not answer.head_done:
+                head_bytes += len(data)
             try:
                 answer.parser.feed_data(data)
-            except httptools.HttpParserError as exc:
+            except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
+                if answer.done:  # whatever broke came after the whole answer: not reused
+                    return answer, False
                 raise httpx.RemoteProtocolError(
-                    f"not an HTTP/1.1 answer: {exc}", request=request
+                    f"not an HTTP/1.1 answer: {exc!r}", request=request
                 ) from None
+            if not answer.head_done and head_bytes > MAX_HEAD_BYTES:
+                raise httpx.RemoteProtocolError(
+                    f"answer head larger than {MAX_HEAD_BYTES} bytes", request=request
+                )
             if answer.size > MAX_ANSWER_BYTES:
                 raise httpx.RemoteProtocolError(
                     f"answer larger than {MAX_ANSWER_BYTES} bytes", request=request

@@ -369,3 +369,108 @@ def test_a_dead_first_address_does_not_use_up_the_connect_timeout(peer_url: str)
     started = time.monotonic()
     assert run(main()) == 200
     assert time.monotonic() - started < 2.5  # its share (1.5 s), not the whole 3 s
+
+
+def test_a_switching_protocols_answer_is_a_protocol_error() -> None:
+    answer = (
+        b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\n\r\n"
+    )
+    with (
+        RawTarget(lambda n: (answer, False)) as target,
+        pytest.raises(httpx.RemoteProtocolError, match=r"not an HTTP/1\.1 answer"),
+    ):
+        texts(target.url, 1)
+
+
+def test_chunked_trailers_are_not_taken_for_headers() -> None:
+    answer = (
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ntrailer: content-encoding\r\n\r\n"
+        b"2\r\nok\r\n0\r\ncontent-encoding: gzip\r\n\r\n"
+    )
+    with RawTarget(lambda n: (answer, False)) as target:
+        assert texts(target.url, 2) == ["ok", "ok"]
+
+
+def test_answers_with_bare_line_feeds_are_read_as_httpx_would() -> None:
+    with RawTarget(lambda n: (b"HTTP/1.1 200 OK\ncontent-length: 2\n\nok", False)) as target:
+        assert texts(target.url, 1) == ["ok"]
+
+
+def test_a_whole_answer_followed_by_junk_before_the_close_is_the_answer() -> None:
+    answer = ok(b"done", b"connection: close") + b"junk after the answer"
+    with RawTarget(lambda n: (answer, True)) as target:
+        assert texts(target.url, 2) == ["done", "done"]
+        assert target.connections == 2
+
+
+def test_an_answer_head_larger_than_the_cap_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(workers.http1, "MAX_HEAD_BYTES", 1000)
+    endless = b"HTTP/1.1 200 OK\r\nx-padding: " + b"y" * 5000
+    with (
+        RawTarget(lambda n: (endless, False)) as target,
+        pytest.raises(httpx.RemoteProtocolError, match="head larger than 1000 bytes"),
+    ):
+        texts(target.url, 1)
+
+
+def test_a_header_with_a_line_break_is_refused_before_anything_is_sent() -> None:
+    """A token read from a file with its trailing newline must not end the head early."""
+    with RawTarget(lambda n: (ok(), False)) as target:
+
+        async def main() -> None:
+            async with client(target.url) as c:
+                await c.patch("/x", content=b"{}", headers={"authorization": "Bearer t\n"})
+
+        with pytest.raises(httpx.LocalProtocolError, match="'authorization' has a line break"):
+            run(main())
+        assert target.requests == 0
+
+
+def test_a_streamed_request_body_goes_with_its_length() -> None:
+    async def chunks() -> Any:
+        yield b'{"a":'
+        yield b"1}"
+
+    with RawTarget(lambda n: (ok(b"got it"), False)) as target:
+
+        async def main() -> str:
+            async with client(target.url) as c:
+                return (await c.patch("/x", content=chunks())).text
+
+        assert run(main()) == "got it"  # the server read a Content-Length body
+        assert target.requests == 1
+
+
+def test_a_connection_in_use_when_the_transport_closes_is_closed_after_it() -> None:
+    slow_then_ok = RawTarget(lambda n: (ok(b"late"), False))
+    with slow_then_ok as target:
+
+        async def main() -> bool:
+            transport = Http1Transport()
+            request = httpx.Request("GET", target.url + "/x")
+            running = asyncio.create_task(transport.handle_async_request(request))
+            await asyncio.sleep(0)  # the request has started: no connection kept yet
+            await transport.aclose()
+            await running
+            return transport._conn is None
+
+        assert run(main())
+
+
+def test_an_international_host_name_is_looked_up_as_the_host_header_spells_it() -> None:
+    asked: list[str] = []
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+
+        async def record(host: str, port: int, **kw: Any) -> list[Any]:
+            asked.append(host)
+            raise OSError("no such host (test)")
+
+        loop.getaddrinfo = record  # type: ignore[method-assign,assignment]
+        async with client("http://faß.example") as c:
+            await c.get("/x")
+
+    with pytest.raises(httpx.ConnectError):
+        run(main())
+    assert asked == ["xn--fa-hia.example"]  # IDNA 2008, not Python's IDNA 2003 "fass"
