@@ -88,13 +88,14 @@ local function keep_hw(ck, has_dl)
   end
 end
 
--- (LPUSH answers the list's length: it is trimmed only when longer than 64). Sharded, no
--- worker can block on every shard's list: the wake is published, naming the shard
+-- (at most 64 wakes wait in the list: while the workers are all busy, a wake finds it full
+-- and writes nothing). Sharded, no worker can block on every shard's list: the wake is
+-- published, naming the shard
 local function wake()
   if SHARD then
     redis.call('PUBLISH', WAKE_CHANNEL, SHARD)
-  elseif redis.call('LPUSH', P .. 'wake', '1') > 64 then
-    redis.call('LTRIM', P .. 'wake', 0, 63)
+  elseif redis.call('LLEN', P .. 'wake') < 64 then
+    redis.call('LPUSH', P .. 'wake', '1')
   end
 end
 

@@ -120,3 +120,19 @@ def test_a_late_settle_that_brings_a_due_conversation_sooner_wakes_a_worker(redi
     store.run(lambda s: s.settle(work, retry, settings=DeliverySettings(coalesce_ms=0)))
     assert float(rclient.zscore("cb:due", ck)) < time.time() * 1000 + 60_000
     assert rclient.llen("cb:wake") == 1
+
+
+def test_wakes_nobody_takes_stop_at_64_without_writing(redis_url, rclient):
+    """While every worker is busy nobody pops the wake list: it holds at most 64 wakes, and
+    a wake that finds it full writes nothing (before, an LPUSH and an LTRIM per event)."""
+    store = Runner(redis_url)
+    rclient.delete("cb:wake")
+    _convos(store, 70)  # each due now, into a queue no worker takes from: a wake each
+    assert rclient.llen("cb:wake") == 64
+    rclient.config_resetstat()
+    extra = Intent(T0, "a", "w-extra", set={"title": "x"})
+    store.run(lambda s: store_accept(s, routed(extra, "w-extra")))
+    assert rclient.zscore("cb:due", "a/w-extra") is not None  # due now: it would wake
+    stats = rclient.info("commandstats")
+    assert "cmdstat_lpush" not in stats and "cmdstat_ltrim" not in stats
+    assert rclient.llen("cb:wake") == 64
