@@ -4,8 +4,8 @@ spreads over the primaries, and the rates of each.
     python -m benchmarks.cluster_spread [--seconds 15]
 
 One `serve`, two `worker` processes and the sandbox, the same load on both layouts: wrk
-(2 threads, 64 connections) posting 20,000 distinct signed webhooks over 5,000
-conversations, round and round, while the workers deliver; webhooks/s from wrk, PATCHes/s
+(2 threads, 64 connections) posting distinct signed webhooks over 5,000 conversations
+(bench.DISTINCT_REQUESTS of them, each at most once a run) while the workers deliver; webhooks/s from wrk, PATCHes/s
 from the sandbox over the same seconds (coalescing makes them fewer than webhooks).
 On the cluster (tests/cluster.py: valkey, three primaries without replicas, AOF everysec like
 the single server, RQ on a Redis of its own) it prints, per primary, the keys, the commands processed and the CPU
@@ -31,7 +31,7 @@ import redis
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 from benchmarks.bench import SECRET, signed_script, wait_http, wrk
 from benchmarks.redis_cost import Monitor
-from bridge.local.redis_server import RedisServer, free_port
+from bridge.local.redis_server import RedisServer, free_port, valkey_binary
 from tests.cluster import RedisCluster
 from tests.servers import cli, stop
 
@@ -159,7 +159,8 @@ def main() -> None:
         rq_server = RedisServer(tmp / "rq", appendfsync="everysec")
         rq_url = rq_server.start()
         try:
-            single = RedisServer(tmp / "single", appendfsync="everysec")
+            # valkey like the cluster's nodes (tests/cluster.py): one server binary for both
+            single = RedisServer(tmp / "single", appendfsync="everysec", binary=valkey_binary())
             single_url = single.start()
             try:
                 (tmp / "s").mkdir()
@@ -176,7 +177,7 @@ def main() -> None:
             finally:
                 single.stop()
             redis.Redis.from_url(rq_url).flushall()
-            # three lone primaries, AOF everysec: the same servers as the single one, times 3
+            # three lone primaries, AOF everysec: the same server as the single one, times 3
             cluster = RedisCluster(tmp / "cluster", replicas=False, appendfsync="everysec").start()
             try:
                 nodes = [(i, cluster.client(i)) for i in cluster.primaries()]
