@@ -3,7 +3,8 @@
 -- ARGV[2] n, ARGV[3] lease (ms), ARGV[4] token, ARGV[5] rate limit (PATCHes/s, may be
 --   fractional: 0.5 = one every 2 s; 0 = none). The limit is a GCRA over all workers: `rl`
 --   holds the theoretical time (ms) the next take may start; up to max(1, rate) at once.
--- Returns {{{ck, token, pending (flat hash), arrays JSON or '', attempts so far,
+-- Returns {{{ck, token, pending (flat hash), arrays JSON or '' (also when no pending change
+--            is to an array: not read then), attempts so far,
 --            applied (flat: the hw:<ck> entries the composition needs)}, ...},
 --          in how many ms the next conversation is due (0: now), or -1,
 --          NOW: Redis's clock, from which the caller learns how far its own is off}
@@ -35,6 +36,21 @@ local function applied_for(ck, pending)
     end
   end
   return out
+end
+
+-- whether a pending change is to tags or handoffHistory (a whole list, an item, a re-send):
+-- only then does the composition start from the arrays the bridge last saw (arr:<ck>);
+-- a PATCH of other fields neither reads them nor, in its settle, writes them again
+local function touches_arrays(pending)
+  for j = 1, #pending, 2 do
+    local name = pending[j]
+    local kind = string.sub(name, 1, 2)
+    if kind == 't:' or kind == 'h:' or name == 'f:tags' or name == 'f:handoffHistory'
+        or name == 'r:tags' or name == 'r:handoffHistory' then
+      return true
+    end
+  end
+  return false
 end
 
 -- sharded, the shared circuit is gate.lua's in shard 0 (asked before this call), and no
@@ -82,7 +98,8 @@ for k, ck in ipairs(cks) do
     redis.call('SET', P .. 'lease:' .. ck, tok, 'PX', lease)
     leased[#leased + 1] = NOW + lease
     leased[#leased + 1] = ck
-    local arrays = redis.call('GET', P .. 'arr:' .. ck) or ''
+    local arrays = ''
+    if touches_arrays(pending) then arrays = redis.call('GET', P .. 'arr:' .. ck) or '' end
     out[#out + 1] = {ck, tok, pending, arrays, redis.call('LLEN', P .. 'att:' .. ck),
       applied_for(ck, pending)}
   end

@@ -140,6 +140,33 @@ def test_settle_keeps_what_arrived_during_the_patch(store):
     assert values(again) == {"f:title": "y"}
 
 
+def test_the_arrays_are_read_and_written_again_only_by_a_patch_of_an_array(store, rclient):
+    """The cached tags/handoffHistory (arr:<ck>) are what an answer said: a take reads them
+    only for a PATCH that changes an array, and only such a PATCH's settle writes them again
+    (before, every take read them and every settle wrote them back, its expiry renewed)."""
+    known = {"tags": ["vip"], "handoffHistory": []}
+
+    async def go(store):
+        await accept(store, routed(Intent(T0, "a", "c", set={"title": "x"}), "e1"))
+        [first] = await take_one(store)
+        await store.settle(first, Outcome("ok", sent=first.entries, arrays=known), settings=D)
+        rclient.pexpire("cb:arr:a/c", 40_000)  # as if the answer came a while ago
+        await accept(store, routed(Intent(T0 + 1, "a", "c", set={"title": "y"}), "e2"))
+        [plain] = await take_one(store)
+        await store.settle(
+            plain, Outcome("ok", sent=plain.entries, arrays=plain.arrays), settings=D
+        )
+        ttl = rclient.pttl("cb:arr:a/c")
+        await accept(store, routed(Intent(T0 + 2, "a", "c", tags_add=("new",)), "e3"))
+        [tagged] = await take_one(store)
+        return plain, ttl, tagged
+
+    plain, ttl, tagged = store.run(go)
+    assert plain.arrays is None  # a title change: the arrays not read
+    assert 0 < ttl <= 40_000  # nor written back with a fresh expiry
+    assert tagged.arrays == known  # a tag change starts from them
+
+
 def test_an_event_older_than_the_applied_value_is_dropped(store):
     async def go(store):
         await accept(store, routed(Intent(T0 + 10, "a", "c", set={"title": "new"}), "e2"))
