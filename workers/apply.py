@@ -45,11 +45,13 @@ async def apply(
     started = time.time()
     attempt = work.attempts + 1
     arrays = work.arrays
+    fetched = False  # the arrays came from the target now, not from the cache
     body = b""
     try:
         if arrays is None and needs_arrays(work.entries, work.applied):
             await fence.check()
             arrays = arrays_of(await client.get(work.ck))
+            fetched = True
         unit = settings.convocore.time_unit
         if len(work.entries) + len(work.applied) > OFFLOAD_ENTRIES:  # linear, not free
             composed = await asyncio.to_thread(compose, work.entries, work.applied, arrays, unit)
@@ -67,7 +69,9 @@ async def apply(
         return replace(_failed(work, exc, attempt, started, settings, rng), body=body)
     except Exception as exc:  # a bug or an unsendable change: an attempt too
         return replace(worker_error(work, exc, settings, rng), body=body)
-    new_arrays = composed.arrays
+    # what the arrays are now: as this PATCH made them, or as a GET or the answer said; a
+    # cached copy that nothing was sent against is not written back (its expiry would renew)
+    new_arrays = composed.arrays if composed.conversation or fetched else None
     if any(k in data for k in ("tags", "handoffHistory")):
         new_arrays = arrays_of(data)
     now = time.time()

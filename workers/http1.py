@@ -14,9 +14,11 @@ timeouts a request carries (connect, read, write) and httpx's exceptions for eve
 The connection is kept alive while the answers allow it (HTTP/1.1 keep-alive, no
 `Connection: close`), and is not reused after it sat idle longer than httpx's keep-alive
 expiry (5 s), nor once the server has closed it or sent something unasked. A request that
-fails or is cancelled mid-way closes it. Answers are read as h11 reads them (bare line
-feeds allowed, trailers not taken for headers), within a cap on the head and on the body;
-a header with a line break or NUL in it is refused before anything is sent. What it does not do, because the bridge never
+fails or is cancelled mid-way closes it. Answers may use bare line feeds and may carry a
+Content-Length beside chunked framing (the chunks win), as h11 allows; trailers are not
+taken for headers; the head and the body are capped. Stricter than h11: a Content-Length
+given twice, or a header folded over two lines, is a protocol error (in doubt, for a
+PATCH). A header with a line break or NUL in it is refused before anything is sent. What it does not do, because the bridge never
 needs it: HTTP/2, proxies (workers/convocore.py takes httpx's transport when a proxy
 applies), upgrades, request bodies streamed without a length (they are read whole first).
 """
@@ -97,7 +99,10 @@ class _Answer:
     def __init__(self) -> None:
         # (the parser calls back into this answer: _read_answer breaks the cycle when done)
         self.parser: Any = httptools.HttpResponseParser(self)
-        self.parser.set_dangerous_leniencies(lenient_optional_cr_before_lf=True)  # as h11 reads
+        # as h11 reads them: bare line feeds, and a length beside chunks ignored (RFC 9112 6.3)
+        self.parser.set_dangerous_leniencies(
+            lenient_optional_cr_before_lf=True, lenient_chunked_length=True
+        )
         self.status = 0
         self.headers: list[tuple[bytes, bytes]] = []
         self.body: list[bytes] = []

@@ -474,3 +474,12 @@ def test_an_international_host_name_is_looked_up_as_the_host_header_spells_it() 
     with pytest.raises(httpx.ConnectError):
         run(main())
     assert asked == ["xn--fa-hia.example"]  # IDNA 2008, not Python's IDNA 2003 "fass"
+
+
+def test_chunks_win_over_a_content_length_beside_them() -> None:
+    answer = (
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ncontent-length: 99\r\n\r\n"
+        b"2\r\nok\r\n0\r\n\r\n"
+    )
+    with RawTarget(lambda n: (answer, False)) as target:
+        assert texts(target.url, 1) == ["ok"]

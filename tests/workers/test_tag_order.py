@@ -55,3 +55,20 @@ def test_a_remove_newer_than_a_late_whole_list_removes_from_it(
     wait_until(lambda: patches(sandbox_url) == 2)
     time.sleep(0.3)
     assert convo(sandbox_url, "a", "c")["tags"] == ["a", "y"]
+
+
+def test_a_tag_event_that_changes_nothing_does_not_renew_the_cached_arrays(
+    ingest_url, sandbox_url, start_worker, rclient
+):
+    """The cached arrays are trusted for array_cache_s from the answer that carried them. A
+    tag add the cache already holds sends no PATCH, so nothing new is learnt: before, its
+    settle wrote the cache back with a fresh expiry, and repeated such events kept a stale
+    copy (a tag removed in Convocore's own UI) alive for ever."""
+    start_worker()
+    send(ingest_url, T0, set={"tags": ["vip"]})
+    wait_until(lambda: rclient.exists("cb:arr:a/c"))  # from the PATCH's answer
+    rclient.pexpire("cb:arr:a/c", 40_000)
+    send(ingest_url, T0 + 1000, tags={"add": ["vip"]})
+    wait_until(lambda: not rclient.exists("cb:p:a/c") and rclient.zcard("cb:inflight") == 0)
+    assert patches(sandbox_url) == 1  # nothing to send
+    assert 0 < rclient.pttl("cb:arr:a/c") <= 40_000
