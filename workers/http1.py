@@ -14,11 +14,11 @@ timeouts a request carries (connect, read, write) and httpx's exceptions for eve
 The connection is kept alive while the answers allow it (HTTP/1.1 keep-alive, no
 `Connection: close`), and is not reused after it sat idle longer than httpx's keep-alive
 expiry (5 s), nor once the server has closed it or sent something unasked. A request that
-fails or is cancelled mid-way closes it. Answers may use bare line feeds and may carry a
-Content-Length beside chunked framing (the chunks win), as h11 allows; trailers are not
-taken for headers; the head and the body are capped. Stricter than h11: a Content-Length
-given twice, or a header folded over two lines, is a protocol error (in doubt, for a
-PATCH). A header with a line break or NUL in it is refused before anything is sent. What it does not do, because the bridge never
+fails or is cancelled mid-way closes it. Answers may use bare line feeds, carry a
+Content-Length beside chunked framing (the chunks win) or give one Content-Length value more
+than once, as h11 allows; trailers are not taken for headers; the head and the body are
+capped. Stricter than h11: a header folded over two lines is a protocol error (in doubt,
+for a PATCH). A header with a line break or NUL in it is refused before anything is sent. What it does not do, because the bridge never
 needs it: HTTP/2, proxies (workers/convocore.py takes httpx's transport when a proxy
 applies), upgrades, request bodies streamed without a length (they are read whole first).
 """
@@ -97,6 +97,10 @@ class _Answer:
     )
 
     def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        """As new, to parse the answer again from its first byte."""
         # (the parser calls back into this answer: _read_answer breaks the cycle when done)
         self.parser: Any = httptools.HttpResponseParser(self)
         # as h11 reads them: bare line feeds, and a length beside chunks ignored (RFC 9112 6.3)
@@ -145,6 +149,34 @@ class _Answer:
         """Whether the answer says where it ends (a length or chunks); if not, it ends when
         the server closes the connection."""
         return any(n.lower() in (b"content-length", b"transfer-encoding") for n, _ in self.headers)
+
+
+def one_length(raw: bytes) -> bytes | None:
+    """`raw` (an answer's first bytes, its head whole) with a Content-Length given more than
+    once, or as a list, written once: the same value each time may be taken as one (RFC 9110
+    8.6; h11 does, llhttp refuses it). None when there is nothing such to repair, or the
+    values differ (a real error)."""
+    end = raw.find(b"\n\r\n") + 3 if b"\n\r\n" in raw else raw.find(b"\n\n") + 2
+    if end < 2:
+        return None
+    lines: list[bytes] = []
+    values: set[bytes] = set()
+    first, given = -1, 0
+    for line in raw[:end].splitlines(keepends=True):
+        name, colon, value = line.partition(b":")
+        if colon and name.strip().lower() == b"content-length":
+            given += len(parts := value.split(b","))
+            values.update(v.strip() for v in parts)
+            if first < 0:
+                first = len(lines)
+                lines.append(line)
+            continue
+        lines.append(line)
+    if given < 2 or len(values) != 1 or not (value := values.pop()).isdigit():
+        return None
+    ending = b"\r\n" if lines[first].endswith(b"\r\n") else b"\n"
+    lines[first] = b"Content-Length: " + value + ending
+    return b"".join(lines) + raw[end:]
 
 
 class _Connection:
@@ -286,6 +318,7 @@ class Http1Transport(httpx.AsyncBaseTransport):
     ) -> tuple[_Answer, bool]:
         head_only = request.method == "HEAD"  # its answer's length is not followed by a body
         head_bytes = 0  # read before the head was whole (llhttp buffers a header unbounded)
+        unparsed: list[bytes] | None = []  # those bytes, for a head repaired once (None: was)
         while True:
             try:
                 async with asyncio.timeout(timeout):
@@ -304,14 +337,26 @@ class Http1Transport(httpx.AsyncBaseTransport):
                 )
             if not answer.head_done:
                 head_bytes += len(data)
+                if unparsed is not None:
+                    unparsed.append(data)
             try:
                 answer.parser.feed_data(data)
             except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
                 if answer.done:  # whatever broke came after the whole answer: not reused
                     return answer, False
-                raise httpx.RemoteProtocolError(
-                    f"not an HTTP/1.1 answer: {exc!r}", request=request
-                ) from None
+                repaired = one_length(b"".join(unparsed)) if unparsed else None
+                unparsed = None
+                if repaired is None:
+                    raise httpx.RemoteProtocolError(
+                        f"not an HTTP/1.1 answer: {exc!r}", request=request
+                    ) from None
+                answer.reset()  # the same answer, its repeated length said once
+                try:
+                    answer.parser.feed_data(repaired)
+                except (httptools.HttpParserError, httptools.HttpParserUpgrade) as again:
+                    raise httpx.RemoteProtocolError(
+                        f"not an HTTP/1.1 answer: {again!r}", request=request
+                    ) from None
             if not answer.head_done and head_bytes > MAX_HEAD_BYTES:
                 raise httpx.RemoteProtocolError(
                     f"answer head larger than {MAX_HEAD_BYTES} bytes", request=request

@@ -483,3 +483,26 @@ def test_chunks_win_over_a_content_length_beside_them() -> None:
     )
     with RawTarget(lambda n: (answer, False)) as target:
         assert texts(target.url, 1) == ["ok"]
+
+
+@pytest.mark.parametrize(
+    "lengths",
+    [b"content-length: 2\r\nContent-Length: 2\r\n", b"content-length: 2, 2\r\n"],
+    ids=["twice", "as-a-list"],
+)
+def test_a_content_length_repeated_with_one_value_is_read_as_one(lengths: bytes) -> None:
+    """RFC 9110 8.6 lets a recipient take the same length given twice as one (h11 does; a
+    proxy may add its own): refusing it would leave every PATCH in doubt."""
+    answer = b"HTTP/1.1 200 OK\r\n" + lengths + b"x-after: 1\r\n\r\nok"
+    with RawTarget(lambda n: (answer, False)) as target:
+        assert texts(target.url, 2) == ["ok", "ok"]
+        assert target.connections == 1
+
+
+def test_content_lengths_that_differ_are_a_protocol_error() -> None:
+    answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-length: 3\r\n\r\nok!"
+    with (
+        RawTarget(lambda n: (answer, False)) as target,
+        pytest.raises(httpx.RemoteProtocolError, match=r"not an HTTP/1\.1 answer"),
+    ):
+        texts(target.url, 1)
