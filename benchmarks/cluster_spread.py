@@ -5,8 +5,9 @@ spreads over the primaries, and the rates of each.
 
 One `serve`, two `worker` processes and the sandbox, the same load on both layouts: wrk
 (2 threads, 64 connections) posting distinct signed webhooks over 5,000 conversations
-(bench.DISTINCT_REQUESTS of them, each at most once a run) while the workers deliver; webhooks/s from wrk, PATCHes/s
-from the sandbox over the same seconds (coalescing makes them fewer than webhooks).
+(bench.DISTINCT_REQUESTS of them, each at most once a run) while the workers deliver;
+webhooks/s from wrk, PATCHes/s from the sandbox over the same seconds (coalescing makes them
+fewer than webhooks).
 On the cluster (tests/cluster.py: valkey, three primaries without replicas, AOF everysec like
 the single server, RQ on a Redis of its own) it prints, per primary, the keys, the commands processed and the CPU
 (INFO deltas over the run), and how far each is from the mean; then cluster / single rate.

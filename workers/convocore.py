@@ -70,7 +70,6 @@ class Convocore:
         self._root = settings.base_url.rstrip("/")
         self._headers = httpx.Headers(headers)  # copied per request, not parsed again
         self._deadline_s = timeout_s
-        self._extensions = {"timeout": httpx.Timeout(timeout_s).as_dict()}
         self._tls = httpx.create_ssl_context()  # one CA bundle load for all connections
         # behind a proxy, httpx's own transport through it; else workers/http1.py's
         self._proxy = proxy_for(settings.base_url)
@@ -123,8 +122,7 @@ class Convocore:
             method,
             self._root + self.path(ck),
             headers=self._headers,
-            content=body,
-            extensions=self._extensions,
+            content=body,  # no per-operation timeouts: the one deadline below covers all
         )
         transport = self._transport()  # after anything that may raise: it goes back below
         reusable = True
@@ -145,11 +143,6 @@ class Convocore:
             ) from None
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             raise TargetUnreachable(f"connection error: {type(exc).__name__}") from None
-        except httpx.TimeoutException as exc:
-            # sent (or partly sent) and no answer: a PATCH may still be applied later
-            raise TargetUnreachable(
-                f"timeout: {type(exc).__name__}", in_doubt=body is not None
-            ) from None
         except httpx.HTTPError as exc:
             raise TargetUnreachable(
                 f"connection error: {type(exc).__name__}", in_doubt=body is not None

@@ -18,9 +18,10 @@ fails or is cancelled mid-way closes it. Answers may use bare line feeds, carry 
 Content-Length beside chunked framing (the chunks win) or give one Content-Length value more
 than once, as h11 allows; trailers are not taken for headers; the head and the body are
 capped. Stricter than h11: a header folded over two lines is a protocol error (in doubt,
-for a PATCH). A header with a line break or NUL in it is refused before anything is sent. What it does not do, because the bridge never
-needs it: HTTP/2, proxies (workers/convocore.py takes httpx's transport when a proxy
-applies), upgrades, request bodies streamed without a length (they are read whole first).
+for a PATCH). A header with a line break or NUL in it is refused before anything is sent.
+What it does not do, because the bridge never needs it: HTTP/2, proxies
+(workers/convocore.py takes httpx's transport when a proxy applies), upgrades, request
+bodies streamed without a length (they are read whole first).
 """
 
 from __future__ import annotations
@@ -42,6 +43,11 @@ MAX_ANSWER_BYTES = 64 * 2**20  # an answer larger than this is refused, not held
 MAX_HEAD_BYTES = 64 * 2**10  # the same for its head (status line and headers), as h11's limit
 _FRAMING = (b"transfer-encoding", b"content-length")  # a streamed body's: replaced by its length
 _UNSAFE = re.compile(rb"[\r\n\0]")  # never sent in a header: it would end or split the head
+_PARSE_ERRORS = (httptools.HttpParserError, httptools.HttpParserUpgrade)
+
+
+def _not_http(exc: Exception, request: httpx.Request) -> httpx.RemoteProtocolError:
+    return httpx.RemoteProtocolError(f"not an HTTP/1.1 answer: {exc!r}", request=request)
 
 
 async def open_tcp(
@@ -317,8 +323,10 @@ class Http1Transport(httpx.AsyncBaseTransport):
         self, answer: _Answer, conn: _Connection, request: httpx.Request, timeout: float | None
     ) -> tuple[_Answer, bool]:
         head_only = request.method == "HEAD"  # its answer's length is not followed by a body
-        head_bytes = 0  # read before the head was whole (llhttp buffers a header unbounded)
-        unparsed: list[bytes] | None = []  # those bytes, for a head repaired once (None: was)
+        # read before the head was whole: capped (llhttp buffers a header unbounded), and
+        # kept for one repair of a repeated Content-Length
+        head: list[bytes] = []
+        repaired = False
         while True:
             try:
                 async with asyncio.timeout(timeout):
@@ -336,28 +344,22 @@ class Http1Transport(httpx.AsyncBaseTransport):
                     request=request,
                 )
             if not answer.head_done:
-                head_bytes += len(data)
-                if unparsed is not None:
-                    unparsed.append(data)
+                head.append(data)
             try:
                 answer.parser.feed_data(data)
-            except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
+            except _PARSE_ERRORS as exc:
                 if answer.done:  # whatever broke came after the whole answer: not reused
                     return answer, False
-                repaired = one_length(b"".join(unparsed)) if unparsed else None
-                unparsed = None
-                if repaired is None:
-                    raise httpx.RemoteProtocolError(
-                        f"not an HTTP/1.1 answer: {exc!r}", request=request
-                    ) from None
+                fixed = None if repaired else one_length(b"".join(head))
+                if fixed is None:
+                    raise _not_http(exc, request) from None
+                repaired = True
                 answer.reset()  # the same answer, its repeated length said once
                 try:
-                    answer.parser.feed_data(repaired)
-                except (httptools.HttpParserError, httptools.HttpParserUpgrade) as again:
-                    raise httpx.RemoteProtocolError(
-                        f"not an HTTP/1.1 answer: {again!r}", request=request
-                    ) from None
-            if not answer.head_done and head_bytes > MAX_HEAD_BYTES:
+                    answer.parser.feed_data(fixed)
+                except _PARSE_ERRORS as again:
+                    raise _not_http(again, request) from None
+            if not answer.head_done and sum(map(len, head)) > MAX_HEAD_BYTES:
                 raise httpx.RemoteProtocolError(
                     f"answer head larger than {MAX_HEAD_BYTES} bytes", request=request
                 )

@@ -64,11 +64,9 @@ local function circuit_record_all(base, verdicts, window, ratio_permille, cooldo
     if verdict ~= 'ok' then all_ok = false break end
   end
   if all_ok and (redis.call('HGET', base .. 'circuit', 'state') or 'closed') == 'closed' then
-    local zeros, length = {}, 0
+    local zeros = {}
     for i = 1, #verdicts do zeros[i] = 0 end
-    for i = 1, #zeros, 1000 do
-      length = redis.call('LPUSH', base .. 'recent', unpack(zeros, i, math.min(i + 999, #zeros)))
-    end
+    local _, length = call_many('LPUSH', base .. 'recent', zeros)
     if length > 2 * window then redis.call('LTRIM', base .. 'recent', 0, window - 1) end
     return
   end

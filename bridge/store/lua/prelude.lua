@@ -18,16 +18,17 @@ local function version_of(entry)
 end
 
 -- redis.call(cmd, key, list...) in slices of at most 1000 arguments (unpack is bounded by
--- Lua's stack: a PATCH may carry tens of thousands of tags); table answers (HMGET) joined
+-- Lua's stack: a PATCH may carry tens of thousands of tags); table answers (HMGET) joined,
+-- and the last slice's answer as well (LPUSH: the list's length after the whole push)
 local function call_many(cmd, key, list)
-  local out = {}
+  local out, got = {}, nil
   for i = 1, #list, 1000 do
-    local got = redis.call(cmd, key, unpack(list, i, math.min(i + 999, #list)))
+    got = redis.call(cmd, key, unpack(list, i, math.min(i + 999, #list)))
     if type(got) == 'table' then
       for _, v in ipairs(got) do out[#out + 1] = v end
     end
   end
-  return out
+  return out, got
 end
 
 -- the whole-list field a per-item change belongs to: a tag to tags, a handoff step to

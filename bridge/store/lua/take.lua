@@ -11,14 +11,19 @@
 local n, lease, token, rate = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5])
 -- what of hw:<ck> the composition needs besides the pending changes: the newest applied value
 -- of each field to re-send (`r:<field>`), and the applied tag / handoff history when a whole
--- list is pending or the array is re-sent (it is replayed in occurred_at order)
+-- list is pending or the array is re-sent (it is replayed in occurred_at order). Also
+-- whether any pending change is to an array (a whole list, an item, a re-send): only then
+-- does the composition start from the arrays the bridge last saw (arr:<ck>), and a PATCH
+-- of other fields neither reads them nor, in its settle, writes them again
 local function applied_for(ck, pending)
-  local fields, tags, history = {}, false, false
+  local fields, tags, history, arrays = {}, false, false, false
   for j = 1, #pending, 2 do
     local name = pending[j]
+    local kind = string.sub(name, 1, 2)
     if name == 'f:tags' or name == 'r:tags' then tags = true
     elseif name == 'f:handoffHistory' or name == 'r:handoffHistory' then history = true
-    elseif string.sub(name, 1, 2) == 'r:' then fields[#fields + 1] = string.sub(name, 3) end
+    elseif kind == 'r:' then fields[#fields + 1] = string.sub(name, 3) end
+    arrays = arrays or tags or history or kind == 't:' or kind == 'h:'
   end
   local out, hwk = {}, P .. 'hw:' .. ck
   for _, name in ipairs(fields) do
@@ -35,22 +40,7 @@ local function applied_for(ck, pending)
       end
     end
   end
-  return out
-end
-
--- whether a pending change is to tags or handoffHistory (a whole list, an item, a re-send):
--- only then does the composition start from the arrays the bridge last saw (arr:<ck>);
--- a PATCH of other fields neither reads them nor, in its settle, writes them again
-local function touches_arrays(pending)
-  for j = 1, #pending, 2 do
-    local name = pending[j]
-    local kind = string.sub(name, 1, 2)
-    if kind == 't:' or kind == 'h:' or name == 'f:tags' or name == 'f:handoffHistory'
-        or name == 'r:tags' or name == 'r:handoffHistory' then
-      return true
-    end
-  end
-  return false
+  return out, arrays
 end
 
 -- sharded, the shared circuit is gate.lua's in shard 0 (asked before this call), and no
@@ -98,10 +88,9 @@ for k, ck in ipairs(cks) do
     redis.call('SET', P .. 'lease:' .. ck, tok, 'PX', lease)
     leased[#leased + 1] = NOW + lease
     leased[#leased + 1] = ck
-    local arrays = ''
-    if touches_arrays(pending) then arrays = redis.call('GET', P .. 'arr:' .. ck) or '' end
-    out[#out + 1] = {ck, tok, pending, arrays, redis.call('LLEN', P .. 'att:' .. ck),
-      applied_for(ck, pending)}
+    local applied, touches = applied_for(ck, pending)
+    local arrays = touches and redis.call('GET', P .. 'arr:' .. ck) or ''
+    out[#out + 1] = {ck, tok, pending, arrays, redis.call('LLEN', P .. 'att:' .. ck), applied}
   end
 end
 if #leased > 0 then call_many('ZADD', P .. 'inflight', leased) end
